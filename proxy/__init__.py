@@ -1,0 +1,3 @@
+"""aifw: a transparent, OpenAI-compatible AI firewall (reverse proxy)."""
+
+__version__ = "0.1.0"

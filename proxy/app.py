@@ -1,0 +1,381 @@
+"""The server side of the edge: aiohttp handlers that hand each exchange to the pipeline.
+
+This module and upstream.py are the only ones that import aiohttp.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from . import pipeline
+from .endpoints import passthrough, resolve
+from .errors import ProxyError, error_body
+from .exchange import Exchange
+from .identity import apply_user_assertion, identify
+from .parsing.request import Unrecognized, parse_request, request_model
+from .parsing.response import apply_usage, parse_response
+from .parsing.sse import SSEParser
+from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
+from .reload import PolicyHolder
+from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
+from .verdict import Verdict
+
+log = logging.getLogger("aifw")
+
+REQUEST_ID = "x-aifw-request-id"
+MAX_INSPECTED_RESPONSE = 64 * 1024 * 1024   # larger non-streamed answers pass uninspected
+HOLDER_KEY = web.AppKey("holder", PolicyHolder)
+POOL_KEY = web.AppKey("pool", UpstreamPool)
+EDGE_KEY = web.AppKey("edge", object)
+
+
+def _error(status: int, code: str, message: str, request_id: str, headers: dict | None = None,
+           type: str | None = None) -> web.Response:
+    hdrs = {REQUEST_ID: request_id, "Content-Type": "application/json"}
+    if headers:
+        hdrs.update(headers)
+    return web.Response(status=status, body=error_body(message, code, type), headers=hdrs)
+
+
+def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
+    message = v.message
+    if v.rule_ids and v.code == "content_filter":
+        message = f"{message} (rules: {', '.join(v.rule_ids)})"
+    hdrs = dict(v.headers)
+    hdrs.update(ex.response_headers)
+    return _error(v.status, v.code, message, ex.request_id, hdrs, v.type)
+
+
+class Edge:
+    def __init__(self, holder: PolicyHolder, pool: UpstreamPool) -> None:
+        self.holder = holder
+        self.pool = pool
+        self.in_flight = 0
+
+    # --- the proxy handler ------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        policy = self.holder.policy   # one snapshot: a stream keeps the policy it started with
+        ex = Exchange(
+            request_id="req_" + uuid.uuid4().hex, method=request.method, path=request.path,
+            query=request.query_string, headers=request.headers,
+            client_ip=_client_ip(request, policy.server.trust_forwarded_for), policy=policy)
+        self.in_flight += 1
+        try:
+            return await self._handle(request, ex)
+        except ProxyError as exc:
+            ex.status = exc.status
+            ex.error = exc.code
+            if ex.decision == "allowed":
+                ex.decision = "error"
+            return _error(exc.status, exc.code, exc.message, ex.request_id,
+                          {**exc.headers, **ex.response_headers}, exc.type)
+        finally:
+            self.in_flight -= 1
+            ex.finished = time.monotonic()
+            # Completion must run even when the client went away and this task is cancelled.
+            task = asyncio.ensure_future(self.holder.complete(ex))
+            self.holder.track(task)
+
+    async def _handle(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
+        policy = ex.policy
+        refusal = self.holder.refusal()
+        if refusal:
+            raise ProxyError(503, "guardrail_unavailable", refusal)
+        endpoint = resolve(request.method, request.path)
+        if endpoint is None:
+            if policy.passthrough_paths.match(request.path) and policy.passthrough_upstream is not None:
+                endpoint = passthrough(request.method, request.path)
+            else:
+                raise ProxyError(404, "not_found", f"Unknown path {request.method} {request.path}: "
+                                 "aifw forwards only the OpenAI, Azure OpenAI and Anthropic endpoints it inspects.")
+        ex.endpoint = endpoint
+        ex.identity = identify(policy, request.headers)
+        await self._read_body(request, ex)
+        if ex.identity is not None:
+            apply_user_assertion(ex.identity, request.headers, ex.body, policy.identity.user_header)
+
+        if endpoint.inspected:
+            ex.model = request_model(endpoint, ex.body)
+            ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
+            ex.upstream = policy.route(ex.model, endpoint.dialect)
+            if ex.upstream is None:
+                raise ProxyError(400, "model_not_allowed",
+                                 f"No upstream is configured for model {ex.model!r} on {endpoint.name}.",
+                                 param="model")
+        else:
+            ex.upstream = policy.passthrough_upstream
+            ex.mark_uninspected("passthrough path")
+            ex.decision = "bypassed"
+        ex.scope = policy.select_scope(ex)
+        self.holder.prepare(ex)
+
+        verdict = await pipeline.run_request(ex)
+        if verdict is not None:
+            ex.status = verdict.status
+            return _verdict_response(verdict, ex)
+        return await self._forward(request, ex)
+
+    async def _read_body(self, request: web.Request, ex: Exchange) -> None:
+        if not request.can_read_body:
+            if ex.endpoint.has_body and ex.endpoint.inspected:
+                raise ProxyError(400, "invalid_request", "This endpoint needs a JSON request body.")
+            return
+        limit = ex.policy.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ProxyError(413, "request_too_large",
+                             f"Request body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(ex.policy.server.body_timeout):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProxyError(413, "request_too_large",
+                                         f"Request body exceeds the limit of {limit} bytes.")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ProxyError(408, "request_timeout", "The request body was not received in time.") from None
+        ex.raw_body = b"".join(chunks)
+        if not ex.endpoint.inspected:
+            return
+        if request.headers.get("content-encoding", "identity").lower() != "identity":
+            raise ProxyError(415, "unsupported_media_type", "Compressed request bodies are not accepted.")
+        ctype = request.content_type
+        if ctype not in ("application/json", "application/octet-stream", "") and not ctype.endswith("+json"):
+            raise ProxyError(415, "unsupported_media_type", f"Expected a JSON body, got {ctype!r}.")
+        try:
+            ex.raw_body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProxyError(400, "invalid_request", "The request body is not valid UTF-8.") from None
+        try:
+            ex.body = orjson.loads(ex.raw_body)
+        except orjson.JSONDecodeError as exc:
+            raise ProxyError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
+        try:
+            ex.request_slots = parse_request(ex.endpoint.kind, ex.body)
+            ex.parsed = True
+        except Unrecognized as exc:
+            if ex.policy.unrecognized_body == "block":
+                raise ProxyError(400, "invalid_request", f"Unrecognised request body: {exc}.") from None
+            ex.mark_uninspected(f"unrecognised body: {exc}")
+            ex.decision = "bypassed"
+
+    # --- forwarding -------------------------------------------------------------------
+    async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
+        up = ex.upstream
+        body = ex.raw_body
+        if ex.body_changed or any(s.changed for s in ex.request_slots):
+            body = orjson.dumps(ex.body)
+        url = upstream_url(up, ex.endpoint, ex.query, ex.model)
+        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual, len(body))
+        session = self.pool.session(up)
+        ex.upstream_started = time.monotonic()
+        try:
+            async with asyncio.timeout(up.timeouts.connect + up.timeouts.first_byte):
+                resp = await session.request(
+                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
+                                                  sock_connect=up.timeouts.connect))
+        except TimeoutError:
+            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.") from None
+        except aiohttp.ClientError as exc:
+            raise ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).") from None
+        ex.upstream_first_byte = time.monotonic()
+        try:
+            ex.status = resp.status
+            ctype = resp.headers.get("content-type", "")
+            if ex.endpoint.inspected and ex.stream and resp.status == 200 and ctype.startswith("text/event-stream"):
+                return await self._stream(request, ex, resp)
+            return await self._whole(ex, resp)
+        finally:
+            resp.release()
+            ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
+
+    async def _whole(self, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+        up = ex.upstream
+        try:
+            async with asyncio.timeout(up.timeouts.total):
+                data = await resp.read()
+        except TimeoutError:
+            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not finish its answer in time.") from None
+        except aiohttp.ClientError as exc:
+            raise ProxyError(502, "upstream_error", f"Upstream {up.name} broke off its answer ({type(exc).__name__}).") from None
+        headers = response_headers(resp.headers, drop_encoding=False)
+        inspect = (ex.endpoint.inspected and resp.status == 200 and len(data) <= MAX_INSPECTED_RESPONSE
+                   and "json" in resp.headers.get("content-type", ""))
+        if ex.endpoint.inspected and resp.status == 200 and not inspect:
+            ex.mark_uninspected("response not inspectable")
+        if inspect:
+            try:
+                dec = decoder(resp.headers.get("content-encoding"))
+                plain = dec.decompress(data) + dec.flush() if dec else data
+                ex.response_body = orjson.loads(plain)
+            except (ValueError, zlib.error) as exc:  # orjson.JSONDecodeError is a ValueError
+                ex.mark_uninspected(f"response body unreadable: {type(exc).__name__}")
+            else:
+                apply_usage(ex, ex.response_body)
+                ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
+                if ex.capture_text:
+                    ex.response_text.extend(s.text for s in ex.response_slots)
+                verdict = await pipeline.run_response(ex)
+                if verdict is not None:
+                    ex.status = verdict.status
+                    return _verdict_response(verdict, ex)
+                if any(s.changed for s in ex.response_slots):
+                    data = orjson.dumps(ex.response_body)
+                    headers = response_headers(resp.headers, drop_encoding=True)
+        headers.update(ex.response_headers)
+        headers[REQUEST_ID] = ex.request_id
+        return web.Response(status=resp.status, body=data, headers=headers)
+
+    async def _stream(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+        up = ex.upstream
+        try:
+            dec = decoder(resp.headers.get("content-encoding"))
+        except ValueError:
+            dec = None
+            ex.mark_uninspected("stream encoding not decodable")
+        headers = response_headers(resp.headers, drop_encoding=dec is not None)
+        headers.update(ex.response_headers)
+        headers[REQUEST_ID] = ex.request_id
+        out = web.StreamResponse(status=resp.status, headers=headers)
+        proc = StreamProcessor(ex, ex.endpoint.kind, pipeline.chunk_runner(ex), pipeline.end_runner(ex))
+        parser = SSEParser()
+        raw_passthrough = "stream encoding not decodable" in ex.uninspected
+        await out.prepare(request)
+        ex.streamed = True
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(up.timeouts.stream_idle):
+                        chunk = await resp.content.readany()
+                except TimeoutError:
+                    ex.error = "upstream_timeout"
+                    await out.write(b"".join(proc.error_events(
+                        f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")))
+                    return out
+                except aiohttp.ClientError as exc:
+                    ex.error = "upstream_error"
+                    await out.write(b"".join(proc.error_events(
+                        f"Upstream {up.name} broke off the stream ({type(exc).__name__}).", "upstream_error")))
+                    return out
+                if not chunk:
+                    break
+                if raw_passthrough:
+                    await out.write(chunk)
+                    continue
+                if dec is not None:
+                    chunk = dec.decompress(chunk)
+                pieces: list[bytes] = []
+                for event in parser.feed(chunk):
+                    pieces.extend(proc.process(event))
+                if pieces:
+                    await out.write(b"".join(pieces))
+            tail = parser.rest()
+            pieces = proc.finish()
+            if tail.strip():
+                pieces.insert(0, tail)
+            if not proc.done and not raw_passthrough:
+                ex.error = "upstream_error"
+                pieces.extend(proc.error_events(f"Upstream {up.name} ended the stream early.", "upstream_error"))
+            if pieces:
+                await out.write(b"".join(pieces))
+            await out.write_eof()
+        except StreamStopped as stop:
+            ex.finish_reason = stop.verdict.finish_reason
+            ex.add_finding(finding_for_stop(stop.verdict))
+            await out.write(b"".join(stop.events))
+            await out.write_eof()
+            resp.close()   # stop the upstream generating (and charging for) the rest
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError):
+            ex.error = "client_disconnected"
+            resp.close()   # the client went away: cancel the upstream request
+            raise
+        return out
+
+
+def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:
+    if trust_forwarded:
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd:
+            return fwd.split(",")[0].strip()[:64]
+    return request.remote
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler):
+    """Errors aiohttp raises itself (bad requests, 405s) also get the OpenAI error shape."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        rid = "req_" + uuid.uuid4().hex
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status, "invalid_request")
+        return _error(exc.status, code, exc.reason or "Bad request", rid)
+    if REQUEST_ID not in response.headers and not response.prepared:
+        response.headers[REQUEST_ID] = "req_" + uuid.uuid4().hex
+    return response
+
+
+def create_app(holder: PolicyHolder) -> web.Application:
+    pool = UpstreamPool()
+    edge = Edge(holder, pool)
+    app = web.Application(middlewares=[request_id_middleware], client_max_size=holder.policy.server.max_body_bytes)
+    app[HOLDER_KEY] = holder
+    app[POOL_KEY] = pool
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready, details = holder.readiness()
+        return web.Response(status=200 if ready else 503, body=orjson.dumps(details),
+                            content_type="application/json")
+
+    async def metrics(request: web.Request) -> web.Response:
+        body, ctype = holder.metrics_text()
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", "/{tail:.*}", edge.handle)
+
+    async def on_startup(app: web.Application) -> None:
+        await holder.start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        # Let running streams finish (bounded by the grace period), then close backends.
+        deadline = time.monotonic() + holder.policy.server.shutdown_grace
+        while edge.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await holder.stop()
+        await pool.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    app[EDGE_KEY] = edge
+    return app
+
+
+def runner_kwargs(policy) -> dict[str, Any]:
+    s = policy.server
+    return dict(
+        handler_cancellation=True,
+        # aiohttp's keep-alive timer also closes connections that never complete their request
+        # headers, so it doubles as the header-read timeout.
+        keepalive_timeout=min(s.keep_alive, s.header_timeout),
+        max_line_size=s.max_header_bytes, max_field_size=s.max_header_bytes,
+        access_log=None, shutdown_timeout=s.shutdown_grace,
+    )

@@ -1,0 +1,134 @@
+"""The ``aifw`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+DEFAULT_POLICY = "policies/default.yaml"
+
+
+def _policy_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", default=os.environ.get("AIFW_POLICY", DEFAULT_POLICY),
+                   help="policy file (default: $AIFW_POLICY or policies/default.yaml)")
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+    logging.basicConfig(level=os.environ.get("AIFW_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return serve(args.policy, args.host, args.port, args.workers)
+
+
+def cmd_policy_check(args) -> int:
+    from .policy.compile import check_files
+    problems = check_files(args.files)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    for f in args.files:
+        print(f"{f}: ok")
+    return 0
+
+
+def cmd_policy_schema(args) -> int:
+    from .policy.schema import build_schema
+    print(json.dumps(build_schema(), indent=2, sort_keys=False))
+    return 0
+
+
+def _keys_file(args) -> str:
+    if args.keys_file:
+        return args.keys_file
+    from .policy.compile import PolicyError, compile_policy
+    from .services import Services
+    try:
+        policy = compile_policy(args.policy, Services())
+    except PolicyError as exc:
+        raise SystemExit(f"aifw: the policy has problems:\n{exc}")
+    if not policy.identity.keys_file:
+        raise SystemExit("aifw: the policy names no identity.keysFile; pass --keys-file")
+    return policy.identity.keys_file
+
+
+def cmd_keys_create(args) -> int:
+    from .keys import create_key
+    key_id, key = create_key(_keys_file(args), user=args.user, groups=args.group or (),
+                             models=args.models or (), trusted=args.trusted, name=args.name)
+    print(f"Created key {key_id} for user {args.user}. Store it now: it is not shown again.", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from .keys import revoke_key
+    if not revoke_key(_keys_file(args), args.id):
+        print(f"aifw: no key with id {args.id}", file=sys.stderr)
+        return 1
+    print(f"Revoked key {args.id}.")
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    from .keys import list_keys
+    for record in list_keys(_keys_file(args)):
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+# Subcommands owned by other modules: each module's register(subparsers) adds its own.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aifw", description="aifw: an AI firewall for LLM APIs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the proxy")
+    _policy_arg(p)
+    p.add_argument("--host", default=None, help="listen address (default: policy server.host)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: policy server.port)")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("AIFW_WORKERS", "1")),
+                   help="worker processes sharing the port (needs a shared limit backend)")
+    p.set_defaults(func=cmd_serve)
+
+    pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="policy_command", required=True)
+    p = pol.add_parser("check", help="validate policy files; prints file:line: $.path: message")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_policy_check)
+    p = pol.add_parser("schema", help="print the policy JSON Schema")
+    p.set_defaults(func=cmd_policy_schema)
+
+    keys = sub.add_parser("keys", help="proxy-issued virtual keys").add_subparsers(dest="keys_command", required=True)
+    for name, func, help_ in (("create", cmd_keys_create, "issue a key (printed once)"),
+                              ("revoke", cmd_keys_revoke, "revoke a key by id"),
+                              ("list", cmd_keys_list, "list keys (without hashes)")):
+        p = keys.add_parser(name, help=help_)
+        _policy_arg(p)
+        p.add_argument("--keys-file", default=None, help="keys file (default: the policy's identity.keysFile)")
+        if name == "create":
+            p.add_argument("--user", required=True)
+            p.add_argument("--group", action="append", help="group (repeatable)")
+            p.add_argument("--models", action="append", help="model glob the key may use (repeatable)")
+            p.add_argument("--trusted", action="store_true", help="may assert end users (x-aifw-user, user field)")
+            p.add_argument("--name", default=None)
+        elif name == "revoke":
+            p.add_argument("id")
+        p.set_defaults(func=func)
+
+    import importlib
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

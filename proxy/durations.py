@@ -1,0 +1,39 @@
+"""Durations and sizes as written in policies: ``10s``, ``250ms``, ``5m``, ``1h``; ``10MiB``."""
+from __future__ import annotations
+
+import re
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DUR_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2,
+               "GB": 1000**3, "GiB": 1024**3}
+
+DURATION_SCHEMA = {
+    "anyOf": [{"type": "number", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"}],
+    "description": "A duration: seconds as a number, or a string like 250ms, 10s, 5m, 1h.",
+}
+SIZE_SCHEMA = {
+    "anyOf": [{"type": "integer", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*\d+\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$"}],
+    "description": "A size: bytes as an integer, or a string like 512KiB, 10MiB.",
+}
+
+
+def parse_duration(value) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _DUR.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(m.group(1)) * _DUR_UNITS[m.group(2)]
+
+
+def parse_size(value) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"not a size: {value!r}")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]

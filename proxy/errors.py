@@ -1,0 +1,57 @@
+"""OpenAI-shaped errors (house rule 4): every SDK surfaces them as the right exception."""
+from __future__ import annotations
+
+import orjson
+
+# error.code -> error.type, as OpenAI names them
+_TYPES = {
+    "content_filter": "invalid_request_error",
+    "invalid_api_key": "invalid_request_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "insufficient_quota": "insufficient_quota",
+    "request_too_large": "invalid_request_error",
+    "guardrail_unavailable": "server_error",
+    "upstream_error": "server_error",
+    "upstream_timeout": "server_error",
+    "not_found": "invalid_request_error",
+    "invalid_json": "invalid_request_error",
+    "invalid_request": "invalid_request_error",
+    "model_not_allowed": "invalid_request_error",
+    "unsupported_media_type": "invalid_request_error",
+    "method_not_allowed": "invalid_request_error",
+    "request_timeout": "invalid_request_error",
+}
+
+
+class ProxyError(Exception):
+    """An error the proxy itself answers, before or instead of the upstream."""
+
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = None,
+                 headers: dict[str, str] | None = None, type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+        self.type = type or _TYPES.get(code, "invalid_request_error")
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.code, self.type, self.param)
+
+
+def error_body(message: str, code: str, type: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {
+        "message": message,
+        "type": type or _TYPES.get(code, "invalid_request_error"),
+        "param": param,
+        "code": code,
+    }})
+
+
+def anthropic_error_body(message: str, code: str, status: int) -> bytes:
+    """Anthropic's SDK reads ``{"type":"error","error":{"type","message"}}``."""
+    kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+            413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}.get(
+        status, "api_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message, "code": code}})

@@ -1,0 +1,12 @@
+"""The guards a policy can use, listed explicitly (no discovery)."""
+from __future__ import annotations
+
+from .base import GuardSpec
+from . import access
+
+# Keep this a plain tuple: adding a guard is one line here.
+GUARD_SPECS: tuple[GuardSpec, ...] = (
+    access.SPEC,
+)
+
+GUARDS: dict[str, GuardSpec] = {spec.name: spec for spec in GUARD_SPECS}

@@ -1,0 +1,97 @@
+"""The guard contract.
+
+A guard is a small object compiled once from its policy section. Hooks have pass-through
+defaults; the pipeline skips hooks a guard does not override, so an unused hook costs nothing.
+
+Order: ``on_request`` runs in policy order; ``on_response``, ``on_chunk`` and ``on_end`` run in
+reverse order (onion), so the guard that masks first on the way in restores last on the way out.
+``on_complete`` always runs, after the response is finished, blocked or failed.
+
+Faults are exceptions: an exception in a hook fails the exchange closed (503
+``guardrail_unavailable``) unless the guard's ``failure_mode`` is ``open``; either way the exchange
+is marked as not fully inspected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..exchange import Exchange
+from ..verdict import Verdict
+
+# Keys every guard section accepts, merged into each guard's schema.
+COMMON_PROPERTIES: dict[str, Any] = {
+    "enabled": {"type": "boolean", "description": "Turn the guard on or off (default on)."},
+    "mode": {"enum": ["enforce", "monitor"], "description": "Overrides the policy mode."},
+    "failureMode": {"enum": ["closed", "open"], "description": "Overrides the policy failureMode."},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamText:
+    """Identifies one text stream inside a streamed answer: choice index and channel.
+
+    ``channel`` is "content", "tool:<index>" (tool-call arguments), "refusal", or for the
+    Responses / Anthropic formats the output/content block index ("block:<n>").
+    """
+
+    choice: int = 0
+    channel: str = "content"
+
+
+class Guard:
+    name: str = "guard"
+    # Set by the compiler from the guard section, the policy and the scope.
+    mode: str = "enforce"          # enforce | monitor
+    failure_mode: str = "closed"   # closed | open
+
+    async def on_request(self, ex: Exchange) -> Verdict | None:
+        """Inspect/rewrite ``ex.request_slots`` / ``ex.body``; return a Verdict to block."""
+        return None
+
+    async def on_response(self, ex: Exchange) -> Verdict | None:
+        """Whole (non-streamed) response: inspect/rewrite ``ex.response_slots``."""
+        return None
+
+    def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
+        """One streamed text delta. Return the text to pass on now (may hold some back)."""
+        return text
+
+    def on_end(self, ex: Exchange, stream: StreamText) -> str:
+        """The stream's text is complete: return any text still held back."""
+        return ""
+
+    async def on_complete(self, ex: Exchange) -> None:
+        """Always runs once the exchange is over (feeds accounting and the audit record)."""
+        return None
+
+    async def close(self) -> None:
+        """Release resources when a policy that compiled this guard is retired."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CompileContext:
+    """What a guard's compile function may use besides its own section."""
+
+    policy_dir: str                       # directory of the policy file (relative paths)
+    services: Any                         # proxy.services.Services: shared runtime backends
+    policy_name: str = "default"
+    # Files a guard read while compiling (rule files, term lists): appended by the guard, watched
+    # for hot reload together with the policy file.
+    watched_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSpec:
+    """Registry entry: the guard's policy section schema and its compiler."""
+
+    name: str
+    schema: Mapping[str, Any]             # JSON Schema of the guard's own keys (object)
+    compile: Callable[[Mapping[str, Any], CompileContext], Guard]
+    description: str = ""
+
+
+def overrides(guard: type[Guard], hook: str) -> bool:
+    """True when ``guard`` implements ``hook`` itself (the pipeline skips default hooks)."""
+    return getattr(guard, hook) is not getattr(Guard, hook)

@@ -1,0 +1,69 @@
+"""Who is calling: a keyed fingerprint of a pass-through key, or a proxy-issued virtual key."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Mapping
+
+from .errors import ProxyError
+from .exchange import Identity
+
+# Headers that can carry a key, by dialect: OpenAI (Authorization), Azure (api-key), Anthropic.
+KEY_HEADERS = ("authorization", "api-key", "x-api-key")
+
+
+def client_key(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for name in ("api-key", "x-api-key"):
+        value = headers.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+def fingerprint(secret: bytes, key: str) -> str:
+    return "fp_" + hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def asserted_user(headers: Mapping[str, str], body: Any, user_header: str) -> str | None:
+    value = headers.get(user_header)
+    if value:
+        return value[:256]
+    if isinstance(body, dict):
+        for field in ("user", "safety_identifier"):
+            if isinstance(body.get(field), str) and body[field]:
+                return body[field][:256]
+        meta = body.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("user_id"), str) and meta["user_id"]:
+            return meta["user_id"][:256]
+    return None
+
+
+def identify(policy, headers: Mapping[str, str]) -> Identity:
+    cfg = policy.identity
+    key = client_key(headers)
+    if cfg.mode == "virtualKeys":
+        record = policy.keys.lookup(key) if key else None
+        if record is None:
+            raise ProxyError(401, "invalid_api_key",
+                             "Incorrect API key provided. Use a key issued by this proxy (aifw keys create)."
+                             if key else "No API key provided.")
+        return Identity(key_id=record.id, user=record.user, groups=record.groups, key_name=record.name,
+                        models=record.models, trusted=record.trusted, virtual=True)
+    if key is None:
+        if not cfg.allow_anonymous:
+            raise ProxyError(401, "invalid_api_key", "No API key provided.")
+        return Identity(key_id="anonymous", trusted=cfg.trust_passthrough_users)
+    return Identity(key_id=fingerprint(cfg.fingerprint_secret, key), trusted=cfg.trust_passthrough_users)
+
+
+def apply_user_assertion(identity: Identity, headers: Mapping[str, str], body: Any, user_header: str) -> None:
+    """Only trusted keys may say which end user a request is for; others are ignored."""
+    if identity.trusted:
+        user = asserted_user(headers, body, user_header)
+        if user:
+            identity.user = user

@@ -1,0 +1,382 @@
+"""Streamed answers: SSE events in, SSE events out, guards applied to the text deltas.
+
+For each event the processor finds the text deltas it carries (per choice and channel), passes
+them through the response guards' ``on_chunk`` hooks in onion order, writes the result back and
+re-serialises only events that changed. Text a guard holds back is flushed through ``on_end``
+just before the event that closes its stream, as a synthesised delta of the same dialect, so
+clients see ordinary deltas. Usage reported in the stream is copied to ``ex.usage``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+from ..exchange import Exchange
+from ..guards.base import StreamText
+from ..verdict import Finding, Verdict
+from .response import usage_of
+from .sse import Event, encode
+
+ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
+EndRunner = Callable[[Exchange, StreamText], str]
+
+_ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
+# Named events that end a stream in the Anthropic and Responses dialects.
+_END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
+_RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
+
+
+class StreamStopped(Exception):
+    """A guard ended the stream; ``events`` are the closing events to send."""
+
+    def __init__(self, events: list[bytes], verdict: Verdict) -> None:
+        super().__init__(verdict.message)
+        self.events = events
+        self.verdict = verdict
+
+
+class _Stream:
+    __slots__ = ("key", "template", "text_out", "closed")
+
+    def __init__(self, key: StreamText, template: Any) -> None:
+        self.key = key
+        self.template = template      # (event name, object) of the last delta: for synthesis
+        self.text_out: list[str] = []  # text after guards (Responses done-events repeat it)
+        self.closed = False
+
+
+class StreamProcessor:
+    def __init__(self, ex: Exchange, kind: str, on_chunk: ChunkRunner | None,
+                 on_end: EndRunner | None) -> None:
+        self.ex = ex
+        self.kind = kind
+        self.on_chunk = on_chunk
+        self.on_end = on_end
+        self.active = on_chunk is not None or on_end is not None or ex.capture_text
+        self.streams: dict[StreamText, _Stream] = {}
+        self.meta: dict[str, Any] = {}   # id/model/created (OpenAI), response object (Responses)
+        self.done = False                # saw the dialect's end of stream
+
+    # --- entry points -------------------------------------------------------------------
+    def process(self, ev: Event) -> list[bytes]:
+        if ev.data is None:
+            return [ev.raw]          # comments (keep-alives) and empty blocks pass as they are
+        if ev.data == b"[DONE]":
+            self.done = True
+            return self._flush_all() + [ev.raw]
+        if not self.active and not self._may_carry_usage(ev):
+            if ev.event in _END_EVENTS:
+                self.done = True
+            return [ev.raw]
+        try:
+            obj = orjson.loads(ev.data)
+        except orjson.JSONDecodeError:
+            return [ev.raw]
+        if not isinstance(obj, dict):
+            return [ev.raw]
+        handler = getattr(self, "_" + self.kind, None)
+        if handler is None:
+            return [ev.raw]
+        return handler(ev, obj)
+
+    def finish(self) -> list[bytes]:
+        """The upstream ended cleanly: flush whatever is still held back."""
+        return self._flush_all()
+
+    def stop(self, verdict: Verdict) -> list[bytes]:
+        """Events that end the stream now with ``verdict.finish_reason``."""
+        self.done = True
+        reason = verdict.finish_reason
+        if self.kind in ("chat", "completions"):
+            choice = {"index": 0, "finish_reason": reason, "logprobs": None}
+            if self.kind == "chat":
+                choice["delta"] = {}
+            else:
+                choice["text"] = ""
+            obj = {**self._openai_meta(), "choices": [choice]}
+            return [encode(orjson.dumps(obj)), b"data: [DONE]\n\n"]
+        if self.kind == "responses":
+            resp = dict(self.meta.get("response") or {})
+            resp.update(status="incomplete", output=[],
+                        incomplete_details={"reason": _RESPONSES_REASON.get(reason, "content_filter")})
+            obj = {"type": "response.incomplete", "response": resp,
+                   "sequence_number": self.meta.get("seq", 0) + 1}
+            return [encode(orjson.dumps(obj), "response.incomplete")]
+        if self.kind == "messages":
+            out = []
+            for st in self.streams.values():
+                if not st.closed and st.key.channel.startswith("block:"):
+                    st.closed = True
+                    idx = int(st.key.channel.split(":", 1)[1])
+                    out.append(encode(orjson.dumps({"type": "content_block_stop", "index": idx}),
+                                      "content_block_stop"))
+            delta = {"type": "message_delta",
+                     "delta": {"stop_reason": _ANTHROPIC_REASON.get(reason, "refusal"), "stop_sequence": None},
+                     "usage": {"output_tokens": self.ex.usage.completion_tokens or 0}}
+            out.append(encode(orjson.dumps(delta), "message_delta"))
+            out.append(encode(b'{"type":"message_stop"}', "message_stop"))
+            return out
+        return []
+
+    def error_events(self, message: str, code: str) -> list[bytes]:
+        """What a client sees when the upstream dies mid-stream; every SDK raises on it."""
+        if self.kind == "messages":
+            body = {"type": "error", "error": {"type": "api_error", "message": message}}
+            return [encode(orjson.dumps(body), "error")]
+        body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
+        if self.kind == "responses":
+            body.update(type="error", code=code, message=message, param=None)
+        return [encode(orjson.dumps(body))]
+
+    # --- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _may_carry_usage(ev: Event) -> bool:
+        data = ev.data
+        return (b'"usage":{' in data or b'"usage": {' in data or b"response.created" in data
+                or b"message_start" in data)
+
+    def _openai_meta(self) -> dict:
+        return {k: self.meta[k] for k in ("id", "object", "created", "model", "system_fingerprint")
+                if k in self.meta}
+
+    def _text(self, key: StreamText, text: str, template: tuple) -> str:
+        """Run one delta through the guards; returns the text to emit."""
+        st = self.streams.get(key)
+        if st is None:
+            st = self.streams[key] = _Stream(key, template)
+        else:
+            st.template = template
+        if self.ex.capture_text:
+            self.ex.response_text.append(text)
+        self.ex.usage.streamed_chars += len(text)
+        if self.on_chunk is None:
+            return text
+        out = self.on_chunk(self.ex, key, text)
+        if isinstance(out, Verdict):
+            raise StreamStopped(self._flush_all() + self.stop(out), out)
+        st.text_out.append(out)
+        return out
+
+    def _flush(self, key: StreamText) -> list[bytes]:
+        st = self.streams.get(key)
+        if st is None or st.closed:
+            return []
+        st.closed = True
+        if self.on_end is None:
+            return []
+        text = self.on_end(self.ex, key)
+        if not text:
+            return []
+        st.text_out.append(text)
+        return [self._synth(st, text)]
+
+    def _flush_all(self) -> list[bytes]:
+        out: list[bytes] = []
+        for key in list(self.streams):
+            out.extend(self._flush(key))
+        return out
+
+    def _flush_choice(self, choice: int) -> list[bytes]:
+        out: list[bytes] = []
+        for key in list(self.streams):
+            if key.choice == choice:
+                out.extend(self._flush(key))
+        return out
+
+    def _synth(self, st: _Stream, text: str) -> bytes:
+        """A delta event carrying ``text`` for stream ``st``, shaped like the last real one."""
+        key = st.key
+        name, tmpl = st.template
+        if self.kind == "chat":
+            if key.channel.startswith("tool:"):
+                delta = {"tool_calls": [{"index": int(key.channel[5:]), "function": {"arguments": text}}]}
+            else:
+                delta = {key.channel: text}
+            obj = {**self._openai_meta(), "choices": [
+                {"index": key.choice, "delta": delta, "finish_reason": None, "logprobs": None}]}
+        elif self.kind == "completions":
+            obj = {**self._openai_meta(), "choices": [
+                {"index": key.choice, "text": text, "finish_reason": None, "logprobs": None}]}
+        elif self.kind == "responses":
+            obj = dict(tmpl)
+            obj["delta"] = text
+            self.meta["seq"] = self.meta.get("seq", 0) + 1
+        else:  # messages
+            obj = {"type": "content_block_delta", "index": tmpl["index"], "delta": dict(tmpl["delta"])}
+            field = "partial_json" if obj["delta"].get("type") == "input_json_delta" else "text"
+            obj["delta"][field] = text
+        return encode(orjson.dumps(obj), name)
+
+    def _emit(self, ev: Event, obj: dict, changed: bool, before: list[bytes] | None = None) -> list[bytes]:
+        out = before or []
+        out.append(encode(orjson.dumps(obj), ev.event) if changed else ev.raw)
+        return out
+
+    # --- dialects -----------------------------------------------------------------------
+    def _chat(self, ev: Event, obj: dict) -> list[bytes]:
+        for k in ("id", "object", "created", "model", "system_fingerprint"):
+            if k in obj and k not in self.meta:
+                self.meta[k] = obj[k]
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self._set_usage(usage)
+            if self.ex.strip_usage_chunk and not obj.get("choices"):
+                return []   # the usage chunk aifw asked for on the client's behalf
+        if not self.active:
+            return [ev.raw]
+        changed = False
+        before: list[bytes] = []
+        for choice in obj.get("choices") or ():
+            idx = choice.get("index", 0)
+            delta = choice.get("delta") or {}
+            for field in ("content", "refusal"):
+                if isinstance(delta.get(field), str):
+                    new = self._text(StreamText(idx, field), delta[field], (ev.event, None))
+                    if new != delta[field]:
+                        delta[field] = new
+                        changed = True
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                if isinstance(fn.get("arguments"), str):
+                    new = self._text(StreamText(idx, f"tool:{call.get('index', 0)}"), fn["arguments"], (ev.event, None))
+                    if new != fn["arguments"]:
+                        fn["arguments"] = new
+                        changed = True
+            if choice.get("finish_reason"):
+                before.extend(self._flush_choice(idx))
+        return self._emit(ev, obj, changed, before)
+
+    def _completions(self, ev: Event, obj: dict) -> list[bytes]:
+        for k in ("id", "object", "created", "model", "system_fingerprint"):
+            if k in obj and k not in self.meta:
+                self.meta[k] = obj[k]
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self._set_usage(usage)
+            if self.ex.strip_usage_chunk and not obj.get("choices"):
+                return []
+        if not self.active:
+            return [ev.raw]
+        changed = False
+        before: list[bytes] = []
+        for choice in obj.get("choices") or ():
+            idx = choice.get("index", 0)
+            if isinstance(choice.get("text"), str):
+                new = self._text(StreamText(idx, "content"), choice["text"], (ev.event, None))
+                if new != choice["text"]:
+                    choice["text"] = new
+                    changed = True
+            if choice.get("finish_reason"):
+                before.extend(self._flush_choice(idx))
+        return self._emit(ev, obj, changed, before)
+
+    def _responses(self, ev: Event, obj: dict) -> list[bytes]:
+        etype = obj.get("type", ev.event)
+        if isinstance(obj.get("sequence_number"), int):
+            self.meta["seq"] = max(self.meta.get("seq", 0), obj["sequence_number"])
+        if etype in ("response.created", "response.in_progress") and isinstance(obj.get("response"), dict):
+            self.meta["response"] = {k: v for k, v in obj["response"].items() if k != "output"}
+        if etype in ("response.completed", "response.incomplete", "response.failed"):
+            resp = obj.get("response") or {}
+            self._set_usage(resp.get("usage"))
+            self.done = True
+        if not self.active:
+            return [ev.raw]
+        if etype in ("response.output_text.delta", "response.refusal.delta",
+                     "response.function_call_arguments.delta"):
+            chan = ("args" if etype.startswith("response.function_call") else
+                    f"{'refusal' if 'refusal' in etype else 'block'}:{obj.get('content_index', 0)}")
+            key = StreamText(obj.get("output_index", 0), chan)
+            text = obj.get("delta")
+            if isinstance(text, str):
+                new = self._text(key, text, (ev.event, obj))
+                if new != text:
+                    obj = dict(obj)
+                    obj["delta"] = new
+                    return [encode(orjson.dumps(obj), ev.event)]
+            return [ev.raw]
+        # Done events repeat the whole text: replace it with what the client actually got.
+        before: list[bytes] = []
+        changed = False
+        oi = obj.get("output_index", 0)
+        if etype in ("response.output_text.done", "response.refusal.done"):
+            chan = f"{'refusal' if 'refusal' in etype else 'block'}:{obj.get('content_index', 0)}"
+            field = "refusal" if "refusal" in etype else "text"
+            before = self._flush(StreamText(oi, chan))
+            changed = self._replace(obj, field, StreamText(oi, chan))
+        elif etype == "response.function_call_arguments.done":
+            before = self._flush(StreamText(oi, "args"))
+            changed = self._replace(obj, "arguments", StreamText(oi, "args"))
+        elif etype == "response.content_part.done":
+            part = obj.get("part") or {}
+            chan = f"{'refusal' if part.get('type') == 'refusal' else 'block'}:{obj.get('content_index', 0)}"
+            changed = self._replace(part, "refusal" if part.get("type") == "refusal" else "text", StreamText(oi, chan))
+        elif etype == "response.output_item.done":
+            before = self._flush_choice(oi)
+            changed = self._replace_item(obj.get("item") or {}, oi)
+        elif etype in ("response.completed", "response.incomplete", "response.failed"):
+            before = self._flush_all()
+            for i, item in enumerate((obj.get("response") or {}).get("output") or ()):
+                changed = self._replace_item(item, i) or changed
+        return self._emit(ev, obj, changed, before)
+
+    def _replace(self, holder: dict, field: str, key: StreamText) -> bool:
+        st = self.streams.get(key)
+        if st is None or not isinstance(holder.get(field), str):
+            return False
+        new = "".join(st.text_out)
+        if new == holder[field]:
+            return False
+        holder[field] = new
+        return True
+
+    def _replace_item(self, item: dict, oi: int) -> bool:
+        changed = False
+        if item.get("type") == "function_call":
+            changed = self._replace(item, "arguments", StreamText(oi, "args"))
+        for ci, part in enumerate(item.get("content") or ()):
+            if isinstance(part, dict):
+                if part.get("type") == "refusal":
+                    changed = self._replace(part, "refusal", StreamText(oi, f"refusal:{ci}")) or changed
+                else:
+                    changed = self._replace(part, "text", StreamText(oi, f"block:{ci}")) or changed
+        return changed
+
+    def _messages(self, ev: Event, obj: dict) -> list[bytes]:
+        etype = obj.get("type", ev.event)
+        if etype == "message_start":
+            msg = obj.get("message") or {}
+            self._set_usage(msg.get("usage"))
+        elif etype == "message_delta":
+            self._set_usage(obj.get("usage"))
+        elif etype == "message_stop":
+            self.done = True
+            if self.active:
+                return self._flush_all() + [ev.raw]
+        if not self.active:
+            return [ev.raw]
+        if etype == "content_block_delta":
+            delta = obj.get("delta") or {}
+            idx = obj.get("index", 0)
+            field = {"text_delta": "text", "input_json_delta": "partial_json"}.get(delta.get("type"))
+            if field and isinstance(delta.get(field), str):
+                new = self._text(StreamText(0, f"block:{idx}"), delta[field], (ev.event, obj))
+                if new != delta[field]:
+                    delta[field] = new
+                    return [encode(orjson.dumps(obj), ev.event)]
+            return [ev.raw]
+        if etype == "content_block_stop":
+            return self._flush(StreamText(0, f"block:{obj.get('index', 0)}")) + [ev.raw]
+        return [ev.raw]
+
+    def _set_usage(self, usage: Any) -> None:
+        prompt, completion = usage_of(usage)
+        if prompt is not None:
+            self.ex.usage.prompt_tokens = prompt
+        if completion is not None:
+            self.ex.usage.completion_tokens = completion
+
+
+def finding_for_stop(verdict: Verdict) -> Finding:
+    return Finding(verdict.guard, verdict.rule_ids, action="cut", direction="response")

@@ -1,0 +1,135 @@
+"""Runs the guards of the exchange's scope: decisions as values, faults as exceptions.
+
+Request hooks in policy order, response hooks in reverse (the scope precomputed both lists).
+``monitor`` turns a block into a recorded finding; a guard's exception fails closed unless its
+failure mode is ``open``, and either way the exchange is marked as not fully inspected.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from .errors import ProxyError
+from .exchange import Exchange
+from .guards.base import Guard, StreamText
+from .verdict import Finding, Verdict
+
+log = logging.getLogger("aifw.pipeline")
+
+
+def _fault(ex: Exchange, guard: Guard, hook: str, exc: BaseException) -> Verdict | None:
+    """Record a guard fault; return a 503 Verdict when the guard fails closed."""
+    ex.mark_uninspected(f"{guard.name}.{hook}: {type(exc).__name__}")
+    ex.add_finding(Finding(guard.name, (f"{guard.name}.fault",), action="fault",
+                           direction="response" if hook != "on_request" else "request"))
+    log.error("guard %s.%s failed: %s", guard.name, hook, type(exc).__name__, exc_info=exc)
+    if guard.failure_mode == "open":
+        ex.decision = "bypassed"
+        return None
+    return Verdict(guard.name, f"The {guard.name} guard is unavailable; the request was not forwarded.",
+                   (f"{guard.name}.fault",), status=503, code="guardrail_unavailable", type="server_error")
+
+
+def _decide(ex: Exchange, guard: Guard, verdict: Verdict) -> Verdict | None:
+    """Apply the guard's mode to a verdict it returned."""
+    if guard.mode == "monitor" and verdict.code != "guardrail_unavailable":
+        ex.add_finding(Finding(guard.name, verdict.rule_ids, action="would_block"))
+        if ex.decision == "allowed":
+            ex.decision = "monitored"
+        return None
+    ex.verdict = verdict
+    ex.decision = "blocked"
+    return verdict
+
+
+def _timed(ex: Exchange, guard: Guard, start: float) -> None:
+    end = time.monotonic()
+    ex.guard_seconds[guard.name] = ex.guard_seconds.get(guard.name, 0.0) + (end - start)
+    ex.spans.append((f"guard.{guard.name}", start, end))
+
+
+async def run_request(ex: Exchange) -> Verdict | None:
+    for guard in ex.scope.request_guards:
+        start = time.monotonic()
+        try:
+            verdict = await guard.on_request(ex)
+        except ProxyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any guard fault is handled the same way
+            verdict = _fault(ex, guard, "on_request", exc)
+        finally:
+            _timed(ex, guard, start)
+        if verdict is not None and _decide(ex, guard, verdict) is not None:
+            return verdict
+    return None
+
+
+async def run_response(ex: Exchange) -> Verdict | None:
+    for guard in ex.scope.response_guards:
+        start = time.monotonic()
+        try:
+            verdict = await guard.on_response(ex)
+        except Exception as exc:  # noqa: BLE001
+            verdict = _fault(ex, guard, "on_response", exc)
+        finally:
+            _timed(ex, guard, start)
+        if verdict is not None and _decide(ex, guard, verdict) is not None:
+            return verdict
+    return None
+
+
+def chunk_runner(ex: Exchange):
+    guards = ex.scope.chunk_guards
+    if not guards:
+        return None
+
+    def run(ex: Exchange, key: StreamText, text: str):
+        for guard in guards:
+            start = time.perf_counter()
+            try:
+                out = guard.on_chunk(ex, key, text)
+            except Exception as exc:  # noqa: BLE001
+                out = _fault(ex, guard, "on_chunk", exc) or text
+            ex.guard_seconds[guard.name] = ex.guard_seconds.get(guard.name, 0.0) + time.perf_counter() - start
+            if isinstance(out, Verdict):
+                if _decide(ex, guard, out) is None:
+                    continue          # monitor: the text passes on unchanged
+                return out
+            text = out
+        return text
+    return run
+
+
+def end_runner(ex: Exchange):
+    if not ex.scope.end_guards:
+        return None
+    chunkers = set(map(id, ex.scope.chunk_guards))
+    enders = set(map(id, ex.scope.end_guards))
+    guards = tuple(g for g in reversed(ex.scope.guards) if id(g) in chunkers or id(g) in enders)
+
+    def run(ex: Exchange, key: StreamText) -> str:
+        # Text flushed by an outer guard still passes through the inner ones (onion order).
+        text = ""
+        for guard in guards:
+            try:
+                if text and id(guard) in chunkers:
+                    out = guard.on_chunk(ex, key, text)
+                    text = out if isinstance(out, str) else ""
+                if id(guard) in enders:
+                    text += guard.on_end(ex, key)
+            except Exception as exc:  # noqa: BLE001
+                _fault(ex, guard, "on_end", exc)
+        return text
+    return run
+
+
+async def run_complete(ex: Exchange) -> None:
+    for guard in ex.scope.complete_guards if ex.scope else ():
+        start = time.monotonic()
+        try:
+            await guard.on_complete(ex)
+        except Exception as exc:  # noqa: BLE001 - completion must reach every guard
+            ex.mark_uninspected(f"{guard.name}.on_complete: {type(exc).__name__}")
+            log.error("guard %s.on_complete failed", guard.name, exc_info=exc)
+        finally:
+            _timed(ex, guard, start)

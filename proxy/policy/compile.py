@@ -1,0 +1,388 @@
+"""Policy files -> validated, compiled, immutable runtime objects.
+
+Compiling happens at start and on reload only. A file with problems yields no Policy, only the
+list of problems, so the caller keeps the last good policy running.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import jsonschema
+
+from ..durations import parse_duration, parse_size
+from ..globs import GlobSet
+from ..guards import GUARDS
+from ..guards.base import CompileContext, Guard, overrides
+from ..keys import EMPTY_KEYSTORE, KeyStore, load_keys
+from .loader import Document, Problem, load_file
+from .schema import build_schema
+from .sections import SECTIONS
+
+DIALECT = {"openai": "openai", "azure": "openai", "openai-compatible": "openai", "anthropic": "anthropic"}
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 120.0
+    stream_idle: float = 120.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    provider: str
+    base_url: str           # no trailing slash
+    api_key: str | None
+    api_version: str | None
+    timeouts: Timeouts
+    max_connections: int
+
+    @property
+    def dialect(self) -> str:
+        return DIALECT[self.provider]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    models: GlobSet
+    upstream: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 16384
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive: float = 30.0
+    shutdown_grace: float = 30.0
+    trust_forwarded_for: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    mode: str = "passthrough"
+    keys_file: str | None = None
+    fingerprint_secret: bytes = b""
+    fingerprint_secret_random: bool = True
+    user_header: str = "x-aifw-user"
+    trust_passthrough_users: bool = False
+    allow_anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeMatch:
+    groups: GlobSet
+    users: GlobSet
+    keys: GlobSet
+    models: GlobSet
+    routes: GlobSet
+
+    def matches(self, ex) -> bool:
+        ident = ex.identity
+        if self.groups and not (ident and self.groups.match_any(ident.groups)):
+            return False
+        if self.users and not (ident and self.users.match(ident.user)):
+            return False
+        if self.keys and not (ident and self.keys.match_any((ident.key_id, ident.key_name))):
+            return False
+        if self.models and not self.models.match(ex.model):
+            return False
+        if self.routes and not self.routes.match_any(
+                (ex.endpoint.name if ex.endpoint else None, ex.path)):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    name: str
+    match: ScopeMatch | None
+    guards: tuple[Guard, ...]
+    request_guards: tuple[Guard, ...]
+    response_guards: tuple[Guard, ...]   # reverse order (onion)
+    chunk_guards: tuple[Guard, ...]      # reverse order
+    end_guards: tuple[Guard, ...]        # reverse order
+    complete_guards: tuple[Guard, ...]
+    overrides: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    digest: str
+    path: str
+    mode: str
+    failure_mode: str
+    server: ServerConfig
+    identity: IdentityConfig
+    keys: KeyStore
+    upstreams: Mapping[str, Upstream]
+    routes: tuple[Route, ...]
+    passthrough_paths: GlobSet
+    passthrough_upstream: Upstream | None
+    unrecognized_body: str
+    base: Scope
+    scopes: tuple[Scope, ...]
+    sections: Mapping[str, Any]
+    watched_files: tuple[str, ...]
+
+    def select_scope(self, ex) -> Scope:
+        for scope in self.scopes:
+            if scope.match.matches(ex):
+                return scope
+        return self.base
+
+    def route(self, model: str | None, dialect: str) -> Upstream | None:
+        for route in self.routes:
+            up = self.upstreams[route.upstream]
+            if up.dialect == dialect and (model is None or route.models.match(model)):
+                return up
+        if not self.routes or model is None:
+            for up in self.upstreams.values():
+                if up.dialect == dialect:
+                    return up
+        return None
+
+    async def close(self) -> None:
+        seen: set[int] = set()
+        for scope in (self.base, *self.scopes):
+            for guard in scope.guards:
+                if id(guard) not in seen:
+                    seen.add(id(guard))
+                    await guard.close()
+
+
+class PolicyError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+_VALIDATOR: jsonschema.Draft202012Validator | None = None
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        _VALIDATOR = jsonschema.Draft202012Validator(build_schema())
+    return _VALIDATOR
+
+
+def _schema_problems(doc: Document) -> None:
+    for err in sorted(validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = list((err.schema.get("properties") or {}).keys())
+            for key in err.instance:
+                if key not in known:
+                    hint = difflib.get_close_matches(str(key), known, n=1)
+                    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                    if known:
+                        extra += f"; allowed: {', '.join(known)}"
+                    doc.problem(path + (key,), f"unknown key {key!r}{extra}")
+        elif err.validator in ("anyOf", "oneOf") and err.context:
+            best = jsonschema.exceptions.best_match(err.context)
+            doc.problem(path, best.message if best else err.message)
+        else:
+            doc.problem(path, err.message)
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def _compile_guards(doc: Document, sections: Mapping[str, Any], path: tuple, ctx: CompileContext,
+                    policy_mode: str, policy_failure: str) -> tuple[Guard, ...]:
+    guards: list[Guard] = []
+    for name, section in sections.items():
+        section = dict(section or {})
+        if not section.get("enabled", True):
+            continue
+        try:
+            guard = GUARDS[name].compile(section, ctx)
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            doc.problem(path + (name,), f"cannot compile guard {name!r}: {exc}")
+            continue
+        guard.mode = section.get("mode", policy_mode)
+        guard.failure_mode = section.get("failureMode", policy_failure)
+        guards.append(guard)
+    return tuple(guards)
+
+
+def _scope(name: str, match: ScopeMatch | None, guards: tuple[Guard, ...], overrides_: Mapping) -> Scope:
+    rev = tuple(reversed(guards))
+    return Scope(
+        name=name, match=match, guards=guards,
+        request_guards=tuple(g for g in guards if overrides(type(g), "on_request")),
+        response_guards=tuple(g for g in rev if overrides(type(g), "on_response")),
+        chunk_guards=tuple(g for g in rev if overrides(type(g), "on_chunk")),
+        end_guards=tuple(g for g in rev if overrides(type(g), "on_end")),
+        complete_guards=tuple(g for g in guards if overrides(type(g), "on_complete")),
+        overrides=overrides_,
+    )
+
+
+def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
+    t = raw.get("timeouts") or {}
+    d = Timeouts()
+    return Upstream(
+        name=name, provider=raw["provider"], base_url=raw["baseUrl"].rstrip("/"),
+        api_key=raw.get("apiKey") or None, api_version=raw.get("apiVersion"),
+        timeouts=Timeouts(
+            connect=parse_duration(t.get("connect", d.connect)),
+            first_byte=parse_duration(t.get("firstByte", d.first_byte)),
+            stream_idle=parse_duration(t.get("streamIdle", d.stream_idle)),
+            total=parse_duration(t.get("total", d.total))),
+        max_connections=int(raw.get("maxConnections", 256)),
+    )
+
+
+def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
+    """Compile a loaded document; raises PolicyError listing every problem found."""
+    if doc.problems:
+        raise PolicyError(doc.problems)
+    if not isinstance(doc.data, dict):
+        doc.problem((), "a policy is a mapping")
+        raise PolicyError(doc.problems)
+    _schema_problems(doc)
+    if doc.problems:
+        raise PolicyError(doc.problems)
+    data = doc.data
+    policy_dir = os.path.dirname(os.path.abspath(doc.file))
+    name = data.get("name", "default")
+    mode = data.get("mode", "enforce")
+    failure = data.get("failureMode", "closed")
+
+    upstreams = {n: _upstream(n, u) for n, u in data["upstreams"].items()}
+    routes = []
+    for i, r in enumerate(data.get("routes") or []):
+        if r["upstream"] not in upstreams:
+            doc.problem(("routes", i, "upstream"), f"unknown upstream {r['upstream']!r}; defined: {', '.join(upstreams)}")
+            continue
+        routes.append(Route(GlobSet.of(r["models"]), r["upstream"]))
+
+    pt = data.get("passthrough") or {}
+    pt_up = None
+    if pt.get("upstream"):
+        pt_up = upstreams.get(pt["upstream"])
+        if pt_up is None:
+            doc.problem(("passthrough", "upstream"), f"unknown upstream {pt['upstream']!r}")
+    else:
+        pt_up = next((u for u in upstreams.values() if u.dialect == "openai"), None)
+
+    s = data.get("server") or {}
+    dflt = ServerConfig()
+    server = ServerConfig(
+        host=s.get("host", dflt.host), port=s.get("port", dflt.port),
+        max_body_bytes=parse_size(s.get("maxBodyBytes", dflt.max_body_bytes)),
+        max_header_bytes=s.get("maxHeaderBytes", dflt.max_header_bytes),
+        header_timeout=parse_duration(s.get("headerTimeout", dflt.header_timeout)),
+        body_timeout=parse_duration(s.get("bodyTimeout", dflt.body_timeout)),
+        keep_alive=parse_duration(s.get("keepAlive", dflt.keep_alive)),
+        shutdown_grace=parse_duration(s.get("shutdownGrace", dflt.shutdown_grace)),
+        trust_forwarded_for=bool(s.get("trustForwardedFor", False)))
+
+    ident = data.get("identity") or {}
+    secret = ident.get("fingerprintSecret") or ""
+    identity = IdentityConfig(
+        mode=ident.get("mode", "passthrough"),
+        keys_file=os.path.join(policy_dir, ident["keysFile"]) if ident.get("keysFile") else None,
+        fingerprint_secret=secret.encode() if secret else _process_secret(),
+        fingerprint_secret_random=not secret,
+        user_header=ident.get("userHeader", "x-aifw-user").lower(),
+        trust_passthrough_users=bool(ident.get("trustPassthroughUsers", False)),
+        allow_anonymous=bool(ident.get("allowAnonymous", False)))
+    keys = EMPTY_KEYSTORE
+    watched = [os.path.abspath(doc.file)]
+    if identity.mode == "virtualKeys":
+        if not identity.keys_file:
+            doc.problem(("identity",), "virtualKeys mode needs identity.keysFile")
+        else:
+            watched.append(identity.keys_file)
+            try:
+                keys = load_keys(identity.keys_file)
+            except FileNotFoundError:
+                keys = KeyStore(identity.keys_file, {}, "")
+            except (OSError, ValueError, Exception) as exc:  # yaml errors included
+                doc.problem(("identity", "keysFile"), f"cannot load keys file: {exc}")
+        for up in upstreams.values():
+            if not up.api_key:
+                doc.problem(("upstreams", up.name, "apiKey"),
+                            "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
+
+    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name)
+    base_guard_sections = data.get("guards") or {}
+    base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
+    base = _scope("default", None, base_guards, {})
+    scopes = []
+    for i, sc in enumerate(data.get("scopes") or []):
+        merged = deep_merge(base_guard_sections, sc.get("guards") or {})
+        # A scope may enable a guard the base policy lists nowhere: keep policy order, then new ones.
+        guards = _compile_guards(doc, merged, ("scopes", i, "guards"), ctx, mode, failure)
+        m = sc["match"]
+        match = ScopeMatch(*(GlobSet.of(m.get(k, ())) for k in ("groups", "users", "keys", "models", "routes")))
+        extra = {k: v for k, v in sc.items() if k not in ("name", "match", "guards")}
+        scopes.append(_scope(sc.get("name", f"scope{i}"), match, guards, extra))
+
+    compiled_sections: dict[str, Any] = {}
+    for sec_name, spec in SECTIONS.items():
+        try:
+            compiled_sections[sec_name] = spec.compile(data.get(sec_name) or {}, ctx)
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            doc.problem((sec_name,), f"cannot compile section {sec_name!r}: {exc}")
+    watched.extend(getattr(ctx, "watched_files", ()))
+    if doc.problems:
+        raise PolicyError(doc.problems)
+    return Policy(
+        name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
+        mode=mode, failure_mode=failure, server=server, identity=identity, keys=keys,
+        upstreams=upstreams, routes=tuple(routes), passthrough_paths=GlobSet.of(pt.get("paths", ())),
+        passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
+        base=base, scopes=tuple(scopes), sections=compiled_sections,
+        watched_files=tuple(dict.fromkeys(watched)))
+
+
+_SECRET: bytes | None = None
+
+
+def _process_secret() -> bytes:
+    # No configured secret: fingerprints are stable for this process only (logged at start).
+    global _SECRET
+    if _SECRET is None:
+        _SECRET = secrets.token_bytes(32)
+    return _SECRET
+
+
+def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None) -> Policy:
+    try:
+        doc, raw = load_file(path, env)
+    except OSError as exc:
+        raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
+    return compile_document(doc, raw, services)
+
+
+def check_files(paths: list[str], env: Mapping[str, str] | None = None) -> list[Problem]:
+    from ..services import Services
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            compile_policy(path, Services(), env)
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    return problems

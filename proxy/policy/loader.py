@@ -1,0 +1,154 @@
+"""Read YAML keeping the line of every node, and interpolate ``${VAR}`` / ``${VAR:-default}``.
+
+Line numbers let every problem be reported as ``file:line: $.path: message`` (house rule 1).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+Path = tuple  # a JSON path: keys and indexes
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {json_path(self.path)}: {self.message}"
+
+
+def json_path(path: Path) -> str:
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+@dataclass(slots=True)
+class Document:
+    file: str
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, path: Path) -> int:
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(self.file, self.line_of(path), tuple(path), message))
+
+
+class _Builder:
+    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+        self.doc = doc
+        self.env = env
+        self.loader: yaml.SafeLoader | None = None
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.doc.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    self.doc.problem(path, "mapping keys must be scalars")
+                    continue
+                if isinstance(key, bool) or not isinstance(key, str):
+                    key = str(key)
+                if key in out:
+                    self.doc.problems.append(Problem(self.doc.file, key_node.start_mark.line + 1,
+                                                     path + (key,), f"duplicate key {key!r}"))
+                    continue
+                self.doc.lines[path + (key,)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        value = self.loader.construct_object(node, deep=True)
+        if isinstance(value, str) and "${" in value:
+            value = self._interpolate(value, node, path)
+        return value
+
+    def _interpolate(self, text: str, node: yaml.ScalarNode, path: Path) -> Any:
+        missing: list[str] = []
+
+        def sub(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            val = self.env.get(name)
+            if val is None or (val == "" and default is not None):
+                if default is None:
+                    missing.append(name)
+                    return ""
+                return default
+            return val
+
+        out = _VAR.sub(sub, text)
+        for name in missing:
+            self.doc.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)")
+        # An unquoted scalar takes its type after substitution (port: ${PORT:-8080} is a number).
+        if node.style is None and out:
+            try:
+                typed = yaml.safe_load(out)
+            except yaml.YAMLError:
+                return out
+            if isinstance(typed, (int, float, bool)):
+                return typed
+        return out
+
+
+def load_text(text: str, file: str, env: Mapping[str, str] | None = None) -> Document:
+    doc = Document(file=file, data=None)
+    builder = _Builder(doc, os.environ if env is None else env)
+    loader = yaml.SafeLoader(text)
+    builder.loader = loader
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        doc.problems.append(Problem(file, line, (), f"invalid YAML: {exc.problem or exc}"))
+        return doc
+    except yaml.YAMLError as exc:
+        doc.problems.append(Problem(file, 1, (), f"invalid YAML: {exc}"))
+        return doc
+    finally:
+        loader.dispose()
+    if node is None:
+        doc.data = {}
+        doc.lines[()] = 1
+        return doc
+    doc.data = builder.build(node, ())
+    return doc
+
+
+def load_file(path: str, env: Mapping[str, str] | None = None) -> tuple[Document, bytes]:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        doc = Document(file=path, data=None)
+        doc.problems.append(Problem(path, 1, (), f"not UTF-8: {exc}"))
+        return doc, raw
+    return load_text(text, path, env), raw

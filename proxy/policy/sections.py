@@ -1,0 +1,27 @@
+"""Top-level policy sections owned by subsystems other than the core (audit, telemetry, ...).
+
+Each entry: name -> SectionSpec(schema, compile). The core policy compiler validates the
+section against ``schema`` and stores ``compile(raw, ctx)`` in ``Policy.sections[name]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class SectionSpec:
+    name: str
+    schema: Mapping[str, Any]
+    compile: Callable[[Mapping[str, Any], Any], Any]   # (raw section or {}, CompileContext)
+
+
+from ..audit import config as _audit_config          # noqa: E402
+from ..telemetry import config as _telemetry_config  # noqa: E402
+
+SECTION_SPECS: tuple[SectionSpec, ...] = (
+    SectionSpec("audit", _audit_config.SCHEMA, _audit_config.compile_section),
+    SectionSpec("telemetry", _telemetry_config.SCHEMA, _telemetry_config.compile_section),
+)
+
+SECTIONS: dict[str, SectionSpec] = {spec.name: spec for spec in SECTION_SPECS}

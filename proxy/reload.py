@@ -1,0 +1,177 @@
+"""The current policy, hot reload, and the per-process runtime around it.
+
+Reload builds a new compiled Policy and swaps one reference; exchanges already running keep the
+one they started with. A bad file keeps the last good policy and says why (log, /readyz, metric).
+Files are polled by (inode, mtime, size) of their resolved target, which also catches
+Kubernetes' ConfigMap update (an atomic swap of the ``..data`` symlink).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from . import pipeline
+from .policy.compile import Policy, PolicyError, compile_policy
+from .services import Services
+
+log = logging.getLogger("aifw.reload")
+
+POLL_SECONDS = 1.0
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)   # follows symlinks: a swapped target changes the inode
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class PolicyHolder:
+    def __init__(self, path: str, services: Services | None = None, *, env=None) -> None:
+        self.path = path
+        self.env = env
+        self.services = services or Services()
+        self.policy: Policy = compile_policy(path, self.services, env)   # raises PolicyError
+        self.loaded_at = time.time()
+        self.last_error: str | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self._stamps = self._take_stamps(self.policy)
+        self._watcher: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._retired: list[Policy] = []
+        # optional subsystems, attached by proxy.runtime
+        self.audit: Any = None
+        self.telemetry: Any = None
+
+    # --- reload -----------------------------------------------------------------------
+    def _take_stamps(self, policy: Policy) -> dict[str, tuple | None]:
+        return {p: _stamp(p) for p in policy.watched_files}
+
+    def reload(self) -> bool:
+        try:
+            new = compile_policy(self.path, self.services, self.env)
+        except PolicyError as exc:
+            self.last_error = str(exc)
+            self.reloads_failed += 1
+            self._stamps = {p: _stamp(p) for p in self._stamps}   # do not retry until it changes
+            log.error("policy reload failed; keeping policy %s (%s):\n%s", self.policy.name,
+                      self.policy.digest[:19], exc)
+            if self.telemetry is not None:
+                self.telemetry.count_reload(False)
+            return False
+        old, self.policy = self.policy, new
+        self._retired.append(old)
+        self.loaded_at = time.time()
+        self.last_error = None
+        self.reloads_ok += 1
+        self._stamps = self._take_stamps(new)
+        if self.audit is not None and "audit" in new.sections:
+            self.audit.reconfigure(new.sections["audit"])
+        if self.telemetry is not None:
+            self.telemetry.count_reload(True)
+        log.info("policy reloaded: %s %s", new.name, new.digest)
+        return True
+
+    def changed(self) -> bool:
+        return any(_stamp(p) != s for p, s in self._stamps.items())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                if self.changed():
+                    self.reload()
+                await self._close_retired()
+            except Exception:  # noqa: BLE001 - the watcher must survive anything
+                log.exception("policy watcher error")
+
+    async def _close_retired(self) -> None:
+        # A retired policy's guards are closed once no exchange can still be using them; the
+        # grace period bounds how long a stream may hold a policy.
+        keep = []
+        for policy in self._retired:
+            if time.time() - self.loaded_at > self.policy.server.shutdown_grace + 60:
+                await policy.close()
+            else:
+                keep.append(policy)
+        self._retired = keep
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.audit is not None:
+            await self.audit.start()
+        self._watcher = asyncio.create_task(self._watch())
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass   # not the main thread (tests) or no signals on this platform
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.audit is not None:
+            await self.audit.close()
+        if self.telemetry is not None:
+            await self.telemetry.close()
+        for policy in (*self._retired, self.policy):
+            await policy.close()
+        await self.services.close()
+
+    def track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- per exchange -----------------------------------------------------------------
+    def refusal(self) -> str | None:
+        return self.audit.refusal() if self.audit is not None else None
+
+    def prepare(self, ex) -> None:
+        if self.audit is not None:
+            self.audit.prepare(ex)
+
+    async def complete(self, ex) -> None:
+        try:
+            await pipeline.run_complete(ex)
+        finally:
+            if ex.finished is None:
+                ex.finished = time.monotonic()
+            if self.audit is not None:
+                self.audit.submit(ex)
+            if self.telemetry is not None:
+                self.telemetry.observe(ex)
+
+    # --- status -------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, dict]:
+        problems = {k: v for k, v in self.services.health.items() if v}
+        refusal = self.refusal()
+        if refusal:
+            problems["audit"] = refusal
+        details = {
+            "ready": not problems,
+            "policy": {"name": self.policy.name, "digest": self.policy.digest, "path": self.policy.path,
+                       "loadedAt": self.loaded_at},
+            "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
+            "lastReloadError": self.last_error,
+            "backends": problems,
+        }
+        return not problems, details
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        if self.telemetry is not None:
+            return self.telemetry.prometheus_text()
+        lines = [
+            "# TYPE aifw_policy_reloads_total counter",
+            f'aifw_policy_reloads_total{{result="ok"}} {self.reloads_ok}',
+            f'aifw_policy_reloads_total{{result="failed"}} {self.reloads_failed}',
+            "# TYPE aifw_policy_reload_error gauge",
+            f"aifw_policy_reload_error {1 if self.last_error else 0}",
+        ]
+        return ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4"

@@ -1,0 +1,84 @@
+"""Running the proxy: one process, or several workers sharing the port (SO_REUSEPORT)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import create_app, runner_kwargs
+from .policy.compile import PolicyError
+from .reload import PolicyHolder
+from .runtime import attach_subsystems, check_workers
+
+log = logging.getLogger("aifw")
+
+
+async def _serve(policy_path: str, host: str | None, port: int | None, reuse_port: bool,
+                 ready: asyncio.Event | None = None) -> None:
+    holder = PolicyHolder(policy_path)
+    attach_subsystems(holder)
+    policy = holder.policy
+    if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
+        log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "
+                    "process only (set AIFW_FINGERPRINT_SECRET)")
+    app = create_app(holder)
+    kwargs = runner_kwargs(policy)
+    shutdown_timeout = kwargs.pop("shutdown_timeout")
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **kwargs)
+    await runner.setup()
+    site = web.TCPSite(runner, host or policy.server.host, port if port is not None else policy.server.port,
+                       reuse_port=reuse_port or None, backlog=1024)
+    await site.start()
+    log.info("aifw listening on %s (policy %s %s)", site.name, policy.name, policy.digest)
+    print(f"aifw listening on {site.name} with policy {policy.name} ({policy.path})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining streams and the audit queue")
+    await runner.cleanup()
+
+
+def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1) -> int:
+    try:
+        holder_check = PolicyHolder(policy_path)
+    except PolicyError as exc:
+        print(f"aifw: cannot start, the policy has problems:\n{exc}", file=sys.stderr)
+        return 1
+    problem = check_workers(holder_check.policy, workers)
+    if problem:
+        print(f"aifw: {problem}", file=sys.stderr)
+        return 1
+    del holder_check
+    if workers <= 1:
+        asyncio.run(_serve(policy_path, host, port, reuse_port=False))
+        return 0
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                asyncio.run(_serve(policy_path, host, port, reuse_port=True))
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum, frame):
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

@@ -1,0 +1,115 @@
+"""The client side of the edge: pooled aiohttp sessions, URL building, header filtering.
+
+Bodies are never decompressed by aiohttp (``auto_decompress=False``): what passes through keeps
+its ``content-encoding`` and bytes; the edge decompresses only what it must inspect, and then
+drops the header.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Mapping
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+# RFC 9110 section 7.6.1 hop-by-hop headers, plus those aiohttp recomputes.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+})
+AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
+# Encodings the proxy can decode when it has to inspect a body.
+DECODABLE = "gzip, deflate"
+
+
+class UpstreamPool:
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, int], aiohttp.ClientSession] = {}
+
+    def session(self, up) -> aiohttp.ClientSession:
+        key = (up.base_url, up.max_connections)
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=up.max_connections, ttl_dns_cache=300,
+                                             enable_cleanup_closed=True)
+            session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                            timeout=aiohttp.ClientTimeout(total=None),
+                                            skip_auto_headers=("User-Agent", "Accept-Encoding"))
+            self._sessions[key] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:
+    """The upstream URL: always the policy's base URL plus a path from aifw's own route table,
+    so no client input can point a provider key at another host."""
+    if up.provider == "azure":
+        deployment = endpoint.azure_deployment or model
+        if endpoint.kind == "models" or not deployment:
+            path = "/openai" + endpoint.upstream_path
+        else:
+            # an OpenAI-style path routed to Azure: the model names the deployment
+            path = f"/openai/deployments/{quote(deployment, safe='')}{endpoint.upstream_path}"
+        if up.api_version and "api-version=" not in query:
+            query = f"{query}&api-version={up.api_version}" if query else f"api-version={up.api_version}"
+    elif up.provider == "anthropic":
+        path = endpoint.upstream_path if endpoint.upstream_path.startswith("/v1/") else "/v1" + endpoint.upstream_path
+    else:
+        path = endpoint.upstream_path
+    url = up.base_url + path
+    if query:
+        url += "?" + query
+    if urlsplit(url).netloc != urlsplit(up.base_url).netloc:  # defence in depth
+        raise ValueError("upstream URL escaped its host")
+    return url
+
+
+def request_headers(incoming: Mapping[str, str], up, virtual: bool, body_len: int | None) -> dict[str, str]:
+    connection_listed = {h.strip().lower() for h in incoming.get("connection", "").split(",") if h.strip()}
+    out: dict[str, str] = {}
+    for name, value in incoming.items():
+        lname = name.lower()
+        if (lname in HOP_BY_HOP or lname in connection_listed or lname.startswith("x-aifw-")
+                or lname == "accept-encoding" or lname == "content-encoding"):
+            continue
+        if virtual and lname in AUTH_HEADERS:
+            continue
+        out[name] = value
+    if virtual and up.api_key:
+        if up.provider == "azure":
+            out["api-key"] = up.api_key
+        elif up.provider == "anthropic":
+            out["x-api-key"] = up.api_key
+        else:
+            out["Authorization"] = f"Bearer {up.api_key}"
+    out["Accept-Encoding"] = DECODABLE
+    return out
+
+
+def response_headers(upstream_headers, *, drop_encoding: bool) -> dict[str, str]:
+    connection_listed = {h.strip().lower() for h in upstream_headers.get("connection", "").split(",") if h.strip()}
+    out: dict[str, str] = {}
+    for name, value in upstream_headers.items():
+        lname = name.lower()
+        if lname in HOP_BY_HOP or lname in connection_listed:
+            continue
+        if drop_encoding and lname == "content-encoding":
+            continue
+        out[name] = value
+    return out
+
+
+def decoder(encoding: str | None):
+    """A zlib decompressor for gzip/deflate, None for identity; raises ValueError otherwise."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return None
+    if enc in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    if enc == "deflate":
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS)
+    raise ValueError(f"cannot decode content-encoding {encoding!r}")

@@ -1,0 +1,35 @@
+"""Decisions are values: what a guard hook returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A guard's decision to stop an exchange.
+
+    Before the first byte of the response reaches the client this becomes an HTTP error in
+    OpenAI's error shape; after it, the stream ends with a final chunk whose finish_reason is
+    ``finish_reason`` and then ``[DONE]``.
+    """
+
+    guard: str
+    message: str
+    rule_ids: tuple[str, ...] = ()
+    status: int = 400
+    code: str = "content_filter"
+    type: str = "invalid_request_error"
+    headers: tuple[tuple[str, str], ...] = ()
+    finish_reason: str = "content_filter"
+
+
+@dataclass(slots=True)
+class Finding:
+    """Something a guard noticed: rule ids with scores, counts. Never the matched text."""
+
+    guard: str
+    rule_ids: tuple[str, ...] = ()
+    score: float = 0.0
+    action: str = "observed"   # observed | blocked | would_block | masked | restored | cut
+    direction: str = "request"  # request | response
+    counts: dict = field(default_factory=dict)

@@ -1,0 +1,102 @@
+"""Shared fixtures: a fake provider and an aifw proxy running in the test's event loop.
+
+    async def test_x(fake, start_proxy):
+        proxy = await start_proxy(POLICY_YAML)            # policy text; ${FAKE_URL} etc. filled in
+        client = openai.AsyncOpenAI(base_url=proxy.openai_url, api_key="sk-test")
+
+``start_proxy(policy_text, env=None, files=None)`` writes the policy (and any extra ``files``:
+name -> text) into a temp dir, interpolates ``${VAR}`` from ``env`` plus FAKE_URL (the fake's
+root) and FAKE_OPENAI_URL (root + /v1), and returns a ``RunningProxy`` with ``url``,
+``openai_url``, ``holder`` (the PolicyHolder), ``policy_path`` and ``dir``.
+``minimal_policy(**overrides)`` builds a small YAML policy pointing at the fake.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from proxy.app import create_app, runner_kwargs
+from proxy.reload import PolicyHolder
+from proxy.runtime import attach_subsystems
+from tests.fakes.provider import run_fake_provider
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    openai_url: str
+    holder: PolicyHolder
+    policy_path: str
+    dir: Path
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def minimal_policy(**overrides) -> str:
+    policy = {
+        "version": 1,
+        "name": "test",
+        "upstreams": {
+            "openai": {"provider": "openai", "baseUrl": "${FAKE_OPENAI_URL}",
+                       "timeouts": {"connect": "2s", "firstByte": "5s", "streamIdle": "5s", "total": "10s"}},
+            "anthropic": {"provider": "anthropic", "baseUrl": "${FAKE_URL}",
+                          "timeouts": {"connect": "2s", "firstByte": "5s", "streamIdle": "5s", "total": "10s"}},
+        },
+        "routes": [{"models": ["claude-*"], "upstream": "anthropic"}, {"models": ["*"], "upstream": "openai"}],
+        "identity": {"mode": "passthrough", "fingerprintSecret": "test-secret"},
+        "guards": {"access": {}},
+    }
+    for key, value in overrides.items():
+        policy[key] = value
+    return yaml.safe_dump(policy, sort_keys=False)
+
+
+@pytest.fixture
+async def fake():
+    async with run_fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+async def start_proxy(fake, tmp_path):
+    running: list[RunningProxy] = []
+
+    async def start(policy_text: str | None = None, env: dict | None = None,
+                    files: dict | None = None, name: str = "policy.yaml") -> RunningProxy:
+        policy_text = policy_text if policy_text is not None else minimal_policy()
+        for fname, text in (files or {}).items():
+            (tmp_path / fname).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / fname).write_text(text)
+        path = tmp_path / name
+        path.write_text(policy_text)
+        full_env = dict(os.environ)
+        full_env.update({"FAKE_URL": fake.url, "FAKE_OPENAI_URL": fake.openai_url})
+        full_env.update(env or {})
+        holder = PolicyHolder(str(path), env=full_env)
+        attach_subsystems(holder)
+        app = create_app(holder)
+        kwargs = runner_kwargs(holder.policy)
+        shutdown_timeout = kwargs.pop("shutdown_timeout")
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=min(shutdown_timeout, 2.0), **kwargs)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(runner, sock)
+        await site.start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        proxy = RunningProxy(url, url + "/v1", holder, str(path), tmp_path, runner)
+        running.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in running:
+        await proxy.stop()
