@@ -276,8 +276,13 @@ class Edge:
                 if dec is not None:
                     chunk = dec.decompress(chunk)
                 pieces: list[bytes] = []
-                for event in parser.feed(chunk):
-                    pieces.extend(proc.process(event))
+                try:
+                    for event in parser.feed(chunk):
+                        pieces.extend(proc.process(event))
+                except StreamStopped as stop:
+                    # events of this read that came before the cut still go out, first
+                    stop.events[:0] = pieces
+                    raise
                 if pieces:
                     await out.write(b"".join(pieces))
             tail = parser.rest()

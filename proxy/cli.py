@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -17,14 +16,12 @@ def _policy_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args) -> int:
     from .serve import serve
-    logging.basicConfig(level=os.environ.get("AIFW_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return serve(args.policy, args.host, args.port, args.workers)
 
 
 def cmd_policy_check(args) -> int:
     from .policy.compile import check_files
-    problems = check_files(args.files)
+    problems = sorted(check_files(args.files), key=lambda p: (p.file, p.line))
     for problem in problems:
         print(problem)
     if problems:
@@ -35,6 +32,10 @@ def cmd_policy_check(args) -> int:
 
 
 def cmd_policy_schema(args) -> int:
+    if args.markdown:
+        from .policy.reference import render_markdown
+        sys.stdout.write(render_markdown())
+        return 0
     from .policy.schema import build_schema
     print(json.dumps(build_schema(), indent=2, sort_keys=False))
     return 0
@@ -80,7 +81,7 @@ def cmd_keys_list(args) -> int:
 
 
 # Subcommands owned by other modules: each module's register(subparsers) adds its own.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("proxy.audit.cli", "proxy.pii.cli", "proxy.detection.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_policy_check)
     p = pol.add_parser("schema", help="print the policy JSON Schema")
+    p.add_argument("--markdown", action="store_true", help="print the Markdown reference instead")
     p.set_defaults(func=cmd_policy_schema)
 
     keys = sub.add_parser("keys", help="proxy-issued virtual keys").add_subparsers(dest="keys_command", required=True)

@@ -25,6 +25,21 @@ def client_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def reject_ambiguous_keys(headers: Mapping[str, str], user_header: str) -> None:
+    """Two different keys (or user assertions) in one request are refused: the caller would be
+    identified by one and the upstream would be called with the other."""
+    values: set[str] = set()
+    getall = getattr(headers, "getall", None)
+    for name in KEY_HEADERS:
+        for value in (getall(name, ()) if getall else ([headers[name]] if name in headers else [])):
+            scheme, _, token = value.strip().partition(" ")
+            values.add(token.strip() if name == "authorization" and scheme.lower() == "bearer" else value.strip())
+    if len(values) > 1:
+        raise ProxyError(400, "invalid_request", "The request carries more than one API key.")
+    if getall and len(getall(user_header, ())) > 1:
+        raise ProxyError(400, "invalid_request", f"The {user_header} header appears more than once.")
+
+
 def fingerprint(secret: bytes, key: str) -> str:
     return "fp_" + hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:24]
 
@@ -45,6 +60,7 @@ def asserted_user(headers: Mapping[str, str], body: Any, user_header: str) -> st
 
 def identify(policy, headers: Mapping[str, str]) -> Identity:
     cfg = policy.identity
+    reject_ambiguous_keys(headers, cfg.user_header)
     key = client_key(headers)
     if cfg.mode == "virtualKeys":
         record = policy.keys.lookup(key) if key else None

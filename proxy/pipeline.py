@@ -33,7 +33,8 @@ def _fault(ex: Exchange, guard: Guard, hook: str, exc: BaseException) -> Verdict
 def _decide(ex: Exchange, guard: Guard, verdict: Verdict) -> Verdict | None:
     """Apply the guard's mode to a verdict it returned."""
     if guard.mode == "monitor" and verdict.code != "guardrail_unavailable":
-        ex.add_finding(Finding(guard.name, verdict.rule_ids, action="would_block"))
+        if not any(f.guard == guard.name and f.action == "would_block" for f in ex.findings):
+            ex.add_finding(Finding(guard.name, verdict.rule_ids, action="would_block"))
         if ex.decision == "allowed":
             ex.decision = "monitored"
         return None

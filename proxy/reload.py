@@ -143,6 +143,8 @@ class PolicyHolder:
         finally:
             if ex.finished is None:
                 ex.finished = time.monotonic()
+            if ex.decision == "allowed" and any(f.action == "masked" for f in ex.findings):
+                ex.decision = "masked"
             if self.audit is not None:
                 self.audit.submit(ex)
             if self.telemetry is not None:

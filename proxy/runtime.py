@@ -4,11 +4,33 @@ from __future__ import annotations
 from .reload import PolicyHolder
 
 
-def attach_subsystems(holder: PolicyHolder) -> None:
-    """Create the process-wide subsystems the policy configures."""
-    return None
+def attach_subsystems(holder: PolicyHolder, *, logging: bool = False) -> None:
+    """Create the process-wide audit log and telemetry the policy configures."""
+    from .audit.runtime import AuditLog
+    from .telemetry import Telemetry
+    holder.telemetry = Telemetry(holder.policy.sections["telemetry"])
+    if logging:
+        # before anything logs: unconfigured structlog would print to stdout, where a stdout
+        # audit sink writes its records
+        holder.telemetry.setup_logging()
+    holder.audit = AuditLog(holder.policy.sections["audit"], holder.services)
+    holder.telemetry.watch_audit(holder.audit)
 
 
 def check_workers(policy, workers: int) -> str | None:
-    """Refuse setups that would silently weaken the policy (e.g. per-process limits × workers)."""
+    """Refuse setups that would silently weaken the policy when several workers share a port."""
+    if workers <= 1:
+        return None
+    from .limits import check_workers as limits_check
+    for scope in (policy.base, *policy.scopes):
+        for guard in scope.guards:
+            section = getattr(guard, "section", None)
+            if guard.name == "ratelimit" and section is not None:
+                problem = limits_check(section, workers)
+                if problem:
+                    return problem
+    audit = policy.sections.get("audit")
+    if audit is not None and getattr(audit, "sink", "file") == "file":
+        return ("the audit log's file sink has one writer per directory: with --workers > 1 use "
+                "`audit: {sink: stdout}` or run one process per container")
     return None

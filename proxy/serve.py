@@ -20,7 +20,7 @@ log = logging.getLogger("aifw")
 async def _serve(policy_path: str, host: str | None, port: int | None, reuse_port: bool,
                  ready: asyncio.Event | None = None) -> None:
     holder = PolicyHolder(policy_path)
-    attach_subsystems(holder)
+    attach_subsystems(holder, logging=True)
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
         log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "
@@ -34,7 +34,8 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
                        reuse_port=reuse_port or None, backlog=1024)
     await site.start()
     log.info("aifw listening on %s (policy %s %s)", site.name, policy.name, policy.digest)
-    print(f"aifw listening on {site.name} with policy {policy.name} ({policy.path})", flush=True)
+    # stderr: stdout may carry the audit log (audit sink stdout)
+    print(f"aifw listening on {site.name} with policy {policy.name} ({policy.path})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,8 +18,6 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
 })
 AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
-# Encodings the proxy can decode when it has to inspect a body.
-DECODABLE = "gzip, deflate"
 
 
 class UpstreamPool:
@@ -86,8 +84,28 @@ def request_headers(incoming: Mapping[str, str], up, virtual: bool, body_len: in
             out["x-api-key"] = up.api_key
         else:
             out["Authorization"] = f"Bearer {up.api_key}"
-    out["Accept-Encoding"] = DECODABLE
+    out["Accept-Encoding"] = accept_encoding(incoming.get("accept-encoding"))
     return out
+
+
+def accept_encoding(client_value: str | None) -> str:
+    """What to ask the upstream for: the encodings the client accepts that aifw can also decode.
+
+    Compressed answers pass through as they are, so asking for more than the client accepts would
+    hand it bytes it cannot read (a client that sends no Accept-Encoding gets identity).
+    """
+    wanted = []
+    for item in (client_value or "").split(","):
+        name, _, params = item.strip().partition(";")
+        name = name.strip().lower()
+        q = params.strip().lower()
+        if q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"):
+            continue
+        if name in ("gzip", "deflate") and name not in wanted:
+            wanted.append(name)
+        elif name == "*":
+            wanted.extend(e for e in ("gzip", "deflate") if e not in wanted)
+    return ", ".join(wanted) or "identity"
 
 
 def response_headers(upstream_headers, *, drop_encoding: bool) -> dict[str, str]:

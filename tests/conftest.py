@@ -66,8 +66,10 @@ async def fake():
 
 
 @pytest.fixture
-async def start_proxy(fake, tmp_path):
+async def start_proxy(fake, tmp_path, monkeypatch):
     running: list[RunningProxy] = []
+    # the audit log's default directory comes from the process environment: keep it per test
+    monkeypatch.setenv("AIFW_AUDIT_DIR", str(tmp_path / "audit"))
 
     async def start(policy_text: str | None = None, env: dict | None = None,
                     files: dict | None = None, name: str = "policy.yaml") -> RunningProxy:

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from .base import GuardSpec
 from . import access
+from . import injection
+from . import pii
+from . import ratelimit
 
 # Keep this a plain tuple: adding a guard is one line here.
 GUARD_SPECS: tuple[GuardSpec, ...] = (
     access.SPEC,
+    injection.SPEC,
+    pii.SPEC,
+    ratelimit.SPEC,
 )
 
 GUARDS: dict[str, GuardSpec] = {spec.name: spec for spec in GUARD_SPECS}

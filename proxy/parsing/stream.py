@@ -101,7 +101,7 @@ class StreamProcessor:
             resp.update(status="incomplete", output=[],
                         incomplete_details={"reason": _RESPONSES_REASON.get(reason, "content_filter")})
             obj = {"type": "response.incomplete", "response": resp,
-                   "sequence_number": self.meta.get("seq", 0) + 1}
+                   "sequence_number": self.meta.get("seq", 0) + self.meta.get("shift", 0) + 1}
             return [encode(orjson.dumps(obj), "response.incomplete")]
         if self.kind == "messages":
             out = []
@@ -154,22 +154,27 @@ class StreamProcessor:
             return text
         out = self.on_chunk(self.ex, key, text)
         if isinstance(out, Verdict):
-            raise StreamStopped(self._flush_all() + self.stop(out), out)
+            # Held-back text is dropped, not flushed: after a block nothing more of the answer
+            # may reach the client.
+            raise StreamStopped(self.stop(out), out)
         st.text_out.append(out)
         return out
 
-    def _flush(self, key: StreamText) -> list[bytes]:
+    def _flush_text(self, key: StreamText) -> str:
         st = self.streams.get(key)
         if st is None or st.closed:
-            return []
+            return ""
         st.closed = True
         if self.on_end is None:
-            return []
+            return ""
         text = self.on_end(self.ex, key)
-        if not text:
-            return []
-        st.text_out.append(text)
-        return [self._synth(st, text)]
+        if text:
+            st.text_out.append(text)
+        return text
+
+    def _flush(self, key: StreamText) -> list[bytes]:
+        text = self._flush_text(key)
+        return [self._synth(self.streams[key], text)] if text else []
 
     def _flush_all(self) -> list[bytes]:
         out: list[bytes] = []
@@ -201,7 +206,10 @@ class StreamProcessor:
         elif self.kind == "responses":
             obj = dict(tmpl)
             obj["delta"] = text
-            self.meta["seq"] = self.meta.get("seq", 0) + 1
+            # A synthesised event takes the next number; every later upstream event shifts by one
+            # so sequence numbers stay unique and increasing.
+            self.meta["shift"] = self.meta.get("shift", 0) + 1
+            obj["sequence_number"] = self.meta.get("seq", 0) + self.meta["shift"]
         else:  # messages
             obj = {"type": "content_block_delta", "index": tmpl["index"], "delta": dict(tmpl["delta"])}
             field = "partial_json" if obj["delta"].get("type") == "input_json_delta" else "text"
@@ -244,6 +252,12 @@ class StreamProcessor:
                         fn["arguments"] = new
                         changed = True
             if choice.get("finish_reason"):
+                for field in ("content", "refusal"):
+                    if isinstance(delta.get(field), str):
+                        tail = self._flush_text(StreamText(idx, field))
+                        if tail:
+                            delta[field] += tail
+                            changed = True
                 before.extend(self._flush_choice(idx))
         return self._emit(ev, obj, changed, before)
 
@@ -268,6 +282,11 @@ class StreamProcessor:
                     choice["text"] = new
                     changed = True
             if choice.get("finish_reason"):
+                if isinstance(choice.get("text"), str):
+                    tail = self._flush_text(StreamText(idx, "content"))
+                    if tail:
+                        choice["text"] += tail
+                        changed = True
                 before.extend(self._flush_choice(idx))
         return self._emit(ev, obj, changed, before)
 
@@ -283,6 +302,9 @@ class StreamProcessor:
             self.done = True
         if not self.active:
             return [ev.raw]
+        if self.meta.get("shift") and isinstance(obj.get("sequence_number"), int):
+            obj["sequence_number"] += self.meta["shift"]
+            ev = Event(encode(orjson.dumps(obj), ev.event), ev.event, ev.data)
         if etype in ("response.output_text.delta", "response.refusal.delta",
                      "response.function_call_arguments.delta"):
             chan = ("args" if etype.startswith("response.function_call") else

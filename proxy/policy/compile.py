@@ -255,7 +255,9 @@ def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
 
 def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
     """Compile a loaded document; raises PolicyError listing every problem found."""
-    if doc.problems:
+    # Load problems (duplicate keys, unset variables) do not hide schema problems: a check
+    # should list every problem in one run, not one per edit.
+    if doc.problems and not isinstance(doc.data, dict):
         raise PolicyError(doc.problems)
     if not isinstance(doc.data, dict):
         doc.problem((), "a policy is a mapping")

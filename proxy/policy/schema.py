@@ -87,14 +87,14 @@ def build_schema() -> dict:
             "routes": {**_GLOBS, "description": "Endpoint names such as chat.completions, or request paths."},
         }, "Every criterion given must match."),
         "guards": _guards(partial=True),
-        **{spec.name: _section(spec, partial=True) for spec in SECTION_SPECS},
+        **{spec.name: copy.deepcopy(dict(spec.scope_schema)) for spec in SECTION_SPECS if spec.scope_schema},
     }, "Overrides for matching exchanges; the first matching scope applies.", required=["match"])
 
     props: dict[str, Any] = {
         "$schema": {"type": "string"},
         "version": {"const": 1, "description": "Policy format version."},
         "name": {"type": "string", "description": "Policy name, recorded in every audit record."},
-        "description": {"type": "string"},
+        "description": {"type": "string", "description": "Free text for humans."},
         "mode": {"enum": ["enforce", "monitor"], "description":
                  "enforce: apply decisions. monitor: decide and record, but let everything through."},
         "failureMode": {"enum": ["closed", "open"], "description":

@@ -14,13 +14,15 @@ class SectionSpec:
     name: str
     schema: Mapping[str, Any]
     compile: Callable[[Mapping[str, Any], Any], Any]   # (raw section or {}, CompileContext)
+    # What a scope may override of this section (None: the section is policy-wide only).
+    scope_schema: Mapping[str, Any] | None = None
 
 
 from ..audit import config as _audit_config          # noqa: E402
 from ..telemetry import config as _telemetry_config  # noqa: E402
 
 SECTION_SPECS: tuple[SectionSpec, ...] = (
-    SectionSpec("audit", _audit_config.SCHEMA, _audit_config.compile_section),
+    SectionSpec("audit", _audit_config.SCHEMA, _audit_config.compile_section, _audit_config.SCOPE_SCHEMA),
     SectionSpec("telemetry", _telemetry_config.SCHEMA, _telemetry_config.compile_section),
 )
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not timed tests): fake upstream, bare pass-through, load generator, report."""

@@ -1,0 +1,106 @@
+"""Turning pooled segment results into numbers, ratios and the Markdown report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.targets import AIFW, DIRECT, PASSTHROUGH
+
+# The issue's targets: (workload, what is compared, limit).
+RPS_WORKLOAD, LATENCY_WORKLOAD, TTFB_WORKLOAD = "chat c=16", "chat c=1", "stream50 c=1"
+
+
+@dataclass
+class Pool:
+    """Everything measured for one (target, workload) across all rounds."""
+
+    count: int = 0
+    sent: int = 0  # including warm-up and failed requests, for CPU per request
+    errors: int = 0
+    elapsed: float = 0.0
+    cpu: float | None = None
+    latency_ms: list[float] = field(default_factory=list)
+    ttfb_ms: list[float] = field(default_factory=list)
+
+    def add(self, result: dict, cpu: float | None) -> None:
+        self.count += result["count"]
+        self.sent += result["count"] + result["warmup"] + result["errors"]
+        self.errors += result["errors"]
+        self.elapsed += result["elapsed"]
+        self.latency_ms += result["latency_ms"]
+        self.ttfb_ms += result["ttfb_ms"]
+        if cpu is not None:
+            self.cpu = (self.cpu or 0.0) + cpu
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return None if self.cpu is None or not self.sent else self.cpu / self.sent * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _f(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def table(pools: dict[str, dict[str, Pool]], workloads: list[str], streamed: set[str]) -> str:
+    head = ("| workload | target | req/s | ÷ pass | p50 ms | +p50 vs direct | p99 ms | +p99 vs direct "
+            "| TTFB p50 ms | +TTFB vs direct | CPU ms/req | ÷ pass | errors |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in workloads:
+        direct, passthrough = pools.get(DIRECT, {}).get(w), pools.get(PASSTHROUGH, {}).get(w)
+        for name, per in pools.items():
+            p = per.get(w)
+            if p is None:
+                continue
+            p50, p99 = percentile(p.latency_ms, 0.5), percentile(p.latency_ms, 0.99)
+            t50 = percentile(p.ttfb_ms, 0.5) if w in streamed else None
+            d50 = percentile(direct.latency_ms, 0.5) if direct else None
+            d99 = percentile(direct.latency_ms, 0.99) if direct else None
+            dt = percentile(direct.ttfb_ms, 0.5) if direct and w in streamed else None
+            lines.append("| " + " | ".join([
+                w, name, _f(p.rps, "{:.0f}"), _f(_ratio(p.rps, passthrough.rps if passthrough else None)),
+                _f(p50), _f(p50 - d50 if d50 is not None else None, "{:+.2f}"),
+                _f(p99), _f(p99 - d99 if d99 is not None else None, "{:+.2f}"),
+                _f(t50), _f(t50 - dt if t50 is not None and dt is not None else None, "{:+.2f}"),
+                _f(p.cpu_ms_per_request, "{:.3f}"),
+                _f(_ratio(p.cpu_ms_per_request, passthrough.cpu_ms_per_request if passthrough else None)),
+                str(p.errors)]) + " |")
+    return "\n".join(lines)
+
+
+def target_checks(pools: dict[str, dict[str, Pool]], subject: str = AIFW) -> list[str]:
+    """The issue's three targets for `subject`, each with the measured value and verdict."""
+    get = lambda name, w: pools.get(name, {}).get(w)  # noqa: E731
+    checks = []
+
+    a, f = get(subject, RPS_WORKLOAD), get(PASSTHROUGH, RPS_WORKLOAD)
+    if a and f and f.rps:
+        r = a.rps / f.rps
+        checks.append(f"- {subject} req/s at 16 connections ≥ 60% of pass-through: {r:.0%} "
+                      f"({a.rps:.0f} vs {f.rps:.0f}) **{'PASS' if r >= 0.6 else 'FAIL'}**")
+    for workload, series, label in ((LATENCY_WORKLOAD, "latency_ms", "p50 latency at 1 connection"),
+                                    (TTFB_WORKLOAD, "ttfb_ms", "time to first byte (50-chunk stream, p50)")):
+        a, d, f = get(subject, workload), get(DIRECT, workload), get(PASSTHROUGH, workload)
+        if not (a and d):
+            continue
+        added = percentile(getattr(a, series), 0.5) - percentile(getattr(d, series), 0.5)
+        over_floor = (f" ({percentile(getattr(a, series), 0.5) - percentile(getattr(f, series), 0.5):+.2f} ms "
+                      f"over the pass-through)") if f else ""
+        checks.append(f"- {subject} added {label} ≤ 1 ms vs direct: {added:+.2f} ms{over_floor} "
+                      f"**{'PASS' if added <= 1.0 else 'FAIL'}**")
+    return checks

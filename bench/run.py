@@ -1,0 +1,198 @@
+"""`make bench`: one interleaved run on loopback comparing the targets in bench/targets.py.
+
+    .venv/bin/python -m bench.run            # ~4-5 minutes
+    .venv/bin/python -m bench.run --quick    # ~1 minute
+    .venv/bin/python -m bench.run --only direct,passthrough
+    .venv/bin/python -m bench.run --policy aifw-pii=policies/pii.yaml
+
+The fake provider, each proxy and the load generator are separate processes. Every round runs
+every workload against every target (the target order rotates each round), so drift on a busy
+machine lands on all targets alike. The time budget is split over the segments, so adding
+targets keeps the run bounded. Writes the Markdown report to stdout and bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from bench import procs
+from bench.report import Pool, table, target_checks
+from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, default_targets
+from bench.workloads import AUTH, PATH, WORKLOADS, Workload
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MAX_REQUESTS_PER_SEGMENT = 50_000
+
+
+class LoadGen:
+    def __init__(self, log_dir: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.loadgen"], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=(log_dir / "loadgen.log").open("w"))
+
+    def run(self, url: str, workload: Workload, duration: float) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        cmd = {"url": url, "body": workload.body(), "headers": workload.headers, "stream": workload.stream,
+               "connections": workload.connections, "duration": duration,
+               "max_requests": MAX_REQUESTS_PER_SEGMENT}
+        self.proc.stdin.write(orjson.dumps(cmd).decode() + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("load generator died (see bench/results/logs/loadgen.log)")
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _fill(value: str, subs: dict[str, str]) -> str:
+    for key, sub in subs.items():
+        value = value.replace("{" + key + "}", sub)
+    return value
+
+
+def start_targets(targets: list[Target], upstream: procs.Service, log_dir: Path,
+                  notes: list[str]) -> dict[str, procs.Service]:
+    running: dict[str, procs.Service] = {}
+    for target in targets:
+        if target.command is None:
+            running[target.name] = procs.Service(target.name, upstream.url, None, None)
+            continue
+        port = procs.free_port()
+        subs = {"python": sys.executable, "port": str(port), "upstream": upstream.url}
+        service = procs.start(target.name, [_fill(c, subs) for c in target.command],
+                              {k: _fill(v, subs) for k, v in target.env.items()}, port, log_dir, ROOT)
+        problem = procs.wait_ready(service, "/v1/models", AUTH)
+        if problem:
+            tail = service.log_tail()
+            service.stop()
+            notes.append(f"- target `{target.name}` skipped: {problem}. Command: "
+                         f"`{' '.join(target.command)}`." + (f" Log tail:\n\n```\n{tail}\n```" if tail else ""))
+            print(f"[bench] {target.name}: {problem}", file=sys.stderr)
+            continue
+        running[target.name] = service
+    return running
+
+
+def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | None) -> str:
+    rounds = rounds or (2 if quick else 4)
+    budget = budget or (40.0 if quick else 210.0)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+
+    up_port = procs.free_port()
+    upstream = procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", str(up_port)], {},
+                           up_port, log_dir, ROOT)
+    services: dict[str, procs.Service] = {}
+    loadgen = None
+    try:
+        problem = procs.wait_ready(upstream, "/v1/models", AUTH)
+        if problem:
+            raise RuntimeError(f"fake upstream did not start: {problem}\n{upstream.log_tail()}")
+        services = start_targets(targets, upstream, log_dir, notes)
+        loadgen = LoadGen(log_dir)
+        names = list(services)
+        duration = min(3.0, max(0.3, budget / (rounds * len(WORKLOADS) * len(names))))
+        print(f"[bench] targets {names}, {rounds} rounds x {len(WORKLOADS)} workloads, "
+              f"{duration:.2f}s per segment", file=sys.stderr)
+
+        # Warm-up: one short unrecorded segment per target and workload (lazy imports, pools),
+        # so round 1 is not penalised against later rounds.
+        for w in WORKLOADS:
+            for name in names:
+                loadgen.run(services[name].url + PATH, w, 0.2)
+
+        pools: dict[str, dict[str, Pool]] = {n: {} for n in names}
+        started = time.monotonic()
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            for w in WORKLOADS:
+                for name in order:
+                    svc = services[name]
+                    cpu0 = procs.cpu_seconds(svc.proc.pid) if svc.proc else None
+                    result = loadgen.run(svc.url + PATH, w, duration)
+                    cpu = procs.cpu_seconds(svc.proc.pid) - cpu0 if svc.proc and cpu0 is not None else None
+                    pools[name].setdefault(w.name, Pool()).add(result, cpu)
+            print(f"[bench] round {r + 1}/{rounds} done ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+        upstream_cpu = procs.cpu_seconds(upstream.proc.pid) if upstream.proc else 0.0
+    finally:
+        if loadgen:
+            loadgen.close()
+        for svc in services.values():
+            svc.stop()
+        upstream.stop()
+
+    report = render(pools, names, rounds, duration, quick, notes, upstream_cpu)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"bench-{stamp}.md").write_text(report)
+    (RESULTS / "latest.md").write_text(report)
+    return report
+
+
+def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, duration: float, quick: bool,
+           notes: list[str], upstream_cpu: float) -> str:
+    streamed = {w.name for w in WORKLOADS if w.stream}
+    out = [f"# aifw benchmark ({'quick' if quick else 'full'}, {datetime.now():%Y-%m-%d %H:%M})", "",
+           f"Loopback, {rounds} interleaved rounds, {duration:.2f}s per segment; "
+           f"~1 KB chat requests; streams of 50 content chunks. "
+           f"`÷ pass` = ratio to the bare aiohttp pass-through; `+… vs direct` = added over calling "
+           f"the fake provider directly. CPU = utime+stime of the proxy process per request.", "",
+           table(pools, [w.name for w in WORKLOADS], streamed), ""]
+    subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
+    checks = [line for s in subjects for line in target_checks(pools, s)]
+    if checks:
+        out += ["## Targets", "", *checks, ""]
+    elif AIFW not in names:
+        out += ["## Targets", "", f"- not evaluated: no `{AIFW}` target ran.", ""]
+    total = sum(p.sent for per in pools.values() for p in per.values())
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    out += [f"Fake provider CPU over the whole run: {upstream_cpu:.1f}s for ~{total} requests. "
+            f"Load average at the end: {load} on {os.cpu_count()} CPUs (a busy machine inflates "
+            f"every extra process hop, so compare aifw with the pass-through first)."]
+    if notes:
+        out += ["", "## Notes", "", *notes]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None, targets: list[Target] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="about a minute instead of about five")
+    parser.add_argument("--budget", type=float, help="seconds of measured load in total")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 4, quick 2)")
+    parser.add_argument("--only", help="comma list of target names to run")
+    parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
+                        help="add an aifw target running another policy file")
+    args = parser.parse_args(argv)
+    chosen = list(targets) if targets is not None else default_targets()
+    for spec in args.policy:
+        name, _, path = spec.partition("=")
+        chosen.append(aifw_target(name, path))
+    if args.only:
+        wanted = set(args.only.split(","))
+        chosen = [t for t in chosen if t.name in wanted]
+    if DIRECT not in {t.name for t in chosen}:
+        chosen.insert(0, Target(DIRECT, None))  # every "added" number needs the direct baseline
+    print(run(chosen, args.quick, args.budget, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""What the benchmark compares. Each target is (name, command, env); placeholders in the
+command and env values: {python} (this interpreter), {port} (a free port for the target),
+{upstream} (root URL of the fake provider, e.g. http://127.0.0.1:9000).
+
+Variants (limits, detection, PII, audit) add an aifw target with another policy file, either
+in their own bench module (`run.main(argv, targets=default_targets() + [aifw_target(...)])`)
+or on the command line (`python -m bench.run --policy aifw-pii=policies/pii.yaml`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DIRECT = "direct"
+PASSTHROUGH = "passthrough"
+AIFW = "aifw"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    command: tuple[str, ...] | None  # None: the load goes straight to the fake provider
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def aifw_target(name: str, policy: str, env: dict[str, str] | None = None) -> Target:
+    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}"),
+                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", **(env or {})})
+
+
+def default_targets() -> list[Target]:
+    return [
+        Target(DIRECT, None),
+        Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}",
+                             "--upstream", "{upstream}")),
+        aifw_target(AIFW, "policies/default.yaml"),
+    ]

@@ -1,0 +1,1 @@
+"""Tamper-evident audit log: records, hash chain, signed checkpoints, writer and review tools."""

@@ -1,0 +1,54 @@
+"""The SHA-256 hash chain.
+
+Every entry (record, checkpoint, file header, lost-records marker) carries ``seq`` and ``prev``
+(the hash of the entry before it). Its own ``hash`` is SHA-256 over the canonical JSON of the
+entry without ``hash`` (orjson, sorted keys), so one serialisation serves both hashing and the
+written line: the hash is spliced onto the end of the canonical bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+import orjson
+
+GENESIS = "0" * 64
+_OPTS = orjson.OPT_SORT_KEYS
+
+
+def canonical(entry: dict) -> bytes:
+    # default=str: a value of an unexpected type is stored as its string, which reads back and
+    # re-serialises to the same bytes (so verification still matches)
+    return orjson.dumps(entry, option=_OPTS, default=str)
+
+
+def entry_hash(entry_without_hash: dict) -> str:
+    return hashlib.sha256(canonical(entry_without_hash)).hexdigest()
+
+
+class Chain:
+    """The head of the chain: the next sequence number and the previous entry's hash."""
+
+    __slots__ = ("seq", "prev")
+
+    def __init__(self, seq: int = 0, prev: str = GENESIS) -> None:
+        self.seq = seq
+        self.prev = prev
+
+    def seal(self, entry: dict[str, Any], before_hash: Callable[[dict], None] | None = None) -> bytes:
+        """Number and link ``entry`` (mutated), advance the head, return its line.
+        ``before_hash`` may add fields that depend on seq/prev (a checkpoint's signature)."""
+        entry["seq"] = self.seq
+        entry["prev"] = self.prev
+        if before_hash is not None:
+            before_hash(entry)
+        try:
+            body = canonical(entry)
+        except TypeError:
+            del entry["seq"], entry["prev"]
+            raise
+        digest = hashlib.sha256(body).hexdigest()
+        self.seq += 1
+        self.prev = digest
+        entry["hash"] = digest
+        return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n'

@@ -1,0 +1,200 @@
+"""``aifw audit ...``: verify, search, stats, report, keygen. Wire with ``register(subparsers)``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import orjson
+
+from .config import DEFAULT_KEY_ENV
+from .query import Filter, compute_stats, parse_when, select
+from .reader import iter_records
+from .signing import generate_ed25519, parse_key
+from .verify import verify
+
+
+def _safe(command):
+    """A bad argument or an unreadable file is a one-line error (exit 2), not a traceback."""
+    def run(args) -> int:
+        try:
+            return command(args)
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    run.__name__ = command.__name__
+    return run
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    audit = subparsers.add_parser("audit", help="verify and review the audit log")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+
+    v = sub.add_parser("verify", help="check the hash chain and checkpoint signatures")
+    v.add_argument("paths", nargs="+", metavar="PATH", help="audit files or directories")
+    v.add_argument("--key", help="signing key spec (hmac:..., ed25519:..., ed25519-pub:...); "
+                                 f"default: ${DEFAULT_KEY_ENV}")
+    v.add_argument("--key-env", default=DEFAULT_KEY_ENV, help="variable holding the key")
+    v.add_argument("--allow-partial", action="store_true",
+                   help="accept a log whose oldest files were pruned")
+    v.add_argument("--live", action="store_true",
+                   help="accept a chain without a closing checkpoint (log still being written)")
+    v.add_argument("--mixed", action="store_true",
+                   help="skip lines that are not audit entries (collected stdout)")
+    v.add_argument("--json", action="store_true", help="machine-readable result")
+    v.set_defaults(func=_safe(cmd_verify))
+
+    def filters(p):
+        p.add_argument("paths", nargs="+", metavar="PATH", help="audit files or directories")
+        p.add_argument("--since", help="UTC time (2025-01-31, 2025-01-31T12:00) or age (2h, 7d)")
+        p.add_argument("--until", help="UTC time or age, exclusive")
+        p.add_argument("--user")
+        p.add_argument("--key", help="key fingerprint or key name")
+        p.add_argument("--decision", choices=["allowed", "blocked", "masked", "monitored",
+                                              "bypassed", "error"])
+        p.add_argument("--rule", help="a rule id in the findings or the verdict")
+        p.add_argument("--model")
+        p.add_argument("--json", action="store_true", help="JSON output")
+
+    s = sub.add_parser("search", help="list matching records")
+    filters(s)
+    s.add_argument("--limit", type=int, default=0, help="show at most N records (the newest)")
+    s.set_defaults(func=_safe(cmd_search))
+
+    st = sub.add_parser("stats", help="totals by decision, rule, user and model; tokens spent")
+    filters(st)
+    st.set_defaults(func=_safe(cmd_stats))
+
+    r = sub.add_parser("report", help="one self-contained HTML page with charts")
+    filters(r)
+    r.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    r.set_defaults(func=_safe(cmd_report))
+
+    k = sub.add_parser("keygen", help="print a new Ed25519 signing key and its public key")
+    k.set_defaults(func=_safe(cmd_keygen))
+    return audit
+
+
+def _filter(args) -> Filter:
+    return Filter(since=parse_when(args.since) if args.since else None,
+                  until=parse_when(args.until) if args.until else None,
+                  user=args.user, key=args.key, decision=args.decision, rule=args.rule,
+                  model=args.model)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def cmd_verify(args) -> int:
+    spec = args.key or os.environ.get(args.key_env)
+    try:
+        signer = parse_key(spec) if spec else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    res = verify(args.paths, signer, allow_partial=args.allow_partial, live=args.live,
+                 mixed=args.mixed)
+    if args.json:
+        _out(orjson.dumps({"ok": res.ok, "files": res.files, "entries": res.entries,
+                           "records": res.records, "checkpoints": res.checkpoints,
+                           "signatures_ok": res.signatures_ok, "first_seq": res.first_seq,
+                           "last_seq": res.last_seq, "warnings": res.warnings,
+                           "problems": [{"where": p.where, "seq": p.seq, "request_id": p.request_id,
+                                         "message": p.message} for p in res.problems]},
+                          option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0 if res.ok else 1
+    for w in res.warnings:
+        _out(f"warning: {w}\n")
+    for p in res.problems:
+        _out(f"FAIL {p}\n")
+    verdict = "OK" if res.ok else f"TAMPERED ({len(res.problems)} problem(s))"
+    _out(f"{verdict}: {res.files} file(s), {res.entries} entries (seq {res.first_seq}..{res.last_seq}), "
+         f"{res.records} records, {res.checkpoints} checkpoints, {res.signatures_ok} signatures verified\n")
+    return 0 if res.ok else 1
+
+
+def _rules(rec: dict) -> str:
+    verdict = rec.get("verdict") or {}
+    rules = verdict.get("rules") or [r for f in rec.get("findings") or () for r in f.get("rules") or ()]
+    return ",".join(dict.fromkeys(rules))
+
+
+_CONTROL = dict.fromkeys(range(32), "?")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    # values come from the log: keep terminal control sequences out of the reviewer's terminal
+    rows = [[str(c).translate(_CONTROL) for c in r] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]) + "\n"
+
+
+def cmd_search(args) -> int:
+    recs = list(select(iter_records(args.paths), _filter(args)))
+    if args.limit:
+        recs = recs[-args.limit:]
+    if args.json:
+        for rec in recs:
+            _out(orjson.dumps(rec).decode() + "\n")
+        return 0
+    rows = []
+    for r in recs:
+        tok = r.get("tokens") or {}
+        rows.append([r.get("time", ""), r.get("id", ""), r.get("user") or "-", r.get("model") or "-",
+                     str(r.get("status")), r.get("decision", ""), _rules(r) or "-",
+                     f"{tok.get('prompt') or 0}/{tok.get('completion') or 0}"])
+    _out(_table(rows, ["time", "request", "user", "model", "status", "decision", "rules",
+                       "tokens p/c"]))
+    _out(f"{len(rows)} record(s)\n")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    stats = compute_stats(select(iter_records(args.paths), _filter(args)))
+    if args.json:
+        _out(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    _out(f"records: {stats.total}  ({stats.first or '-'} .. {stats.last or '-'})\n")
+    _out(f"tokens: prompt {stats.prompt_tokens}, completion {stats.completion_tokens}, "
+         f"total {stats.prompt_tokens + stats.completion_tokens}\n")
+    _out(f"not fully inspected: {stats.uninspected}\n\n")
+    for title, counter in (("decision", stats.decisions), ("blocking rule", stats.rules),
+                           ("user", stats.users), ("model", stats.models)):
+        rows = [[k, str(v)] for k, v in counter.most_common()]
+        _out(_table(rows, [title, "requests"]) + "\n")
+    rows = [[k, str(v)] for k, v in stats.tokens_by_user.most_common()]
+    _out(_table(rows, ["user", "tokens"]) + "\n")
+    rows = [[k, str(v)] for k, v in stats.tokens_by_model.most_common()]
+    _out(_table(rows, ["model", "tokens"]))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import render_html   # only this command needs it
+
+    recs = list(select(iter_records(args.paths), _filter(args)))
+    page = render_html(recs, compute_stats(recs), args.paths)
+    with open(args.html, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    _out(f"wrote {args.html} ({len(recs)} records)\n")
+    return 0
+
+
+def cmd_keygen(args) -> int:
+    private, public = generate_ed25519()
+    _out(f"{DEFAULT_KEY_ENV}={private}\n# public key for `aifw audit verify --key`:\n{public}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (``python -m proxy.audit.cli``) until the lead wires aifw."""
+    parser = argparse.ArgumentParser(prog="aifw")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Filters and aggregates over audit records for ``search``, ``stats`` and ``report``."""
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from .units import parse_duration
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?(?:\.\d+)?Z?$")
+
+
+def parse_when(text: str, now: float | None = None) -> str:
+    """An ISO date/time (UTC) or a duration ago ("2h", "7d") -> a record time string prefix
+    that compares correctly with record ``time`` strings."""
+    m = _ISO.match(text.strip())
+    if m:
+        date, hh, mm, ss = m.groups()
+        return f"{date}T{hh or '00'}:{mm or '00'}:{ss or '00'}.000Z"
+    try:
+        ago = parse_duration(text)
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use 2025-01-31, 2025-01-31T12:00 or 2h)") from None
+    wall = (time.time() if now is None else now) - ago
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(wall))
+
+
+def record_rules(rec: dict) -> list[str]:
+    rules: list[str] = []
+    for f in rec.get("findings") or ():
+        for r in f.get("rules") or ():
+            if r not in rules:
+                rules.append(r)
+    return rules
+
+
+def blocking_rules(rec: dict) -> list[str]:
+    verdict = rec.get("verdict") or {}
+    rules = list(verdict.get("rules") or ())
+    if not rules and verdict:
+        rules = [f"{verdict.get('guard')} (no rule id)"]
+    return rules
+
+
+@dataclass(frozen=True)
+class Filter:
+    since: str | None = None
+    until: str | None = None
+    user: str | None = None
+    key: str | None = None
+    decision: str | None = None
+    rule: str | None = None
+    model: str | None = None
+
+    def __call__(self, rec: dict) -> bool:
+        t = rec.get("time") or ""
+        if self.since and t < self.since:
+            return False
+        if self.until and t >= self.until:
+            return False
+        if self.user is not None and rec.get("user") != self.user:
+            return False
+        if self.key is not None and not (rec.get("key") == self.key or rec.get("key_name") == self.key):
+            return False
+        if self.decision is not None and rec.get("decision") != self.decision:
+            return False
+        if self.model is not None and rec.get("model") != self.model:
+            return False
+        if self.rule is not None and self.rule not in record_rules(rec) + blocking_rules(rec):
+            return False
+        return True
+
+
+def select(records: Iterable[dict], flt: Filter) -> Iterator[dict]:
+    return (r for r in records if flt(r))
+
+
+def _tokens(rec: dict) -> tuple[int, int]:
+    t = rec.get("tokens") or {}
+    return int(t.get("prompt") or 0), int(t.get("completion") or 0)
+
+
+@dataclass
+class Stats:
+    total: int = 0
+    first: str | None = None
+    last: str | None = None
+    decisions: Counter = field(default_factory=Counter)
+    rules: Counter = field(default_factory=Counter)            # rules that blocked
+    findings: Counter = field(default_factory=Counter)         # every rule seen in findings
+    users: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_by_user: Counter = field(default_factory=Counter)
+    tokens_by_model: Counter = field(default_factory=Counter)
+    uninspected: int = 0
+
+    def add(self, rec: dict) -> None:
+        self.total += 1
+        t = rec.get("time") or ""
+        if self.first is None or t < self.first:
+            self.first = t
+        if self.last is None or t > self.last:
+            self.last = t
+        decision = rec.get("decision") or "unknown"
+        self.decisions[decision] += 1
+        user = rec.get("user") or "(none)"
+        model = rec.get("model") or "(none)"
+        self.users[user] += 1
+        self.models[model] += 1
+        self.statuses[str(rec.get("status"))] += 1
+        if decision == "blocked":
+            self.rules.update(blocking_rules(rec))
+        self.findings.update(record_rules(rec))
+        p, c = _tokens(rec)
+        self.prompt_tokens += p
+        self.completion_tokens += c
+        self.tokens_by_user[user] += p + c
+        self.tokens_by_model[model] += p + c
+        if rec.get("uninspected"):
+            self.uninspected += 1
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "first": self.first, "last": self.last,
+                "decisions": dict(self.decisions.most_common()),
+                "blocking_rules": dict(self.rules.most_common()),
+                "finding_rules": dict(self.findings.most_common()),
+                "users": dict(self.users.most_common()), "models": dict(self.models.most_common()),
+                "statuses": dict(self.statuses.most_common()),
+                "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens,
+                           "by_user": dict(self.tokens_by_user.most_common()),
+                           "by_model": dict(self.tokens_by_model.most_common())},
+                "uninspected": self.uninspected}
+
+
+def compute_stats(records: Iterable[dict]) -> Stats:
+    stats = Stats()
+    for rec in records:
+        stats.add(rec)
+    return stats
+
+
+def to_epoch(iso: str) -> float:
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))

@@ -1,0 +1,60 @@
+"""Assess a request's text slots: every scanned role, every slot, in full.
+
+A slot is judged on its own (the exchange score is the highest slot score), so a long
+conversation of harmless turns does not add up into a block, while one hostile tool result or
+retrieved document is enough.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .scanner import SlotScore, score_text
+from .settings import InjectionSettings
+
+MODEL_RULE_ID = "ML-9001"     # reported when the model's points helped reach the threshold
+
+
+@dataclass(slots=True)
+class Assessment:
+    score: float = 0.0
+    attack: bool = False
+    rule_ids: tuple[str, ...] = ()
+    slots_scanned: int = 0
+    chars_scanned: int = 0
+    roles_flagged: dict[str, int] = field(default_factory=dict)
+    max_model_probability: float = 0.0
+    timed_out: bool = False
+
+
+def _ids(slot: SlotScore) -> list[str]:
+    ids = list(slot.rule_ids)
+    if slot.model_points >= 1.0:
+        ids.append(MODEL_RULE_ID)
+    return ids
+
+
+def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]]) -> Assessment:
+    """``slots``: (role, text) pairs. Roles the policy does not scan are skipped."""
+    cfg = settings.detector
+    out = Assessment()
+    flagged: list[str] = []
+    weak: list[str] = []
+    for role, text in slots:
+        if role not in settings.roles or not text:
+            continue
+        out.slots_scanned += 1
+        out.chars_scanned += len(text)
+        slot = score_text(cfg, text, role, settings.rules_by_role.get(role, cfg.rules))
+        out.timed_out |= slot.timed_out
+        out.max_model_probability = max(out.max_model_probability, slot.model_probability)
+        out.score = max(out.score, slot.score)
+        if slot.score >= cfg.threshold:
+            out.roles_flagged[role] = out.roles_flagged.get(role, 0) + 1
+            flagged.extend(_ids(slot))
+        else:
+            weak.extend(slot.rule_ids)
+    out.attack = out.score >= cfg.threshold
+    out.rule_ids = tuple(dict.fromkeys(flagged if out.attack else weak))
+    out.score = round(out.score, 2)
+    return out

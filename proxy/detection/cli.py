@@ -1,0 +1,79 @@
+"""``aifw eval`` and ``aifw rules test``: wired into proxy/cli.py through ``register``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+
+def _section(policy_path: str | None) -> tuple[dict, str]:
+    """The policy's ``guards.injection`` section (defaults when absent) and the policy's folder."""
+    if not policy_path:
+        return {}, "."
+    with open(policy_path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    section = dict(((doc.get("guards") or {}).get("injection")) or {})
+    for key in ("enabled", "mode", "failureMode"):
+        section.pop(key, None)
+    return section, os.path.dirname(os.path.abspath(policy_path))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.pii:
+        from proxy.pii import evaluate as pii_evaluate   # the PII engineer's module, lazily
+        return int(pii_evaluate.run(args.files, args.policy, sys.stdout) or 0)
+    from .evaluate import run
+    from .settings import compile_settings
+    section, base = _section(args.policy)
+    run(args.files, compile_settings(section, base), sys.stdout, show_progress=not args.quiet)
+    return 0
+
+
+def run_rule_cases(rules_dir: str | None = None, out=sys.stdout) -> int:
+    """Run every rule's cases; returns the number of failures (a rule without a match case fails)."""
+    from .matcher import rule_matches
+    from .normalize import Prepared
+    from .rules import load_rules
+    failures = total = 0
+    for set_name, rules in load_rules(rules_dir).items():
+        for rule in rules:
+            problems = []
+            if not rule.match_cases:
+                problems.append("no match case")
+            problems += [f"match case {i} did not match"
+                         for i, case in enumerate(rule.match_cases)
+                         if not rule_matches(rule, Prepared(case))]
+            problems += [f"no_match case {i} matched"
+                         for i, case in enumerate(rule.no_match_cases)
+                         if rule_matches(rule, Prepared(case))]
+            total += 1
+            failures += bool(problems)
+            status = "ok" if not problems else "FAIL: " + "; ".join(problems)
+            out.write(f"{set_name:10} {rule.id:8} {status}\n")
+    out.write(f"{total - failures} passed, {failures} failed\n")
+    return failures
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from .rules import RuleError
+    try:
+        return 1 if run_rule_cases(args.rules_dir) else 0
+    except RuleError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+
+
+def register(subparsers) -> None:
+    ev = subparsers.add_parser("eval", help="detection quality per family on JSONL data sets")
+    ev.add_argument("files", nargs="+", metavar="FILE.jsonl")
+    ev.add_argument("--policy", help="policy file whose guards.injection settings to use")
+    ev.add_argument("--pii", action="store_true", help="evaluate PII detection instead")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
+    rules = subparsers.add_parser("rules", help="detection rules").add_subparsers(
+        dest="rules_command", required=True)
+    test = rules.add_parser("test", help="run every rule's test cases")
+    test.add_argument("--rules-dir", help="rules directory (default: the shipped rules/)")
+    test.set_defaults(func=cmd_rules_test)

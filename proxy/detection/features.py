@@ -1,0 +1,132 @@
+"""Hashed word + character n-gram features, shared by training (train/) and inference.
+
+Pure numpy: character n-grams are hashed with a vectorised polynomial hash over the code points,
+word n-grams from crc32 of each word, all folded into ``DIM`` buckets (the hashing trick: no
+vocabulary to ship). A few dense structural features (symbol density, glued "adversarial suffix"
+tokens, script mix) follow the hashed block; they describe how a text is built rather than what
+it is about, which is what carries over to attack families the model never saw.
+"""
+from __future__ import annotations
+
+import math
+import re
+import zlib
+
+import numpy as np
+import regex
+
+from .normalize import normalize
+
+DIM = 1 << 18
+CHAR_NGRAMS = (3, 4, 5)
+MAX_CHARS = 20000        # the model reads at most this much of a slot (rules read everything)
+DENSE_NAMES = ("symbol_ratio", "glued_token_ratio", "case_flip_ratio", "log_length",
+               "non_ascii_ratio", "newline_ratio")
+N_FEATURES = DIM + len(DENSE_NAMES)
+
+_WORD = regex.compile(r"\w+")
+_SALT = {n: np.uint64(0x9E3779B1 * (n + 1) & 0xFFFFFFFF) for n in (1, 2, 3, 4, 5)}
+_MASK = np.uint64(0xFFFFFFFF)
+_P = np.uint64(1000003)
+# A "glued" token: a whitespace-delimited token holding a letter followed (anywhere later) by two
+# of the symbols below. The original pattern ``\S*[A-Za-z]\S*[SYM]\S*[SYM]\S*`` backtracks
+# cubically inside every token; this one is deterministic (adjacent classes are disjoint), is tried
+# only at token starts and counts exactly the same tokens (see tests/detection/test_speed.py).
+_GLUED_REFERENCE = regex.compile(r"\S*[A-Za-z]\S*[{}\[\]()<>\\|^$=`~]\S*[{}\[\]()<>\\|^$=`~]\S*")
+_GLUED = regex.compile(
+    r"(?<!\S)[^\sA-Za-z]*[A-Za-z][^\s{}\[\]()<>\\|^$=`~]*[{}\[\]()<>\\|^$=`~]"
+    r"[^\s{}\[\]()<>\\|^$=`~]*[{}\[\]()<>\\|^$=`~]\S*"
+)
+# On ASCII text without the separators \x1c-\x1f, the stdlib engine's \s is the same class as the
+# regex package's, so it can run the same pattern (3x faster).
+_GLUED_ASCII = re.compile(_GLUED.pattern)
+_SYM_BYTES = b"{}[]()<>\\|^$=`~"
+_NOT_SYM_ASCII = bytes(c for c in range(128) if c not in _SYM_BYTES)
+_ODD_ASCII_SPACE = ("\x1c", "\x1d", "\x1e", "\x1f")
+# On ASCII text the stdlib engine's \w is the same class as the regex package's, and faster.
+_WORD_ASCII = re.compile(r"\w+")
+# ASCII characters that are alphanumeric or whitespace by str.isalnum()/str.isspace().
+_ALNUM_SPACE_ASCII = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace())
+_CASE_FLIP = regex.compile(r"[a-z][A-Z]")
+
+
+def _char_hashes(text: str, n: int) -> np.ndarray:
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if len(cps) < n:
+        return np.empty(0, dtype=np.uint64)
+    h = np.zeros(len(cps) - n + 1, dtype=np.uint64)
+    for k in range(n):
+        h = ((h * _P) + cps[k:len(cps) - n + 1 + k]) & _MASK
+    return h ^ _SALT[n]
+
+
+def glued_tokens(raw: str) -> int:
+    """Count of glued tokens, ``len(_GLUED_REFERENCE.findall(raw))``."""
+    if raw.isascii():
+        data = raw.encode("ascii")
+        if len(data.translate(None, _NOT_SYM_ASCII)) < 2:
+            return 0
+        if not any(c in raw for c in _ODD_ASCII_SPACE):
+            return len(_GLUED_ASCII.findall(raw))
+    return len(_GLUED.findall(raw))
+
+
+def _all_char_hashes(text: str) -> list[np.ndarray]:
+    """``[_char_hashes(text, n) for n in CHAR_NGRAMS]``, each length extending the previous one's
+    hashes by one code point instead of starting over (same values: the hash is a prefix fold)."""
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    out = []
+    h = cps
+    for n in range(2, max(CHAR_NGRAMS) + 1):
+        if len(cps) < n:
+            h = np.empty(0, dtype=np.uint64)
+        else:
+            h = ((h[:len(cps) - n + 1] * _P) + cps[n - 1:]) & _MASK
+        if n in CHAR_NGRAMS:
+            out.append(h ^ _SALT[n])
+    return out
+
+
+def dense(raw: str) -> np.ndarray:
+    length = max(len(raw), 1)
+    tokens = raw.split()
+    n_tok = max(len(tokens), 1)
+    if raw.isascii():
+        symbols = len(raw.encode("ascii").translate(None, _ALNUM_SPACE_ASCII))
+        non_ascii = 0
+    else:
+        symbols = sum(1 for c in raw if not c.isalnum() and not c.isspace())
+        non_ascii = sum(1 for c in raw if ord(c) > 127)
+    return np.array([
+        symbols / length,
+        glued_tokens(raw) / n_tok,
+        len(_CASE_FLIP.findall(raw)) / n_tok,
+        math.log1p(length) / 10.0,
+        non_ascii / length,
+        raw.count("\n") / n_tok,
+    ], dtype=np.float32)
+
+
+def featurize(raw: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, values) of one text's sparse, L2-normalised feature vector."""
+    raw = raw[:MAX_CHARS]
+    text = normalize(raw)
+    words = (_WORD_ASCII if text.isascii() else _WORD).findall(text)
+    parts = []
+    if words:
+        wh = np.array(list(map(zlib.crc32, map(str.encode, words))), dtype=np.uint64)
+        parts.append(wh ^ _SALT[1])
+        if len(wh) > 1:
+            parts.append(((wh[:-1] * _P + wh[1:]) & _MASK) ^ _SALT[2])
+    parts.extend(_all_char_hashes(f" {text} "))
+    if parts:
+        buckets = (np.concatenate(parts) % np.uint64(DIM)).astype(np.int64)
+        idx, counts = np.unique(buckets, return_counts=True)
+        vals = 1.0 + np.log(counts.astype(np.float32))
+        vals /= np.sqrt(np.dot(vals, vals))
+    else:
+        idx = np.empty(0, dtype=np.int64)
+        vals = np.empty(0, dtype=np.float32)
+    d = dense(raw)
+    return (np.concatenate([idx, np.arange(DIM, N_FEATURES, dtype=np.int64)]),
+            np.concatenate([vals.astype(np.float32), d]))

@@ -1,0 +1,224 @@
+"""Evasion transforms: the views of a text that rules are matched against.
+
+Attackers hide trigger phrases behind Unicode tricks (full-width letters, Cyrillic look-alikes,
+zero-width joiners, tag characters, bidi overrides), spacing and punctuation ("i.g.n.o.r.e"),
+leetspeak ("1gn0r3") and encodings (base64, hex, URL escapes, rot13). Each rule names the views
+it needs; a ``Prepared`` text builds every view at most once, lazily, and counts the tricks it
+removed because their mere presence is a signal.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+import urllib.parse
+
+import regex
+
+# Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
+# Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
+_INVISIBLE = regex.compile(
+    r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+# ZWJ/ZWNJ are legitimate in Indic and Arabic scripts and in emoji sequences: stripped, not
+# counted as a signal.
+_INVISIBLE_SIGNAL = regex.compile(
+    r"[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\U000e0000-\U000e007f]"
+)
+_TAG_BLOCK = regex.compile(r"[\U000e0020-\U000e007e]")
+
+# Confusable folding (a subset of Unicode TR39 confusables.txt: the Cyrillic and Greek letters
+# that render like Latin ones). Applied only inside words that mix scripts, so genuine Russian or
+# Greek text is left alone while "ignоre" (Cyrillic o) becomes "ignore".
+_CONFUSABLES = str.maketrans({
+    "а": "a", "в": "b", "с": "c", "е": "e", "һ": "h", "і": "i", "ј": "j", "к": "k", "м": "m",
+    "н": "h", "о": "o", "р": "p", "ѕ": "s", "т": "t", "у": "y", "х": "x", "ԁ": "d", "ԛ": "q",
+    "ԝ": "w", "ӏ": "l", "ɡ": "g", "ո": "n", "ս": "u",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c",
+})
+_MIXED_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w+\b")
+
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
+                       "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_WS = regex.compile(r"\s+")
+# Characters dropped by the "collapse" view: everything but letters, digits, whitespace and the
+# leet symbols (translated before the drop).
+_PUNCT = regex.compile(r"[^\w\s]+|_+")
+# "i g n o r e" / "i.g.n.o.r.e": runs of single letters separated by one non-letter get joined.
+_SPACED_LETTERS = regex.compile(r"\b(?:\w[\s.\-_*]){3,}\w\b")
+
+# Encoded segments worth decoding. Lengths keep ordinary words and numbers out.
+_B64 = regex.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+_HEX = regex.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){8,}")
+_URLENC = regex.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){4,}")
+_BINARY = regex.compile(r"(?:[01]{8}\s?){4,}")
+_ROT13_HINT = regex.compile(r"\brot[\s\-_]?13\b", regex.I)
+_MAX_SEGMENTS = 32
+# Necessary conditions for the encoded-segment patterns, run with the stdlib engine (several times
+# faster on prose): a base64 segment holds 16 consecutive base64 characters, a hex segment is a
+# run of at least 16 characters drawn from hex digits, separators and the \x / 0x prefixes (the
+# stdlib \s is a superset of the regex package's), a binary one 8 consecutive bits. Only when one
+# holds is the exact pattern run, so the segments found are the same.
+_MAY_B64 = re.compile(r"[A-Za-z0-9+/]{16}")
+_MAY_HEX = re.compile(r"[0-9a-fA-Fx\\:,\s]{16}")
+_MAY_BINARY = re.compile(r"[01]{8}")
+
+# Chat-template control tokens of common open models; inside user content they try to open a
+# fake system or assistant turn.
+CHAT_TEMPLATE = regex.compile(
+    r"<\|(?:im_start|im_end|system|user|assistant|endoftext|begin_of_text|start_header_id|"
+    r"end_header_id|eot_id)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|<\s*/?(?:start_of_turn|end_of_turn)>|"
+    r"^\s*###\s*(?:System|Instruction|Assistant)\s*:",
+    regex.I | regex.M,
+)
+
+VIEWS = ("raw", "normalized", "collapsed", "decoded")
+
+# Optimised adversarial suffixes (GCG-style) end an otherwise plain request with a run of tokens
+# glued to brackets, backslashes and case flips: "...bomb $\\{fen AS <?hide](textitspanifying6<<".
+_ODD = regex.compile(r"[{}\[\]\\<>|`^$=_~#@*()/;:+]")
+_GLUE = regex.compile(r"[a-z][A-Z]|[A-Za-z][{}\[\]\\<>|`^$=~#@*()/;:+]|[{}\[\]\\<>|`^$=~#@*()/;:+][A-Za-z]")
+_PLAIN_WORD = regex.compile(r"\b[a-z]{3,}\b")
+
+
+def adversarial_suffix(text: str) -> int:
+    """1 when the last line ends in a glued-symbol run after a plain-language opening."""
+    last = text.rstrip().rsplit("\n", 1)[-1][-160:]
+    if len(last) < 40:
+        return 0
+    letters = sum(map(str.isalpha, last))
+    return int(len(_ODD.findall(last)) >= 5 and len(_GLUE.findall(last)) >= 3
+               and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
+
+
+def _fold_mixed(match: regex.Match) -> str:
+    return match.group(0).translate(_CONFUSABLES)
+
+
+def _printable_ratio(data: bytes) -> float:
+    if not data:
+        return 0.0
+    good = sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13))
+    return good / len(data)
+
+
+def _try_text(data: bytes) -> str | None:
+    if len(data) < 6 or _printable_ratio(data) < 0.9:
+        return None
+    return data.decode("ascii", "ignore")
+
+
+def decode_segments(text: str) -> list[str]:
+    """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
+    out: list[str] = []
+    # A base64 run has no whitespace, so it lies inside one str.split() token.
+    may_b64 = max(map(len, text.split()), default=0) >= 16 and _MAY_B64.search(text)
+    for m in (_B64.finditer(text) if may_b64 else ()):
+        seg = m.group(0)
+        try:
+            raw = base64.b64decode(seg + "=" * (-len(seg) % 4), validate=False)
+        except (binascii.Error, ValueError):
+            continue
+        dec = _try_text(raw)
+        if dec:
+            out.append(dec)
+        if len(out) >= _MAX_SEGMENTS:
+            return out
+    for m in (_HEX.finditer(text) if _MAY_HEX.search(text) else ()):
+        digits = regex.sub(r"\\x|0x|[\s:,]", "", m.group(0))
+        try:
+            dec = _try_text(bytes.fromhex(digits[: len(digits) // 2 * 2]))
+        except ValueError:
+            continue
+        if dec:
+            out.append(dec)
+    may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
+    for m in (_BINARY.finditer(text) if may_binary else ()):
+        bits = m.group(0).replace(" ", "")
+        raw = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits) - 7, 8))
+        dec = _try_text(raw)
+        if dec:
+            out.append(dec)
+    for m in (_URLENC.finditer(text) if "%" in text else ()):
+        out.append(urllib.parse.unquote(m.group(0)))
+    if _ROT13_HINT.search(text):
+        out.append(codecs.decode(text, "rot13"))
+    return out[:_MAX_SEGMENTS]
+
+
+# The only characters str.split() treats as whitespace and the regex package's \s does not.
+_ODD_SPACE = ("\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def squeeze(text: str) -> str:
+    """``_WS.sub(" ", text).strip()``, computed with str.split() when that is the same thing."""
+    if any(c in text for c in _ODD_SPACE):
+        return _WS.sub(" ", text).strip()
+    return " ".join(text.split())
+
+
+def normalize(text: str) -> str:
+    if text.isascii():      # NFKC, invisible stripping and folding are no-ops on ASCII
+        return squeeze(text.lower())
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _MIXED_WORD.sub(_fold_mixed, text)
+    return squeeze(text.casefold())
+
+
+def collapse(normalized: str) -> str:
+    """Leet substitution, spaced-letter joining and punctuation removal on a normalized text."""
+    text = _SPACED_LETTERS.sub(lambda m: regex.sub(r"[\s.\-_*]", "", m.group(0)), normalized)
+    text = text.translate(_LEET)
+    text = _PUNCT.sub(" ", text)
+    return squeeze(text)
+
+
+class Prepared:
+    """One text and its lazily built views, plus the evasion signals seen while building them."""
+
+    __slots__ = ("raw", "_views", "_anchor_hits", "invisible", "tags", "mixed_script", "template_tokens",
+                 "adversarial_suffix")
+
+    def __init__(self, text: str):
+        self.raw = text
+        self._views: dict[str, str] = {"raw": text}
+        self._anchor_hits: dict[str, list[bool]] = {}
+        self.invisible = len(_INVISIBLE_SIGNAL.findall(text)) if not text.isascii() else 0
+        self.tags = len(_TAG_BLOCK.findall(text)) if self.invisible else 0
+        self.mixed_script = 0 if text.isascii() else len(_MIXED_WORD.findall(
+            unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
+        self.template_tokens = len(CHAT_TEMPLATE.findall(text)) if ("<" in text or "[" in text or "#" in text) else 0
+        self.adversarial_suffix = adversarial_suffix(text)
+
+    def anchor_hits(self, name: str, compute) -> list[bool]:
+        """``compute(view)`` (the rules' literal prefilter hits), once per view."""
+        got = self._anchor_hits.get(name)
+        if got is None:
+            got = self._anchor_hits[name] = compute(self.view(name))
+        return got
+
+    def view(self, name: str) -> str:
+        got = self._views.get(name)
+        if got is not None:
+            return got
+        if name == "normalized":
+            got = normalize(self.raw)
+        elif name == "collapsed":
+            base = self.view("normalized")
+            got = collapse(base)
+            if got == base:
+                got = base      # same object: matchers skip a view identical to one already read
+        elif name == "decoded":
+            # Tag characters carry hidden ASCII: decode them along with the encoded segments.
+            parts = decode_segments(self.raw)
+            if self.tags:
+                parts.append("".join(chr(ord(c) - 0xE0000) for c in _TAG_BLOCK.findall(self.raw)))
+            got = "\n".join(normalize(p) for p in parts)
+        else:
+            raise KeyError(f"unknown view {name!r}")
+        self._views[name] = got
+        return got

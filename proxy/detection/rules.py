@@ -1,0 +1,235 @@
+"""Detection rules as data: load the YAML rule files, validate, compile and vet them.
+
+A rule file holds one rule set::
+
+    set: injection
+    description: ...
+    rules:
+      - id: PI-1001
+        message: Instruction override ("ignore previous instructions")
+        severity: critical        # critical=5 error=4 warning=3 notice=2, or an integer
+        paranoia: 1               # 1..4: the policy's paranoia level enables rules <= it
+        transforms: [normalized, collapsed, decoded]   # views of the text to match
+        roles: [user, tool, document]                  # optional: slot roles it applies to
+        direction: request        # request (default) or response
+        phrases: [ignore previous instructions]        # literal phrase list (word bounded)
+        fuzzy: 1                  # optional: edits tolerated per phrase (misspellings)
+        patterns: ['...']         # regular expressions (the `regex` package)
+        signal: invisible         # or instead a computed evasion signal (see SIGNALS)
+        min: 3                    # with ``signal``: least count that fires
+        cases: {match: [...], no_match: [...]}
+
+Every pattern is vetted at load: nested quantifiers are refused outright and each compiled
+pattern must finish on adversarial inputs within a deadline, so no rule can backtrack
+catastrophically on the proxy's hot path.
+"""
+from __future__ import annotations
+
+import functools
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import regex
+import yaml
+
+from . import prefilter as _prefilter
+from .normalize import VIEWS, Prepared
+
+SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
+SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix")
+RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
+             "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags"}
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+# A group that ends in a quantifier and is itself quantified: (a+)+, (\w*\s?)*, (x{2,}){3,}.
+_NESTED_QUANTIFIER = regex.compile(r"[+*}]\)[+*{]|[+*}]\)\?[+*{]")
+_ADVERSARIAL = tuple(s * n for s, n in (
+    ("a", 20000), (" ", 20000), ("a ", 10000), ("ignore ", 3000), ("\n", 20000),
+    ("ab1!", 5000), ("aaaa", 5000),
+)) + ("a" * 20000 + "!", "ignore " * 3000 + "!")
+VET_SECONDS = 0.25
+
+
+class RuleError(ValueError):
+    """A rule file is invalid; the message names the file and the rule id, never input text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    set: str
+    message: str
+    score: int
+    paranoia: int
+    views: tuple[str, ...]
+    roles: frozenset[str] | None
+    direction: str
+    regexes: tuple[Any, ...]        # compiled regex.Pattern objects
+    signal: str | None
+    min_count: int
+    match_cases: tuple[str, ...]
+    no_match_cases: tuple[str, ...]
+    # One per pattern (None: always searched); see prefilter.py. Derived from the rule data.
+    prefilters: tuple[Any, ...] = ()
+
+
+def _edge_boundary(ch: str) -> bool:
+    """Word boundaries make sense only for scripts written with spaces between words."""
+    if not (ch.isalnum() or ch == "_"):
+        return False
+    name = unicodedata.name(ch, "")
+    return not any(s in name for s in ("CJK", "HIRAGANA", "KATAKANA", "THAI", "IDEOGRAPH"))
+
+
+def phrase_pattern(phrases: list[str], fuzzy: int) -> str:
+    alts = []
+    for phrase in sorted({p.casefold().strip() for p in phrases}, key=len, reverse=True):
+        words = phrase.split()
+        body = r"\s+".join(regex.escape(w) for w in words)
+        if fuzzy and len(phrase) >= 10 and len(words) > 1:
+            # Edits are tolerated after an exact first word: the literal anchor lets the engine
+            # skip ahead, whereas a fully fuzzy phrase is tried at every position (10x slower).
+            rest = r"\s+".join(regex.escape(w) for w in words[1:])
+            body = f"{regex.escape(words[0])}\\s+(?:{rest}){{e<={fuzzy}}}"
+        left = r"\b" if _edge_boundary(phrase[0]) else ""
+        right = r"\b" if _edge_boundary(phrase[-1]) else ""
+        alts.append(f"{left}{body}{right}")
+    return "(?:" + "|".join(alts) + ")"
+
+
+def vet_pattern(source: str, compiled: Any, where: str) -> None:
+    if _NESTED_QUANTIFIER.search(source):
+        raise RuleError(f"{where}: nested quantifier (catastrophic backtracking risk)")
+    for probe in _ADVERSARIAL:
+        try:
+            compiled.search(probe, timeout=VET_SECONDS)
+        except TimeoutError:
+            raise RuleError(f"{where}: pattern too slow on adversarial input") from None
+
+
+def _severity(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise RuleError(f"{where}: severity must be a name or an integer")
+    if isinstance(value, int) and 0 < value <= 100:
+        return value
+    if isinstance(value, str) and value in SEVERITIES:
+        return SEVERITIES[value]
+    raise RuleError(f"{where}: severity must be one of {sorted(SEVERITIES)} or 1..100")
+
+
+def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: a rule must be a mapping")
+    unknown = set(raw) - RULE_KEYS
+    rid = str(raw.get("id", "?"))
+    where = f"{where}: rule {rid}"
+    if unknown:
+        raise RuleError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("id", "message", "severity", "paranoia"):
+        if key not in raw:
+            raise RuleError(f"{where}: missing {key}")
+    paranoia = raw["paranoia"]
+    if not isinstance(paranoia, int) or not 1 <= paranoia <= 4:
+        raise RuleError(f"{where}: paranoia must be 1..4")
+    views = tuple(raw.get("transforms") or ("normalized",))
+    bad = [v for v in views if v not in VIEWS]
+    if bad:
+        raise RuleError(f"{where}: unknown transforms {bad}; known: {list(VIEWS)}")
+    direction = raw.get("direction", "request")
+    if direction not in ("request", "response"):
+        raise RuleError(f"{where}: direction must be request or response")
+    signal = raw.get("signal")
+    sources: list[str] = []
+    anchors: list[set[str] | None] = []
+    if raw.get("phrases"):
+        phrases = [str(p) for p in raw["phrases"]]
+        sources.append(phrase_pattern(phrases, int(raw.get("fuzzy", 0))))
+        anchors.append(_prefilter.phrase_anchors(phrases, int(raw.get("fuzzy", 0))))
+    for p in raw.get("patterns") or ():
+        sources.append(str(p))
+        anchors.append(_prefilter.pattern_anchors(str(p)))
+    if signal is not None and signal not in SIGNALS:
+        raise RuleError(f"{where}: unknown signal {signal!r}; known: {list(SIGNALS)}")
+    if bool(signal) == bool(sources):
+        raise RuleError(f"{where}: give either phrases/patterns or a signal")
+    flags = regex.V1 | regex.I if raw.get("flags") != "case" else regex.V1
+    compiled = []
+    for i, src in enumerate(sources):
+        try:
+            pat = regex.compile(src, flags)
+        except regex.error as exc:
+            raise RuleError(f"{where}: pattern {i}: {exc}") from None
+        vet_pattern(src, pat, f"{where}: pattern {i}")
+        compiled.append(pat)
+    cases = raw.get("cases") or {}
+    if set(cases) - {"match", "no_match"}:
+        raise RuleError(f"{where}: cases take only match and no_match")
+    roles = raw.get("roles")
+    match_cases = tuple(str(c) for c in cases.get("match") or ())
+    prefilters = tuple(_checked_prefilter(_prefilter.make(a), pat, views, match_cases)
+                       for a, pat in zip(anchors, compiled))
+    return Rule(
+        id=rid, set=set_name, message=str(raw["message"]),
+        score=_severity(raw["severity"], where), paranoia=paranoia, views=views,
+        roles=frozenset(roles) if roles else None, direction=direction,
+        regexes=tuple(compiled), signal=signal, min_count=int(raw.get("min", 1)),
+        match_cases=match_cases,
+        no_match_cases=tuple(str(c) for c in cases.get("no_match") or ()),
+        prefilters=prefilters,
+    )
+
+
+def _checked_prefilter(pf: Any, pattern: Any, views: tuple[str, ...],
+                       cases: tuple[str, ...]) -> Any:
+    """A prefilter must pass every view of every match case its pattern matches; one that
+    would not (a derivation bug) is dropped, so the pattern is always searched."""
+    if pf is None:
+        return None
+    for case in cases:
+        prepared = Prepared(case)
+        for view in views:
+            text = prepared.view(view)
+            if (pattern.search(text, timeout=VET_SECONDS) is not None
+                    and not pf.may_match(text, view in _prefilter.FOLDED_VIEWS)):
+                return None
+    return pf
+
+
+def load_file(path: Path) -> tuple[str, tuple[Rule, ...]]:
+    stat = path.stat()
+    return _load_file_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_file_cached(name: str, mtime_ns: int, size: int) -> tuple[str, tuple[Rule, ...]]:
+    """Vetting every pattern costs about a second; a policy reload with unchanged rule files
+    reuses the compiled (immutable) rules."""
+    path = Path(name)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise RuleError(f"{path}: expected a mapping with 'set' and a 'rules' list")
+    set_name = str(doc.get("set") or path.stem)
+    rules = tuple(compile_rule(r, set_name, str(path)) for r in doc["rules"])
+    return set_name, rules
+
+
+def load_rules(rules_dir: str | Path | None = None) -> dict[str, tuple[Rule, ...]]:
+    """Every ``*.yaml`` rule file in ``rules_dir``: set name -> rules. Ids must be unique."""
+    base = Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR
+    if not base.is_dir():
+        raise RuleError(f"{base}: rules directory not found")
+    sets: dict[str, tuple[Rule, ...]] = {}
+    seen: set[str] = set()
+    for path in sorted(base.glob("*.yaml")):
+        name, rules = load_file(path)
+        for rule in rules:
+            if rule.id in seen:
+                raise RuleError(f"{path}: duplicate rule id {rule.id}")
+            seen.add(rule.id)
+        sets[name] = sets.get(name, ()) + rules
+    return sets

@@ -1,0 +1,128 @@
+"""The injection guard's policy section: JSON Schema and compile into frozen settings."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import regex
+
+from . import model as model_mod
+from .rules import DEFAULT_RULES_DIR, Rule, load_rules
+from .scanner import DetectorConfig
+
+SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
+DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
+DEFAULT_SETS = ("injection", "jailbreak", "evasion")
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "ruleSets": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                     "description": "Rule sets to use (file 'set' names in the rules directory). "
+                                    "Default: injection, jailbreak, evasion."},
+        "rulesDir": {"type": "string",
+                     "description": "Directory of rule YAML files, relative to the policy file. "
+                                    "Default: the rules/ folder shipped with aifw."},
+        "paranoiaLevel": {"type": "integer", "minimum": 1, "maximum": 4,
+                          "description": "Enable rules up to this paranoia level (default 1). Higher "
+                                         "catches more and blocks more benign text."},
+        "threshold": {"type": "number", "exclusiveMinimum": 0,
+                      "description": "Anomaly score at which a slot counts as an attack (default 5)."},
+        "disabledRules": {"type": "array", "items": {"type": "string"},
+                          "description": "Rule ids to switch off (exclusions)."},
+        "roles": {"type": "array", "items": {"enum": list(SCANNABLE_ROLES)}, "uniqueItems": True,
+                  "description": "Slot roles to scan. Default: user, tool, document, prompt, input "
+                                 "(system/developer prompts are the application's own)."},
+        "model": {
+            "type": "object", "additionalProperties": False,
+            "description": "The second signal: a linear n-gram model combined with the rule score.",
+            "properties": {
+                "enabled": {"type": "boolean", "description": "Use the model (default true)."},
+                "weight": {"type": "number", "minimum": 0,
+                           "description": "Points the model adds at its operating point (default 3); "
+                                          "capped at twice this."},
+                "path": {"type": "string", "description": "Model .npz file (default: the shipped one)."},
+            },
+        },
+        "response": {
+            "type": "object", "additionalProperties": False,
+            "description": "Checks on the model's answer, streamed answers included.",
+            "properties": {
+                "canaries": {"type": "array", "items": {"type": "string", "minLength": 4},
+                             "description": "Strings that must never appear in an answer (e.g. a "
+                                            "marker planted in the system prompt)."},
+                "exfiltration": {"type": "boolean",
+                                 "description": "Block markdown images/links that carry data to hosts "
+                                                "not in allowedHosts (default true)."},
+                "allowedHosts": {"type": "array", "items": {"type": "string"},
+                                 "description": "Hosts (or *.suffix) answers may link or embed images from."},
+                "holdBack": {"type": "integer", "minimum": 16, "maximum": 4096,
+                             "description": "Characters of a stream held back so a match split across "
+                                            "chunks is still caught (default: enough for the longest canary "
+                                            "and a markdown link, at least 256)."},
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSettings:
+    canaries: tuple[str, ...]
+    canary_pattern: Any            # compiled regex over normalized answer text, or None
+    exfiltration: bool
+    allowed_hosts: tuple[str, ...]
+    hold_back: int
+
+    @property
+    def active(self) -> bool:
+        return bool(self.canaries) or self.exfiltration
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionSettings:
+    detector: DetectorConfig
+    roles: frozenset[str]
+    rules_by_role: Mapping[str, tuple[Rule, ...]]
+    response: ResponseSettings
+    paranoia: int
+    rule_sets: tuple[str, ...]
+
+
+def _resolve(path: str, base: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(base or ".", path)
+
+
+def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> InjectionSettings:
+    rules_dir = _resolve(section["rulesDir"], policy_dir) if section.get("rulesDir") else DEFAULT_RULES_DIR
+    sets = load_rules(rules_dir)
+    wanted = tuple(section.get("ruleSets") or DEFAULT_SETS)
+    missing = [s for s in wanted if s not in sets]
+    if missing:
+        raise ValueError(f"unknown rule sets {missing}; available: {sorted(sets)}")
+    paranoia = int(section.get("paranoiaLevel", 1))
+    disabled = set(section.get("disabledRules") or ())
+    rules = tuple(r for s in wanted for r in sets[s]
+                  if r.paranoia <= paranoia and r.id not in disabled and r.direction == "request")
+    model_cfg = section.get("model") or {}
+    model = None
+    if model_cfg.get("enabled", True):
+        path = _resolve(model_cfg["path"], policy_dir) if model_cfg.get("path") else None
+        model = model_mod.load(path)
+    detector = DetectorConfig(rules=rules, model=model,
+                              model_weight=float(model_cfg.get("weight", 3.0)),
+                              threshold=float(section.get("threshold", 5.0)))
+    roles = frozenset(section.get("roles") or DEFAULT_ROLES)
+    by_role = {role: tuple(r for r in rules if r.roles is None or role in r.roles)
+               for role in SCANNABLE_ROLES}
+    resp = section.get("response") or {}
+    canaries = tuple(resp.get("canaries") or ())
+    canary_pattern = (regex.compile("|".join(regex.escape(c.casefold()) for c in canaries))
+                      if canaries else None)
+    longest = max((len(c) for c in canaries), default=0)
+    hold_back = int(resp.get("holdBack", max(256, 2 * longest)))
+    response = ResponseSettings(canaries, canary_pattern, bool(resp.get("exfiltration", True)),
+                                tuple(h.lower() for h in resp.get("allowedHosts") or ()), hold_back)
+    return InjectionSettings(detector, roles, by_role, response, paranoia, wanted)

@@ -1,0 +1,112 @@
+"""Rate limits, token rates, token budgets and concurrency: reserve before forwarding, settle
+against real usage afterwards. Counting lives in proxy/limits; this is the pipeline glue."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from ..exchange import Exchange
+from ..limits.backend import BackendUnavailable
+from ..limits.config import SCHEMA, compile_limits
+from ..limits.limiter import Limiter, Reservation, build_limiter
+from ..limits.refusals import rate_headers, refusal
+from ..limits.tokens import estimate
+from ..verdict import Finding, Verdict
+from .base import CompileContext, Guard, GuardSpec, StreamText
+
+log = logging.getLogger("aifw.limits")
+NAME = "ratelimit"
+# Endpoints whose streams report usage only when asked with stream_options.include_usage.
+_USAGE_OPT_IN = ("chat", "completions")
+
+
+class RateLimitGuard(Guard):
+    name = NAME
+
+    def __init__(self, limiter: Limiter, section: Mapping[str, Any] | None = None) -> None:
+        self.limiter = limiter
+        self.config = limiter.config
+        self.section = dict(section or {})   # as written: proxy.runtime.check_workers reads it
+
+    async def on_request(self, ex: Exchange) -> Verdict | None:
+        charges, prompt, output = self.limiter.plan(ex)
+        if not charges:
+            return None
+        try:
+            outcome, backend, fallback = await self.limiter.reserve(
+                charges, ex.request_id, use_fallback=self.failure_mode == "open")
+        except BackendUnavailable:
+            ex.mark_uninspected("ratelimit: limit store unreachable")
+            ex.add_finding(Finding(NAME, ("ratelimit.backend_unavailable",), action="observed"))
+            raise   # the core answers 503 guardrail_unavailable (failureMode closed)
+        if fallback:
+            ex.mark_uninspected("ratelimit: limit store unreachable, per-process fallback limits")
+            ex.add_finding(Finding(NAME, ("ratelimit.fallback",), action="observed"))
+        if not outcome.allowed:
+            return refusal(charges, outcome.items, prompt + output)
+        res = Reservation(charges, backend, ex.request_id, prompt, output, fallback=fallback)
+        ex.state[NAME] = res
+        ex.usage.reserved_tokens = res.tokens
+        ex.response_headers.update(rate_headers(charges, outcome.items))
+        if ex.stream and any(c.limit.kind in ("tokens", "budget") for c in charges):
+            self._ask_for_usage(ex)
+        return None
+
+    @staticmethod
+    def _ask_for_usage(ex: Exchange) -> None:
+        """OpenAI streams carry usage only on request: ask for it, and tell the core to hide
+        the extra chunk from a client that did not ask."""
+        body = ex.body
+        endpoint = ex.endpoint
+        if not isinstance(body, dict) or endpoint is None or endpoint.kind not in _USAGE_OPT_IN:
+            return
+        if endpoint.dialect != "openai" or getattr(ex.upstream, "provider", None) == "anthropic":
+            return
+        opts = body.get("stream_options")
+        if isinstance(opts, dict) and opts.get("include_usage") is True:
+            return
+        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        ex.body_changed = True
+        ex.strip_usage_chunk = True
+
+    async def on_complete(self, ex: Exchange) -> None:
+        res: Reservation | None = ex.state.get(NAME)
+        if res is None:
+            return
+        try:
+            await self.limiter.settle(ex, res)
+        except BackendUnavailable:
+            # Token corrections are lost; concurrency slots expire with their lease.
+            ex.mark_uninspected("ratelimit: usage not settled, limit store unreachable")
+
+
+class RateLimitCutOffGuard(RateLimitGuard):
+    """Variant with on_chunk: only policies with cutOffStreams pay for a per-chunk hook."""
+
+    def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
+        res: Reservation | None = ex.state.get(NAME)
+        if res is None or res.settled:
+            return text
+        res.streamed_chars += len(text)
+        if estimate(res.streamed_chars, self.config.chars_per_token) <= res.output_tokens:
+            return text
+        ex.add_finding(Finding(NAME, ("ratelimit.cutoff",), action="cut", direction="response",
+                               counts={"reserved_output_tokens": res.output_tokens}))
+        return Verdict(NAME, "The answer reached the output tokens reserved for it.",
+                       rule_ids=("ratelimit.cutoff",), status=429, code="rate_limit_exceeded",
+                       type="rate_limit_error", finish_reason="length")
+
+
+def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> Guard:
+    config = compile_limits(section, ctx.policy_dir)
+    limiter = build_limiter(config, ctx.services)
+    cls = RateLimitCutOffGuard if config.cut_off_streams else RateLimitGuard
+    return cls(limiter, section)
+
+
+SPEC = GuardSpec(
+    name=NAME,
+    schema=SCHEMA,
+    compile=compile_guard,
+    description="Request rates, token rates, token budgets and concurrency per user, key, group or globally.",
+)

@@ -1,0 +1,118 @@
+"""Reserve and settle one exchange's limits, choosing the backend and handling its outages."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import Backend, BackendUnavailable, Outcome
+from .charges import Charge, build_charges
+from .clock import Clock, system_clock
+from .config import LimitsConfig
+from .memory import MemoryBackend
+from .redis_backend import RedisBackend
+from .tokens import TokenCounter, estimate, output_allowance, prompt_tokens
+
+log = logging.getLogger("aifw.limits")
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What on_request reserved, kept in ``ex.state["ratelimit"]`` until on_complete."""
+
+    charges: list[Charge]
+    backend: Backend
+    member: str
+    prompt_tokens: int
+    output_tokens: int
+    fallback: bool = False
+    streamed_chars: int = 0
+    settled: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+
+class Limiter:
+    def __init__(self, config: LimitsConfig, primary: Backend, fallback: Backend | None = None,
+                 counter: TokenCounter | None = None, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.primary = primary
+        self.fallback = fallback
+        self.counter = counter
+        self.clock = clock
+
+    def plan(self, ex) -> tuple[list[Charge], int, int]:
+        """The charges this exchange makes, with its prompt and output token reservation."""
+        route = (ex.endpoint.name if ex.endpoint is not None else None, ex.path)
+        charges = build_charges(self.config, ex.identity, ex.model, route, 0, self.clock())
+        token_charges = [ch for ch in charges if ch.limit.kind in ("tokens", "budget")]
+        if not token_charges or self.counter is None:
+            return charges, 0, 0        # no token limit applies: do not tokenize at all
+        prompt = prompt_tokens(self.counter, ex, self.config.chars_per_token)
+        output = output_allowance(ex.body, _kind(ex), self.config.default_max_tokens)
+        for ch in token_charges:
+            ch.cost = prompt + output
+        return charges, prompt, output
+
+    async def reserve(self, charges: list[Charge], member: str, use_fallback: bool) -> tuple[Outcome, Backend, bool]:
+        """Reserve on the primary backend; on an outage use the per-process fallback when
+        allowed, else raise BackendUnavailable."""
+        try:
+            return await self.primary.reserve(charges, member, self.clock()), self.primary, False
+        except BackendUnavailable:
+            if not use_fallback or self.fallback is None:
+                raise
+        return await self.fallback.reserve(charges, member, self.clock()), self.fallback, True
+
+    def actual_tokens(self, ex, res: Reservation) -> int:
+        usage = ex.usage
+        cpt = self.config.chars_per_token
+        if usage.prompt_tokens is not None or usage.completion_tokens is not None:
+            prompt = usage.prompt_tokens if usage.prompt_tokens is not None else res.prompt_tokens
+            completion = (usage.completion_tokens if usage.completion_tokens is not None
+                          else estimate(self._answer_chars(ex, res), cpt))
+            return prompt + completion
+        if ex.upstream_started is None or (ex.status is not None and ex.status >= 400):
+            return 0        # never reached the provider, or it refused: nothing was spent
+        return res.prompt_tokens + estimate(self._answer_chars(ex, res), cpt)
+
+    @staticmethod
+    def _answer_chars(ex, res: Reservation) -> int:
+        chars = max(ex.usage.streamed_chars, res.streamed_chars)
+        if not chars and ex.response_slots:
+            chars = sum(len(s.text or "") for s in ex.response_slots)
+        return chars
+
+    async def settle(self, ex, res: Reservation) -> None:
+        if res.settled:
+            return
+        res.settled = True
+        actual = self.actual_tokens(ex, res)
+        deltas = [actual - ch.cost if ch.limit.kind in ("tokens", "budget") else 0 for ch in res.charges]
+        if any(deltas) or any(ch.limit.kind == "concurrency" for ch in res.charges):
+            # request-rate-only policies (or exact reservations) skip the second round trip
+            await res.backend.settle(res.charges, deltas, res.member, self.clock())
+
+
+def _kind(ex) -> str | None:
+    return getattr(ex.endpoint, "kind", None)
+
+
+def build_limiter(config: LimitsConfig, services: Any = None, clock: Clock | None = None) -> Limiter:
+    """Backends live in Services so counters and connections survive policy reloads."""
+    def shared(name: str, factory):
+        return services.get_or_create(name, factory) if services is not None else factory()
+
+    if clock is None:
+        clock = (services.get("ratelimit.clock") if services is not None else None) or system_clock
+    counter = shared("ratelimit.tokenizer", TokenCounter) if config.counts_tokens else None
+    if config.backend == "redis":
+        settings = config.redis
+        primary = shared(f"ratelimit.redis:{settings.identity}", lambda: RedisBackend(settings, services))
+        fallback = shared("ratelimit.fallback", MemoryBackend)
+    else:
+        primary = shared("ratelimit.memory", MemoryBackend)
+        fallback = None
+    return Limiter(config, primary, fallback, counter, clock)

@@ -1,0 +1,159 @@
+"""In-memory limiter backend for one process.
+
+Rates use GCRA (a token bucket kept as one "theoretical arrival time" per counter): exact,
+O(1) per counter and able to say exactly when a refused request would pass. Budgets are
+counters per UTC calendar window. Reserve runs without an ``await`` inside, so it is atomic
+on the event loop.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .backend import NEVER, ItemResult, Outcome
+from .charges import Charge
+
+CONCURRENCY_RETRY = 1.0   # nobody knows when a slot frees up: suggest a short wait
+_PRUNE_EVERY = 4096
+# Counts come from float clocks near 1.7e9 s: forgive rounding dust below 1% of a unit.
+_DUST = 0.01
+
+
+class MemoryBackend:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.tat: dict[str, float] = {}                    # rate key -> theoretical arrival time
+        self.used: dict[str, list[float]] = {}             # budget key -> [used, window end]
+        self.slots: dict[str, dict[str, float]] = {}      # concurrency key -> member -> lease end
+        self._ops = 0
+
+    # -- reserve ------------------------------------------------------------------------
+    def check(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:
+        self._ops += 1
+        if self._ops % _PRUNE_EVERY == 0:
+            self.prune(now)
+        items: list[ItemResult] = []
+        plan: list[float | None] = []
+        ok = True
+        for ch in charges:
+            kind = ch.limit.kind
+            amount = ch.limit.amount
+            if kind == "budget":
+                used = self._budget_used(ch.key, now)
+                left = amount - used
+                reset = ch.param - now
+                if ch.cost > left:
+                    retry = NEVER if ch.cost > amount else reset
+                    items.append(ItemResult(False, max(0, int(left)), reset, retry))
+                    plan.append(None)
+                    ok = False
+                else:
+                    items.append(ItemResult(True, int(left - ch.cost), reset, 0.0))
+                    plan.append(float(ch.cost))
+            elif kind == "concurrency":
+                holders = self.slots.get(ch.key)
+                count = self._live(holders, now) if holders else 0
+                if count >= amount:
+                    items.append(ItemResult(False, 0, 0.0, CONCURRENCY_RETRY))
+                    plan.append(None)
+                    ok = False
+                else:
+                    items.append(ItemResult(True, amount - count - 1, 0.0, 0.0))
+                    plan.append(now + ch.param)
+            else:
+                window = ch.param
+                interval = window / amount
+                tat = max(self.tat.get(ch.key, now), now)
+                new_tat = tat + ch.cost * interval
+                if ch.cost > amount or new_tat - window > now:
+                    retry = NEVER if ch.cost > amount else new_tat - window - now
+                    left = math.floor((window - (tat - now)) / interval + _DUST)
+                    items.append(ItemResult(False, max(0, left), tat - now, retry))
+                    plan.append(None)
+                    ok = False
+                else:
+                    left = math.floor((window - (new_tat - now)) / interval + _DUST)
+                    items.append(ItemResult(True, max(0, left), new_tat - now, 0.0))
+                    plan.append(new_tat)
+        if ok:
+            for ch, value in zip(charges, plan):
+                kind = ch.limit.kind
+                if kind == "budget":
+                    entry = self.used.get(ch.key)
+                    if entry is None:
+                        self.used[ch.key] = [value, ch.param]
+                    else:
+                        entry[0] += value
+                elif kind == "concurrency":
+                    self.slots.setdefault(ch.key, {})[member] = value
+                else:
+                    self.tat[ch.key] = value
+        return Outcome(ok, items)
+
+    async def reserve(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:
+        return self.check(charges, member, now)
+
+    # -- settle ---------------------------------------------------------------------------
+    def adjust(self, charges: Sequence[Charge], deltas: Sequence[int], member: str, now: float) -> None:
+        for ch, delta in zip(charges, deltas):
+            kind = ch.limit.kind
+            if kind == "concurrency":
+                holders = self.slots.get(ch.key)
+                if holders is not None:
+                    holders.pop(member, None)
+                    if not holders:
+                        del self.slots[ch.key]
+            elif not delta:
+                continue
+            elif kind == "budget":
+                entry = self.used.get(ch.key)
+                if entry is None:
+                    if delta > 0:
+                        self.used[ch.key] = [float(delta), ch.param]
+                else:
+                    entry[0] = max(0.0, entry[0] + delta)
+            else:
+                interval = ch.param / ch.limit.amount
+                tat = self.tat.get(ch.key)
+                if delta > 0:
+                    self.tat[ch.key] = max(tat or now, now) + delta * interval
+                elif tat is not None and tat > now:
+                    # A refund cannot make the bucket fuller than full.
+                    self.tat[ch.key] = max(now, tat + delta * interval)
+
+    async def settle(self, charges: Sequence[Charge], deltas: Sequence[int], member: str,
+                     now: float) -> None:
+        self.adjust(charges, deltas, member, now)
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _budget_used(self, key: str, now: float) -> float:
+        entry = self.used.get(key)
+        if entry is None:
+            return 0.0
+        if entry[1] <= now:
+            del self.used[key]
+            return 0.0
+        return entry[0]
+
+    @staticmethod
+    def _live(holders: dict[str, float], now: float) -> int:
+        expired = [m for m, end in holders.items() if end <= now]
+        for m in expired:
+            del holders[m]
+        return len(holders)
+
+    def prune(self, now: float) -> None:
+        """Drop counters that are back to their initial state, so memory stays bounded."""
+        for key in [k for k, tat in self.tat.items() if tat <= now]:
+            del self.tat[key]
+        for key in [k for k, (_, end) in self.used.items() if end <= now]:
+            del self.used[key]
+        for key in [k for k, h in self.slots.items() if not self._live(h, now)]:
+            del self.slots[key]
+
+    def size(self) -> int:
+        return len(self.tat) + len(self.used) + len(self.slots)
+
+    async def close(self) -> None:
+        return None

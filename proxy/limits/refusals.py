@@ -1,0 +1,77 @@
+"""What a client sees: OpenAI-style ``x-ratelimit-*`` headers and the 429 answers."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from ..verdict import Verdict
+from .backend import NEVER, ItemResult
+from .charges import Charge
+from .spec import describe_window, format_reset
+
+GUARD = "ratelimit"
+
+
+def _tightest(pairs: list[tuple[Charge, ItemResult]]) -> tuple[Charge, ItemResult] | None:
+    if not pairs:
+        return None
+    # fewest units left; on a tie the one that takes longest to refill
+    return min(pairs, key=lambda p: (p[1].remaining, -p[1].reset))
+
+
+def rate_headers(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict[str, str]:
+    pairs = list(zip(charges, items))
+    headers: dict[str, str] = {}
+    requests = _tightest([p for p in pairs if p[0].limit.kind == "requests"])
+    tokens = _tightest([p for p in pairs if p[0].limit.kind == "tokens"]) or \
+        _tightest([p for p in pairs if p[0].limit.kind == "budget"])
+    for suffix, pick in (("requests", requests), ("tokens", tokens)):
+        if pick is not None:
+            charge, item = pick
+            headers[f"x-ratelimit-limit-{suffix}"] = str(charge.limit.amount)
+            headers[f"x-ratelimit-remaining-{suffix}"] = str(item.remaining)
+            headers[f"x-ratelimit-reset-{suffix}"] = format_reset(item.reset)
+    return headers
+
+
+def _what(charge: Charge) -> str:
+    lim = charge.limit
+    if lim.kind == "concurrency":
+        return f"concurrent requests per {lim.scope}"
+    if lim.kind == "budget":
+        return f"tokens per {lim.period} per {lim.scope}"
+    return f"{lim.kind} per {describe_window(lim.window)} per {lim.scope}"
+
+
+def refusal(charges: Sequence[Charge], items: Sequence[ItemResult], tokens: int) -> Verdict:
+    """The 429 for a refused reservation. A spent budget decides over a rate (waiting for a
+    rate does not help while the budget is gone); among rates the longest wait decides."""
+    failed = [(c, i) for c, i in zip(charges, items) if not i.allowed]
+    headers = rate_headers(charges, items)
+    budgets = [p for p in failed if p[0].limit.kind == "budget"]
+    if budgets:
+        charge, item = max(budgets, key=lambda p: p[1].reset)
+        lim = charge.limit
+        renew = "never suffices for this request" if item.retry_after == NEVER else \
+            f"renews in {format_reset(item.reset)}"
+        message = (f"You exceeded your token budget ({_what(charge)}: limit '{lim.name}', {lim.text}); "
+                   f"this request needs {tokens} tokens and {item.remaining} are left. The budget {renew}.")
+        headers["x-should-retry"] = "false"
+        return Verdict(GUARD, message, rule_ids=(f"ratelimit.budget.{lim.name}",), status=429,
+                       code="insufficient_quota", type="insufficient_quota",
+                       headers=tuple(headers.items()))
+    charge, item = max(failed, key=lambda p: p[1].retry_after)
+    lim = charge.limit
+    rule_ids = tuple(dict.fromkeys(f"ratelimit.{c.limit.kind}.{c.limit.name}" for c, _ in failed))
+    if item.retry_after == NEVER:
+        message = (f"Request too large for {_what(charge)} (limit '{lim.name}', {lim.text}): "
+                   f"it needs {charge.cost} and at most {lim.amount} are allowed.")
+        headers["x-should-retry"] = "false"
+    else:
+        wait = max(item.retry_after, 0.001)
+        message = (f"Rate limit reached for {_what(charge)} (limit '{lim.name}', {lim.text}). "
+                   f"Please try again in {format_reset(wait)}.")
+        headers["retry-after"] = str(max(1, math.ceil(wait)))
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+    return Verdict(GUARD, message, rule_ids=rule_ids, status=429, code="rate_limit_exceeded",
+                   type="rate_limit_error", headers=tuple(headers.items()))

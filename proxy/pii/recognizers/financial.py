@@ -1,0 +1,144 @@
+"""Payment cards (scheme IIN ranges + Luhn), IBANs (python-stdnum) and US SSNs."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import regex
+from stdnum import iban as stdnum_iban
+
+from ..spans import Span
+from .context import Context
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# (prefix range low, high, allowed lengths): the issuer ranges of the major schemes. Prefixes
+# of different widths are compared on the card's own leading digits.
+_ALL = range(12, 20)
+_SCHEMES: tuple[tuple[str, str, tuple[int, ...] | range], ...] = (
+    ("4", "4", (13, 16, 19)),                     # Visa
+    ("51", "55", (16,)),                          # Mastercard
+    ("2221", "2720", (16,)),                      # Mastercard 2-series
+    ("34", "34", (15,)), ("37", "37", (15,)),     # Amex
+    ("6011", "6011", range(16, 20)),              # Discover
+    ("644", "649", range(16, 20)),
+    ("65", "65", range(16, 20)),
+    ("35", "35", range(15, 20)),                  # JCB (3528-3589; generators use all of 35)
+    ("1800", "1800", (15,)), ("2131", "2131", (15,)),  # JCB legacy 15-digit
+    ("300", "305", range(14, 20)), ("3095", "3095", range(14, 20)),  # Diners
+    ("36", "36", range(14, 20)), ("38", "39", range(14, 20)),
+    ("50", "50", _ALL), ("56", "69", _ALL),       # Maestro (12-19) and the 6-series
+    ("62", "62", range(16, 20)),                  # UnionPay
+    ("2200", "2204", range(16, 20)),              # Mir
+)
+
+
+def card_scheme_ok(digits: str) -> bool:
+    n = len(digits)
+    for low, high, lengths in _SCHEMES:
+        head = digits[: len(low)]
+        if low <= head <= high and n in lengths:
+            return True
+    return False
+
+
+def _card_grouping(raw: str) -> bool:
+    # Printed cards group as 4-4-4-4, 4-6-5 or 4-6-4; other groupings are phone numbers or ids.
+    groups = raw.replace("-", " ").split(" ")
+    return len(groups[0]) == 4 and all(3 <= len(g) <= 6 for g in groups[1:-1]) and len(groups[-1]) <= 6
+
+
+class CardRecognizer:
+    entities = ("CREDIT_CARD",)
+    # Runs of digit groups separated by single spaces or dashes; cards are found inside them.
+    _pattern = regex.compile(r"(?<![\p{L}\p{N}\-.])\d+(?:[ \-]\d+)*(?![\p{L}\p{N}]|[\-.]\d)")
+    _group = regex.compile(r"\d+")
+
+    def find(self, text: str) -> Iterable[Span]:
+        for m in self._pattern.finditer(text):
+            if m.end() - m.start() < 12:
+                continue
+            groups = [(g.start(), g.end()) for g in self._group.finditer(text, m.start(), m.end())]
+            i = 0
+            # A run may hold a card next to other numbers ("SSN 123-45-6780 4111 1111 ..."):
+            # try each contiguous stretch of groups, longest first.
+            while i < len(groups):
+                for j in range(min(len(groups), i + 6) - 1, i - 1, -1):
+                    start, end = groups[i][0], groups[j][1]
+                    if self._is_card(text[start:end]):
+                        yield Span(start, end, "CREDIT_CARD", 0.9)
+                        i = j
+                        break
+                i += 1
+
+    @staticmethod
+    def _is_card(raw: str) -> bool:
+        if " " in raw and "-" in raw:
+            return False
+        digits = raw.replace(" ", "").replace("-", "")
+        if not 12 <= len(digits) <= 19:
+            return False
+        if digits != raw and not _card_grouping(raw):
+            return False
+        return card_scheme_ok(digits) and luhn_ok(digits)
+
+
+class IbanRecognizer:
+    entities = ("IBAN_CODE",)
+    # Country code, check digits, then BBAN characters optionally grouped by single spaces.
+    _pattern = regex.compile(r"(?<![\p{L}\p{N}])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![\p{L}\p{N}])")
+
+    def find(self, text: str) -> Iterable[Span]:
+        pos = 0
+        while True:
+            m = self._pattern.search(text, pos)
+            if m is None:
+                return
+            raw = m.group()
+            pos = m.start() + 1
+            # The greedy match may swallow a following word or a second IBAN: retry shorter at
+            # group ends, and go on scanning right after what was taken.
+            cut = len(raw)
+            while cut >= 15:
+                candidate = raw[:cut]
+                if stdnum_iban.is_valid(candidate.replace(" ", "").upper()):
+                    yield Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95)
+                    pos = m.start() + cut
+                    break
+                cut = candidate.rfind(" ")
+
+
+_SSN_CONTEXT = Context.of(("ssn", "social security", "ss#", "ss no", "social sec", "taxpayer"), 40, 10)
+_SSN_INVALID = frozenset({"078051120", "219099999", "123456789"})
+
+
+def ssn_ok(area: str, group: str, serial: str) -> bool:
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return (area + group + serial) not in _SSN_INVALID
+
+
+class SsnRecognizer:
+    entities = ("US_SSN",)
+    _pattern = regex.compile(r"(?<![\d\-./])(\d{3})([- .]?)(\d{2})\2(\d{4})(?![\d]|[\-.]\d)")
+
+    def find(self, text: str) -> Iterable[Span]:
+        for m in self._pattern.finditer(text):
+            area, sep, group, serial = m.groups()
+            if not ssn_ok(area, group, serial):
+                continue
+            if sep == "-":
+                yield Span(m.start(), m.end(), "US_SSN", 0.85)
+            elif _SSN_CONTEXT.near(text, m.start(), m.end()):
+                # Bare or spaced nine digits are too common to take without a telling word.
+                yield Span(m.start(), m.end(), "US_SSN", 0.85)

@@ -1,0 +1,53 @@
+"""Email, IPv4 and IPv6 addresses, validated by the standard library's parsers."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable
+
+import regex
+
+from ..spans import Span
+
+
+class EmailRecognizer:
+    entities = ("EMAIL_ADDRESS",)
+    _pattern = regex.compile(
+        r"(?<![\p{L}\p{N}._%+\-])[\p{L}\p{N}._%+\-]{1,64}@"
+        r"(?:[\p{L}\p{N}](?:[\p{L}\p{N}\-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,63}(?![\p{L}\p{N}\-])"
+    )
+
+    def find(self, text: str) -> Iterable[Span]:
+        for m in self._pattern.finditer(text):
+            local = m.group().split("@", 1)[0]
+            if local.startswith(".") or local.endswith(".") or ".." in local:
+                continue
+            yield Span(m.start(), m.end(), "EMAIL_ADDRESS", 0.95)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+
+
+class IpRecognizer:
+    entities = ("IP_ADDRESS",)
+    _v4 = regex.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\d|\.\d)")
+    # Candidates only; ipaddress decides. The lookarounds keep times (12:30:45) and MACs apart.
+    _v6 = regex.compile(
+        r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+        r"(?:%[0-9A-Za-z]+)?(?![\w:])"
+    )
+
+    def find(self, text: str) -> Iterable[Span]:
+        for m in self._v4.finditer(text):
+            yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)
+        for m in self._v6.finditer(text):
+            raw = m.group()
+            if raw.count(":") < 2 or len(raw) < 3:
+                continue
+            try:
+                ipaddress.IPv6Address(raw.split("%", 1)[0])
+            except ValueError:
+                continue
+            # "::" alone or a bare "a::b" in prose is too weak; require some hex content.
+            if sum(c.isalnum() for c in raw) < 2:
+                continue
+            yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)

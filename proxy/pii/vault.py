@@ -1,0 +1,78 @@
+"""The per-exchange vault: value <-> typed placeholder, numbered by first appearance.
+
+Numbering by order of first appearance over the whole request (which replays the conversation
+history) is deterministic, so the same value gets the same placeholder on every turn of a
+conversation without any server-side state. The vault lives on one exchange only, so one
+caller's values can never be restored into another caller's answer.
+"""
+from __future__ import annotations
+
+import json
+
+import regex
+
+PLACEHOLDER = regex.compile(r"<([A-Z][A-Z0-9_]*?)_(\d{1,6})>")
+# Longest placeholder the stream hold-back must wait for before deciding a "<" is plain text.
+MAX_PLACEHOLDER_LEN = 48
+PARTIAL_PLACEHOLDER = regex.compile(r"<[A-Z0-9_]{0,%d}\Z" % (MAX_PLACEHOLDER_LEN - 2))
+
+
+class Vault:
+    __slots__ = ("_placeholders", "_values", "_restorable", "_next", "_taken")
+
+    def __init__(self) -> None:
+        self._placeholders: dict[tuple[str, str], str] = {}   # (entity, value) -> placeholder
+        self._values: dict[str, str] = {}                     # placeholder -> value
+        self._restorable: set[str] = set()
+        self._next: dict[str, int] = {}
+        self._taken: set[str] = set()     # placeholder-shaped text already in the conversation
+
+    def reserve(self, text: str) -> None:
+        """Never hand out a placeholder the conversation already contains as plain text
+        (say an answer masked in an earlier turn), or restoring it would mean two things."""
+        if "<" in text:
+            self._taken.update(m.group() for m in PLACEHOLDER.finditer(text))
+
+    def placeholder(self, entity: str, value: str, restorable: bool) -> str:
+        key = (entity, value)
+        found = self._placeholders.get(key)
+        if found is None:
+            n = self._next.get(entity, 0)
+            while True:
+                n += 1
+                found = f"<{entity}_{n}>"
+                if found not in self._taken:
+                    break
+            self._next[entity] = n
+            self._placeholders[key] = found
+            self._values[found] = value
+        if restorable:
+            self._restorable.add(found)
+        return found
+
+    def knows(self, entity: str, value: str) -> bool:
+        return (entity, value) in self._placeholders
+
+    def is_restorable_value(self, entity: str, value: str) -> bool:
+        found = self._placeholders.get((entity, value))
+        return found is not None and found in self._restorable
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def restore(self, text: str, json_escape: bool = False) -> tuple[str, dict[str, int]]:
+        """Put request values back for every restorable placeholder in ``text``."""
+        if not self._restorable or "<" not in text:
+            return text, {}
+        counts: dict[str, int] = {}
+
+        def swap(m: "regex.Match[str]") -> str:
+            ph = m.group()
+            if ph not in self._restorable:
+                return ph
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+            value = self._values[ph]
+            # Inside tool-call arguments the value lands in a JSON string: keep it valid JSON.
+            return json.dumps(value, ensure_ascii=False)[1:-1] if json_escape else value
+
+        return PLACEHOLDER.sub(swap, text), counts

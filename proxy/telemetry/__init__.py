@@ -1,0 +1,127 @@
+"""Telemetry: OpenTelemetry spans and metrics per exchange, Prometheus text, structlog setup.
+
+Core contract: ``Telemetry(config)`` once per process (config = compiled ``telemetry``
+section); ``observe(ex)`` once per finished exchange; ``count_reload(ok)`` after each policy
+reload attempt; ``prometheus_text()`` for GET /metrics; ``setup_logging(fmt)`` at start-up;
+``watch_audit(audit_log)`` to expose the audit queue; ``await close()`` at shutdown.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from .config import TelemetryConfig, compile_section
+from .logs import setup_logging as _setup_logging
+from .metrics import PROMETHEUS_CONTENT_TYPE, Metrics
+
+log = structlog.get_logger("aifw.telemetry")
+
+__all__ = ["Telemetry", "TelemetryConfig", "compile_section"]
+
+
+def _upstream_seconds(ex: Any) -> float | None:
+    seconds = [end - start for name, start, end in ex.spans if name.startswith("upstream")]
+    if seconds:
+        return sum(seconds)
+    if ex.upstream_started is not None and ex.finished is not None:
+        return ex.finished - ex.upstream_started
+    return None
+
+
+class Telemetry:
+    def __init__(self, config: TelemetryConfig | None = None, *, span_exporter: Any = None,
+                 metric_exporter: Any = None) -> None:
+        """``span_exporter`` / ``metric_exporter`` replace the OTLP exporters (tests)."""
+        self.config = config = config or TelemetryConfig()
+        self.metrics: Metrics | None = None
+        self.tracer = None
+        self._failed_once = False
+        endpoint = config.otlp_endpoint
+        if config.metrics:
+            readers = []
+            if metric_exporter is None and endpoint:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+                metric_exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+            if metric_exporter is not None:
+                from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+                readers.append(PeriodicExportingMetricReader(
+                    metric_exporter, export_interval_millis=config.export_interval * 1000))
+            self.metrics = Metrics(config.service_name, readers)
+        if config.traces and (span_exporter is not None or endpoint):
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+            from .tracing import ExchangeTracer
+            if span_exporter is not None:
+                processor = SimpleSpanProcessor(span_exporter)
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+                processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))
+            self.tracer = ExchangeTracer(config.service_name, processor)
+
+    # --- wiring ----------------------------------------------------------------------------------
+    def watch_audit(self, audit: Any) -> None:
+        """Expose ``audit.queue_depth()``, ``audit.records_lost`` and ``audit.broken``."""
+        if self.metrics is not None:
+            self.metrics.audit_source = audit
+
+    def setup_logging(self, fmt: str | None = None) -> str:
+        return _setup_logging(fmt or self.config.log_format)
+
+    # --- per exchange ----------------------------------------------------------------------------
+    def observe(self, ex: Any) -> None:
+        """Spans and metrics for one finished exchange; never raises into the core."""
+        try:
+            if self.metrics is not None:
+                self._metrics(ex)
+            if self.tracer is not None:
+                self.tracer.record(ex)
+        except Exception as exc:  # telemetry must never fail a request
+            if not self._failed_once:
+                self._failed_once = True
+                log.error("telemetry_observe_failed", error=repr(exc))
+
+    def _metrics(self, ex: Any) -> None:
+        m = self.metrics
+        endpoint = getattr(ex.endpoint, "name", None) or "unknown"
+        m.requests.add(1, {"endpoint": endpoint, "status": str(ex.status or 0),
+                           "decision": ex.decision})
+        if ex.decision == "blocked" and ex.verdict is not None:
+            for rule in ex.verdict.rule_ids or ("none",):
+                m.blocks.add(1, {"guard": ex.verdict.guard, "rule": rule})
+        usage = ex.usage
+        if usage.prompt_tokens or usage.completion_tokens:
+            model = ex.model or "unknown"
+            groups = ex.identity.groups if ex.identity is not None and ex.identity.groups else ("none",)
+            for group in groups:
+                if usage.prompt_tokens:
+                    m.tokens.add(usage.prompt_tokens, {"group": group, "model": model, "type": "prompt"})
+                if usage.completion_tokens:
+                    m.tokens.add(usage.completion_tokens,
+                                 {"group": group, "model": model, "type": "completion"})
+        for guard, seconds in ex.guard_seconds.items():
+            m.guard_duration.record(seconds, {"guard": guard})
+        upstream = _upstream_seconds(ex)
+        if upstream is not None:
+            m.upstream_duration.record(upstream, {"upstream": getattr(ex.upstream, "name", None) or "unknown"})
+        if ex.finished is not None:
+            m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
+        if ex.uninspected:
+            m.bypasses.add(1, {"endpoint": endpoint})
+
+    def count_reload(self, ok: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.reloads.add(1, {"result": "ok" if ok else "failed"})
+
+    def prometheus_text(self) -> tuple[bytes, str]:
+        body = self.metrics.prometheus_text() if self.metrics is not None else b""
+        return body, PROMETHEUS_CONTENT_TYPE
+
+    async def close(self) -> None:
+        """Flush and stop exporters (blocking SDK calls: run off the event loop)."""
+        def shutdown() -> None:
+            if self.tracer is not None:
+                self.tracer.shutdown()
+            if self.metrics is not None:
+                self.metrics.shutdown()
+        await asyncio.to_thread(shutdown)

@@ -1,0 +1,121 @@
+"""Record building: fields from the Exchange, levels, scope overrides, no secrets, the schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsonschema
+import orjson
+
+from proxy.audit.chain import Chain
+from proxy.audit.config import compile_section
+from proxy.audit.record import build_record, scrub_secrets
+from proxy.audit.runtime import AuditLog
+from proxy.services import Services
+from tests.audit.helpers import make_exchange
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "audit-record.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def sealed(rec: dict) -> dict:
+    line = Chain().seal(rec)
+    return orjson.loads(line)
+
+
+def test_metadata_record_carries_every_field_and_no_text():
+    ex = make_exchange(7, blocked_rule="inj.001")
+    ex.client_ip = "192.0.2.1"
+    ex.uninspected.append("pii: guard failed open")
+    rec = build_record(ex, "metadata")
+    assert rec["id"] == "req-0007" and rec["user"] == "alice" and rec["key"] == "fp_3b1c9e"
+    assert rec["groups"] == ["eng", "ml"] and rec["client"] == "192.0.2.1"
+    assert rec["endpoint"] == "chat.completions" and rec["model"] == "gpt-4o"
+    assert rec["upstream"] == "openai" and rec["status"] == 400
+    assert rec["decision"] == "blocked" and rec["reason"] == "prompt injection detected"
+    assert rec["verdict"] == {"guard": "injection", "code": "content_filter", "status": 400,
+                              "rules": ["inj.001"]}
+    assert {"guard": "pii", "rules": ["pii.email"], "score": 1.0, "action": "masked",
+            "direction": "request", "counts": {"EMAIL": 1}} in rec["findings"]
+    assert rec["tokens"] == {"reserved": 64, "prompt": 12, "completion": 30}
+    assert abs(rec["latency"]["total"] - 0.25) < 1e-6
+    assert abs(rec["latency"]["upstream"] - 0.19) < 1e-6
+    assert rec["latency"]["guards"] == {"injection": 0.0012, "pii": 0.0021}
+    assert rec["policy"] == {"name": "default", "digest": "sha256:" + "ab" * 32}
+    assert rec["uninspected"] == ["pii: guard failed open"]
+    assert "content" not in rec
+    text = orjson.dumps(rec).decode()
+    assert "<EMAIL_1>" not in text and "example.com" not in text
+    assert VALIDATOR.is_valid(sealed(rec)), list(VALIDATOR.iter_errors(sealed(rec)))
+
+
+def test_no_secret_reaches_a_record_even_from_an_error_string():
+    ex = make_exchange(1)
+    ex.decision, ex.status = "error", 502
+    ex.error = "upstream said: invalid key Bearer sk-proj-abcdefghijklmnop (api_key=sk-abcdef123456)"
+    text = orjson.dumps(build_record(ex, "full")).decode()
+    for secret in ("sk-secretsecretsecret", "sk-ant-secretsecret", "sk-proj-abcdefghijklmnop",
+                   "sk-abcdef123456", "Authorization"):
+        assert secret not in text
+    assert "[redacted]" in text
+
+
+def test_scrub_keeps_ordinary_text():
+    assert scrub_secrets("connection refused") == "connection refused"
+
+
+def test_redacted_level_passes_the_answer_through_the_pii_redactor():
+    ex = make_exchange(2)
+    calls = []
+
+    def redactor(exchange, text):
+        calls.append(exchange.request_id)
+        return text.replace("alice@example.com", "<EMAIL_1>")
+
+    rec = build_record(ex, "redacted", redactor)
+    assert rec["content"]["request"] == [{"role": "user", "kind": "message", "index": 0,
+                                          "text": "my email is <EMAIL_1>"}]
+    assert rec["content"]["response"] == [{"index": 0, "text": "hello <EMAIL_1>"}]
+    assert calls == ["req-0002"]
+    assert VALIDATOR.is_valid(sealed(rec))
+
+
+def test_redacted_stream_uses_the_captured_answer_text():
+    ex = make_exchange(3, stream=True)
+    ex.response_text = ["hello ", "alice@example.com"]
+    rec = build_record(ex, "redacted", lambda e, t: t.replace("alice@example.com", "<EMAIL_1>"))
+    assert rec["content"]["response"] == [{"index": 0, "text": "hello <EMAIL_1>"}]
+
+
+def test_full_level_stores_the_answer_as_is():
+    ex = make_exchange(4)
+    rec = build_record(ex, "full", lambda e, t: "SHOULD NOT BE CALLED")
+    assert rec["content"]["response"] == [{"index": 0, "text": "hello alice@example.com"}]
+
+
+async def test_scope_override_raises_the_level_and_turns_on_capture(tmp_path):
+    log = AuditLog(compile_section({"path": str(tmp_path)}), Services())
+    await log.start()
+    try:
+        plain = make_exchange(5)
+        log.prepare(plain)
+        assert plain.capture_text is False
+        scoped = make_exchange(6, scope=SimpleNamespace(name="interns",
+                                                        overrides={"audit": {"level": "full"}}))
+        log.prepare(scoped)
+        assert scoped.capture_text is True
+        assert log.level_for(scoped) == "full"
+    finally:
+        await log.close()
+
+
+async def test_submit_uses_the_registered_redactor(tmp_path):
+    services = Services()
+    services.set("pii_redactor", lambda ex, text: text.replace("alice@example.com", "<EMAIL>"))
+    log = AuditLog(compile_section({"path": str(tmp_path), "level": "redacted"}), services)
+    await log.start()
+    log.submit(make_exchange(8))
+    await log.close()
+    lines = b"".join(p.read_bytes() for p in sorted(tmp_path.glob("audit-*.jsonl")))
+    assert b"hello <EMAIL>" in lines and b"alice@example.com" not in lines

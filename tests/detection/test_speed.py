@@ -1,0 +1,82 @@
+"""The scan-speed shortcuts must not change any result: each is checked against the slow path."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from proxy.detection import features, normalize, prefilter
+from proxy.detection.matcher import rule_matches
+from proxy.detection.normalize import Prepared
+from proxy.detection.rules import load_rules
+
+RULES = [r for rs in load_rules().values() for r in rs]
+_ALPHABETS = ("aZb9 \t\n\x1c\x0b{}[]()<>\\|^$=`~_.!é\u2003ßК", "01 ", "0123456789abcdefxAB\\:, \t",
+              "aZb9+/=QRx ", "%2A41zé ", "i.g n-o_r*e 1337 !$@|+ \x1d")
+
+
+def _random_texts(n: int = 3000, seed: int = 7) -> list[str]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        alphabet = rnd.choice(_ALPHABETS)
+        out.append("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 80))))
+    return out
+
+
+def test_glued_token_count_matches_reference_pattern():
+    for text in _random_texts() + ["ab{c} x[y] ~z$", "a{{ }}b (a(b)c) \x1cq{}"]:
+        assert features.glued_tokens(text) == len(features._GLUED_REFERENCE.findall(text)), text
+
+
+def test_squeeze_matches_regex():
+    for text in _random_texts():
+        assert normalize.squeeze(text) == normalize._WS.sub(" ", text).strip(), text
+
+
+def test_decode_prechecks_do_not_drop_segments():
+    def slow(text):
+        saved = normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY
+        always = type("Always", (), {"search": staticmethod(lambda t: True)})
+        normalize._MAY_B64 = normalize._MAY_HEX = normalize._MAY_BINARY = always
+        try:
+            return normalize.decode_segments(text)
+        finally:
+            normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY = saved
+    for text in _random_texts():
+        assert normalize.decode_segments(text) == slow(text), text
+
+
+def test_char_hashes_incremental_equal_direct():
+    for text in ["", "ab", "abcde", "hello wörld 漢字 \U0001F600"] + _random_texts(200):
+        got = features._all_char_hashes(text)
+        want = [features._char_hashes(text, n) for n in features.CHAR_NGRAMS]
+        assert all((g == w).all() and len(g) == len(w) for g, w in zip(got, want))
+
+
+def test_anchor_index_equals_substring_test():
+    names = list(prefilter._REGISTRY)
+    texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases if c.isascii()]
+    texts += [t for t in _random_texts(500) if t.isascii()] + ["", "ab", " ".join(names)]
+    for text in texts:
+        assert prefilter.anchors_present(text) == [a in text for a in names]
+
+
+def test_every_pattern_has_a_prefilter_that_passes_its_cases():
+    for rule in RULES:
+        if rule.signal is None:
+            assert all(pf is not None for pf in rule.prefilters), rule.id
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if r.signal is None], ids=lambda r: r.id)
+def test_prefilter_never_changes_a_rule_result(rule):
+    bare = dataclasses.replace(rule, prefilters=())
+    for case in rule.match_cases + rule.no_match_cases + tuple(_random_texts(50)):
+        assert rule_matches(rule, Prepared(case)) == rule_matches(bare, Prepared(case)), case
+
+
+def test_fuzzy_braces_get_no_prefilter():
+    assert prefilter.pattern_anchors(r"ignore\s+(?:previous){e<=1}") is None
+    assert prefilter.pattern_anchors(r"\b(?:one|two)\b\s+three") in ({"three"}, {"one", "two"})
+    assert prefilter.pattern_anchors(r"a?b*") is None
