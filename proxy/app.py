@@ -176,7 +176,7 @@ class Edge:
         if ex.body_changed or any(s.changed for s in ex.request_slots):
             body = orjson.dumps(ex.body)
         url = upstream_url(up, ex.endpoint, ex.query, ex.model)
-        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual, len(body))
+        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
         session = self.pool.session(up)
         ex.upstream_started = time.monotonic()
         try:
@@ -277,7 +277,15 @@ class Edge:
                     chunk = dec.decompress(chunk)
                 pieces: list[bytes] = []
                 try:
-                    for event in parser.feed(chunk):
+                    events = parser.feed(chunk)
+                except ValueError:   # one event larger than the parser's bound
+                    ex.error = "upstream_error"
+                    await out.write(b"".join(proc.error_events(
+                        f"Upstream {up.name} sent an oversized stream event.", "upstream_error")))
+                    resp.close()
+                    return out
+                try:
+                    for event in events:
                         pieces.extend(proc.process(event))
                 except StreamStopped as stop:
                     # events of this read that came before the cut still go out, first

@@ -48,10 +48,3 @@ def error_body(message: str, code: str, type: str | None = None, param: str | No
         "code": code,
     }})
 
-
-def anthropic_error_body(message: str, code: str, status: int) -> bytes:
-    """Anthropic's SDK reads ``{"type":"error","error":{"type","message"}}``."""
-    kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-            413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}.get(
-        status, "api_error")
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message, "code": code}})

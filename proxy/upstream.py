@@ -11,6 +11,7 @@ from typing import Mapping
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from multidict import CIMultiDict
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus those aiohttp recomputes.
 HOP_BY_HOP = frozenset({
@@ -66,9 +67,9 @@ def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:
     return url
 
 
-def request_headers(incoming: Mapping[str, str], up, virtual: bool, body_len: int | None) -> dict[str, str]:
+def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
     connection_listed = {h.strip().lower() for h in incoming.get("connection", "").split(",") if h.strip()}
-    out: dict[str, str] = {}
+    out: CIMultiDict = CIMultiDict()   # a repeated header stays repeated
     for name, value in incoming.items():
         lname = name.lower()
         if (lname in HOP_BY_HOP or lname in connection_listed or lname.startswith("x-aifw-")
@@ -76,7 +77,7 @@ def request_headers(incoming: Mapping[str, str], up, virtual: bool, body_len: in
             continue
         if virtual and lname in AUTH_HEADERS:
             continue
-        out[name] = value
+        out.add(name, value)
     if virtual and up.api_key:
         if up.provider == "azure":
             out["api-key"] = up.api_key

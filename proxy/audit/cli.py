@@ -186,15 +186,3 @@ def cmd_keygen(args) -> int:
     private, public = generate_ed25519()
     _out(f"{DEFAULT_KEY_ENV}={private}\n# public key for `aifw audit verify --key`:\n{public}\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m proxy.audit.cli``) until the lead wires aifw."""
-    parser = argparse.ArgumentParser(prog="aifw")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -87,6 +87,18 @@ def _all_char_hashes(text: str) -> list[np.ndarray]:
     return out
 
 
+def _unique_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` for a 1-D array, without its overhead."""
+    if len(values) == 0:
+        return values, np.empty(0, dtype=np.intp)
+    values = np.sort(values)
+    first = np.empty(len(values), dtype=bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return values[starts], np.diff(starts, append=len(values))
+
+
 def dense(raw: str) -> np.ndarray:
     length = max(len(raw), 1)
     tokens = raw.split()
@@ -107,10 +119,17 @@ def dense(raw: str) -> np.ndarray:
     ], dtype=np.float32)
 
 
-def featurize(raw: str) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, values) of one text's sparse, L2-normalised feature vector."""
-    raw = raw[:MAX_CHARS]
-    text = normalize(raw)
+def featurize(raw: str, normalized: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, values) of one text's sparse, L2-normalised feature vector.
+
+    ``normalized``: ``normalize(raw)`` when the caller has it already (used only when ``raw`` fits
+    in ``MAX_CHARS``, where it is the same string this function would compute).
+    """
+    if normalized is not None and len(raw) <= MAX_CHARS:
+        text = normalized
+    else:
+        raw = raw[:MAX_CHARS]
+        text = normalize(raw)
     words = (_WORD_ASCII if text.isascii() else _WORD).findall(text)
     parts = []
     if words:
@@ -121,7 +140,7 @@ def featurize(raw: str) -> tuple[np.ndarray, np.ndarray]:
     parts.extend(_all_char_hashes(f" {text} "))
     if parts:
         buckets = (np.concatenate(parts) % np.uint64(DIM)).astype(np.int64)
-        idx, counts = np.unique(buckets, return_counts=True)
+        idx, counts = _unique_counts(buckets)
         vals = 1.0 + np.log(counts.astype(np.float32))
         vals /= np.sqrt(np.dot(vals, vals))
     else:

@@ -23,8 +23,9 @@ class LinearModel:
     threshold: float         # probability at the operating point chosen on training families
     meta: dict
 
-    def probability(self, text: str) -> float:
-        idx, vals = featurize(text)
+    def probability(self, text: str, normalized: str | None = None) -> float:
+        """``normalized``: optional ``normalize(text)`` already computed by the caller."""
+        idx, vals = featurize(text, normalized)
         z = float(np.dot(self.weights[idx], vals)) + self.bias
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 

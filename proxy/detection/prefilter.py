@@ -245,7 +245,7 @@ def _build() -> tuple:
     owner_arr = np.array(owner, dtype=np.int64)
     long_ids = np.unique(owner_arr)
     starts = np.searchsorted(owner_arr, long_ids)
-    return names, codes_arr, starts, long_ids, short
+    return names, codes_arr, starts, long_ids, short, {}
 
 
 def _hash(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -259,7 +259,7 @@ def anchors_present(text: str) -> list[bool]:
     if index[0] != len(_REGISTRY):
         built = _build()
         index = _INDEX = (len(built[0]), built)
-    names, codes, starts, long_ids, short = index[1]
+    names, codes, starts, long_ids, short, hashed = index[1]
     out = [False] * len(names)
     for i in short:
         out[i] = names[i] in text
@@ -270,7 +270,10 @@ def anchors_present(text: str) -> list[bool]:
     bits = min(max(int(len(grams) * 32).bit_length(), 12), 24)
     seen = np.zeros(1 << bits, dtype=bool)
     seen[_hash(grams, bits)] = True
-    hit = seen[_hash(codes, bits)]
+    anchor_hashes = hashed.get(bits)
+    if anchor_hashes is None:
+        anchor_hashes = hashed[bits] = _hash(codes, bits)
+    hit = seen[anchor_hashes]
     candidates = np.logical_and.reduceat(hit, starts)
     for i in long_ids[candidates].tolist():
         out[i] = names[i] in text

@@ -47,7 +47,7 @@ def score_text(cfg: DetectorConfig, text: str, role: str = "user",
     result = match(rules if rules is not None else rules_for(cfg.rules, role), prepared)
     out = SlotScore(role, result.rule_ids, float(result.score), timed_out=result.timed_out)
     if cfg.model is not None and cfg.model_weight > 0 and text.strip():
-        p = cfg.model.probability(text)
+        p = cfg.model.probability(text, prepared.view("normalized"))
         out.model_probability = p
         out.model_points = round(min(cfg.model_weight * p / cfg.model.threshold,
                                      2 * cfg.model_weight), 2)

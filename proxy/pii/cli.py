@@ -34,14 +34,3 @@ def decrypt_command(args: argparse.Namespace) -> int:
             return 1
         sys.stdout.write(plain)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aifw")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

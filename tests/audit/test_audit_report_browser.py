@@ -16,7 +16,7 @@ import time
 import aiohttp
 import pytest
 
-from proxy.audit.cli import main as cli_main
+from proxy.cli import main as cli_main
 from tests.audit.test_audit_review import log_dir  # noqa: F401  (fixture)
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",

@@ -6,7 +6,7 @@ import time
 import orjson
 import pytest
 
-from proxy.audit.cli import main as cli_main
+from proxy.cli import main as cli_main
 from proxy.audit.query import parse_when
 from proxy.audit.record import build_record
 from proxy.audit.sinks import FileSink

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from proxy.audit.chain import canonical
-from proxy.audit.cli import main as cli_main
+from proxy.cli import main as cli_main
 from proxy.audit.signing import generate_ed25519, parse_key
 from proxy.audit.verify import verify
 from tests.audit.helpers import write_log

@@ -80,3 +80,12 @@ def test_fuzzy_braces_get_no_prefilter():
     assert prefilter.pattern_anchors(r"ignore\s+(?:previous){e<=1}") is None
     assert prefilter.pattern_anchors(r"\b(?:one|two)\b\s+three") in ({"three"}, {"one", "two"})
     assert prefilter.pattern_anchors(r"a?b*") is None
+
+
+def test_unique_counts_equals_numpy_unique():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 7, 3000):
+        values = rng.integers(0, 50, n)
+        got, want = features._unique_counts(values), np.unique(values, return_counts=True)
+        assert (got[0] == want[0]).all() and (got[1] == want[1]).all()

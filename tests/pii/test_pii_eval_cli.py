@@ -1,7 +1,7 @@
 import io
 import json
 
-from proxy.pii import cli
+from proxy import cli
 from proxy.pii.evaluate import run
 from proxy.pii.operators import Keys, apply
 from proxy.pii.vault import Vault
