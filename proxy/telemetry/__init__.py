@@ -112,6 +112,7 @@ class Telemetry:
     def count_reload(self, ok: bool) -> None:
         if self.metrics is not None:
             self.metrics.reloads.add(1, {"result": "ok" if ok else "failed"})
+            self.metrics.reload_failing = not ok
 
     def prometheus_text(self) -> tuple[bytes, str]:
         body = self.metrics.prometheus_text() if self.metrics is not None else b""

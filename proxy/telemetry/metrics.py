@@ -134,6 +134,7 @@ class Metrics:
 
     def __init__(self, service_name: str, readers: list[MetricReader] = ()) -> None:
         self.audit_source: Any = None
+        self.reload_failing = False   # the last policy reload failed: the old policy still runs
         self.provider = None
         meter = None
         if readers:
@@ -199,9 +200,11 @@ class Metrics:
 
     def prometheus_text(self) -> bytes:
         src = self.audit_source
-        gauges = []
+        gauges = [("aifw_policy_reload_failing", "gauge",
+                   "1 when the last policy reload failed and the previous policy is still in force.",
+                   1 if self.reload_failing else 0)]
         if src is not None:
-            gauges = [
+            gauges += [
                 ("aifw_audit_queue_depth", "gauge", "Audit records waiting for the writer.", src.queue_depth()),
                 ("aifw_audit_records_lost_total", "counter",
                  "Audit records dropped because the sink failed (failureMode open).", src.records_lost),

@@ -104,6 +104,7 @@ def test_prometheus_text_has_every_metric():
     assert sample(text, "aifw_bypasses_total", endpoint="chat.completions") == 1
     assert sample(text, "aifw_policy_reloads_total", result="ok") == 1
     assert sample(text, "aifw_policy_reloads_total", result="failed") == 1
+    assert sample(text, "aifw_policy_reload_failing") == 1
     assert sample(text, "aifw_audit_queue_depth") == 7
     assert sample(text, "aifw_audit_records_lost_total") == 2
     assert sample(text, "aifw_audit_sink_up") == 0
