@@ -77,6 +77,13 @@ class Edge:
                 ex.decision = "error"
             return _error(exc.status, exc.code, exc.message, ex.request_id,
                           {**exc.headers, **ex.response_headers}, exc.type)
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer with this exchange's id
+            if isinstance(exc, ConnectionResetError) or ex.streamed:
+                raise
+            log.exception("unhandled error in exchange %s", ex.request_id)
+            ex.status, ex.error, ex.decision = 500, "internal_error", "error"
+            return _error(500, "internal_error", "aifw failed to handle this request.", ex.request_id,
+                          type="server_error")
         finally:
             self.in_flight -= 1
             ex.finished = time.monotonic()
@@ -144,6 +151,9 @@ class Edge:
                     chunks.append(chunk)
         except TimeoutError:
             raise ProxyError(408, "request_timeout", "The request body was not received in time.") from None
+        except web.RequestPayloadError as exc:   # bad chunked framing, undecodable body (proxy/server.py)
+            raise ProxyError(400, "invalid_request", str(exc) if str(exc).startswith("Malformed")
+                             else "The request body could not be read: it is malformed.") from None
         ex.raw_body = b"".join(chunks)
         if not ex.endpoint.inspected:
             return

@@ -9,10 +9,11 @@ import sys
 
 from aiohttp import web
 
-from .app import create_app, runner_kwargs
+from .app import create_app
 from .policy.compile import PolicyError
 from .reload import PolicyHolder
 from .runtime import attach_subsystems, check_workers
+from .server import make_runner
 
 log = logging.getLogger("aifw")
 
@@ -26,16 +27,13 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
         log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "
                     "process only (set AIFW_FINGERPRINT_SECRET)")
     app = create_app(holder)
-    kwargs = runner_kwargs(policy)
-    shutdown_timeout = kwargs.pop("shutdown_timeout")
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **kwargs)
+    runner = make_runner(app, policy)
     await runner.setup()
     site = web.TCPSite(runner, host or policy.server.host, port if port is not None else policy.server.port,
                        reuse_port=reuse_port or None, backlog=1024)
     await site.start()
-    log.info("aifw listening on %s (policy %s %s)", site.name, policy.name, policy.digest)
-    # stderr: stdout may carry the audit log (audit sink stdout)
-    print(f"aifw listening on {site.name} with policy {policy.name} ({policy.path})", file=sys.stderr, flush=True)
+    # a log line on stderr: stdout may carry the audit log (audit sink stdout)
+    log.info(f"aifw listening on {site.name} with policy {policy.name} ({policy.path}, {policy.digest})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,9 +21,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from proxy.app import create_app, runner_kwargs
+from proxy.app import create_app
 from proxy.reload import PolicyHolder
 from proxy.runtime import attach_subsystems
+from proxy.server import make_runner
 from tests.fakes.provider import run_fake_provider
 
 
@@ -85,9 +86,7 @@ async def start_proxy(fake, tmp_path, monkeypatch):
         holder = PolicyHolder(str(path), env=full_env)
         attach_subsystems(holder)
         app = create_app(holder)
-        kwargs = runner_kwargs(holder.policy)
-        shutdown_timeout = kwargs.pop("shutdown_timeout")
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=min(shutdown_timeout, 2.0), **kwargs)
+        runner = make_runner(app, holder.policy, max_shutdown_timeout=2.0)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -17,6 +17,8 @@ import urllib.parse
 
 import regex
 
+from . import charlm
+
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
 _INVISIBLE = regex.compile(
@@ -92,6 +94,26 @@ def adversarial_suffix(text: str) -> int:
     letters = sum(map(str.isalpha, last))
     return int(len(_ODD.findall(last)) >= 5 and len(_GLUE.findall(last)) >= 3
                and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
+
+
+SUFFIX_CHARS = 600          # the gibberish signal reads at most this much of the last line
+
+
+def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
+    """Adversarial-suffix score x100 of the last line: how much less probable its last 60
+    characters are than the rest of the line under a character model of ordinary English
+    (charlm.py, estimated from CPython's documentation, no attack data), plus a little for odd
+    symbols and glued tokens in its tail. 0 for short or mostly non-ASCII lines, and when the older
+    structural heuristic (``adversarial_suffix``, JB-2007) fires already. JB-2010 fires at
+    95, the highest value seen on the NotInject and plain-harmful-goal benign families."""
+    last = text.rstrip().rsplit("\n", 1)[-1][-SUFFIX_CHARS:]
+    if len(last) < 100 or (adversarial_suffix(text) if adversarial is None else adversarial):
+        return 0         # JB-2007 already counts this suffix: the two never add up
+    contrast = charlm.tail_contrast(last)
+    tail = last[-160:]
+    score = (contrast + 0.08 * min(len(_ODD.findall(tail)), 10)
+             + 0.08 * min(len(_GLUE.findall(tail)), 10))
+    return max(int(score * 100), 0)
 
 
 def _fold_mixed(match: regex.Match) -> str:
@@ -181,7 +203,7 @@ class Prepared:
     """One text and its lazily built views, plus the evasion signals seen while building them."""
 
     __slots__ = ("raw", "_views", "_anchor_hits", "invisible", "tags", "mixed_script", "template_tokens",
-                 "adversarial_suffix")
+                 "adversarial_suffix", "gibberish_suffix")
 
     def __init__(self, text: str):
         self.raw = text
@@ -193,6 +215,7 @@ class Prepared:
             unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
         self.template_tokens = len(CHAT_TEMPLATE.findall(text)) if ("<" in text or "[" in text or "#" in text) else 0
         self.adversarial_suffix = adversarial_suffix(text)
+        self.gibberish_suffix = gibberish_suffix(text, self.adversarial_suffix)
 
     def anchor_hits(self, name: str, compute) -> list[bool]:
         """``compute(view)`` (the rules' literal prefilter hits), once per view."""

@@ -38,7 +38,8 @@ from . import prefilter as _prefilter
 from .normalize import VIEWS, Prepared
 
 SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
-SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix")
+SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix",
+           "gibberish_suffix")
 RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
              "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags"}
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"

@@ -19,7 +19,7 @@ from .rules import Rule
 class DetectorConfig:
     rules: tuple[Rule, ...]
     model: LinearModel | None
-    model_weight: float = 3.0
+    model_weight: float = 1.0
     threshold: float = 5.0
 
 

@@ -14,6 +14,10 @@ from .scanner import DetectorConfig
 SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
 DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
 DEFAULT_SETS = ("injection", "jailbreak", "evasion")
+# The model tips a rule score over the threshold; it never blocks alone. At weight 1 it adds at
+# most ~1.6 points (p / p_op, p_op >= 0.6): weight 3 let it turn a single framing cue into a
+# block on benign families it never saw (leave-one-family-out, train/lofo_report.md).
+DEFAULT_MODEL_WEIGHT = 1.0
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,7 +45,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "enabled": {"type": "boolean", "description": "Use the model (default true)."},
                 "weight": {"type": "number", "minimum": 0,
-                           "description": "Points the model adds at its operating point (default 3); "
+                           "description": "Points the model adds at its operating point (default 1); "
                                           "capped at twice this."},
                 "path": {"type": "string", "description": "Model .npz file (default: the shipped one)."},
             },
@@ -112,7 +116,7 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> Injec
         path = _resolve(model_cfg["path"], policy_dir) if model_cfg.get("path") else None
         model = model_mod.load(path)
     detector = DetectorConfig(rules=rules, model=model,
-                              model_weight=float(model_cfg.get("weight", 3.0)),
+                              model_weight=float(model_cfg.get("weight", DEFAULT_MODEL_WEIGHT)),
                               threshold=float(section.get("threshold", 5.0)))
     roles = frozenset(section.get("roles") or DEFAULT_ROLES)
     by_role = {role: tuple(r for r in rules if r.roles is None or role in r.roles)

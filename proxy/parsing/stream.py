@@ -42,7 +42,8 @@ class _Stream:
     def __init__(self, key: StreamText, template: Any) -> None:
         self.key = key
         self.template = template      # (event name, object) of the last delta: for synthesis
-        self.text_out: list[str] = []  # text after guards (Responses done-events repeat it)
+        # text after guards, kept only for the Responses API, whose done-events repeat it
+        self.text_out: list[str] | None = None
         self.closed = False
 
 
@@ -145,6 +146,8 @@ class StreamProcessor:
         st = self.streams.get(key)
         if st is None:
             st = self.streams[key] = _Stream(key, template)
+            if self.kind == "responses":
+                st.text_out = []
         else:
             st.template = template
         if self.ex.capture_text:
@@ -157,7 +160,8 @@ class StreamProcessor:
             # Held-back text is dropped, not flushed: after a block nothing more of the answer
             # may reach the client.
             raise StreamStopped(self.stop(out), out)
-        st.text_out.append(out)
+        if st.text_out is not None:
+            st.text_out.append(out)
         return out
 
     def _flush_text(self, key: StreamText) -> str:
@@ -168,7 +172,7 @@ class StreamProcessor:
         if self.on_end is None:
             return ""
         text = self.on_end(self.ex, key)
-        if text:
+        if text and st.text_out is not None:
             st.text_out.append(text)
         return text
 

@@ -51,6 +51,15 @@ async def test_serve_healthz_and_sighup_reload(fake, tmp_path):
                 assert "x-aifw-request-id" in r.headers
         out = await oa(url + "/v1").chat.completions.create(model="gpt-4o-mini", messages=MSG)
         assert out.choices[0].message.content == "You said: hello there"
+        # what the HTTP parser refuses is answered in the error shape by `aifw serve` too
+        host, port = url.split("//")[1].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     b"Content-Length: 3\r\n\r\n{}")
+        raw = await reader.read()
+        writer.close()
+        assert b" 400 " in raw.split(b"\r\n")[0] and b'"code":"invalid_request"' in raw
+        assert b"x-aifw-request-id: req_" in raw.lower()
         before = await readyz(url)
         assert before["policy"]["name"] == "test"
 

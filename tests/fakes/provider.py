@@ -105,6 +105,7 @@ class FakeState:
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     completed_streams: int = 0
+    events_sent: int = 0  # SSE events whose write returned (a blocked write has not)
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,7 @@ class SSEWriter:
         head = b"event: " + event.encode() + b"\n" if event else b""
         await self._write(prefix + head + b"data: " + payload + b"\n\n")
         self.sent += 1
+        self.state.events_sent += 1
         if self.modes.disconnect_after is not None and self.sent >= self.modes.disconnect_after:
             self._abort()
 
