@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .scanner import SlotScore, score_text
+from .context import CONTEXT_ROLES
+from .scanner import SlotScore, context_for, score_text
 from .settings import InjectionSettings
 
 MODEL_RULE_ID = "ML-9001"     # reported when the model's points helped reach the threshold
@@ -35,17 +36,21 @@ def _ids(slot: SlotScore) -> list[str]:
 
 
 def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]]) -> Assessment:
-    """``slots``: (role, text) pairs. Roles the policy does not scan are skipped."""
+    """``slots``: (role, text) pairs. Roles the policy does not scan are skipped, but system and
+    developer slots are read (once) as the context the other slots are judged against."""
     cfg = settings.detector
     out = Assessment()
     flagged: list[str] = []
     weak: list[str] = []
+    slots = list(slots)
+    ctx = context_for(cfg, [t for r, t in slots if r in CONTEXT_ROLES and t])
     for role, text in slots:
         if role not in settings.roles or not text:
             continue
         out.slots_scanned += 1
         out.chars_scanned += len(text)
-        slot = score_text(cfg, text, role, settings.rules_by_role.get(role, cfg.rules))
+        slot = score_text(cfg, text, role, settings.rules_by_role.get(role, cfg.rules),
+                          ctx if role not in CONTEXT_ROLES else None)
         out.timed_out |= slot.timed_out
         out.max_model_probability = max(out.max_model_probability, slot.model_probability)
         out.score = max(out.score, slot.score)

@@ -35,19 +35,25 @@ def run_rule_cases(rules_dir: str | None = None, out=sys.stdout) -> int:
     """Run every rule's cases; returns the number of failures (a rule without a match case fails)."""
     from .matcher import rule_matches
     from .normalize import Prepared
-    from .rules import load_rules
+    from .context import load_vocab, pair_kinds
+    from .rules import DEFAULT_RULES_DIR, load_rules
     failures = total = 0
+    vocab = load_vocab(str(rules_dir or DEFAULT_RULES_DIR))
+
+    def hit(rule, case) -> bool:
+        if rule.context is not None:        # a (system prompt, user turn) pair
+            return rule.context in pair_kinds(case[0], case[1], vocab)
+        return rule_matches(rule, Prepared(case))
+
     for set_name, rules in load_rules(rules_dir).items():
         for rule in rules:
             problems = []
             if not rule.match_cases:
                 problems.append("no match case")
             problems += [f"match case {i} did not match"
-                         for i, case in enumerate(rule.match_cases)
-                         if not rule_matches(rule, Prepared(case))]
+                         for i, case in enumerate(rule.match_cases) if not hit(rule, case)]
             problems += [f"no_match case {i} matched"
-                         for i, case in enumerate(rule.no_match_cases)
-                         if rule_matches(rule, Prepared(case))]
+                         for i, case in enumerate(rule.no_match_cases) if hit(rule, case)]
             total += 1
             failures += bool(problems)
             status = "ok" if not problems else "FAIL: " + "; ".join(problems)

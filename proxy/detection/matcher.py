@@ -23,6 +23,8 @@ class MatchResult:
 
 
 def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT) -> bool:
+    if rule.context is not None:      # needs the system prompt: scored in context.py
+        return False
     if rule.signal is not None:
         return getattr(prepared, rule.signal) >= rule.min_count
     prefilters = rule.prefilters or (None,) * len(rule.regexes)

@@ -38,10 +38,13 @@ from . import prefilter as _prefilter
 from .normalize import VIEWS, Prepared
 
 SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
+# Checks of the user turn against the request's system prompt (proxy/detection/context.py).
+CONTEXT_KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
+                 "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
 SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix",
            "gibberish_suffix")
 RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
-             "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags"}
+             "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags", "context"}
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 # A group that ends in a quantifier and is itself quantified: (a+)+, (\w*\s?)*, (x{2,}){3,}.
@@ -74,6 +77,9 @@ class Rule:
     no_match_cases: tuple[str, ...]
     # One per pattern (None: always searched); see prefilter.py. Derived from the rule data.
     prefilters: tuple[Any, ...] = ()
+    # A context rule (``context:`` kind) judges the user turn against the system prompt; its
+    # cases are (system, user) pairs. It never matches a text on its own.
+    context: str | None = None
 
 
 def _edge_boundary(ch: str) -> bool:
@@ -153,6 +159,13 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         anchors.append(_prefilter.pattern_anchors(str(p)))
     if signal is not None and signal not in SIGNALS:
         raise RuleError(f"{where}: unknown signal {signal!r}; known: {list(SIGNALS)}")
+    context = raw.get("context")
+    if context is not None:
+        if context not in CONTEXT_KINDS:
+            raise RuleError(f"{where}: unknown context {context!r}; known: {list(CONTEXT_KINDS)}")
+        if signal or sources:
+            raise RuleError(f"{where}: a context rule takes no phrases, patterns or signal")
+        return _context_rule(raw, rid, set_name, where, context, paranoia, direction)
     if bool(signal) == bool(sources):
         raise RuleError(f"{where}: give either phrases/patterns or a signal")
     flags = regex.V1 | regex.I if raw.get("flags") != "case" else regex.V1
@@ -179,6 +192,28 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         match_cases=match_cases,
         no_match_cases=tuple(str(c) for c in cases.get("no_match") or ()),
         prefilters=prefilters,
+    )
+
+
+def _pair(case: Any, where: str) -> tuple[str, str]:
+    if not isinstance(case, dict) or set(case) != {"system", "user"}:
+        raise RuleError(f"{where}: a context rule's cases are {{system: ..., user: ...}} pairs")
+    return str(case["system"]), str(case["user"])
+
+
+def _context_rule(raw: dict, rid: str, set_name: str, where: str, context: str, paranoia: int,
+                  direction: str) -> Rule:
+    cases = raw.get("cases") or {}
+    if set(cases) - {"match", "no_match"}:
+        raise RuleError(f"{where}: cases take only match and no_match")
+    roles = raw.get("roles")
+    return Rule(
+        id=rid, set=set_name, message=str(raw["message"]), score=_severity(raw["severity"], where),
+        paranoia=paranoia, views=("normalized",), roles=frozenset(roles) if roles else None,
+        direction=direction, regexes=(), signal=None, min_count=1,
+        match_cases=tuple(_pair(c, where) for c in cases.get("match") or ()),
+        no_match_cases=tuple(_pair(c, where) for c in cases.get("no_match") or ()),
+        context=context,
     )
 
 

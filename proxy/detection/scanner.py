@@ -8,11 +8,18 @@ own blocks only well past its operating point, and it tips a single weak rule hi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from . import context as _context
 
 from .matcher import match
 from .model import LinearModel
 from .normalize import Prepared
 from .rules import Rule
+
+
+# Rules whose points do not count once a context rule (the system-prompt checks) has fired.
+NO_STACK_WITH_CONTEXT = frozenset({"JB-2008"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +28,9 @@ class DetectorConfig:
     model: LinearModel | None
     model_weight: float = 1.0
     threshold: float = 5.0
+    # Rules judged against the request's system prompt (context.py) and their vocabulary.
+    context_rules: tuple[Rule, ...] = ()
+    context_vocab: Any = None
 
 
 @dataclass(slots=True)
@@ -38,14 +48,34 @@ class SlotScore:
 
 
 def rules_for(rules: tuple[Rule, ...], role: str) -> tuple[Rule, ...]:
-    return tuple(r for r in rules if r.roles is None or role in r.roles)
+    return tuple(r for r in rules if (r.roles is None or role in r.roles) and r.context is None)
+
+
+def context_for(cfg: DetectorConfig, system_texts) -> "_context.SystemContext | None":
+    """What the request's system/developer prompts protect; computed once per request."""
+    if not cfg.context_rules:
+        return None
+    return _context.build(system_texts, cfg.context_vocab)
 
 
 def score_text(cfg: DetectorConfig, text: str, role: str = "user",
-               rules: tuple[Rule, ...] | None = None) -> SlotScore:
+               rules: tuple[Rule, ...] | None = None,
+               ctx: "_context.SystemContext | None" = None) -> SlotScore:
     prepared = Prepared(text)
     result = match(rules if rules is not None else rules_for(cfg.rules, role), prepared)
     out = SlotScore(role, result.rule_ids, float(result.score), timed_out=result.timed_out)
+    if ctx is not None:
+        kinds = _context.hits(ctx, cfg.context_vocab, prepared.view("normalized"))
+        hit = [r for r in cfg.context_rules
+               if r.context in kinds and (r.roles is None or role in r.roles)]
+        if hit:
+            # A harm-topic cue says nothing about an application's secrets or rules: it adds to
+            # jailbreak framing, not to context evidence, so the two do not stack.
+            out.rule_score -= sum(r.score for r in cfg.rules
+                                  if r.id in NO_STACK_WITH_CONTEXT and r.id in out.rule_ids)
+            for rule in hit:
+                out.rule_ids.append(rule.id)
+                out.rule_score += rule.score
     if cfg.model is not None and cfg.model_weight > 0 and text.strip():
         p = cfg.model.probability(text, prepared.view("normalized"))
         out.model_probability = p

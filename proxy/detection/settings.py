@@ -7,13 +7,14 @@ from typing import Any, Mapping
 
 import regex
 
+from . import context as context_mod
 from . import model as model_mod
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
 
 SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
 DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
-DEFAULT_SETS = ("injection", "jailbreak", "evasion")
+DEFAULT_SETS = ("injection", "jailbreak", "evasion", "context")
 # The model tips a rule score over the threshold; it never blocks alone. At weight 1 it adds at
 # most ~1.6 points (p / p_op, p_op >= 0.6): weight 3 let it turn a single framing cue into a
 # block on benign families it never saw (leave-one-family-out, train/lofo_report.md).
@@ -25,7 +26,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "ruleSets": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                      "description": "Rule sets to use (file 'set' names in the rules directory). "
-                                    "Default: injection, jailbreak, evasion."},
+                                    "Default: injection, jailbreak, evasion, context."},
         "rulesDir": {"type": "string",
                      "description": "Directory of rule YAML files, relative to the policy file. "
                                     "Default: the rules/ folder shipped with aifw."},
@@ -115,11 +116,16 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> Injec
     if model_cfg.get("enabled", True):
         path = _resolve(model_cfg["path"], policy_dir) if model_cfg.get("path") else None
         model = model_mod.load(path)
+    context_rules = tuple(r for r in rules if r.context is not None)
     detector = DetectorConfig(rules=rules, model=model,
                               model_weight=float(model_cfg.get("weight", DEFAULT_MODEL_WEIGHT)),
-                              threshold=float(section.get("threshold", 5.0)))
+                              threshold=float(section.get("threshold", 5.0)),
+                              context_rules=context_rules,
+                              context_vocab=context_mod.load_vocab(str(rules_dir))
+                              if context_rules else None)
     roles = frozenset(section.get("roles") or DEFAULT_ROLES)
-    by_role = {role: tuple(r for r in rules if r.roles is None or role in r.roles)
+    by_role = {role: tuple(r for r in rules
+                           if (r.roles is None or role in r.roles) and r.context is None)
                for role in SCANNABLE_ROLES}
     resp = section.get("response") or {}
     canaries = tuple(resp.get("canaries") or ())

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any, Mapping
 
 from ..detection.assess import Assessment, assess
+from ..detection.context import CONTEXT_ROLES
 from ..detection.response import StreamWindow, check
 from ..detection.settings import SCHEMA, InjectionSettings, compile_settings
 from ..exchange import Exchange
@@ -33,9 +34,11 @@ class InjectionGuard(Guard):
         return "would_block" if self.mode == "monitor" else "blocked"
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
+        # System/developer slots travel along even when not scanned: the context rules judge the
+        # scanned slots against them (analysed once per request inside assess).
         slots = [(s.role, s.text) for s in ex.request_slots
-                 if s.role in self.settings.roles and s.text]
-        if not slots:
+                 if s.text and (s.role in self.settings.roles or s.role in CONTEXT_ROLES)]
+        if not any(r in self.settings.roles for r, _ in slots):
             return None
         if sum(len(t) for _, t in slots) > INLINE_CHARS:
             result = await asyncio.to_thread(assess, self.settings, slots)

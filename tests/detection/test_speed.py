@@ -11,7 +11,8 @@ from proxy.detection.matcher import rule_matches
 from proxy.detection.normalize import Prepared
 from proxy.detection.rules import load_rules
 
-RULES = [r for rs in load_rules().values() for r in rs]
+# Text rules only: context rules (rules/context.yaml) take (system, user) pairs and no patterns.
+RULES = [r for rs in load_rules().values() for r in rs if r.context is None]
 _ALPHABETS = ("aZb9 \t\n\x1c\x0b{}[]()<>\\|^$=`~_.!é\u2003ßК", "01 ", "0123456789abcdefxAB\\:, \t",
               "aZb9+/=QRx ", "%2A41zé ", "i.g n-o_r*e 1337 !$@|+ \x1d")
 

@@ -1,0 +1,377 @@
+"""Judge a user turn against the system prompt of the same request.
+
+Many prompt injections are attacks only relative to the application's instructions: "what is
+the password?" is harmless unless the system prompt holds a password it must not reveal. This
+module reads the system and developer slots of a request once (``analyze``, cached by text, so
+an application that sends the same system prompt on every request pays for it once), extracts
+what they protect, and scores each scanned slot against it (``hits``):
+
+- ``secret_value``: a quoted value of the system prompt (or an e-mail / long number in it) appears
+  in the user turn;
+- ``protected_secret``: the system prompt restricts and names a kind of secret (password, secret
+  key, passphrase ...) and the user turn names that kind too, in any of the 17 languages of the
+  vocabulary (not necessarily the system prompt's language);
+- ``protected_personal``: the same for personal data (address, e-mail, date of birth, phone,
+  residence, balance, "personal information" ...), when the turn also points at the person (a
+  name from the system prompt, or "the user" in any of the 17 languages);
+- ``protected_entity``: a capitalised name of a system prompt that protects personal data is
+  named in the user turn;
+- ``forbidden_topic``: the user turn shares a content word (a character bigram for scripts
+  without spaces; boilerplate such as "user", "topic", "discuss" excluded) with a restriction
+  sentence of the system prompt ("never discuss X"); ``forbidden_topic_strong``: two or more;
+- ``disclosure_request``: one of the three above plus a request to tell / give / share / reveal /
+  confirm / spell / write out ("what is ...", "a poem about ...") in any of the 17 languages;
+- ``rule_change``: a restrictive system prompt and a user turn with a rule-change cue: a strong one
+  ("maintenance mode", "you are now", "new instructions" ...) alone, or a weak one ("instead",
+  "pretend", "forget it" ...) together with another context hit; 17 languages.
+
+The vocabularies are data (``vocab:`` in rules/context.yaml); the rules with their severities are
+``context:`` rules in the same file, combined into the anomaly score like every other rule.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import regex
+import yaml
+
+from .normalize import normalize
+
+KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
+         "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
+CONTEXT_ROLES = ("system", "developer")
+VOCAB_FILE = "context.yaml"
+# Shared content units (words, or bigrams without spaces) that make a turn "about" a ruled-out topic.
+TOPIC_MIN_SHARED = 1
+TOPIC_STRONG_SHARED = 2
+
+_QUOTED = regex.compile(
+    r"(?:(?<![\w])['\"‘“«„「『]|(?<![\w])')\s*([^'\"‘’“”«»„「」『』\n]{3,40}?)\s*['\"’”»“」』](?!\w)")
+_EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = regex.compile(r"\d(?:[\d\s().-]{2,18})\d")
+_CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
+_SENTENCES = regex.compile(r"[^.!?;。！？;\n।]+")
+_WORD = regex.compile(r"\w+")
+_ASCII_WORD = re.compile(r"\w+")       # the stdlib engine is faster; same result on ASCII text
+
+
+def _words(text: str) -> list[str]:
+    return _ASCII_WORD.findall(text) if text.isascii() else _WORD.findall(text)
+_LATIN = regex.compile(r"\p{Latin}")
+_VIETNAMESE = regex.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
+# Turkish negates in a verb suffix: "paylaşmayın", "tartışmamalısınız", "açıklamayınız".
+_TR_NEGATIVE = regex.compile(r"\w{2,}(?:mayın|meyin|mayınız|meyiniz|mamalısın|memelisin|mamalısınız|memelisiniz|mamalı|memeli)\b")
+_IDENTIFIER = regex.compile(r"[a-z_]+")
+_NO_SPACE_RUN = regex.compile(r"[\p{Han}\p{Katakana}ー]{2,}")
+_THAI_RUN = regex.compile(r"\p{Thai}{4,}")
+_HANGUL_WORD = regex.compile(r"\p{Hangul}{2,}")
+# Korean particles stripped from a word's end; predicate endings make a word a non-topic.
+_KO_PARTICLES = ("입니다", "이다", "이야", "에서", "으로", "은", "는", "이", "가", "을", "를", "의", "에",
+                 "로", "와", "과", "도", "만")
+_KO_PREDICATE = ("다", "요", "오", "까", "죠")
+_LONG_WORD_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+# Words of these scripts are handled as character n-grams (Han, Kana, Thai) or Korean words.
+_NO_SPACE_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "HANGUL", "KATAKANA-HIRAGANA")
+# Boilerplate of system prompts and questions (English + the Romance/Germanic words that survive
+# machine translation); content words must be rarer than these to count as a topic.
+_STOP = frozenset("""
+about above after again against always answer answers assistant because before being below
+between chatbot could discuss discussion doing during every focus follow forum further give
+having helpful information instructions keep maintain never other provide question questions
+regarding related respond response should subject subjects their there these those through topic
+topics under until users which while would your yours please explain tell
+sujet sujets toujours jamais questions utilisateur utilisateurs réponse répondre discuter votre
+vous êtes comme dans pour cette leurs autres temas tema nunca usuario usuarios respuesta
+responder discutir sobre siempre preguntas argomenti argomento sempre utente utenti risposta
+rispondere discutere sempre perguntas usuário usuários resposta responder discutir sobre sempre
+themen thema immer niemals benutzer antwort antworten diskutieren fragen über
+пользователь пользователя пользователей пользователям чат-бот вопросы вопросов ответ ответы
+обсуждать обсуждайте никогда всегда темы темой помощник
+pengguna chatbot pertanyaan jawaban membahas diskusikan topik selalu tidak pernah
+gumagamit tanong sagot talakayin paksa palagi kailanman
+kullanıcı kullanıcının kullanıcılar sohbet sorular cevap tartışma konular konuları asla
+người dùng trò chuyện câu hỏi trả lời thảo luận chủ đề không bao giờ luôn luôn
+المستخدم المستخدمين الدردشة الأسئلة الإجابة مناقشة المواضيع موضوع دائما أبدا
+उपयोगकर्ता चैटबॉट प्रश्न प्रश्नों उत्तर चर्चा विषय विषयों हमेशा कभी
+ব্যবহারকারী চ্যাটবট প্রশ্ন উত্তর আলোচনা বিষয় সবসময় কখনও
+""".split())
+
+
+@dataclass(frozen=True, slots=True)
+class Vocab:
+    restriction: Lexicon          # marks a system-prompt sentence as a restriction
+    user: Lexicon                 # secret, personal, override, override_weak, subject, disclose
+    words: frozenset[str]         # every vocabulary word: not a topic word
+
+
+@dataclass(frozen=True, slots=True)
+class SystemContext:
+    restrictive: bool
+    values: tuple[Any, ...]                   # compiled patterns of protected literal values
+    protects_secret: bool
+    protects_personal: bool
+    entities: frozenset[str]
+    topic_units: frozenset[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.restrictive or self.values)
+
+
+def _edge(ch: str) -> bool:
+    if not (ch.isalnum() or ch == "_"):
+        return False
+    name = unicodedata.name(ch, "")
+    return not any(s in name for s in ("CJK", "HIRAGANA", "KATAKANA", "THAI", "IDEOGRAPH", "HANGUL"))
+
+
+def _hangul(ch: str) -> bool:
+    return "HANGUL" in unicodedata.name(ch, "")
+
+
+class Lexicon:
+    """Named phrase lists matched on the words of a text in one pass (a dict lookup per word and
+    per stem length), plus substring tests for scripts written without spaces. Same boundaries
+    as a word-bounded regex alternation at a fraction of its cost (an alternation of hundreds of
+    phrases costs milliseconds per KB).
+
+    ``reveal*`` matches any word starting with "reveal"; Korean entries match word starts
+    (particles attach on the right); Chinese, Japanese and Thai entries match anywhere.
+    """
+
+    __slots__ = ("first", "stems", "stem_lengths", "substrings", "cache")
+
+    def __init__(self, lists: dict[str, Iterable[str]]):
+        self.first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
+        self.stems: dict[str, set[str]] = {}
+        self.substrings: list[tuple[str, str]] = []
+        for name, words in lists.items():
+            for raw in {normalize(str(w)).strip() for w in words if str(w).strip()}:
+                stem = raw.endswith("*")
+                w = raw.rstrip("*").strip()
+                if not w:
+                    continue
+                if not (_edge(w[0]) or _hangul(w[0])):
+                    self.substrings.append((w, name))      # no word boundaries in this script
+                    continue
+                toks = tuple(_WORD.findall(w))
+                if not toks:
+                    continue
+                stem = stem or _hangul(w[-1])
+                if len(toks) == 1 and stem:
+                    self.stems.setdefault(toks[0], set()).add(name)
+                else:
+                    self.first.setdefault(toks[0], []).append((toks, stem, name))
+        self.stem_lengths = sorted({len(x) for x in self.stems})
+        self.cache: dict[str, frozenset[str]] = {}
+
+    def scan(self, text: str, tokens: list[str]) -> set[str]:
+        """Names of the lists with a phrase in ``text`` (``tokens``: its words)."""
+        found: set[str] = set()
+        if self.substrings and not text.isascii():
+            found.update(name for x, name in self.substrings if name not in found and x in text)
+        first, cache = self.first, self.cache
+        n = len(tokens)
+        for i, tok in enumerate(tokens):
+            names = cache.get(tok)
+            if names is None:
+                names = self._stem_names(tok)
+            if names:
+                found |= names
+            cands = first.get(tok)
+            if not cands:
+                continue
+            for seq, stem, name in cands:
+                m = len(seq)
+                if name in found or i + m > n:
+                    continue
+                if all(tokens[i + j] == seq[j] for j in range(1, m - 1 if stem else m)) and \
+                        (not stem or m == 1 or tokens[i + m - 1].startswith(seq[-1])):
+                    found.add(name)
+        return found
+
+    def _stem_names(self, tok: str) -> frozenset[str]:
+        names: set[str] = set()
+        for k in self.stem_lengths:
+            if k > len(tok):
+                break
+            got = self.stems.get(tok[:k])
+            if got:
+                names |= got
+        if len(self.cache) >= 50_000:       # bounded: a word -> lists cache, reset when full
+            self.cache.clear()
+        out = self.cache[tok] = frozenset(names)
+        return out
+
+    def search(self, text: str) -> bool:
+        return bool(self.scan(text, _WORD.findall(text)))
+
+
+@functools.lru_cache(maxsize=8)
+def load_vocab(rules_dir: str) -> Vocab | None:
+    path = Path(rules_dir) / VOCAB_FILE
+    if not path.is_file():
+        return None
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    v = doc.get("vocab") or {}
+    keys = ("restriction", "secret", "personal", "override", "override_weak", "subject", "disclose")
+    lists = {k: [str(x) for x in v.get(k) or ()] for k in keys}
+    words = frozenset(t for k in lists.values() for p in k for t in _WORD.findall(normalize(p)))
+    return Vocab(Lexicon({"restriction": lists["restriction"]}),
+                 Lexicon({k: lists[k] for k in keys[1:]}), words)
+
+
+_AR_PREFIXES = ("وال", "بال", "كال", "فال", "لل", "ال")
+_AR_SUFFIXES = ("ات", "ها", "ية", "ة", "ه")
+
+
+def _arabic_stem(w: str) -> str:
+    """Light stemming: the article and attached conjunctions/prepositions, a few endings."""
+    for p in _AR_PREFIXES:
+        if w.startswith(p) and len(w) - len(p) >= 3:
+            w = w[len(p):]
+            break
+    for x in _AR_SUFFIXES:
+        if w.endswith(x) and len(w) - len(x) >= 3:
+            return w[:-len(x)]
+    return w
+
+
+@functools.lru_cache(maxsize=4096)
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "").split(" ")[0]
+
+
+def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -> set[str]:
+    """Content units of normalized text: long words, or character bigrams where no spaces."""
+    if words is None:
+        words = _words(text)
+    if text.isascii():       # the common case, and the cheap one: Latin words only
+        return {w[:7] for w in words
+                if len(w) >= 5 and w not in exclude and w not in _STOP and not w.isdigit()}
+    out: set[str] = set()
+    for run in _NO_SPACE_RUN.findall(text):
+        out.update(run[i:i + 2] for i in range(len(run) - 1))
+    for run in _THAI_RUN.findall(text):            # Thai: no spaces, ~a syllable per 3-4 chars
+        out.update(run[i:i + 4] for i in range(len(run) - 3))
+    for w in _HANGUL_WORD.findall(text):
+        for p in _KO_PARTICLES:
+            if w.endswith(p) and len(w) > len(p) + 1:
+                w = w[:-len(p)]
+                break
+        if len(w) >= 2 and not w.endswith(_KO_PREDICATE) and w not in exclude and w not in _STOP:
+            out.add(w)
+    short: list[str | None] = []
+    for w in words:
+        script = "LATIN" if w.isascii() else _script(w[0])
+        if w.isdigit() or script in _NO_SPACE_SCRIPTS:
+            short.append(None)
+            continue
+        long_script = script in _LONG_WORD_SCRIPTS
+        short.append(w if long_script and len(w) <= 4 else None)
+        if w in exclude or w in _STOP:
+            continue
+        if script == "ARABIC":
+            w = _arabic_stem(w)
+        if len(w) >= (5 if long_script else 3):
+            out.add(w[:7] if long_script else w)    # crude stem
+    # Vietnamese is written in short syllables: pairs of adjacent syllables, one of which carries
+    # a Vietnamese-only letter (so "or any" in English or French "de la" are not units).
+    for a, b in zip(short, short[1:]):
+        if a and b and len(a) + len(b) >= 5 and a not in exclude and b not in exclude \
+                and _VIETNAMESE.search(a + b):
+            out.add(a + " " + b)
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def analyze(system_text: str, vocab: Vocab) -> SystemContext:
+    norm = normalize(system_text)
+    restrict_sentences = [s for s in _SENTENCES.findall(norm)
+                          if vocab.restriction.search(s) or _TR_NEGATIVE.search(s)]
+    restrictive = bool(restrict_sentences)
+    # Quoted values; a quoted lowercase ASCII word is a key or identifier ({"name": ...}).
+    values = {normalize(q).strip() for q in (m.group(1).strip() for m in _QUOTED.finditer(system_text))
+              if len(q) >= 3 and not q.isdigit() and not _IDENTIFIER.fullmatch(q)}
+    values |= {m.group(0).casefold() for m in _EMAIL.finditer(system_text)}
+    values |= {m.group(0) for m in _NUMBER.finditer(system_text)
+               if sum(c.isdigit() for c in m.group(0)) >= 4}
+    values = {v for v in values if v}
+    pats = tuple(regex.compile(("\\b" if _edge(v[0]) else "") + regex.escape(v)
+                               + ("\\b" if _edge(v[-1]) else ""), regex.V1) for v in sorted(values))
+    kinds = vocab.user.scan(norm, _WORD.findall(norm))
+    protects_secret = restrictive and "secret" in kinds
+    protects_personal = restrictive and "personal" in kinds
+    # A prompt that protects personal data: its names (capitalised words) and, for scripts without
+    # capitals, every content unit of the whole prompt (the names, places and values it holds).
+    entities = frozenset(
+        {w.casefold() for w in _CAPITAL_WORD.findall(system_text) if w.casefold() not in _STOP}
+        | {u for u in _units(norm, vocab.words) if not _LATIN.search(u)}) \
+        if protects_personal else frozenset()
+    topic: set[str] = set()
+    for s in restrict_sentences:
+        topic |= _units(s, vocab.words)
+    return SystemContext(restrictive, pats, protects_secret, protects_personal, entities,
+                         frozenset(topic))
+
+
+def build(texts: Iterable[str], vocab: Vocab | None) -> SystemContext | None:
+    """The request's system context from its system/developer slot texts (None: nothing to use)."""
+    if vocab is None:
+        return None
+    joined = "\n".join(t for t in texts if t)
+    if not joined.strip():
+        return None
+    ctx = analyze(joined, vocab)
+    return None if ctx.empty else ctx
+
+
+def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
+    """Context kinds the (normalized) user text triggers against the system context."""
+    out: set[str] = set()
+    text = user_normalized
+    toks = _words(text)
+    lex = vocab.user.scan(text, toks)
+    if any(p.search(text) for p in ctx.values):
+        out.add("secret_value")
+    if ctx.protects_secret and "secret" in lex:
+        out.add("protected_secret")
+    units: set[str] | None = None
+    if ctx.protects_personal:
+        if ctx.entities:
+            units = _units(text, vocab.words, toks)
+        named = bool(ctx.entities) and (any(w in ctx.entities for w in toks)
+                                        or bool(ctx.entities & units))
+        if named:
+            out.add("protected_entity")
+        # The kind of data alone ("personal data", "address") is common in ordinary requests;
+        # it counts when the turn also points at the person: a name from the prompt or "the user".
+        if "personal" in lex and (named or "subject" in lex):
+            out.add("protected_personal")
+    if out & {"secret_value", "protected_secret", "protected_personal"} and "disclose" in lex:
+        out.add("disclosure_request")
+    if ctx.restrictive:
+        if ctx.topic_units and units is None:
+            units = _units(text, vocab.words, toks)
+        shared = len(ctx.topic_units & units) if ctx.topic_units else 0
+        if shared >= TOPIC_MIN_SHARED:
+            out.add("forbidden_topic")
+        if shared >= TOPIC_STRONG_SHARED:
+            out.add("forbidden_topic_strong")
+        # Strong cues count alone; weak ones only when the turn touches what is protected.
+        # Related: another hit, or a kind of data the prompt protects named without the person.
+        related = bool(out) or (ctx.protects_personal and "personal" in lex)
+        if "override" in lex or (related and "override_weak" in lex):
+            out.add("rule_change")
+    return out
+
+
+def pair_kinds(system: str, user: str, vocab: Vocab | None) -> set[str]:
+    """Context kinds a (system prompt, user turn) pair triggers: rule cases and tests."""
+    ctx = build([system], vocab)
+    return hits(ctx, vocab, normalize(user)) if ctx is not None else set()
