@@ -261,6 +261,7 @@ class Edge:
         proc = StreamProcessor(ex, ex.endpoint.kind, pipeline.chunk_runner(ex), pipeline.end_runner(ex))
         parser = SSEParser()
         raw_passthrough = "stream encoding not decodable" in ex.uninspected
+        passive = proc.passive
         await out.prepare(request)
         ex.streamed = True
         try:
@@ -285,8 +286,15 @@ class Edge:
                     continue
                 if dec is not None:
                     chunk = dec.decompress(chunk)
+                if passive:
+                    # nothing to rewrite: forward first, then read usage off what was sent
+                    await out.write(chunk)
                 pieces: list[bytes] = []
                 try:
+                    if passive:
+                        for block in parser.blocks(chunk):
+                            proc.observe(block)
+                        continue
                     events = parser.feed(chunk)
                 except ValueError:   # one event larger than the parser's bound
                     ex.error = "upstream_error"
@@ -305,7 +313,7 @@ class Edge:
                     await out.write(b"".join(pieces))
             tail = parser.rest()
             pieces = proc.finish()
-            if tail.strip():
+            if tail.strip() and not passive:   # a passive stream sent it already
                 pieces.insert(0, tail)
             if not proc.done and not raw_passthrough:
                 ex.error = "upstream_error"

@@ -23,26 +23,29 @@ class SSEParser:
         self._buf = bytearray()
         self._max = max_event_bytes
 
-    def feed(self, chunk: bytes) -> list[Event]:
+    def blocks(self, chunk: bytes) -> list[bytes]:
+        """The complete raw event blocks ``chunk`` finishes (framing only, no parsing)."""
         buf = self._buf
         buf += chunk
         if b"\r" in chunk:
             # normalise CRLF / CR line ends once so the blank-line search stays simple
             self._buf = buf = bytearray(bytes(buf).replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
-        events: list[Event] = []
+        blocks: list[bytes] = []
         start = 0
         while True:
             end = buf.find(b"\n\n", start)
             if end < 0:
                 break
-            block = bytes(buf[start:end + 2])
+            blocks.append(bytes(buf[start:end + 2]))
             start = end + 2
-            events.append(parse_block(block))
         if start:
             del buf[:start]
         if len(buf) > self._max:
             raise ValueError("an SSE event exceeds the size limit")
-        return events
+        return blocks
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        return [parse_block(block) for block in self.blocks(chunk)]
 
     def rest(self) -> bytes:
         """Bytes after the last complete event (an unterminated event at stream end)."""

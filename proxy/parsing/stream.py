@@ -16,12 +16,14 @@ from ..exchange import Exchange
 from ..guards.base import StreamText
 from ..verdict import Finding, Verdict
 from .response import usage_of
-from .sse import Event, encode
+from .sse import Event, encode, parse_block
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
 EndRunner = Callable[[Exchange, StreamText], str]
 
 _ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
+# Bytes that mark the events a passive stream still reads: usage, and the end of the stream.
+_OBSERVED = (b'"usage":{', b'"usage": {', b"[DONE]", b"message_start", b"message_stop", b"response.")
 # Named events that end a stream in the Anthropic and Responses dialects.
 _END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
 _RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
@@ -80,6 +82,17 @@ class StreamProcessor:
         if handler is None:
             return [ev.raw]
         return handler(ev, obj)
+
+    @property
+    def passive(self) -> bool:
+        """Nothing in the stream is rewritten or dropped: events can go out before inspection."""
+        return not self.active and not self.ex.strip_usage_chunk
+
+    def observe(self, block: bytes) -> None:
+        """Passive mode: ``block`` was already forwarded; read usage and the end of the stream,
+        parsing only the few events that can carry them."""
+        if any(marker in block for marker in _OBSERVED):
+            self.process(parse_block(block))
 
     def finish(self) -> list[bytes]:
         """The upstream ended cleanly: flush whatever is still held back."""
