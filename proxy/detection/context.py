@@ -40,7 +40,7 @@ from typing import Any, Iterable
 import regex
 import yaml
 
-from .normalize import normalize
+from .normalize import decode_segments, normalize
 
 KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
          "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
@@ -67,6 +67,21 @@ _VIETNAMESE = regex.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵ�
 # Turkish negates in a verb suffix: "paylaşmayın", "tartışmamalısınız", "açıklamayınız".
 _TR_NEGATIVE = regex.compile(r"\w{2,}(?:mayın|meyin|mayınız|meyiniz|mamalısın|memelisin|mamalısınız|memelisiniz|mamalı|memeli)\b")
 _IDENTIFIER = regex.compile(r"[a-z_]+")
+# Turkish-only letters: a Turkish text's Latin words are compared on 5-letter prefixes (suffixes
+# pile up: "şifreyi", "şifrenizi"), as are Cyrillic words (case endings).
+_TR_LETTERS = frozenset("ığş")
+# Morse code: runs of dot/dash groups (translations keep them); decoded into an extra view.
+_MORSE_RUN = re.compile(r"(?:[.\-·•]{1,7}[ /|]+){5,}[.\-·•]{1,7}")
+_MORSE = {".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
+          "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
+          "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t", "..-": "u",
+          "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z"}
+# Pig latin: "ethay" -> "the", "ivelay" -> "live"; counted only with two or more such words.
+_PIG = re.compile(r"\b([a-z]{1,12}?)([b-df-hj-np-tv-z]{1,3})ay\b")
+_PIG_COMMON = frozenset("""today away okay display essay monday tuesday wednesday thursday friday
+saturday sunday always anyway holiday birthday delay relay replay array decay dismay portray
+betray midday halfway highway subway gateway runway doorway railway hallway pathway yesterday
+mayday heyday""".split())
 _NO_SPACE_RUN = regex.compile(r"[\p{Han}\p{Katakana}ー]{2,}")
 _THAI_RUN = regex.compile(r"\p{Thai}{4,}")
 _HANGUL_WORD = regex.compile(r"\p{Hangul}{2,}")
@@ -219,7 +234,8 @@ def load_vocab(rules_dir: str) -> Vocab | None:
         return None
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     v = doc.get("vocab") or {}
-    keys = ("restriction", "secret", "personal", "override", "override_weak", "subject", "disclose")
+    keys = ("restriction", "secret", "personal", "override", "override_weak", "subject", "disclose",
+            "decode", "cipher")
     lists = {k: [str(x) for x in v.get(k) or ()] for k in keys}
     words = frozenset(t for k in lists.values() for p in k for t in _WORD.findall(normalize(p)))
     return Vocab(Lexicon({"restriction": lists["restriction"]}),
@@ -267,6 +283,8 @@ def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -
         if len(w) >= 2 and not w.endswith(_KO_PREDICATE) and w not in exclude and w not in _STOP:
             out.add(w)
     short: list[str | None] = []
+    # Rich suffixing morphology (Russian cases, Turkish agglutination): 5-letter prefixes.
+    latin_prefix = 5 if _TR_LETTERS.intersection(text) else 7
     for w in words:
         script = "LATIN" if w.isascii() else _script(w[0])
         if w.isdigit() or script in _NO_SPACE_SCRIPTS:
@@ -279,7 +297,7 @@ def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -
         if script == "ARABIC":
             w = _arabic_stem(w)
         if len(w) >= (5 if long_script else 3):
-            out.add(w[:7] if long_script else w)    # crude stem
+            out.add(w[:5 if script == "CYRILLIC" else latin_prefix] if long_script else w)  # crude stem
     # Vietnamese is written in short syllables: pairs of adjacent syllables, one of which carries
     # a Vietnamese-only letter (so "or any" in English or French "de la" are not units).
     for a, b in zip(short, short[1:]):
@@ -331,10 +349,41 @@ def build(texts: Iterable[str], vocab: Vocab | None) -> SystemContext | None:
     return None if ctx.empty else ctx
 
 
+def _morse(text: str) -> list[str]:
+    out = []
+    for m in _MORSE_RUN.finditer(text):
+        words = regex.split(r"\s*[/|]\s*|\s{2,}", m.group(0).strip())
+        out.append(" ".join("".join(_MORSE.get(c.replace("·", ".").replace("•", "."), "")
+                                    for c in w.split()) for w in words))
+    return out
+
+
+def hidden_views(text: str) -> tuple[list[str], bool]:
+    """Plain text hidden in a (normalized) user turn, and whether an encoded payload is there.
+
+    Hex, binary, URL-escaped and hinted rot13 segments (``normalize.decode_segments``; base64 is
+    case-sensitive and does not survive normalization), Morse code runs and pig latin words."""
+    parts = decode_segments(text)
+    payload = bool(parts)
+    if text.count("-") >= 5 or text.count("·") >= 5:
+        got = [m for m in _morse(text) if len(m.replace(" ", "")) >= 4]
+        payload |= bool(got)
+        parts += got
+    if text.count("ay") >= 2:
+        pig = [b + a for a, b in _PIG.findall(text) if a + b + "ay" not in _PIG_COMMON]
+        if len(pig) >= 2:
+            parts.append(" ".join(pig))
+    return parts, payload
+
+
 def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
     """Context kinds the (normalized) user text triggers against the system context."""
     out: set[str] = set()
     text = user_normalized
+    # Encoded text (hex, binary, Morse, rot13, pig latin) is judged together with the plain text.
+    hidden, payload = hidden_views(text)
+    if hidden:
+        text = text + "\n" + "\n".join(normalize(h) for h in hidden)
     toks = _words(text)
     lex = vocab.user.scan(text, toks)
     if any(p.search(text) for p in ctx.values):
@@ -368,6 +417,11 @@ def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
         related = bool(out) or (ctx.protects_personal and "personal" in lex)
         if "override" in lex or (related and "override_weak" in lex):
             out.add("rule_change")
+        # Token smuggling: a request to decode a payload (Morse, hex, binary, rot13, Caesar ...)
+        # against a restrictive prompt routes around its rules (rule_change) and asks to write out
+        # hidden text (disclosure_request).
+        if "decode" in lex and (payload or "cipher" in lex):
+            out.update(("rule_change", "disclosure_request"))
     return out
 
 

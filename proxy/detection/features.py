@@ -48,6 +48,31 @@ _WORD_ASCII = re.compile(r"\w+")
 # ASCII characters that are alphanumeric or whitespace by str.isalnum()/str.isspace().
 _ALNUM_SPACE_ASCII = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace())
 _CASE_FLIP = regex.compile(r"[a-z][A-Z]")
+# ASCII bytes: lower-case letters to "l", upper-case to "u": "[a-z][A-Z]" matches never overlap,
+# so their count is the count of "lu" in the mapped text.
+_CASE_CLASS = bytes.maketrans(bytes(range(128)), bytes(
+    108 if 97 <= c <= 122 else 117 if 65 <= c <= 90 else 46 for c in range(128)))
+# ASCII bytes that are not \w (per the stdlib engine on str, the same as the regex package's on
+# ASCII) become spaces: the words are then the ``bytes.split()`` pieces.
+_NON_WORD_TO_SPACE = bytes.maketrans(bytes(range(128)), bytes(
+    c if re.fullmatch(r"\w", chr(c)) else 32 for c in range(128)))
+_SALT32 = {n: np.uint32(int(v)) for n, v in _SALT.items()}
+_P32 = np.uint32(int(_P))
+_DENSE_IDX = np.arange(DIM, N_FEATURES, dtype=np.int64)
+def _all_char_hashes32(text: str) -> list[np.ndarray]:
+    """``_all_char_hashes`` in uint32 arithmetic (the same values: both are modulo 2**32)."""
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    out = []
+    h = cps
+    for n in range(2, max(CHAR_NGRAMS) + 1):
+        if len(cps) < n:
+            h = np.empty(0, dtype=np.uint32)
+        else:
+            h = h[:len(cps) - n + 1] * _P32
+            h += cps[n - 1:]
+        if n in CHAR_NGRAMS:
+            out.append(h ^ _SALT32[n])
+    return out
 
 
 def _char_hashes(text: str, n: int) -> np.ndarray:
@@ -96,10 +121,36 @@ def _unique_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first[0] = True
     np.not_equal(values[1:], values[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    return values[starts], np.diff(starts, append=len(values))
+    counts = np.empty(len(starts), dtype=np.intp)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = len(values) - starts[-1]
+    return values[starts], counts
 
 
 def dense(raw: str) -> np.ndarray:
+    length = max(len(raw), 1)
+    tokens = raw.split()
+    n_tok = max(len(tokens), 1)
+    if raw.isascii():
+        data = raw.encode("ascii")
+        symbols = len(data.translate(None, _ALNUM_SPACE_ASCII))
+        non_ascii = 0
+        case_flips = data.translate(_CASE_CLASS).count(b"lu")
+    else:
+        symbols = sum(1 for c in raw if not c.isalnum() and not c.isspace())
+        non_ascii = sum(1 for c in raw if ord(c) > 127)
+        case_flips = len(_CASE_FLIP.findall(raw))
+    return np.array([
+        symbols / length,
+        glued_tokens(raw) / n_tok,
+        case_flips / n_tok,
+        math.log1p(length) / 10.0,
+        non_ascii / length,
+        raw.count("\n") / n_tok,
+    ], dtype=np.float32)
+
+
+def dense_reference(raw: str) -> np.ndarray:
     length = max(len(raw), 1)
     tokens = raw.split()
     n_tok = max(len(tokens), 1)
@@ -121,6 +172,47 @@ def dense(raw: str) -> np.ndarray:
 
 def featurize(raw: str, normalized: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(indices, values) of one text's sparse, L2-normalised feature vector.
+
+    ``normalized``: ``normalize(raw)`` when the caller has it already (used only when ``raw`` fits
+    in ``MAX_CHARS``, where it is the same string this function would compute).
+
+    Same output as ``featurize_reference``, computed faster: every hash is taken modulo 2**32, so
+    it is computed in uint32 arithmetic (which wraps modulo 2**32); the bucket is its low 18 bits;
+    on ASCII text the words are the runs of \\w bytes.
+    """
+    if normalized is not None and len(raw) <= MAX_CHARS:
+        text = normalized
+    else:
+        raw = raw[:MAX_CHARS]
+        text = normalize(raw)
+    if text.isascii():
+        words = text.encode("ascii").translate(_NON_WORD_TO_SPACE).split()
+    else:
+        words = [w.encode() for w in _WORD.findall(text)]
+    parts = []
+    if words:
+        wh = np.fromiter(map(zlib.crc32, words), dtype=np.uint32, count=len(words))
+        parts.append(wh ^ _SALT32[1])
+        if len(wh) > 1:
+            parts.append((wh[:-1] * _P32 + wh[1:]) ^ _SALT32[2])
+    parts.extend(_all_char_hashes32(f" {text} "))
+    if parts:
+        buckets = np.concatenate(parts)
+        buckets &= np.uint32(DIM - 1)
+        idx, counts = _unique_counts(buckets)
+        vals = 1.0 + np.log(counts.astype(np.float32))
+        vals /= np.sqrt(np.dot(vals, vals))
+        idx = idx.astype(np.int64)
+    else:
+        idx = np.empty(0, dtype=np.int64)
+        vals = np.empty(0, dtype=np.float32)
+    d = dense(raw)
+    return (np.concatenate([idx, _DENSE_IDX]),
+            np.concatenate([vals.astype(np.float32), d]))
+
+
+def featurize_reference(raw: str, normalized: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``featurize`` without its fast paths (tests/detection/test_speed.py checks they agree).
 
     ``normalized``: ``normalize(raw)`` when the caller has it already (used only when ``raw`` fits
     in ``MAX_CHARS``, where it is the same string this function would compute).
@@ -146,6 +238,6 @@ def featurize(raw: str, normalized: str | None = None) -> tuple[np.ndarray, np.n
     else:
         idx = np.empty(0, dtype=np.int64)
         vals = np.empty(0, dtype=np.float32)
-    d = dense(raw)
+    d = dense_reference(raw)
     return (np.concatenate([idx, np.arange(DIM, N_FEATURES, dtype=np.int64)]),
             np.concatenate([vals.astype(np.float32), d]))

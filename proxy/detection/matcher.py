@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, anchors_present
+from .prefilter import FOLDED_VIEWS, prefilter_hits
 from .rules import Rule
 
 # Per pattern search; a whole text gets a larger overall budget. Both exist so that no input,
@@ -22,29 +22,54 @@ class MatchResult:
     timed_out: bool = False
 
 
+# Per rule: (rule, ((pattern, prefilter, prefilter id or -1), ...)), keyed by id(rule) and checked
+# by identity, so the pairing of patterns and prefilters is not rebuilt on every text.
+_PLANS: dict[int, tuple] = {}
+_MAX_PLANS = 4096
+
+
+def _plan(rule: Rule) -> tuple:
+    got = _PLANS.get(id(rule))
+    if got is None or got[0] is not rule:
+        prefilters = rule.prefilters or (None,) * len(rule.regexes)
+        got = (rule, tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1)
+                           for pattern, pf in zip(rule.regexes, prefilters)))
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[id(rule)] = got
+    return got[1]
+
+
 def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT) -> bool:
     if rule.context is not None:      # needs the system prompt: scored in context.py
         return False
     if rule.signal is not None:
         return getattr(prepared, rule.signal) >= rule.min_count
-    prefilters = rule.prefilters or (None,) * len(rule.regexes)
+    plan = _plan(rule)
     seen: list[str] = []
     for view in rule.views:
         text = prepared.view(view)
-        if not text or any(text is s for s in seen):    # empty, or the very view just searched
+        if not text:
             continue
-        seen.append(text)
-        folded = view in FOLDED_VIEWS
-        present = None
-        for pattern, pf in zip(rule.regexes, prefilters):
-            # The prefilter only skips searches that cannot match (no trigger literal present).
-            if pf is not None:
-                if present is None and folded and text.isascii():
-                    present = prepared.anchor_hits(view, anchors_present)
-                if not pf.may_match_indexed(text, folded, present):
-                    continue
-            if pattern.search(text, timeout=timeout) is not None:
-                return True
+        for s in seen:                # the very view just searched (same object)
+            if s is text:
+                break
+        else:
+            seen.append(text)
+            folded = view in FOLDED_VIEWS
+            # Every prefilter's answer on a folded ASCII view at once (same as ``pf.may_match``).
+            hits = prepared.anchor_hits(view, prefilter_hits) if folded and text.isascii() else None
+            n_hits = len(hits) if hits is not None else 0
+            for pattern, pf, pid in plan:
+                # The prefilter only skips searches that cannot match (no trigger literal present).
+                if pf is not None:
+                    if 0 <= pid < n_hits:
+                        if not hits[pid]:
+                            continue
+                    elif not pf.may_match(text, folded):
+                        continue
+                if pattern.search(text, timeout=timeout) is not None:
+                    return True
     return False
 
 

@@ -67,6 +67,20 @@ _MAX_SEGMENTS = 32
 _MAY_B64 = re.compile(r"[A-Za-z0-9+/]{16}")
 _MAY_HEX = re.compile(r"[0-9a-fA-Fx\\:,\s]{16}")
 _MAY_BINARY = re.compile(r"[01]{8}")
+# On ASCII text the two first tests are run on a byte-mapped copy instead (tables derived from the
+# same character classes): "B" both classes, "b" base64 only, "h" hex run only, "." neither.
+_MAY_B64_CLASS = re.compile(r"[A-Za-z0-9+/]")
+_MAY_HEX_CLASS = re.compile(r"[0-9a-fA-Fx\\:,\s]")
+
+
+def _may_class(c: str) -> bytes:
+    b, h = _MAY_B64_CLASS.fullmatch(c) is not None, _MAY_HEX_CLASS.fullmatch(c) is not None
+    return b"B" if b and h else b"b" if b else b"h" if h else b"."
+
+
+_MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"".join(_may_class(chr(c)) for c in range(128)))
+_B64_ONLY = bytes.maketrans(b"Bbh", b"bb.")
+_HEX_ONLY = bytes.maketrans(b"Bbh", b"h.h")
 
 # Chat-template control tokens of common open models; inside user content they try to open a
 # fake system or assistant turn.
@@ -136,8 +150,15 @@ def _try_text(data: bytes) -> str | None:
 def decode_segments(text: str) -> list[str]:
     """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
     out: list[str] = []
-    # A base64 run has no whitespace, so it lies inside one str.split() token.
-    may_b64 = max(map(len, text.split()), default=0) >= 16 and _MAY_B64.search(text)
+    if text.isascii():
+        # The same two tests on one byte-mapped copy: 16 consecutive class members.
+        mapped = text.encode("ascii").translate(_MAY_CLASSES)
+        may_b64 = b"b" * 16 in mapped.translate(_B64_ONLY)
+        may_hex = b"h" * 16 in mapped.translate(_HEX_ONLY)
+    else:
+        # A base64 run has no whitespace, so it lies inside one str.split() token.
+        may_b64 = max(map(len, text.split()), default=0) >= 16 and _MAY_B64.search(text)
+        may_hex = _MAY_HEX.search(text)
     for m in (_B64.finditer(text) if may_b64 else ()):
         seg = m.group(0)
         try:
@@ -149,7 +170,7 @@ def decode_segments(text: str) -> list[str]:
             out.append(dec)
         if len(out) >= _MAX_SEGMENTS:
             return out
-    for m in (_HEX.finditer(text) if _MAY_HEX.search(text) else ()):
+    for m in (_HEX.finditer(text) if may_hex else ()):
         digits = regex.sub(r"\\x|0x|[\s:,]", "", m.group(0))
         try:
             dec = _try_text(bytes.fromhex(digits[: len(digits) // 2 * 2]))
@@ -191,8 +212,55 @@ def normalize(text: str) -> str:
     return squeeze(text.casefold())
 
 
+# ASCII fast path of ``collapse``, tables derived from the patterns themselves. A spaced-letter
+# match "x.y.z.w" has a middle word character with a separator on each side; mapping each ASCII
+# character to its class (w: word only, s: separator only, b: both, i.e. "_", x: neither), no such
+# triple in the mapped text means ``_SPACED_LETTERS`` cannot match, so its search is skipped.
+_SPACED_SEP = regex.compile(r"[\s.\-_*]")
+_WORD_CHAR = regex.compile(r"\w")
+
+
+def _ascii_class(c: str) -> str:
+    w, s = _WORD_CHAR.fullmatch(c) is not None, _SPACED_SEP.fullmatch(c) is not None
+    return "b" if w and s else "w" if w else "s" if s else "x"
+
+
+_SPACED_CLASS = bytes.maketrans(bytes(range(128)),
+                                "".join(_ascii_class(chr(c)) for c in range(128)).encode())
+_SPACED_TRIPLES = tuple((a + m + b).encode() for a in "sb" for m in "wb" for b in "sb")
+# Leet substitution then ``_PUNCT`` in one byte table: a character that is neither \w nor \s
+# after substitution, or "_", becomes a space. ``squeeze`` then joins the runs of spaces this
+# leaves exactly as it joins the single space ``_PUNCT`` puts in place of each run.
+_LEET_PUNCT = bytes.maketrans(bytes(range(128)), bytes(
+    32 if (_PUNCT.fullmatch(chr(c).translate(_LEET)) is not None) else ord(chr(c).translate(_LEET))
+    for c in range(128)))
+
+
+def _may_have_spaced_letters(text: str) -> bool:
+    if not text.isascii():
+        return True
+    mapped = text.encode("ascii").translate(_SPACED_CLASS)
+    for t in _SPACED_TRIPLES:
+        if t in mapped:
+            return True
+    return False
+
+
 def collapse(normalized: str) -> str:
     """Leet substitution, spaced-letter joining and punctuation removal on a normalized text."""
+    if _may_have_spaced_letters(normalized):
+        text = _SPACED_LETTERS.sub(lambda m: regex.sub(r"[\s.\-_*]", "", m.group(0)), normalized)
+    else:
+        text = normalized
+    if text.isascii():
+        return " ".join(text.encode("ascii").translate(_LEET_PUNCT).decode("ascii").split())
+    text = text.translate(_LEET)
+    text = _PUNCT.sub(" ", text)
+    return squeeze(text)
+
+
+def collapse_reference(normalized: str) -> str:
+    """``collapse`` without the fast paths (tests/detection/test_speed.py)."""
     text = _SPACED_LETTERS.sub(lambda m: regex.sub(r"[\s.\-_*]", "", m.group(0)), normalized)
     text = text.translate(_LEET)
     text = _PUNCT.sub(" ", text)

@@ -49,6 +49,7 @@ class Prefilter:
     max_id: int                      # largest of them (-1: none)
     pattern: Any                   # the same anchors as a case-insensitive regex alternation
     substring_ok: bool = True      # the plain substring test is exact on folded ASCII text
+    pid: int = -1                  # id of its ``ascii_ids`` set (``prefilter_hits``)
 
     def may_match(self, text: str, folded: bool = True) -> bool:
         """False only if no anchor occurs in ``text`` (``folded``: the text is case-folded)."""
@@ -89,7 +90,8 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     ascii_anchors = tuple(a for a in kept if a.isascii())
     ids = register(ascii_anchors)
     return Prefilter(tuple(kept), ascii_anchors, ids, max(ids, default=-1),
-                     regex.compile(alternation, regex.V1 | regex.I), substring_ok)
+                     regex.compile(alternation, regex.V1 | regex.I), substring_ok,
+                     _ID_SETS.setdefault(ids, len(_ID_SETS)))
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
@@ -223,58 +225,103 @@ def pattern_anchors(source: str) -> set[str] | None:
 # anchor is exact (same as ``anchor in text``); the bitmap only decides which tests to skip.
 
 _REGISTRY: dict[str, int] = {}          # ASCII anchor -> global id
-_INDEX: tuple = (-1, None)              # (registry size it covers, built arrays), replaced whole
+# Distinct anchor-id sets of the prefilters made -> ``pid``: a prefilter's answer on an ASCII
+# text depends on its set only, and rule reloads add no new entry for an unchanged rule.
+_ID_SETS: dict[tuple[int, ...], int] = {}
+_INDEX: tuple = (None, None)            # (registry and id-set counts it covers, arrays)
 
 
 def register(anchors: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(_REGISTRY.setdefault(a, len(_REGISTRY)) for a in anchors)
 
 
+# Letters by frequency in English prose: a trigram of rarer characters is less likely to be in a
+# benign text, so testing it first leaves fewer candidates to confirm.
+_COMMON = " etaoinshrdlcumwfgypbvkjxqz"
+
+
+def _rarity(gram: bytes) -> int:
+    return sum(_COMMON.index(chr(c)) if chr(c) in _COMMON else len(_COMMON) for c in gram)
+
+
 def _build() -> tuple:
     names = list(_REGISTRY)
-    codes, owner, short = [], [], []
+    first, second, long_ids, short = [], [], [], []
     for i, a in enumerate(names):
         b = a.encode("ascii")
         if len(b) < 3:
             short.append(i)
             continue
-        for j in range(len(b) - 2):
-            codes.append(b[j] | b[j + 1] << 7 | b[j + 2] << 14)
-            owner.append(i)
-    codes_arr = np.array(codes, dtype=np.uint64)
-    owner_arr = np.array(owner, dtype=np.int64)
-    long_ids = np.unique(owner_arr)
-    starts = np.searchsorted(owner_arr, long_ids)
-    return names, codes_arr, starts, long_ids, short, {}
+        # Two of the anchor's trigrams (its rarest): both present is necessary for the anchor to
+        # be; only then is the substring test run.
+        grams = sorted({b[j:j + 3] for j in range(len(b) - 2)}, key=lambda g: (-_rarity(g), g))
+        codes = [g[0] | g[1] << 7 | g[2] << 14 for g in grams[:2]]
+        first.append(codes[0])
+        second.append(codes[-1])
+        long_ids.append(i)
+    # The non-empty anchor-id sets, as runs of anchor ids (for one reduceat over the present ones).
+    users = [(ids, pid) for ids, pid in _ID_SETS.items() if ids]
+    pf_flat = np.array([i for ids, _ in users for i in ids], dtype=np.int64)
+    pf_starts = np.cumsum([0] + [len(ids) for ids, _ in users[:-1]]).astype(np.int64)
+    pf_ids = np.array([pid for _, pid in users], dtype=np.int64)
+    return (names, (np.array(first, dtype=np.uint32), np.array(second, dtype=np.uint32)),
+            None, np.array(long_ids, dtype=np.int64), short, {}, np.array(short, dtype=np.int64),
+            pf_flat, pf_starts, pf_ids, len(_ID_SETS))
 
 
 def _hash(codes: np.ndarray, bits: int) -> np.ndarray:
-    return ((codes * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - bits)
+    """Multiplicative hash to ``bits`` bits (uint32 arithmetic wraps modulo 2**32)."""
+    return (codes * np.uint32(2654435761)) >> np.uint32(32 - bits)
 
 
-def anchors_present(text: str) -> list[bool]:
-    """``[a in text for a in registered ASCII anchors]`` for an ASCII ``text``."""
+def _index() -> tuple:
     global _INDEX
     index = _INDEX
-    if index[0] != len(_REGISTRY):
-        built = _build()
-        index = _INDEX = (len(built[0]), built)
-    names, codes, starts, long_ids, short, hashed = index[1]
-    out = [False] * len(names)
-    for i in short:
-        out[i] = names[i] in text
-    if len(codes) == 0 or len(text) < 3:
+    key = (len(_REGISTRY), len(_ID_SETS))
+    if index[0] != key:
+        index = _INDEX = (key, _build())
+    return index[1]
+
+
+def _present(text: str, built: tuple) -> np.ndarray:
+    """``anchors_present`` as a bool array."""
+    names, codes, _, long_ids, short, hashed, short_arr = built[:7]
+    out = np.zeros(len(names), dtype=bool)
+    if short:
+        out[short_arr] = [names[i] in text for i in short]
+    if len(long_ids) == 0 or len(text) < 3:
         return out
-    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint64)
-    grams = b[:-2] | (b[1:-1] << np.uint64(7)) | (b[2:] << np.uint64(14))
+    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    grams = b[2:] << np.uint32(14)
+    grams |= b[1:-1] << np.uint32(7)
+    grams |= b[:-2]
     bits = min(max(int(len(grams) * 32).bit_length(), 12), 24)
     seen = np.zeros(1 << bits, dtype=bool)
     seen[_hash(grams, bits)] = True
     anchor_hashes = hashed.get(bits)
     if anchor_hashes is None:
-        anchor_hashes = hashed[bits] = _hash(codes, bits)
-    hit = seen[anchor_hashes]
-    candidates = np.logical_and.reduceat(hit, starts)
+        anchor_hashes = hashed[bits] = (_hash(codes[0], bits), _hash(codes[1], bits))
+    candidates = seen[anchor_hashes[0]]
+    candidates &= seen[anchor_hashes[1]]
     for i in long_ids[candidates].tolist():
-        out[i] = names[i] in text
+        if names[i] in text:
+            out[i] = True
     return out
+
+
+def anchors_present(text: str) -> list[bool]:
+    """``[a in text for a in registered ASCII anchors]`` for an ASCII ``text``."""
+    return _present(text, _index()).tolist()
+
+
+def prefilter_hits(text: str) -> list[bool]:
+    """For a case-folded ASCII ``text``: per ``pid``, whether any anchor of that id set occurs in
+    it, i.e. ``pf.may_match(text)`` for every prefilter with ``substring_ok`` made so far (the list
+    covers the id sets known when it was built; later ones and the others use ``may_match``)."""
+    built = _index()
+    present = _present(text, built)
+    pf_flat, pf_starts, pf_ids, n = built[7:]
+    out = np.zeros(n, dtype=bool)
+    if len(pf_ids):
+        out[pf_ids] = np.logical_or.reduceat(present[pf_flat], pf_starts)
+    return out.tolist()
