@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy.audit.chain import Chain  # noqa: E402
+from proxy.audit.chain import Chain, prepare_parts  # noqa: E402
 from proxy.audit.config import compile_section  # noqa: E402
-from proxy.audit.record import build_record  # noqa: E402
+from proxy.audit.record import build_record, record_parts  # noqa: E402
 from proxy.audit.signing import generate_ed25519, parse_key, sign_checkpoint  # noqa: E402
 from proxy.audit.sinks import FileSink  # noqa: E402
 from proxy.audit.writer import Writer  # noqa: E402
@@ -79,7 +79,12 @@ def micro() -> list[tuple[str, float]]:
         ("build_record (metadata)", per_call(lambda i: build_record(exchanges[i % 1000]), 20000)),
         ("orjson.dumps only (no chain)", per_call(lambda i: orjson.dumps(dict(records[i % 1000])), 20000)),
         ("chain seal (canonical JSON + SHA-256)", per_call(lambda i: chain.seal(dict(records[i % 1000])), 20000)),
+        ("loop per record: record_parts + prepare_parts (what submit does)",
+         per_call(lambda i: prepare_parts(*record_parts(exchanges[i % 1000])), 20000)),
     ]
+    prepared = [prepare_parts(*record_parts(ex)) for ex in exchanges]
+    out.append(("writer thread per record: seal_prepared (splice + SHA-256)",
+                per_call(lambda i: chain.seal_prepared(prepared[i % 1000]), 20000)))
     hmac_signer = parse_key("hmac:bench-key")
     ed_signer = parse_key(generate_ed25519()[0])
     cp = {"v": 1, "t": "checkpoint", "time": "2025-01-01T00:00:00.000Z", "reason": "count",
@@ -100,9 +105,18 @@ def micro() -> list[tuple[str, float]]:
             t0 = time.perf_counter()
             writer.flush()                     # one batch of 1000: seal, sign, write, fsync
             times.append((time.perf_counter() - t0) / len(records))
+        ptimes = []
+        for _ in range(5):
+            for rec in prepared:
+                writer.enqueue(rec)
+            t0 = time.perf_counter()
+            writer.flush()
+            ptimes.append((time.perf_counter() - t0) / len(prepared))
         writer.flush(closing=True)
         out.append(("writer flush per record (batch 1000, fsync, Ed25519)", min(times)))
         out.append(("writer flush per record (median of 5)", statistics.median(times)))
+        out.append(("writer flush per prepared record (as the proxy queues them; batch 1000)", min(ptimes)))
+        out.append(("writer flush per prepared record (median of 5)", statistics.median(ptimes)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -24,10 +24,21 @@ def scrub_secrets(text: str) -> str:
     return _SECRETISH.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
+_iso_second = -1
+_iso_prefix = ""
+
+
 def iso_time(wall: float) -> str:
     """UTC, millisecond precision, sortable as a string."""
+    global _iso_second, _iso_prefix
     secs = int(wall)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((wall - secs) * 1000):03d}Z"
+    if secs != _iso_second:        # the strftime prefix changes once a second: cache it
+        # (a benign race between threads only recomputes the same value)
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _iso_second, _iso_prefix = secs, prefix
+    else:
+        prefix = _iso_prefix
+    return f"{prefix}.{int((wall - secs) * 1000):03d}Z"
 
 
 def effective_level(ex: Any, default: str) -> str:
@@ -38,10 +49,6 @@ def effective_level(ex: Any, default: str) -> str:
         if level:
             return level
     return default
-
-
-def _r(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 6)
 
 
 def _reason(ex: Any) -> str | None:
@@ -83,48 +90,73 @@ def _content(ex: Any, level: str, redactor: Callable[[Any, str], str] | None) ->
     return {"request": request, "response": [{"index": i, "text": t} for i, t in texts]}
 
 
-def build_record(ex: Any, level: str = "metadata",
-                 redactor: Callable[[Any, str], str] | None = None) -> dict:
-    """The audit record of ``ex`` without chain fields (seq, prev, hash: the writer adds them)."""
+def record_parts(ex: Any, level: str = "metadata",
+                 redactor: Callable[[Any, str], str] | None = None) -> tuple[dict, dict, dict]:
+    """The audit record of ``ex`` in three dicts split around the chain fields: keys sorting
+    before ``prev``, between ``prev`` and ``seq``, and after ``seq``. The writer serialises each
+    part once (on the loop) and splices ``prev``/``seq`` between them, which gives exactly the
+    canonical bytes of the whole record (see chain.prepare_parts)."""
     ident = ex.identity
     policy = ex.policy
+    started = ex.started
     finished = ex.finished if ex.finished is not None else time.monotonic()
     verdict = ex.verdict
-    rec: dict[str, Any] = {
-        "v": RECORD_VERSION,
+    first_byte = ex.upstream_first_byte
+    upstream_s = _upstream_seconds(ex)
+    usage = ex.usage
+    error = ex.error
+    endpoint = ex.endpoint
+    upstream = ex.upstream
+    scope = ex.scope
+    if ident is not None:
+        user, key, key_name, groups = ident.user, ident.key_id, ident.key_name, list(ident.groups)
+    else:
+        user = key = key_name = None
+        groups = []
+    before: dict[str, Any] = {
+        "client": ex.client_ip,
+        "decision": ex.decision,
+        "endpoint": getattr(endpoint, "name", endpoint),
+        "error": scrub_secrets(error) if error else None,
+        "findings": [{"guard": f.guard, "rules": list(f.rule_ids), "score": f.score,
+                      "action": f.action, "direction": f.direction,
+                      "counts": {str(k): v for k, v in f.counts.items()}}
+                     for f in ex.findings],
+        "groups": groups,
+        "id": ex.request_id,
+        "key": key,
+        "key_name": key_name,
+        "latency": {"total": round(finished - started, 6),
+                    "upstream": None if upstream_s is None else round(upstream_s, 6),
+                    "ttfb": None if first_byte is None else round(first_byte - started, 6),
+                    "guards": {k: round(v, 6) for k, v in ex.guard_seconds.items()}},
+        "level": level,
+        "model": ex.model,
+        "policy": {"name": getattr(policy, "name", None), "digest": getattr(policy, "digest", None)},
+    }
+    if level != "metadata":
+        before["content"] = _content(ex, level, redactor)
+    between = {"reason": _reason(ex), "scope": getattr(scope, "name", None)}
+    after = {
+        "status": ex.status,
+        "stream": bool(ex.stream),
         "t": "request",
         "time": iso_time(ex.started_wall),
-        "id": ex.request_id,
-        "level": level,
-        "user": ident.user if ident else None,
-        "key": ident.key_id if ident else None,
-        "key_name": ident.key_name if ident else None,
-        "groups": list(ident.groups) if ident else [],
-        "client": ex.client_ip,
-        "endpoint": getattr(ex.endpoint, "name", ex.endpoint),
-        "model": ex.model,
-        "upstream": getattr(ex.upstream, "name", ex.upstream),
-        "stream": bool(ex.stream),
-        "status": ex.status,
-        "decision": ex.decision,
-        "reason": _reason(ex),
+        "tokens": {"reserved": usage.reserved_tokens, "prompt": usage.prompt_tokens,
+                   "completion": usage.completion_tokens},
+        "uninspected": list(ex.uninspected),
+        "upstream": getattr(upstream, "name", upstream),
+        "user": user,
+        "v": RECORD_VERSION,
         "verdict": None if verdict is None else {
             "guard": verdict.guard, "code": verdict.code, "status": verdict.status,
             "rules": list(verdict.rule_ids)},
-        "findings": [{"guard": f.guard, "rules": list(f.rule_ids), "score": f.score,
-                      "action": f.action, "direction": f.direction, "counts": {str(k): v for k, v in f.counts.items()}}
-                     for f in ex.findings],
-        "tokens": {"reserved": ex.usage.reserved_tokens, "prompt": ex.usage.prompt_tokens,
-                   "completion": ex.usage.completion_tokens},
-        "latency": {"total": _r(finished - ex.started), "upstream": _r(_upstream_seconds(ex)),
-                    "ttfb": _r(None if ex.upstream_first_byte is None
-                               else ex.upstream_first_byte - ex.started),
-                    "guards": {k: _r(v) for k, v in ex.guard_seconds.items()}},
-        "policy": {"name": getattr(policy, "name", None), "digest": getattr(policy, "digest", None)},
-        "scope": getattr(ex.scope, "name", None),
-        "uninspected": list(ex.uninspected),
-        "error": scrub_secrets(ex.error) if ex.error else None,
     }
-    if level != "metadata":
-        rec["content"] = _content(ex, level, redactor)
-    return rec
+    return before, between, after
+
+
+def build_record(ex: Any, level: str = "metadata",
+                 redactor: Callable[[Any, str], str] | None = None) -> dict:
+    """The audit record of ``ex`` without chain fields (seq, prev, hash: the writer adds them)."""
+    before, between, after = record_parts(ex, level, redactor)
+    return {**before, **between, **after}

@@ -17,7 +17,8 @@ from typing import Any
 import structlog
 
 from .config import AuditConfig
-from .record import build_record, effective_level
+from .chain import prepare_parts
+from .record import build_record, effective_level, record_parts
 from .signing import Signer, parse_key
 from .sinks import FileSink, StdoutSink
 from .writer import Writer
@@ -165,8 +166,15 @@ class AuditLog:
         writer = self._writer
         if writer is None:
             return
-        redactor = self.services.get("pii_redactor") if self.services is not None else None
-        record = build_record(ex, self.level_for(ex), redactor)
+        level = self.level_for(ex)
+        redactor = (self.services.get("pii_redactor")
+                    if level == "redacted" and self.services is not None else None)
+        try:
+            # serialised here, once: the writer thread only splices seq/prev in and hashes, and
+            # no record dicts live on until the next flush (less work under the GIL, less GC)
+            record = prepare_parts(*record_parts(ex, level, redactor))
+        except TypeError:               # unserialisable: the writer counts it as lost
+            record = build_record(ex, level, redactor)
         if not writer.enqueue(record):
             now = time.monotonic()
             if now - self._lost_logged_at >= 10.0:

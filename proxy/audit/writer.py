@@ -2,7 +2,9 @@
 
 ``AuditLog`` (runtime.py) runs ``flush`` in a worker thread every flush interval, so file I/O
 never runs on the event loop. Records enter through ``enqueue`` from the loop thread (a deque:
-append and popleft are thread-safe).
+append and popleft are thread-safe). ``AuditLog.submit`` queues records already serialised
+(chain.prepare_parts: one untracked ``bytes`` per record), so this thread only splices in
+``seq``/``prev`` and hashes; a queued dict is serialised here as before.
 
 Failure handling: a sealed line is kept in ``_buf`` until ``os.write`` has taken all of it, so a
 write that fails (disk full, permission lost) is retried from the exact byte where it stopped and
@@ -48,8 +50,9 @@ class Writer:
         self._started = False
 
     # --- loop thread -------------------------------------------------------------------------
-    def enqueue(self, record: dict) -> bool:
-        """Queue a record; False when it was dropped (queue full with failureMode open)."""
+    def enqueue(self, record: dict | bytes) -> bool:
+        """Queue a record (a dict, or already serialised by chain.prepare_parts); False when it
+        was dropped (queue full with failureMode open)."""
         if len(self.queue) >= self.cfg.queue_size and self.cfg.failure_mode == "open":
             with self._lost_lock:
                 self._lost_pending += 1
@@ -173,9 +176,17 @@ class Writer:
             self._append({"v": RECORD_VERSION, "t": "lost", "time": iso_time(now), "count": lost})
         every = self.cfg.checkpoint_every
         queue = self.queue
+        chain = self.chain
         while queue:
+            item = queue.popleft()
+            if type(item) is bytes:         # the common case: serialised on the loop already
+                self._buf += chain.seal_prepared(item)
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= every:
+                    self._checkpoint("count")
+                continue
             try:
-                self._append(queue.popleft())
+                self._append(item)
             except TypeError:           # unserialisable record: count it, keep the writer alive
                 with self._lost_lock:
                     self._lost_pending += 1

@@ -119,3 +119,30 @@ async def test_submit_uses_the_registered_redactor(tmp_path):
     await log.close()
     lines = b"".join(p.read_bytes() for p in sorted(tmp_path.glob("audit-*.jsonl")))
     assert b"hello <EMAIL>" in lines and b"alice@example.com" not in lines
+
+
+def test_prepared_records_seal_to_the_same_bytes_as_record_dicts():
+    """submit() serialises records on the loop (record_parts + prepare_parts); the writer's
+    splice of seq/prev must give exactly the canonical line of the record dict."""
+    import numpy as np
+    from proxy.audit.chain import Chain, prepare_parts
+    from proxy.audit.record import record_parts
+    from proxy.verdict import Finding
+
+    exs = [make_exchange(i, blocked_rule="inj.001" if i % 3 == 0 else None, stream=i % 2 == 0)
+           for i in range(6)]
+    exs[1].error = "Bearer sk-abcdefghijkl upstream failed"
+    exs[2].identity = None
+    exs[3].scope = SimpleNamespace(name="interns", overrides={})
+    exs[4].findings.append(Finding("d", ("d.1",), np.float64(0.75), "observed", "request", {1: 2}))
+    exs[5].model = "gpt-4o\u00e9\u2603\x00\"prev\":\"x"
+    by_dict, by_parts = Chain(), Chain(7, "ab" * 32)
+    by_dict.seq, by_dict.prev = 7, "ab" * 32
+    for ex in exs:
+        for level in ("metadata", "redacted", "full"):
+            before, between, after = record_parts(ex, level, lambda e, t: t)
+            assert all(k < "prev" for k in before) and all("prev" < k < "seq" for k in between)
+            assert all(k > "seq" for k in after)
+            line = by_parts.seal_prepared(prepare_parts(before, between, after))
+            assert line == by_dict.seal(build_record(ex, level, lambda e, t: t))
+    assert (by_parts.seq, by_parts.prev) == (by_dict.seq, by_dict.prev)

@@ -262,3 +262,19 @@ async def test_odd_values_in_findings_still_verify(tmp_path):
     [rec] = [e for e in entries(tmp_path) if e["t"] == "request"]
     assert rec["findings"][-1]["counts"] == {"1": 2, "set": 3}
     assert verify([str(tmp_path)], KEY).ok
+
+
+async def test_an_unserialisable_record_is_counted_as_lost_and_the_chain_says_so(tmp_path):
+    log = AuditLog(cfg(tmp_path))
+    await log.start()
+    bad = make_exchange(1)
+    bad.guard_seconds = {1: 0.5}          # a non-string key: orjson cannot serialise it
+    log.submit(bad)
+    log.submit(make_exchange(2))
+    await log._flush_once()
+    assert log.records_lost == 1
+    await log.close()
+    es = entries(tmp_path)
+    assert [e["id"] for e in es if e["t"] == "request"] == ["req-0002"]
+    assert [e["count"] for e in es if e["t"] == "lost"] == [1]
+    assert verify([str(tmp_path)], KEY).ok
