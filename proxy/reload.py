@@ -167,13 +167,6 @@ class PolicyHolder:
         return not problems, details
 
     def metrics_text(self) -> tuple[bytes, str]:
-        if self.telemetry is not None:
-            return self.telemetry.prometheus_text()
-        lines = [
-            "# TYPE aifw_policy_reloads_total counter",
-            f'aifw_policy_reloads_total{{result="ok"}} {self.reloads_ok}',
-            f'aifw_policy_reloads_total{{result="failed"}} {self.reloads_failed}',
-            "# TYPE aifw_policy_reload_error gauge",
-            f"aifw_policy_reload_error {1 if self.last_error else 0}",
-        ]
-        return ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4"
+        if self.telemetry is None:   # subsystems not attached: nothing is counted
+            return b"", "text/plain; version=0.0.4"
+        return self.telemetry.prometheus_text()

@@ -67,13 +67,20 @@ def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:
     return url
 
 
-def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
-    connection_listed = {h.strip().lower() for h in incoming.get("connection", "").split(",") if h.strip()}
-    out: CIMultiDict = CIMultiDict()   # a repeated header stays repeated
-    for name, value in incoming.items():
+def _end_to_end(headers):
+    """(name, lower-case name, value) of every header that is not hop-by-hop (RFC 9110 7.6.1:
+    the fixed list plus whatever the Connection header names)."""
+    connection_listed = {h.strip().lower() for h in headers.get("connection", "").split(",") if h.strip()}
+    for name, value in headers.items():
         lname = name.lower()
-        if (lname in HOP_BY_HOP or lname in connection_listed or lname.startswith("x-aifw-")
-                or lname == "accept-encoding" or lname == "content-encoding"):
+        if lname not in HOP_BY_HOP and lname not in connection_listed:
+            yield name, lname, value
+
+
+def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
+    out: CIMultiDict = CIMultiDict()   # a repeated header stays repeated
+    for name, lname, value in _end_to_end(incoming):
+        if lname.startswith("x-aifw-") or lname == "accept-encoding" or lname == "content-encoding":
             continue
         if virtual and lname in AUTH_HEADERS:
             continue
@@ -110,16 +117,8 @@ def accept_encoding(client_value: str | None) -> str:
 
 
 def response_headers(upstream_headers, *, drop_encoding: bool) -> dict[str, str]:
-    connection_listed = {h.strip().lower() for h in upstream_headers.get("connection", "").split(",") if h.strip()}
-    out: dict[str, str] = {}
-    for name, value in upstream_headers.items():
-        lname = name.lower()
-        if lname in HOP_BY_HOP or lname in connection_listed:
-            continue
-        if drop_encoding and lname == "content-encoding":
-            continue
-        out[name] = value
-    return out
+    return {name: value for name, lname, value in _end_to_end(upstream_headers)
+            if not (drop_encoding and lname == "content-encoding")}
 
 
 def decoder(encoding: str | None):

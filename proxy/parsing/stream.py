@@ -239,7 +239,9 @@ class StreamProcessor:
         return out
 
     # --- dialects -----------------------------------------------------------------------
-    def _chat(self, ev: Event, obj: dict) -> list[bytes]:
+    def _openai_chunk(self, ev: Event, obj: dict) -> list[bytes] | None:
+        """What chat and legacy completion chunks share: the id/model a synthesised chunk
+        repeats, usage, the hidden usage chunk. Returns the output when nothing more is to do."""
         for k in ("id", "object", "created", "model", "system_fingerprint"):
             if k in obj and k not in self.meta:
                 self.meta[k] = obj[k]
@@ -250,6 +252,12 @@ class StreamProcessor:
                 return []   # the usage chunk aifw asked for on the client's behalf
         if not self.active:
             return [ev.raw]
+        return None
+
+    def _chat(self, ev: Event, obj: dict) -> list[bytes]:
+        done = self._openai_chunk(ev, obj)
+        if done is not None:
+            return done
         changed = False
         before: list[bytes] = []
         for choice in obj.get("choices") or ():
@@ -279,16 +287,9 @@ class StreamProcessor:
         return self._emit(ev, obj, changed, before)
 
     def _completions(self, ev: Event, obj: dict) -> list[bytes]:
-        for k in ("id", "object", "created", "model", "system_fingerprint"):
-            if k in obj and k not in self.meta:
-                self.meta[k] = obj[k]
-        usage = obj.get("usage")
-        if isinstance(usage, dict):
-            self._set_usage(usage)
-            if self.ex.strip_usage_chunk and not obj.get("choices"):
-                return []
-        if not self.active:
-            return [ev.raw]
+        done = self._openai_chunk(ev, obj)
+        if done is not None:
+            return done
         changed = False
         before: list[bytes] = []
         for choice in obj.get("choices") or ():
