@@ -116,9 +116,12 @@ def accept_encoding(client_value: str | None) -> str:
     return ", ".join(wanted) or "identity"
 
 
-def response_headers(upstream_headers, *, drop_encoding: bool) -> dict[str, str]:
-    return {name: value for name, lname, value in _end_to_end(upstream_headers)
-            if not (drop_encoding and lname == "content-encoding")}
+def response_headers(upstream_headers, *, drop_encoding: bool) -> CIMultiDict:
+    out: CIMultiDict = CIMultiDict()   # repeated headers (Set-Cookie, Link) stay repeated
+    for name, lname, value in _end_to_end(upstream_headers):
+        if not (drop_encoding and lname == "content-encoding"):
+            out.add(name, value)
+    return out
 
 
 def decoder(encoding: str | None):

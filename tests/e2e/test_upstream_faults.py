@@ -147,3 +147,13 @@ async def test_stream_idle_timeout_is_error_event(fake, start_proxy):
     assert "went silent" in info.value.message
     # the timed-out upstream request was cancelled
     await fake.wait_for_disconnect(timeout=10)
+
+
+def test_response_headers_keep_repeated_fields():
+    from multidict import CIMultiDict
+
+    from proxy.upstream import response_headers
+    up = CIMultiDict([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Link", "<x>"), ("Connection", "close")])
+    out = response_headers(up, drop_encoding=False)
+    assert out.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert "Connection" not in out
