@@ -69,6 +69,8 @@ def main(argv=None) -> int:
                     help="which CSE rows --misses prints")
     ap.add_argument("--no-model", action="store_true")
     ap.add_argument("--skip-benign", action="store_true")
+    ap.add_argument("--skip-cse", action="store_true",
+                    help="print only the benign table (for vocabulary work that must stay blind to CSE rows)")
     ap.add_argument("--lofo-model", action="store_true",
                     help="use a model trained without the CSE family (as in --lofo), not the shipped one")
     args = ap.parse_args(argv)
@@ -80,7 +82,15 @@ def main(argv=None) -> int:
         settings, no_ctx = (with_model(s, lofo_model(data, "cse_pi_multilingual"))
                             for s in (settings, no_ctx))
     cse = read_rows([str(data / "prompt_attacks/cyberseceval_multilingual.jsonl")])
+    if not args.skip_cse:
+        report_cse(cse, settings, no_ctx, args)
+    if args.skip_benign:
+        return 0
+    report_benign(data, cse, settings)
+    return 0
 
+
+def report_cse(cse, settings, no_ctx, args) -> None:
     print("## CyberSecEval multilingual (system prompt passed as a system slot)\n")
     print("| rows | n | before (no context rules) | after |\n|---|---|---|---|")
     res = {}
@@ -132,8 +142,9 @@ def main(argv=None) -> int:
                 print(f"\n-- {r['language']} {r['injection_variant']} score={res[i][1].score} "
                       f"{res[i][1].rule_ids}\nSYS: {r['system_prompt'][:240]!r}\nUSR: {r['text'][:300]!r}")
 
-    if args.skip_benign:
-        return 0
+
+
+def report_benign(data: Path, cse, settings) -> None:
     benign = read_rows([str(data / "benign/notinject.jsonl"), str(data / "benign/arena_hard_v0_1.jsonl"),
                         str(data / "prompt_attacks/jailbreakbench.jsonl")])
     benign = [r for r in benign if int(r["label"]) == 0]
@@ -160,7 +171,6 @@ def main(argv=None) -> int:
     for name, (n, fp0, fpp, fpr) in sorted(fam.items()):
         print(f"| {name} | {n} | {pct(fp0, n)} | {pct(fpp, PAIRS * n)} | {pct(fpr, n)} |")
     print("\nrule ids in flagged benign pairs:", dict(sorted(flagged_ids.items())))
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ what they protect, and scores each scanned slot against it (``hits``):
   confirm / spell / write out ("what is ...", "a poem about ...") in any of the 17 languages;
 - ``rule_change``: a restrictive system prompt and a user turn with a rule-change cue: a strong one
   ("maintenance mode", "you are now", "new instructions" ...) alone, or a weak one ("instead",
-  "pretend", "forget it" ...) together with another context hit; 17 languages.
+  "pretend", "forget it" ...) or an injection technique (a bribe, claimed authority, "write a
+  poem about ...") together with another context hit; 17 languages.
 
 The vocabularies are data (``vocab:`` in rules/context.yaml); the rules with their severities are
 ``context:`` rules in the same file, combined into the anomaly score like every other rule.
@@ -55,7 +56,9 @@ _QUOTED = regex.compile(
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = regex.compile(r"\d(?:[\d\s().-]{2,18})\d")
 _CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
-_SENTENCES = regex.compile(r"[^.!?;。！？;\n।]+")
+# Sentences end at . ! ? ; (and their CJK / Devanagari forms), but not at the dots of an e-mail
+# address, a host name or a decimal number.
+_SENTENCES = regex.compile(r"(?:[^.!?;。！？;\n।]|\.(?=[\w@]))+")
 _WORD = regex.compile(r"\w+")
 _ASCII_WORD = re.compile(r"\w+")       # the stdlib engine is faster; same result on ASCII text
 
@@ -84,6 +87,7 @@ betray midday halfway highway subway gateway runway doorway railway hallway path
 mayday heyday""".split())
 _NO_SPACE_RUN = regex.compile(r"[\p{Han}\p{Katakana}ー]{2,}")
 _THAI_RUN = regex.compile(r"\p{Thai}{4,}")
+_NGRAM_WORD = regex.compile(r"[\p{Han}\p{Katakana}ー]+|\p{Thai}+")
 _HANGUL_WORD = regex.compile(r"\p{Hangul}{2,}")
 # Korean particles stripped from a word's end; predicate endings make a word a non-topic.
 _KO_PARTICLES = ("입니다", "이다", "이야", "에서", "으로", "은", "는", "이", "가", "을", "를", "의", "에",
@@ -114,14 +118,29 @@ người dùng trò chuyện câu hỏi trả lời thảo luận chủ đề kh
 المستخدم المستخدمين الدردشة الأسئلة الإجابة مناقشة المواضيع موضوع دائما أبدا
 उपयोगकर्ता चैटबॉट प्रश्न प्रश्नों उत्तर चर्चा विषय विषयों हमेशा कभी
 ব্যবহারকারী চ্যাটবট প্রশ্ন উত্তর আলোচনা বিষয় সবসময় কখনও
+करो करें करना करने करते करता करती कीजिए दो दें देना देने दीजिए बताओ बताएं बताइए होना होता होती
+होते सकते सकता सकती चाहिए रहा रही रहे गया गयी किया जाता जाती जाए वाले वाली लिए साथ बारे कुछ
+कोई किसी सभी इस उस यह वह अपने अपना अपनी मेरे मेरा मेरी आपके आपका आपकी हमेशा
+করুন করো করা করতে করে দিন দাও দেওয়া বলুন বলো হবে হয় হতে পারেন পারে উচিত জন্য সঙ্গে সম্পর্কে
+কিছু কোনো সব এই সেই আপনার আমার তোমার
+""".split())
+# Han/Katakana bigrams too common to be a topic: function words, "provide", "question", "user" ...
+_CJK_STOP = frozenset("""
+提供 需要 什么 可以 如何 怎么 我们 你们 他们 用户 问题 回答 讨论 任何 关于 这个 那个 这些 那些
+信息 内容 因为 所以 但是 如果 或者 以及 进行 使用 帮助 请问 一个 没有 不是 就是 还是 已经 应该
+必须 能够 时候 现在 情况 方面 相关 有关 主题 话题 聊天 机器 助手 系统 说明 解释 告诉 知道 了解
+为了 通过 对于 根据 以下 以上 其他 所有 每个 自己 问答 用戶 問題 討論 資訊 內容 幫助 說明 解釋
+質問 回答 情報 内容 関連 話題 場合 必要 使用 説明 以下 全て 他人 利用 方法 理由 対応 確認
+ユーザー チャット ボット システム アシスタント
 """.split())
 
 
 @dataclass(frozen=True, slots=True)
 class Vocab:
-    restriction: Lexicon          # marks a system-prompt sentence as a restriction
+    restriction: Lexicon          # restriction / scope / exception / honesty markers of a sentence
     user: Lexicon                 # secret, personal, override, override_weak, subject, disclose
     words: frozenset[str]         # every vocabulary word: not a topic word
+    cjk_split: Any = None         # vocabulary words in Han/Katakana/Thai: cut out before n-grams
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +151,10 @@ class SystemContext:
     protects_personal: bool
     entities: frozenset[str]
     topic_units: frozenset[str]
+    scope_units: frozenset[str] = frozenset()   # words of "only ..." sentences: allowed, not forbidden
+    # Inflected names: "Марии" is "Мария", "মারিয়ার" and "Marias" a name plus an ending.
+    entity_prefixes: tuple[str, ...] = ()
+    turkish: bool = False                      # Latin words compared on 5-letter prefixes
 
     @property
     def empty(self) -> bool:
@@ -234,12 +257,18 @@ def load_vocab(rules_dir: str) -> Vocab | None:
         return None
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     v = doc.get("vocab") or {}
-    keys = ("restriction", "secret", "personal", "override", "override_weak", "subject", "disclose",
-            "decode", "cipher")
+    markers = ("restriction", "scope", "except", "honesty", "reveal")
+    keys = markers + ("secret", "personal", "override", "override_weak", "technique", "subject",
+                      "disclose", "decode", "cipher")
     lists = {k: [str(x) for x in v.get(k) or ()] for k in keys}
     words = frozenset(t for k in lists.values() for p in k for t in _WORD.findall(normalize(p)))
-    return Vocab(Lexicon({"restriction": lists["restriction"]}),
-                 Lexicon({k: lists[k] for k in keys[1:]}), words)
+    scope = set(lists["scope"])
+    cjk = sorted({w for w in (normalize(p).rstrip("*") for k in lists.values() for p in k)
+                  if len(w) >= 2 and _NGRAM_WORD.fullmatch(w)} | _CJK_STOP, key=len, reverse=True)
+    return Vocab(Lexicon({"restriction": [w for w in lists["restriction"] if w not in scope],
+                          **{k: lists[k] for k in markers[1:]}}),
+                 Lexicon({k: lists[k] for k in keys[len(markers):]}), words,
+                 regex.compile("|".join(map(regex.escape, cjk))) if cjk else None)
 
 
 _AR_PREFIXES = ("وال", "بال", "كال", "فال", "لل", "ال")
@@ -263,18 +292,40 @@ def _script(ch: str) -> str:
     return unicodedata.name(ch, "").split(" ")[0]
 
 
-def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -> set[str]:
-    """Content units of normalized text: long words, or character bigrams where no spaces."""
+_FINAL_VOWELS = frozenset("aeio")
+
+
+def _latin_stem(w: str, length: int) -> str:
+    """A crude stem: a plural -s and then a final vowel dropped ("recipes", "recettes", "ricette"
+    and "ricetta" are "recip", "recett", "ricett"), then a prefix."""
+    if len(w) > 5 and w[-1] == "s" and w[-2] != "s":
+        w = w[:-1]
+    if len(w) > 5 and w[-1] in _FINAL_VOWELS:
+        w = w[:-1]
+    return w[:length]
+
+
+def _units(text: str, vocab: Vocab, words: list[str] | None = None,
+           turkish: bool = False) -> set[str]:
+    """Content units of normalized text: long words, or character bigrams where no spaces.
+    ``turkish``: the other side of the comparison is Turkish, so Latin words get its 5-letter
+    prefixes even when this text has none of the Turkish-only letters."""
+    exclude = vocab.words
     if words is None:
         words = _words(text)
+    # Rich suffixing morphology (Russian cases, Turkish agglutination): 5-letter prefixes.
+    latin_prefix = 5 if turkish or _TR_LETTERS.intersection(text) else 7
     if text.isascii():       # the common case, and the cheap one: Latin words only
-        return {w[:7] for w in words
+        return {_latin_stem(w, latin_prefix) for w in words
                 if len(w) >= 5 and w not in exclude and w not in _STOP and not w.isdigit()}
     out: set[str] = set()
     for run in _NO_SPACE_RUN.findall(text):
-        out.update(run[i:i + 2] for i in range(len(run) - 1))
+        # Vocabulary and function words are cut out first: "不要提供" must not leave "要提".
+        for part in (vocab.cjk_split.split(run) if vocab.cjk_split is not None else (run,)):
+            out.update(part[i:i + 2] for i in range(len(part) - 1))
     for run in _THAI_RUN.findall(text):            # Thai: no spaces, ~a syllable per 3-4 chars
-        out.update(run[i:i + 4] for i in range(len(run) - 3))
+        for part in (vocab.cjk_split.split(run) if vocab.cjk_split is not None else (run,)):
+            out.update(part[i:i + 4] for i in range(len(part) - 3))
     for w in _HANGUL_WORD.findall(text):
         for p in _KO_PARTICLES:
             if w.endswith(p) and len(w) > len(p) + 1:
@@ -283,8 +334,6 @@ def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -
         if len(w) >= 2 and not w.endswith(_KO_PREDICATE) and w not in exclude and w not in _STOP:
             out.add(w)
     short: list[str | None] = []
-    # Rich suffixing morphology (Russian cases, Turkish agglutination): 5-letter prefixes.
-    latin_prefix = 5 if _TR_LETTERS.intersection(text) else 7
     for w in words:
         script = "LATIN" if w.isascii() else _script(w[0])
         if w.isdigit() or script in _NO_SPACE_SCRIPTS:
@@ -297,7 +346,8 @@ def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -
         if script == "ARABIC":
             w = _arabic_stem(w)
         if len(w) >= (5 if long_script else 3):
-            out.add(w[:5 if script == "CYRILLIC" else latin_prefix] if long_script else w)  # crude stem
+            out.add((w[:5] if script == "CYRILLIC" else _latin_stem(w, latin_prefix))
+                    if long_script else w)
     # Vietnamese is written in short syllables: pairs of adjacent syllables, one of which carries
     # a Vietnamese-only letter (so "or any" in English or French "de la" are not units).
     for a, b in zip(short, short[1:]):
@@ -307,12 +357,30 @@ def _units(text: str, exclude: frozenset[str], words: list[str] | None = None) -
     return out
 
 
+def _names_data(sentence: str, vocab: Vocab) -> bool:
+    """A rule about personal data or secrets ("do not ask children for their name, address or
+    school"): CTX-3002/3003 judge what it protects; its other words are no forbidden topic."""
+    return bool(vocab.user.scan(sentence, _WORD.findall(sentence)) & {"personal", "secret"})
+
+
 @functools.lru_cache(maxsize=512)
 def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     norm = normalize(system_text)
-    restrict_sentences = [s for s in _SENTENCES.findall(norm)
-                          if vocab.restriction.search(s) or _TR_NEGATIVE.search(s)]
-    restrictive = bool(restrict_sentences)
+    restrictive = False
+    topic_sentences, scope_sentences, other_sentences = [], [], []
+    for s in _SENTENCES.findall(norm):
+        marks = vocab.restriction.scan(s, _WORD.findall(s))
+        prohibits = "restriction" in marks or bool(_TR_NEGATIVE.search(s))
+        restrictive |= prohibits or "scope" in marks
+        # "Only answer questions about cooking": the words of a scope sentence are what the user
+        # may ask about, and "never discuss anything other than cooking" says the same. "Don't
+        # make up prices" restricts how to answer, not what.
+        if prohibits and not marks & {"except", "honesty", "reveal"} and not _names_data(s, vocab):
+            topic_sentences.append(s)
+        elif marks & {"scope", "except"}:
+            scope_sentences.append(s)
+        elif not prohibits:
+            other_sentences.append(s)
     # Quoted values; a quoted lowercase ASCII word is a key or identifier ({"name": ...}).
     values = {normalize(q).strip() for q in (m.group(1).strip() for m in _QUOTED.finditer(system_text))
               if len(q) >= 3 and not q.isdigit() and not _IDENTIFIER.fullmatch(q)}
@@ -327,15 +395,24 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     protects_personal = restrictive and "personal" in kinds
     # A prompt that protects personal data: its names (capitalised words) and, for scripts without
     # capitals, every content unit of the whole prompt (the names, places and values it holds).
+    # The prompt's rules are not its data ("不要提供法律建议" names no one), where the prompt tells
+    # them apart: Thai, written without sentence stops, is one sentence.
     entities = frozenset(
         {w.casefold() for w in _CAPITAL_WORD.findall(system_text) if w.casefold() not in _STOP}
-        | {u for u in _units(norm, vocab.words) if not _LATIN.search(u)}) \
+        | {u for s in (other_sentences or [norm]) for u in _units(s, vocab) if not _LATIN.search(u)}) \
         if protects_personal else frozenset()
     topic: set[str] = set()
-    for s in restrict_sentences:
-        topic |= _units(s, vocab.words)
+    for s in topic_sentences:
+        topic |= _units(s, vocab)
+    # Words the prompt also uses to describe the job ("help with invoices and usage ... do not
+    # reveal other organizations' usage") are the application's domain, not a forbidden topic.
+    scope = {u for s in scope_sentences for u in _units(s, vocab)}
+    topic -= scope | {u for s in other_sentences for u in _units(s, vocab)}
+    prefixes = tuple(sorted({(e[:-1] if _script(e[0]) == "CYRILLIC" else e) for e in entities
+                             if len(e) >= 4 and _edge(e[0])}))
     return SystemContext(restrictive, pats, protects_secret, protects_personal, entities,
-                         frozenset(topic))
+                         frozenset(topic), frozenset(scope), prefixes,
+                         bool(_TR_LETTERS.intersection(norm)))
 
 
 def build(texts: Iterable[str], vocab: Vocab | None) -> SystemContext | None:
@@ -376,6 +453,45 @@ def hidden_views(text: str) -> tuple[list[str], bool]:
     return parts, payload
 
 
+_AR_CLITICS = ("ب", "ل", "و", "ف", "ك")
+_NAME_ENDING = 3        # "Maria" + "s", "Мари" + "ей", "মারিয়া" + "র": short endings only
+
+
+def _inflected_name(words: list[str], prefixes: tuple[str, ...]) -> bool:
+    """A word that is a name of the prompt plus a short ending (or an Arabic clitic in front)."""
+    if not prefixes:
+        return False
+    for w in words:
+        if len(w) < 4:
+            continue
+        if w[0] in _AR_CLITICS and len(w) > 4:
+            w = w[1:]
+        if w.startswith(prefixes):
+            for p in prefixes:
+                if w.startswith(p) and len(w) - len(p) <= _NAME_ENDING:
+                    return True
+    return False
+
+
+def _shared_count(text: str, shared: set[str]) -> int:
+    """How many shared topic words: a word of a language written without spaces gives several
+    overlapping character n-grams ("รหัสผ่าน" four 4-grams), which count once per stretch of the
+    turn they cover, not once each."""
+    if not shared:
+        return 0
+    grams = [u for u in shared if not _edge(u[0]) and not _hangul(u[0])]
+    if not grams:
+        return len(shared)
+    spans = sorted((m.start(), m.start() + len(u)) for u in grams
+                   for m in regex.finditer(regex.escape(u), text, overlapped=True))
+    stretches, end = 0, -1
+    for a, b in spans:
+        if a > end:
+            stretches += 1
+        end = max(end, b)
+    return len(shared) - len(grams) + stretches
+
+
 def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
     """Context kinds the (normalized) user text triggers against the system context."""
     out: set[str] = set()
@@ -386,16 +502,23 @@ def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
         text = text + "\n" + "\n".join(normalize(h) for h in hidden)
     toks = _words(text)
     lex = vocab.user.scan(text, toks)
-    if any(p.search(text) for p in ctx.values):
+    found = [p for p in ctx.values if p.search(text)]
+    if found:
         out.add("secret_value")
     if ctx.protects_secret and "secret" in lex:
         out.add("protected_secret")
     units: set[str] | None = None
     if ctx.protects_personal:
+        # A name inside a value already counted ("priya" in priya.n@example.co.uk) is no second hit.
+        named_text = text
+        for p in found:
+            named_text = p.sub(" ", named_text)
+        named_toks = toks if named_text is text else _words(named_text)
         if ctx.entities:
-            units = _units(text, vocab.words, toks)
-        named = bool(ctx.entities) and (any(w in ctx.entities for w in toks)
-                                        or bool(ctx.entities & units))
+            units = _units(named_text, vocab, named_toks, ctx.turkish)
+        named = bool(ctx.entities) and (any(w in ctx.entities for w in named_toks)
+                                        or bool(ctx.entities & units)
+                                        or _inflected_name(named_toks, ctx.entity_prefixes))
         if named:
             out.add("protected_entity")
         # The kind of data alone ("personal data", "address") is common in ordinary requests;
@@ -405,17 +528,24 @@ def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
     if out & {"secret_value", "protected_secret", "protected_personal"} and "disclose" in lex:
         out.add("disclosure_request")
     if ctx.restrictive:
+        if found and units is not None:
+            units = None
         if ctx.topic_units and units is None:
-            units = _units(text, vocab.words, toks)
-        shared = len(ctx.topic_units & units) if ctx.topic_units else 0
+            units = _units(text, vocab, toks, ctx.turkish)
+        if ctx.scope_units and units is None:
+            units = _units(text, vocab, toks, ctx.turkish)
+        shared = _shared_count(text, ctx.topic_units & units) if ctx.topic_units else 0
         if shared >= TOPIC_MIN_SHARED:
             out.add("forbidden_topic")
         if shared >= TOPIC_STRONG_SHARED:
             out.add("forbidden_topic_strong")
         # Strong cues count alone; weak ones only when the turn touches what is protected.
-        # Related: another hit, or a kind of data the prompt protects named without the person.
-        related = bool(out) or (ctx.protects_personal and "personal" in lex)
-        if "override" in lex or (related and "override_weak" in lex):
+        # Related: another hit, a kind of data the prompt protects named without the person, or a
+        # word of what the prompt confines the assistant to ("only sort ascending" / "actually,
+        # sort them descending instead").
+        related = bool(out) or (ctx.protects_personal and "personal" in lex) \
+            or bool(ctx.scope_units and ctx.scope_units & units)
+        if "override" in lex or (related and ("override_weak" in lex or "technique" in lex)):
             out.add("rule_change")
         # Token smuggling: a request to decode a payload (Morse, hex, binary, rot13, Caesar ...)
         # against a restrictive prompt routes around its rules (rule_change) and asks to write out

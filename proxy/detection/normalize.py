@@ -147,6 +147,16 @@ def _try_text(data: bytes) -> str | None:
     return data.decode("ascii", "ignore")
 
 
+_PRINTABLE_RUN = re.compile(rb"[\t\n\r\x20-\x7e]{12,}")
+
+
+def _text_runs(data: bytes) -> str | None:
+    """The readable stretches of a damaged payload: one corrupted base64 quad turns the rest of a
+    segment into noise for a strict decoder, while the instruction before it still reads."""
+    runs = _PRINTABLE_RUN.findall(data)
+    return " ".join(r.decode("ascii") for r in runs) if runs else None
+
+
 def decode_segments(text: str) -> list[str]:
     """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
     out: list[str] = []
@@ -165,7 +175,7 @@ def decode_segments(text: str) -> list[str]:
             raw = base64.b64decode(seg + "=" * (-len(seg) % 4), validate=False)
         except (binascii.Error, ValueError):
             continue
-        dec = _try_text(raw)
+        dec = _try_text(raw) or _text_runs(raw)
         if dec:
             out.append(dec)
         if len(out) >= _MAX_SEGMENTS:
