@@ -89,7 +89,8 @@ def start_targets(targets: list[Target], upstream: procs.Service, log_dir: Path,
     return running
 
 
-def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | None) -> str:
+def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | None,
+        workloads: tuple[Workload, ...] = WORKLOADS) -> str:
     rounds = rounds or (2 if quick else 4)
     budget = budget or (40.0 if quick else 210.0)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -109,13 +110,13 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
         services = start_targets(targets, upstream, log_dir, notes)
         loadgen = LoadGen(log_dir)
         names = list(services)
-        duration = min(3.0, max(0.3, budget / (rounds * len(WORKLOADS) * len(names))))
-        print(f"[bench] targets {names}, {rounds} rounds x {len(WORKLOADS)} workloads, "
+        duration = min(3.0, max(0.3, budget / (rounds * len(workloads) * len(names))))
+        print(f"[bench] targets {names}, {rounds} rounds x {len(workloads)} workloads, "
               f"{duration:.2f}s per segment", file=sys.stderr)
 
         # Warm-up: one short unrecorded segment per target and workload (lazy imports, pools),
         # so round 1 is not penalised against later rounds.
-        for w in WORKLOADS:
+        for w in workloads:
             for name in names:
                 loadgen.run(services[name].url + PATH, w, 0.2)
 
@@ -123,7 +124,7 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
         started = time.monotonic()
         for r in range(rounds):
             order = names[r % len(names):] + names[: r % len(names)]
-            for w in WORKLOADS:
+            for w in workloads:
                 for name in order:
                     svc = services[name]
                     cpu0 = procs.cpu_seconds(svc.proc.pid) if svc.proc else None
@@ -139,7 +140,7 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
             svc.stop()
         upstream.stop()
 
-    report = render(pools, names, rounds, duration, quick, notes, upstream_cpu)
+    report = render(pools, names, rounds, duration, quick, notes, upstream_cpu, workloads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"bench-{stamp}.md").write_text(report)
     (RESULTS / "latest.md").write_text(report)
@@ -147,14 +148,14 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
 
 
 def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, duration: float, quick: bool,
-           notes: list[str], upstream_cpu: float) -> str:
-    streamed = {w.name for w in WORKLOADS if w.stream}
+           notes: list[str], upstream_cpu: float, workloads: tuple[Workload, ...] = WORKLOADS) -> str:
+    streamed = {w.name for w in workloads if w.stream}
     out = [f"# aifw benchmark ({'quick' if quick else 'full'}, {datetime.now():%Y-%m-%d %H:%M})", "",
            f"Loopback, {rounds} interleaved rounds, {duration:.2f}s per segment; "
            f"~1 KB chat requests; streams of 50 content chunks. "
            f"`÷ pass` = ratio to the bare aiohttp pass-through; `+… vs direct` = added over calling "
            f"the fake provider directly. CPU = utime+stime of the proxy process per request.", "",
-           table(pools, [w.name for w in WORKLOADS], streamed), ""]
+           table(pools, [w.name for w in workloads], streamed), ""]
     subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
     checks = [line for s in subjects for line in target_checks(pools, s)]
     if checks:

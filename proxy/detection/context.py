@@ -41,6 +41,7 @@ from typing import Any, Iterable
 import regex
 import yaml
 
+from .lexicon import Lexicon, edge as _edge, hangul as _hangul
 from .normalize import decode_segments, normalize
 
 KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
@@ -159,95 +160,6 @@ class SystemContext:
     @property
     def empty(self) -> bool:
         return not (self.restrictive or self.values)
-
-
-def _edge(ch: str) -> bool:
-    if not (ch.isalnum() or ch == "_"):
-        return False
-    name = unicodedata.name(ch, "")
-    return not any(s in name for s in ("CJK", "HIRAGANA", "KATAKANA", "THAI", "IDEOGRAPH", "HANGUL"))
-
-
-def _hangul(ch: str) -> bool:
-    return "HANGUL" in unicodedata.name(ch, "")
-
-
-class Lexicon:
-    """Named phrase lists matched on the words of a text in one pass (a dict lookup per word and
-    per stem length), plus substring tests for scripts written without spaces. Same boundaries
-    as a word-bounded regex alternation at a fraction of its cost (an alternation of hundreds of
-    phrases costs milliseconds per KB).
-
-    ``reveal*`` matches any word starting with "reveal"; Korean entries match word starts
-    (particles attach on the right); Chinese, Japanese and Thai entries match anywhere.
-    """
-
-    __slots__ = ("first", "stems", "stem_lengths", "substrings", "cache")
-
-    def __init__(self, lists: dict[str, Iterable[str]]):
-        self.first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
-        self.stems: dict[str, set[str]] = {}
-        self.substrings: list[tuple[str, str]] = []
-        for name, words in lists.items():
-            for raw in {normalize(str(w)).strip() for w in words if str(w).strip()}:
-                stem = raw.endswith("*")
-                w = raw.rstrip("*").strip()
-                if not w:
-                    continue
-                if not (_edge(w[0]) or _hangul(w[0])):
-                    self.substrings.append((w, name))      # no word boundaries in this script
-                    continue
-                toks = tuple(_WORD.findall(w))
-                if not toks:
-                    continue
-                stem = stem or _hangul(w[-1])
-                if len(toks) == 1 and stem:
-                    self.stems.setdefault(toks[0], set()).add(name)
-                else:
-                    self.first.setdefault(toks[0], []).append((toks, stem, name))
-        self.stem_lengths = sorted({len(x) for x in self.stems})
-        self.cache: dict[str, frozenset[str]] = {}
-
-    def scan(self, text: str, tokens: list[str]) -> set[str]:
-        """Names of the lists with a phrase in ``text`` (``tokens``: its words)."""
-        found: set[str] = set()
-        if self.substrings and not text.isascii():
-            found.update(name for x, name in self.substrings if name not in found and x in text)
-        first, cache = self.first, self.cache
-        n = len(tokens)
-        for i, tok in enumerate(tokens):
-            names = cache.get(tok)
-            if names is None:
-                names = self._stem_names(tok)
-            if names:
-                found |= names
-            cands = first.get(tok)
-            if not cands:
-                continue
-            for seq, stem, name in cands:
-                m = len(seq)
-                if name in found or i + m > n:
-                    continue
-                if all(tokens[i + j] == seq[j] for j in range(1, m - 1 if stem else m)) and \
-                        (not stem or m == 1 or tokens[i + m - 1].startswith(seq[-1])):
-                    found.add(name)
-        return found
-
-    def _stem_names(self, tok: str) -> frozenset[str]:
-        names: set[str] = set()
-        for k in self.stem_lengths:
-            if k > len(tok):
-                break
-            got = self.stems.get(tok[:k])
-            if got:
-                names |= got
-        if len(self.cache) >= 50_000:       # bounded: a word -> lists cache, reset when full
-            self.cache.clear()
-        out = self.cache[tok] = frozenset(names)
-        return out
-
-    def search(self, text: str) -> bool:
-        return bool(self.scan(text, _WORD.findall(text)))
 
 
 @functools.lru_cache(maxsize=8)

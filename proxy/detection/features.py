@@ -48,6 +48,9 @@ _WORD_ASCII = re.compile(r"\w+")
 # ASCII characters that are alphanumeric or whitespace by str.isalnum()/str.isspace().
 _ALNUM_SPACE_ASCII = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace())
 _CASE_FLIP = regex.compile(r"[a-z][A-Z]")
+# The stdlib engine's \w is "isalnum() or _" and its \s is isspace(): the symbols of a text are
+# the characters of neither class, plus "_".
+_NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")
 # ASCII bytes: lower-case letters to "l", upper-case to "u": "[a-z][A-Z]" matches never overlap,
 # so their count is the count of "lu" in the mapped text.
 _CASE_CLASS = bytes.maketrans(bytes(range(128)), bytes(
@@ -137,8 +140,8 @@ def dense(raw: str) -> np.ndarray:
         non_ascii = 0
         case_flips = data.translate(_CASE_CLASS).count(b"lu")
     else:
-        symbols = sum(1 for c in raw if not c.isalnum() and not c.isspace())
-        non_ascii = sum(1 for c in raw if ord(c) > 127)
+        symbols = len(_NOT_WORD_OR_SPACE.findall(raw)) + raw.count("_")
+        non_ascii = len(raw) - len(raw.encode("ascii", "ignore"))
         case_flips = len(_CASE_FLIP.findall(raw))
     return np.array([
         symbols / length,

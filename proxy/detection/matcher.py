@@ -32,8 +32,9 @@ def _plan(rule: Rule) -> tuple:
     got = _PLANS.get(id(rule))
     if got is None or got[0] is not rule:
         prefilters = rule.prefilters or (None,) * len(rule.regexes)
-        got = (rule, tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1)
-                           for pattern, pf in zip(rule.regexes, prefilters)))
+        lexicons = rule.lexicons or (None,) * len(rule.regexes)
+        got = (rule, tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1, lex)
+                           for pattern, pf, lex in zip(rule.regexes, prefilters, lexicons)))
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[id(rule)] = got
@@ -57,17 +58,24 @@ def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT
         else:
             seen.append(text)
             folded = view in FOLDED_VIEWS
-            # Every prefilter's answer on a folded ASCII view at once (same as ``pf.may_match``).
-            hits = prepared.anchor_hits(view, prefilter_hits) if folded and text.isascii() else None
+            ascii_text = text.isascii()
+            # Every prefilter's ASCII anchors on a folded view at once (with the non-ASCII ones,
+            # tested as substrings, the same answer as ``pf.may_match``).
+            hits = prepared.anchor_hits(view, prefilter_hits) if folded else None
             n_hits = len(hits) if hits is not None else 0
-            for pattern, pf, pid in plan:
+            for pattern, pf, pid, lex in plan:
                 # The prefilter only skips searches that cannot match (no trigger literal present).
                 if pf is not None:
                     if 0 <= pid < n_hits:
-                        if not hits[pid]:
+                        if not hits[pid] and (ascii_text or not any(
+                                a in text for a in pf.other_anchors)):
                             continue
                     elif not pf.may_match(text, folded):
                         continue
+                # A word list: word lookups find every text the regex can match (and a few more,
+                # words split by punctuation), so only those few are searched.
+                if lex is not None and not lex.any(text, prepared.words(view)):
+                    continue
                 if pattern.search(text, timeout=timeout) is not None:
                     return True
     return False

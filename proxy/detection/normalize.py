@@ -46,6 +46,8 @@ _MIXED_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _WS = regex.compile(r"\s+")
+_WORDS = regex.compile(r"\w+")
+_ASCII_WORDS = re.compile(r"\w+")          # the stdlib engine is faster; same words on ASCII
 # Characters dropped by the "collapse" view: everything but letters, digits, whitespace and the
 # leet symbols (translated before the drop).
 _PUNCT = regex.compile(r"[^\w\s]+|_+")
@@ -280,13 +282,14 @@ def collapse_reference(normalized: str) -> str:
 class Prepared:
     """One text and its lazily built views, plus the evasion signals seen while building them."""
 
-    __slots__ = ("raw", "_views", "_anchor_hits", "invisible", "tags", "mixed_script", "template_tokens",
-                 "adversarial_suffix", "gibberish_suffix")
+    __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
+                 "template_tokens", "adversarial_suffix", "gibberish_suffix")
 
     def __init__(self, text: str):
         self.raw = text
         self._views: dict[str, str] = {"raw": text}
         self._anchor_hits: dict[str, list[bool]] = {}
+        self._words: dict[str, list[str]] = {}
         self.invisible = len(_INVISIBLE_SIGNAL.findall(text)) if not text.isascii() else 0
         self.tags = len(_TAG_BLOCK.findall(text)) if self.invisible else 0
         self.mixed_script = 0 if text.isascii() else len(_MIXED_WORD.findall(
@@ -300,6 +303,14 @@ class Prepared:
         got = self._anchor_hits.get(name)
         if got is None:
             got = self._anchor_hits[name] = compute(self.view(name))
+        return got
+
+    def words(self, name: str) -> list[str]:
+        """The words of a view (word-list rules look them up), once per view."""
+        got = self._words.get(name)
+        if got is None:
+            text = self.view(name)
+            got = self._words[name] = (_ASCII_WORDS if text.isascii() else _WORDS).findall(text)
         return got
 
     def view(self, name: str) -> str:

@@ -50,6 +50,10 @@ class Prefilter:
     pattern: Any                   # the same anchors as a case-insensitive regex alternation
     substring_ok: bool = True      # the plain substring test is exact on folded ASCII text
     pid: int = -1                  # id of its ``ascii_ids`` set (``prefilter_hits``)
+    ascii_only: bool = False       # every anchor is ASCII: ``prefilter_hits`` decides any text
+    # The others, tested as substrings on folded text besides ``prefilter_hits`` (casefolding maps
+    # every case variant the pattern's IGNORECASE could match to the folded anchor).
+    other_anchors: tuple[str, ...] = ()
 
     def may_match(self, text: str, folded: bool = True) -> bool:
         """False only if no anchor occurs in ``text`` (``folded``: the text is case-folded)."""
@@ -91,26 +95,43 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     ids = register(ascii_anchors)
     return Prefilter(tuple(kept), ascii_anchors, ids, max(ids, default=-1),
                      regex.compile(alternation, regex.V1 | regex.I), substring_ok,
-                     _ID_SETS.setdefault(ids, len(_ID_SETS)))
+                     _ID_SETS.setdefault(ids, len(_ID_SETS)), len(ascii_anchors) == len(kept),
+                     tuple(a for a in kept if not a.isascii()))
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
-    """Mirrors ``rules.phrase_pattern``: one exactly matched word per phrase."""
+    """Mirrors ``rules.phrase_pattern``: per phrase, words one of which every match contains.
+
+    A fuzzy phrase matches its first word exactly and the rest with at most ``fuzzy`` edits, so
+    of any ``fuzzy + 1`` words of the rest one is intact too: "do anything now" is found through
+    "anything" or "now" rather than through "do", which is in almost every text."""
     out: set[str] = set()
     for phrase in {p.casefold().strip() for p in phrases}:
         words = phrase.split()
         if not words:
             return None
         if fuzzy and len(phrase) >= 10 and len(words) > 1:
-            out.add(words[0])
+            rest = sorted(set(words[1:]), key=len, reverse=True)[:fuzzy + 1]
+            intact = set(rest) if len(set(words[1:])) > fuzzy else None
+            out |= min(({words[0]}, intact) if intact else ({words[0]},), key=_cost)
         else:
             out.add(max(words, key=len))
     return out
 
 
+# Words in nearly every English text: as an anchor they let a pattern run on almost everything,
+# whatever their length ("from" is rarer than "dev" by length, not in prose).
+_COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
+all any was were its into about would should could there their they them then than when which
+who how why now just also only more some such like other one two new use used using make give
+tell show help want need know may must said say""".split())
+
+
 def _cost(strings: set[str]) -> float:
-    """Rough chance that a text contains one of ``strings``: long literals are rarer."""
-    return sum(1.0 / max(len(s.strip()), 1) ** 2 for s in strings)
+    """Rough chance that a text contains one of ``strings``: long literals are rarer, and the most
+    common English words are as likely as a two-letter literal."""
+    return sum((0.25 if s.strip() in _COMMON_WORDS else 1.0 / max(len(s.strip()), 1) ** 2)
+               for s in strings)
 
 
 def _product(a: set[str], b: set[str]) -> set[str] | None:
@@ -291,7 +312,8 @@ def _present(text: str, built: tuple) -> np.ndarray:
         out[short_arr] = [names[i] in text for i in short]
     if len(long_ids) == 0 or len(text) < 3:
         return out
-    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay in place.
+    b = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).astype(np.uint32)
     grams = b[2:] << np.uint32(14)
     grams |= b[1:-1] << np.uint32(7)
     grams |= b[:-2]
@@ -315,9 +337,11 @@ def anchors_present(text: str) -> list[bool]:
 
 
 def prefilter_hits(text: str) -> list[bool]:
-    """For a case-folded ASCII ``text``: per ``pid``, whether any anchor of that id set occurs in
-    it, i.e. ``pf.may_match(text)`` for every prefilter with ``substring_ok`` made so far (the list
-    covers the id sets known when it was built; later ones and the others use ``may_match``)."""
+    """For a case-folded ``text``: per ``pid``, whether any ASCII anchor of that id set occurs in
+    it. On ASCII text that is ``pf.may_match(text)`` for every prefilter with ``substring_ok`` made
+    so far; on other text only for those that are also ``ascii_only`` (a non-ASCII anchor is not
+    looked for here). The list covers the id sets known when it was built; later ones and the
+    others use ``may_match``."""
     built = _index()
     present = _present(text, built)
     pf_flat, pf_starts, pf_ids, n = built[7:]
