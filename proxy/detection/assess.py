@@ -24,7 +24,7 @@ class Assessment:
     slots_scanned: int = 0
     chars_scanned: int = 0
     roles_flagged: dict[str, int] = field(default_factory=dict)
-    max_model_probability: float = 0.0
+    max_model_probability: float | None = None   # None: no slot's score was close enough to run it
     timed_out: bool = False
 
 
@@ -52,7 +52,8 @@ def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]]) -> Ass
         slot = score_text(cfg, text, role, settings.rules_by_role.get(role, cfg.rules),
                           ctx if role not in CONTEXT_ROLES else None)
         out.timed_out |= slot.timed_out
-        out.max_model_probability = max(out.max_model_probability, slot.model_probability)
+        if slot.model_probability is not None:
+            out.max_model_probability = max(out.max_model_probability or 0.0, slot.model_probability)
         out.score = max(out.score, slot.score)
         if slot.score >= cfg.threshold:
             out.roles_flagged[role] = out.roles_flagged.get(role, 0) + 1

@@ -111,7 +111,7 @@ def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
         if not words:
             return None
         if fuzzy and len(phrase) >= 10 and len(words) > 1:
-            rest = sorted(set(words[1:]), key=len, reverse=True)[:fuzzy + 1]
+            rest = sorted(set(words[1:]), key=lambda w: _cost({w}))[:fuzzy + 1]
             intact = set(rest) if len(set(words[1:])) > fuzzy else None
             out |= min(({words[0]}, intact) if intact else ({words[0]},), key=_cost)
         else:
@@ -119,12 +119,14 @@ def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
     return out
 
 
-# Words in nearly every English text: as an anchor they let a pattern run on almost everything,
-# whatever their length ("from" is rarer than "dev" by length, not in prose).
+# Words in nearly every English text or prompt: as an anchor they let a pattern run on almost
+# everything, whatever their length ("from" is rarer than "dev" by length, not in prose).
 _COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
 all any was were its into about would should could there their they them then than when which
 who how why now just also only more some such like other one two new use used using make give
-tell show help want need know may must said say""".split())
+tell show help want need know may must said say
+write answer answers reply response respond output explain question questions example code text
+please list create based following provide system prompt message context rules data user""".split())
 
 
 def _cost(strings: set[str]) -> float:

@@ -38,7 +38,7 @@ class SlotScore:
     role: str
     rule_ids: list[str] = field(default_factory=list)
     rule_score: float = 0.0
-    model_probability: float = 0.0
+    model_probability: float | None = None      # None: the model was not run (it could not decide)
     model_points: float = 0.0
     timed_out: bool = False
 
@@ -76,7 +76,11 @@ def score_text(cfg: DetectorConfig, text: str, role: str = "user",
             for rule in hit:
                 out.rule_ids.append(rule.id)
                 out.rule_score += rule.score
-    if cfg.model is not None and cfg.model_weight > 0 and text.strip():
+    # The model's points are capped at 2 x weight: below ``threshold - cap`` the rules' score
+    # cannot reach the threshold whatever the model says, so the model is not run (a quarter of a
+    # benign request's scan), and the finding carries no model probability for that slot.
+    if cfg.model is not None and cfg.model_weight > 0 and text.strip() \
+            and out.rule_score + 2 * cfg.model_weight >= cfg.threshold:
         p = cfg.model.probability(text, prepared.view("normalized"))
         out.model_probability = p
         out.model_points = round(min(cfg.model_weight * p / cfg.model.threshold,

@@ -61,7 +61,8 @@ class InjectionGuard(Guard):
             action=self._action() if result.attack else "observed", direction="request",
             counts={"slots": result.slots_scanned, "chars": result.chars_scanned,
                     "flagged_roles": dict(result.roles_flagged),
-                    "model_probability": round(result.max_model_probability, 3)},
+                    **({} if result.max_model_probability is None else
+                       {"model_probability": round(result.max_model_probability, 3)})},
         )
 
     def _response_block(self, ex: Exchange, rule_ids: tuple[str, ...]) -> Verdict:

@@ -40,3 +40,27 @@ def test_cli_registers_eval_and_rules_test():
     assert args.func(args) == 0
     args = parser.parse_args(["eval", "x.jsonl", "--pii", "--policy", "p.yaml"])
     assert args.pii and args.files == ["x.jsonl"]
+
+
+def test_model_runs_only_where_its_points_can_decide():
+    from dataclasses import replace
+
+    from proxy.detection.assess import assess
+    settings = compile_settings({})
+    calls = []
+    real = settings.detector.model
+
+    class Counting:
+        threshold = real.threshold
+
+        def probability(self, text, normalized=None):
+            calls.append(text)
+            return real.probability(text, normalized)
+
+    settings = replace(settings, detector=replace(settings.detector, model=Counting()))
+    # no rule fires: rules 0 + at most 2 model points < 5, so the model is not consulted
+    plain = assess(settings, [("user", "What is a good recipe for banana bread?")])
+    assert calls == [] and plain.max_model_probability is None and not plain.attack
+    # a 3-point framing cue: the model's points could tip it, so it runs
+    framed = assess(settings, [("user", "Imagine you are a novelist writing a thriller about a heist.")])
+    assert len(calls) == 1 and framed.max_model_probability is not None
