@@ -34,7 +34,8 @@ class Lexicon:
     (particles attach on the right); Chinese, Japanese and Thai entries match anywhere.
     """
 
-    __slots__ = ("first", "stems", "stem_lengths", "substrings", "cache")
+    __slots__ = ("first", "single", "pairs", "stem_pairs", "stems", "stem_lengths", "substrings",
+                 "cache", "heads")
 
     def __init__(self, lists: dict[str, Iterable[str]]):
         self.first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
@@ -57,6 +58,22 @@ class Lexicon:
                     self.stems.setdefault(toks[0], set()).add(name)
                 else:
                     self.first.setdefault(toks[0], []).append((toks, stem, name))
+        # ``first`` split for the scan: single words by the word; phrases by their first two words
+        # (a common first word such as "i" or "what" heads hundreds of phrases, its pairs a few);
+        # two-word phrases ending in a stem by their first word.
+        single: dict[str, set[str]] = {}
+        self.pairs: dict[tuple[str, str], list[tuple[tuple[str, ...], bool, str]]] = {}
+        self.stem_pairs: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
+        for tok, entries in self.first.items():
+            for seq, stem, name in entries:
+                if len(seq) == 1:
+                    single.setdefault(tok, set()).add(name)
+                elif stem and len(seq) == 2:
+                    self.stem_pairs.setdefault(tok, []).append((seq, stem, name))
+                else:
+                    self.pairs.setdefault((tok, seq[1]), []).append((seq, stem, name))
+        self.single = {k: frozenset(v) for k, v in single.items()}
+        self.heads = frozenset(t0 for t0, _ in self.pairs)
         self.stem_lengths = sorted({len(x) for x in self.stems})
         self.cache: dict[str, frozenset[str]] = {}
 
@@ -65,18 +82,43 @@ class Lexicon:
         found: set[str] = set()
         if self.substrings and not text.isascii():
             found.update(name for x, name in self.substrings if name not in found and x in text)
-        first, cache = self.first, self.cache
+        pairs, cache = self.pairs, self.cache
         n = len(tokens)
         for i, tok in enumerate(tokens):
-            names = cache.get(tok)
-            if names is None:
-                names = self._stem_names(tok)
+            entry = cache.get(tok)
+            if entry is None:
+                entry = self._entry(tok)
+            names, heads_pair, stem_cands = entry
             if names:
                 found |= names
-            cands = first.get(tok)
-            if not cands:
+            if i + 1 == n:
                 continue
-            for seq, stem, name in cands:
+            if heads_pair:
+                cands = pairs.get((tok, tokens[i + 1]))
+                if cands:
+                    for seq, stem, name in cands:
+                        m = len(seq)
+                        if name in found or i + m > n:
+                            continue
+                        if all(tokens[i + j] == seq[j] for j in range(2, m - 1 if stem else m)) \
+                                and (not stem or tokens[i + m - 1].startswith(seq[-1])):
+                            found.add(name)
+            if stem_cands:
+                nxt = tokens[i + 1]
+                for seq, _stem, name in stem_cands:
+                    if name not in found and nxt.startswith(seq[1]):
+                        found.add(name)
+        return found
+
+    def scan_reference(self, text: str, tokens: list[str]) -> set[str]:
+        """``scan`` by the phrase lists of each first word (tests/detection/test_speed.py)."""
+        found: set[str] = set()
+        if self.substrings and not text.isascii():
+            found.update(name for x, name in self.substrings if name not in found and x in text)
+        n = len(tokens)
+        for i, tok in enumerate(tokens):
+            found |= self._stem_names(tok)
+            for seq, stem, name in self.first.get(tok, ()):
                 m = len(seq)
                 if name in found or i + m > n:
                     continue
@@ -93,9 +135,16 @@ class Lexicon:
             got = self.stems.get(tok[:k])
             if got:
                 names |= got
-        if len(self.cache) >= 50_000:       # bounded: a word -> lists cache, reset when full
+        return frozenset(names)
+
+    def _entry(self, tok: str) -> tuple:
+        """What one word brings, cached: the lists it matches alone (as itself or by a stem),
+        whether it starts a phrase of two or more exact words, the two-word stem phrases it
+        starts."""
+        if len(self.cache) >= 50_000:       # bounded: a word -> entry cache, reset when full
             self.cache.clear()
-        out = self.cache[tok] = frozenset(names)
+        names = self._stem_names(tok) | self.single.get(tok, frozenset())
+        out = self.cache[tok] = (names, tok in self.heads, self.stem_pairs.get(tok))
         return out
 
     def search(self, text: str) -> bool:

@@ -329,7 +329,9 @@ class Prepared:
             parts = decode_segments(self.raw)
             if self.tags:
                 parts.append("".join(chr(ord(c) - 0xE0000) for c in _TAG_BLOCK.findall(self.raw)))
-            got = "\n".join(normalize(p) for p in parts)
+            # ". " between segments: every run of white space in a view is one space (prefilter
+            # anchors rely on it) and no phrase runs on from one segment into the next.
+            got = ". ".join(normalize(p) for p in parts)
         else:
             raise KeyError(f"unknown view {name!r}")
         self._views[name] = got

@@ -130,10 +130,17 @@ please list create based following provide system prompt message context rules d
 
 
 def _cost(strings: set[str]) -> float:
-    """Rough chance that a text contains one of ``strings``: long literals are rarer, and the most
-    common English words are as likely as a two-letter literal."""
-    return sum((0.25 if s.strip() in _COMMON_WORDS else 1.0 / max(len(s.strip()), 1) ** 2)
-               for s in strings)
+    """Rough chance that a text contains one of ``strings``: long literals are rarer, the most
+    common English words are as likely as a two-letter literal, and a phrase of several words
+    ("start your response") is far rarer than its length alone says."""
+    total = 0.0
+    for s in strings:
+        s = s.strip()
+        if s in _COMMON_WORDS:
+            total += 0.25
+        else:
+            total += (0.1 if " " in s else 1.0) / max(len(s), 1) ** 2
+    return total
 
 
 def _product(a: set[str], b: set[str]) -> set[str] | None:
@@ -142,7 +149,7 @@ def _product(a: set[str], b: set[str]) -> set[str] | None:
     return {x + y for x, y in itertools.product(a, b)}
 
 
-def _seq(items: list) -> tuple[set[str] | None, set[str] | None]:
+def _seq(items: list, spaced: bool = False) -> tuple[set[str] | None, set[str] | None]:
     """(exact, required) for a sequence of parsed items.
 
     exact: the full finite set of strings the sequence matches, or None.
@@ -152,7 +159,7 @@ def _seq(items: list) -> tuple[set[str] | None, set[str] | None]:
     run: set[str] = {""}        # strings matched by the current run of exactly known items
     exact_all: set[str] | None = {""}
     for op, av in items:
-        ex, req = _item(op, av)
+        ex, req = _item(op, av, spaced)
         exact_all = _product(exact_all, ex) if exact_all is not None and ex is not None else None
         if ex is not None:
             nxt = _product(run, ex)
@@ -170,13 +177,15 @@ def _seq(items: list) -> tuple[set[str] | None, set[str] | None]:
     return exact_all, (min(good, key=_cost) if good else None)
 
 
-def _item(op, av) -> tuple[set[str] | None, set[str] | None]:
+def _item(op, av, spaced: bool = False) -> tuple[set[str] | None, set[str] | None]:
     if op is _c.LITERAL:
         s = {chr(av)}
         return s, s
     if op is _c.AT or op in (_c.ASSERT, _c.ASSERT_NOT):
         return {""}, None
     if op is _c.IN:
+        if spaced and av == [(_c.CATEGORY, _c.CATEGORY_SPACE)]:
+            return {" "}, {" "}
         chars: set[str] = set()
         for kind, val in av:
             if kind is _c.LITERAL:
@@ -190,14 +199,14 @@ def _item(op, av) -> tuple[set[str] | None, set[str] | None]:
         return chars, chars
     if op is _c.SUBPATTERN:
         _group, add_flags, del_flags, sub = av
-        return _seq(list(sub))
+        return _seq(list(sub), spaced)
     if op is getattr(_c, "ATOMIC_GROUP", None):
-        return _seq(list(av))
+        return _seq(list(av), spaced)
     if op is _c.BRANCH:
         exacts: set[str] | None = set()
         reqs: set[str] | None = set()
         for alt in av[1]:
-            ex, req = _seq(list(alt))
+            ex, req = _seq(list(alt), spaced)
             if exacts is not None and ex is not None and len(exacts) + len(ex) <= MAX_EXACT:
                 exacts |= ex
             else:
@@ -210,7 +219,12 @@ def _item(op, av) -> tuple[set[str] | None, set[str] | None]:
         return exacts, (reqs or None)
     if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
         lo, hi, sub = av
-        ex, req = _seq(list(sub))
+        sub = list(sub)
+        # In a view whose every run of white space is one space, \s+ is exactly " ".
+        if spaced and lo >= 1 and len(sub) == 1 and sub[0][0] is _c.IN \
+                and sub[0][1] == [(_c.CATEGORY, _c.CATEGORY_SPACE)]:
+            return {" "}, {" "}
+        ex, req = _seq(sub, spaced)
         if lo == 0:
             return ((ex | {""}) if ex is not None and hi == 1 else None), None
         exact = None
@@ -228,15 +242,21 @@ def _item(op, av) -> tuple[set[str] | None, set[str] | None]:
 _FOREIGN = regex.compile(r"\{(?!\d*,?\d*\})|\[\[|--|&&|~~|\|\|")
 
 
-def pattern_anchors(source: str) -> set[str] | None:
-    """A required literal set for a hand-written pattern, or None (no safe prefilter)."""
+# Views in which every run of white space is a single space (normalize.squeeze; the decoded view
+# joins its segments with ". "): there a pattern's \s or \s+ matches exactly " ".
+SPACED_VIEWS = frozenset({"normalized", "collapsed", "decoded"})
+
+
+def pattern_anchors(source: str, spaced: bool = False) -> set[str] | None:
+    """A required literal set for a hand-written pattern, or None (no safe prefilter).
+    ``spaced``: the pattern is only searched in ``SPACED_VIEWS``."""
     if _FOREIGN.search(source):
         return None
     try:
         parsed = _p.parse(source)
     except Exception:     # regex-only syntax (fuzzy, \p{..}, ...): no prefilter, always searched
         return None
-    _exact, req = _seq(list(parsed))
+    _exact, req = _seq(list(parsed), spaced)
     return req
 
 

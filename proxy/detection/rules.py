@@ -160,7 +160,8 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         anchors.append(_prefilter.phrase_anchors(phrases, int(raw.get("fuzzy", 0))))
     for p in raw.get("patterns") or ():
         sources.append(str(p))
-        anchors.append(_prefilter.pattern_anchors(str(p)))
+        anchors.append(_prefilter.pattern_anchors(
+            str(p), spaced=all(v in _prefilter.SPACED_VIEWS for v in views)))
     if signal is not None and signal not in SIGNALS:
         raise RuleError(f"{where}: unknown signal {signal!r}; known: {list(SIGNALS)}")
     context = raw.get("context")
