@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, prefilter_hits
+from .prefilter import FOLDED_VIEWS, occurs, prefilter_hits
 from .rules import Rule
 
 # Per pattern search; a whole text gets a larger overall budget. Both exist so that no input,
@@ -68,7 +68,7 @@ def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT
                 if pf is not None:
                     if 0 <= pid < n_hits:
                         if not hits[pid] and (ascii_text or not any(
-                                a in text for a in pf.other_anchors)):
+                                occurs(a, text) for a in pf.other_anchors)):
                             continue
                     elif not pf.may_match(text, folded):
                         continue

@@ -40,6 +40,29 @@ FOLDED_VIEWS = frozenset({"normalized", "collapsed", "decoded"})
 
 _ASCII_LETTER = regex.compile(r"[a-z]", regex.V1 | regex.I)
 
+# An anchor that the pattern requires at a word start (after \b) carries this mark in front: it
+# counts only where the character before it is not a word character, so "sure" does not let a
+# pattern run on every text saying "insured", nor "as a" on every "has a".
+WORD_START = "\x01"
+_WORD_CHAR = regex.compile(r"\w", regex.V1)       # the patterns' own engine decides what \w is
+
+
+def _strip(anchor: str) -> str:
+    return anchor[1:] if anchor.startswith(WORD_START) else anchor
+
+
+def occurs(anchor: str, text: str) -> bool:
+    """``anchor in text``; for a word-start anchor, an occurrence at a word start."""
+    if not anchor.startswith(WORD_START):
+        return anchor in text
+    word = anchor[1:]
+    at = text.find(word)
+    while at >= 0:
+        if at == 0 or _WORD_CHAR.match(text, at - 1) is None:
+            return True
+        at = text.find(word, at + 1)
+    return False
+
 
 @dataclass(frozen=True, slots=True)
 class Prefilter:
@@ -59,7 +82,7 @@ class Prefilter:
         """False only if no anchor occurs in ``text`` (``folded``: the text is case-folded)."""
         if folded and self.substring_ok and text.isascii():
             for a in self.ascii_anchors:
-                if a in text:
+                if occurs(a, text):
                     return True
             return False
         return self.pattern.search(text) is not None
@@ -81,10 +104,14 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     folded = {a.casefold() for a in anchors}
     # Drop anchors that contain a shorter one: the shorter one is found whenever they are.
     kept: list[str] = []
-    for a in sorted(folded, key=lambda a: (len(a), a)):
-        if not any(k in a for k in kept):
+    for a in sorted(folded, key=lambda a: (len(_strip(a)), a)):
+        # "sure" makes "sure," and "\x01sure" redundant; "\x01sure" makes "\x01surely" redundant
+        if not any((_strip(a).startswith(k[1:]) if k.startswith(WORD_START) else k in _strip(a))
+                   if a.startswith(WORD_START) or not k.startswith(WORD_START) else False
+                   for k in kept):
             kept.append(a)
-    alternation = "|".join(regex.escape(a) for a in sorted(folded | anchors, key=len, reverse=True))
+    alternation = "|".join((r"\b" + regex.escape(a[1:])) if a.startswith(WORD_START) else regex.escape(a)
+                           for a in sorted(folded | anchors, key=len, reverse=True))
     # A non-ASCII letter that folds to, or matches case-insensitively, ASCII letters (Kelvin
     # sign, long s, dotted capital I, sharp s...) could match ASCII text the substring test
     # would miss: such prefilters always use the regex alternation.
@@ -113,9 +140,14 @@ def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
         if fuzzy and len(phrase) >= 10 and len(words) > 1:
             rest = sorted(set(words[1:]), key=lambda w: _cost({w}))[:fuzzy + 1]
             intact = set(rest) if len(set(words[1:])) > fuzzy else None
-            out |= min(({words[0]}, intact) if intact else ({words[0]},), key=_cost)
+            # the exact first word follows \b; an intact later word may have lost its space
+            head = {(WORD_START + words[0]) if _edge_char(words[0][0]) else words[0]}
+            out |= min((head, intact) if intact else (head,), key=_cost)
         else:
-            out.add(max(words, key=len))
+            # every word of a phrase follows \b or white space (a word start), when its script
+            # has word boundaries at all
+            word = max(words, key=len)
+            out.add((WORD_START + word) if _edge_char(word[0]) else word)
     return out
 
 
@@ -129,13 +161,17 @@ write answer answers reply response respond output explain question questions ex
 please list create based following provide system prompt message context rules data user""".split())
 
 
+def _edge_char(ch: str) -> bool:
+    return _WORD_CHAR.match(ch) is not None and ch.isascii()
+
+
 def _cost(strings: set[str]) -> float:
     """Rough chance that a text contains one of ``strings``: long literals are rarer, the most
     common English words are as likely as a two-letter literal, and a phrase of several words
     ("start your response") is far rarer than its length alone says."""
     total = 0.0
     for s in strings:
-        s = s.strip()
+        s = _strip(s).strip()
         if s in _COMMON_WORDS:
             total += 0.25
         else:
@@ -143,23 +179,41 @@ def _cost(strings: set[str]) -> float:
     return total
 
 
+def _join(x: str, y: str) -> str:
+    """``x + y`` keeping only a word-start mark in front (one inside means less than a start), and
+    only before a word character: \b before "." means a word character comes before it."""
+    if not _strip(x):
+        out = (WORD_START if (x or y.startswith(WORD_START)) else "") + _strip(y)
+    else:
+        out = x + _strip(y)
+    if len(out) > 1 and out.startswith(WORD_START) and _WORD_CHAR.match(out, 1) is None:
+        out = out[1:]
+    return out
+
+
 def _product(a: set[str], b: set[str]) -> set[str] | None:
     if len(a) * len(b) > MAX_EXACT:
         return None
-    return {x + y for x, y in itertools.product(a, b)}
+    return {_join(x, y) for x, y in itertools.product(a, b)}
 
 
-def _seq(items: list, spaced: bool = False) -> tuple[set[str] | None, set[str] | None]:
+def _seq(items: list, spaced: bool = False, lead: bool = False) -> tuple[set[str] | None, set[str] | None]:
     """(exact, required) for a sequence of parsed items.
 
     exact: the full finite set of strings the sequence matches, or None.
     required: a set of non-empty strings one of which every match contains, or None.
+    lead: the sequence starts at a word start (a \b just before it, outside).
     """
     candidates: list[set[str]] = []
-    run: set[str] = {""}        # strings matched by the current run of exactly known items
+    run: set[str] = {WORD_START} if lead else {""}   # the current run of exactly known items
     exact_all: set[str] | None = {""}
     for op, av in items:
-        ex, req = _item(op, av, spaced)
+        at_start = not any(map(_strip, run))
+        if op is _c.AT and av is _c.AT_BOUNDARY and at_start:
+            run = {WORD_START}
+            continue
+        # a group right after \b (the parser moves a \b shared by every alternative out front)
+        ex, req = _item(op, av, spaced, at_start and WORD_START in run)
         exact_all = _product(exact_all, ex) if exact_all is not None and ex is not None else None
         if ex is not None:
             nxt = _product(run, ex)
@@ -173,11 +227,11 @@ def _seq(items: list, spaced: bool = False) -> tuple[set[str] | None, set[str] |
         if req:
             candidates.append(req)
     candidates.append(run)
-    good = [c for c in candidates if c and all(c)]
+    good = [c for c in candidates if c and all(map(_strip, c))]
     return exact_all, (min(good, key=_cost) if good else None)
 
 
-def _item(op, av, spaced: bool = False) -> tuple[set[str] | None, set[str] | None]:
+def _item(op, av, spaced: bool = False, lead: bool = False) -> tuple[set[str] | None, set[str] | None]:
     if op is _c.LITERAL:
         s = {chr(av)}
         return s, s
@@ -199,19 +253,19 @@ def _item(op, av, spaced: bool = False) -> tuple[set[str] | None, set[str] | Non
         return chars, chars
     if op is _c.SUBPATTERN:
         _group, add_flags, del_flags, sub = av
-        return _seq(list(sub), spaced)
+        return _seq(list(sub), spaced, lead)
     if op is getattr(_c, "ATOMIC_GROUP", None):
-        return _seq(list(av), spaced)
+        return _seq(list(av), spaced, lead)
     if op is _c.BRANCH:
         exacts: set[str] | None = set()
         reqs: set[str] | None = set()
         for alt in av[1]:
-            ex, req = _seq(list(alt), spaced)
+            ex, req = _seq(list(alt), spaced, lead)
             if exacts is not None and ex is not None and len(exacts) + len(ex) <= MAX_EXACT:
                 exacts |= ex
             else:
                 exacts = None
-            r = req if req else (ex if ex and all(ex) else None)
+            r = req if req else (ex if ex and all(map(_strip, ex)) else None)
             if reqs is not None and r:
                 reqs |= r
             else:
@@ -232,7 +286,7 @@ def _item(op, av, spaced: bool = False) -> tuple[set[str] | None, set[str] | Non
             exact = {""}
             for _ in range(lo):
                 exact = _product(exact, ex) if exact is not None else None
-        r = req if req else (ex if ex and all(ex) else None)
+        r = req if req else (ex if ex and all(map(_strip, ex)) else None)
         return exact, r
     return None, None
 
@@ -291,7 +345,7 @@ def _build() -> tuple:
     names = list(_REGISTRY)
     first, second, long_ids, short = [], [], [], []
     for i, a in enumerate(names):
-        b = a.encode("ascii")
+        b = _strip(a).encode("ascii")
         if len(b) < 3:
             short.append(i)
             continue
@@ -331,7 +385,7 @@ def _present(text: str, built: tuple) -> np.ndarray:
     names, codes, _, long_ids, short, hashed, short_arr = built[:7]
     out = np.zeros(len(names), dtype=bool)
     if short:
-        out[short_arr] = [names[i] in text for i in short]
+        out[short_arr] = [occurs(names[i], text) for i in short]
     if len(long_ids) == 0 or len(text) < 3:
         return out
     # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay in place.
@@ -348,13 +402,13 @@ def _present(text: str, built: tuple) -> np.ndarray:
     candidates = seen[anchor_hashes[0]]
     candidates &= seen[anchor_hashes[1]]
     for i in long_ids[candidates].tolist():
-        if names[i] in text:
+        if occurs(names[i], text):
             out[i] = True
     return out
 
 
 def anchors_present(text: str) -> list[bool]:
-    """``[a in text for a in registered ASCII anchors]`` for an ASCII ``text``."""
+    """``[occurs(a, text) for a in registered ASCII anchors]`` for an ASCII ``text``."""
     return _present(text, _index()).tolist()
 
 

@@ -66,7 +66,7 @@ def test_anchor_index_equals_substring_test():
     texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases if c.isascii()]
     texts += [t for t in _random_texts(500) if t.isascii()] + ["", "ab", " ".join(names)]
     for text in texts:
-        assert prefilter.anchors_present(text) == [a in text for a in names]
+        assert prefilter.anchors_present(text) == [prefilter.occurs(a, text) for a in names]
 
 
 def test_every_pattern_has_a_prefilter_that_passes_its_cases():
@@ -171,5 +171,22 @@ def test_prefilter_hits_equal_may_match():
         for pf in pfs:
             if pf.substring_ok:
                 # the matcher's decision: ASCII anchors from the hits, others as substrings
-                got = hits[pf.pid] or (not text.isascii() and any(a in text for a in pf.other_anchors))
+                got = hits[pf.pid] or (not text.isascii()
+                                       and any(prefilter.occurs(a, text) for a in pf.other_anchors))
                 assert got == pf.may_match(text, True), (text, pf.anchors)
+
+
+def test_word_start_anchors():
+    # a literal right after \b is an anchor only at a word start ...
+    assert prefilter.pattern_anchors(r"\bsure\b", True) == {"\x01sure"}
+    assert prefilter.pattern_anchors(r"(?:\b(?:as an?|act as)\b[^.]{0,9}x|\bfiction)", True) == \
+        {"\x01as a", "\x01as an", "\x01act as", "\x01fiction"}
+    # ... but \b before a non-word character means a word character before it, and a \b inside a
+    # literal run says less than a start
+    assert prefilter.pattern_anchors(r"\b(?:\.x|\.y)", True) == {".x", ".y"}
+    assert prefilter.pattern_anchors(r"ab\bcd", True) == {"abcd"}
+    assert prefilter.occurs("\x01sure", "i am sure") and prefilter.occurs("\x01sure", "(sure")
+    assert prefilter.occurs("\x01sure", "sure") and not prefilter.occurs("\x01sure", "insured")
+    assert not prefilter.occurs("\x01as a", "she has a cat")
+    # the patterns' engine decides what a word character is: "½" is not one
+    assert prefilter.occurs("\x01as a", "½as a")
