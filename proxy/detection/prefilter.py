@@ -51,11 +51,29 @@ def _strip(anchor: str) -> str:
     return anchor[1:] if anchor.startswith(WORD_START) else anchor
 
 
-def occurs(anchor: str, text: str) -> bool:
-    """``anchor in text``; for a word-start anchor, an occurrence at a word start."""
+# ASCII: every byte that is not a word character (the regex engines agree on ASCII: [A-Za-z0-9_])
+# becomes a space, so " " + word in " " + text is "word at a word start" (for a word of word
+# characters; for one with punctuation inside, a superset, which a prefilter may be).
+_ASCII_NON_WORD = bytes.maketrans(
+    bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")),
+    b" " * sum(1 for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")))
+
+
+def word_starts(text: str) -> str:
+    """An ASCII text as ``occurs`` reads it for word-start anchors."""
+    return " " + text.encode("ascii").translate(_ASCII_NON_WORD).decode("ascii")
+
+
+def occurs(anchor: str, text: str, starts: str | None = None) -> bool:
+    """``anchor in text``; for a word-start anchor, an occurrence at a word start (on ASCII text
+    read through ``word_starts``, passed in as ``starts`` when already made)."""
     if not anchor.startswith(WORD_START):
         return anchor in text
     word = anchor[1:]
+    if word not in text:
+        return False
+    if text.isascii():
+        return word_starts(word) in (starts if starts is not None else word_starts(text))
     at = text.find(word)
     while at >= 0:
         if at == 0 or _WORD_CHAR.match(text, at - 1) is None:
@@ -361,8 +379,11 @@ def _build() -> tuple:
     pf_flat = np.array([i for ids, _ in users for i in ids], dtype=np.int64)
     pf_starts = np.cumsum([0] + [len(ids) for ids, _ in users[:-1]]).astype(np.int64)
     pf_ids = np.array([pid for _, pid in users], dtype=np.int64)
+    # per anchor: the substring to look for, and for a word-start anchor its ``word_starts`` form
+    confirm = ([_strip(a) for a in names],
+               [word_starts(a[1:]) if a.startswith(WORD_START) else None for a in names])
     return (names, (np.array(first, dtype=np.uint32), np.array(second, dtype=np.uint32)),
-            None, np.array(long_ids, dtype=np.int64), short, {}, np.array(short, dtype=np.int64),
+            confirm, np.array(long_ids, dtype=np.int64), short, {}, np.array(short, dtype=np.int64),
             pf_flat, pf_starts, pf_ids, len(_ID_SETS))
 
 
@@ -382,10 +403,25 @@ def _index() -> tuple:
 
 def _present(text: str, built: tuple) -> np.ndarray:
     """``anchors_present`` as a bool array."""
-    names, codes, _, long_ids, short, hashed, short_arr = built[:7]
+    names, codes, (plain, forms), long_ids, short, hashed, short_arr = built[:7]
     out = np.zeros(len(names), dtype=bool)
+    ascii_text = text.isascii()
+    starts = None
+
+    def confirm(i: int) -> bool:
+        nonlocal starts
+        if plain[i] not in text:
+            return False
+        if forms[i] is None:
+            return True
+        if not ascii_text:
+            return occurs(names[i], text)
+        if starts is None:
+            starts = word_starts(text)
+        return forms[i] in starts
+
     if short:
-        out[short_arr] = [occurs(names[i], text) for i in short]
+        out[short_arr] = [confirm(i) for i in short]
     if len(long_ids) == 0 or len(text) < 3:
         return out
     # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay in place.
@@ -402,7 +438,7 @@ def _present(text: str, built: tuple) -> np.ndarray:
     candidates = seen[anchor_hashes[0]]
     candidates &= seen[anchor_hashes[1]]
     for i in long_ids[candidates].tolist():
-        if occurs(names[i], text):
+        if confirm(i):
             out[i] = True
     return out
 
