@@ -42,7 +42,7 @@ import regex
 import yaml
 
 from .lexicon import Lexicon, edge as _edge, hangul as _hangul
-from .normalize import decode_segments, normalize
+from .normalize import decode_segments, normalize, words as _words
 
 KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
          "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
@@ -60,12 +60,7 @@ _CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
 # Sentences end at . ! ? ; (and their CJK / Devanagari forms), but not at the dots of an e-mail
 # address, a host name or a decimal number.
 _SENTENCES = regex.compile(r"(?:[^.!?;。！？;\n।]|\.(?=[\w@]))+")
-_WORD = regex.compile(r"\w+")
-_ASCII_WORD = re.compile(r"\w+")       # the stdlib engine is faster; same result on ASCII text
 
-
-def _words(text: str) -> list[str]:
-    return _ASCII_WORD.findall(text) if text.isascii() else _WORD.findall(text)
 _LATIN = regex.compile(r"\p{Latin}")
 _VIETNAMESE = regex.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
 # Turkish negates in a verb suffix: "paylaşmayın", "tartışmamalısınız", "açıklamayınız".
@@ -173,7 +168,7 @@ def load_vocab(rules_dir: str) -> Vocab | None:
     keys = markers + ("secret", "personal", "override", "override_weak", "technique", "subject",
                       "disclose", "decode", "cipher")
     lists = {k: [str(x) for x in v.get(k) or ()] for k in keys}
-    words = frozenset(t for k in lists.values() for p in k for t in _WORD.findall(normalize(p)))
+    words = frozenset(t for k in lists.values() for p in k for t in _words(normalize(p)))
     scope = set(lists["scope"])
     cjk = sorted({w for w in (normalize(p).rstrip("*") for k in lists.values() for p in k)
                   if len(w) >= 2 and _NGRAM_WORD.fullmatch(w)} | _CJK_STOP, key=len, reverse=True)
@@ -272,7 +267,7 @@ def _units(text: str, vocab: Vocab, words: list[str] | None = None,
 def _names_data(sentence: str, vocab: Vocab) -> bool:
     """A rule about personal data or secrets ("do not ask children for their name, address or
     school"): CTX-3002/3003 judge what it protects; its other words are no forbidden topic."""
-    return bool(vocab.user.scan(sentence, _WORD.findall(sentence)) & {"personal", "secret"})
+    return bool(vocab.user.scan(sentence, _words(sentence)) & {"personal", "secret"})
 
 
 @functools.lru_cache(maxsize=512)
@@ -281,7 +276,7 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     restrictive = False
     topic_sentences, scope_sentences, other_sentences = [], [], []
     for s in _SENTENCES.findall(norm):
-        marks = vocab.restriction.scan(s, _WORD.findall(s))
+        marks = vocab.restriction.scan(s, _words(s))
         prohibits = "restriction" in marks or bool(_TR_NEGATIVE.search(s))
         restrictive |= prohibits or "scope" in marks
         # "Only answer questions about cooking": the words of a scope sentence are what the user
@@ -302,7 +297,7 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     values = {v for v in values if v}
     pats = tuple(regex.compile(("\\b" if _edge(v[0]) else "") + regex.escape(v)
                                + ("\\b" if _edge(v[-1]) else ""), regex.V1) for v in sorted(values))
-    kinds = vocab.user.scan(norm, _WORD.findall(norm))
+    kinds = vocab.user.scan(norm, _words(norm))
     protects_secret = restrictive and "secret" in kinds
     protects_personal = restrictive and "personal" in kinds
     # A prompt that protects personal data: its names (capitalised words) and, for scripts without

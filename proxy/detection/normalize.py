@@ -48,6 +48,11 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _WS = regex.compile(r"\s+")
 _WORDS = regex.compile(r"\w+")
 _ASCII_WORDS = re.compile(r"\w+")          # the stdlib engine is faster; same words on ASCII
+
+
+def words(text: str) -> list[str]:
+    """The runs of word characters of ``text``."""
+    return (_ASCII_WORDS if text.isascii() else _WORDS).findall(text)
 # Characters dropped by the "collapse" view: everything but letters, digits, whitespace and the
 # leet symbols (translated before the drop).
 _PUNCT = regex.compile(r"[^\w\s]+|_+")
@@ -310,7 +315,7 @@ class Prepared:
         got = self._words.get(name)
         if got is None:
             text = self.view(name)
-            got = self._words[name] = (_ASCII_WORDS if text.isascii() else _WORDS).findall(text)
+            got = self._words[name] = words(text)
         return got
 
     def view(self, name: str) -> str:
