@@ -88,6 +88,7 @@ def _may_class(c: str) -> bytes:
 _MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"".join(_may_class(chr(c)) for c in range(128)))
 _B64_ONLY = bytes.maketrans(b"Bbh", b"bb.")
 _HEX_ONLY = bytes.maketrans(b"Bbh", b"h.h")
+_BINARY_ONLY = bytes.maketrans(bytes(range(256)), bytes(98 if c in b"01" else 46 for c in range(256)))
 
 # Chat-template control tokens of common open models; inside user content they try to open a
 # fake system or assistant turn.
@@ -195,7 +196,10 @@ def decode_segments(text: str) -> list[str]:
             continue
         if dec:
             out.append(dec)
-    may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
+    if text.isascii():      # eight binary digits in a row, found on a byte-mapped copy
+        may_binary = b"b" * 8 in text.encode("ascii").translate(_BINARY_ONLY)
+    else:
+        may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
     for m in (_BINARY.finditer(text) if may_binary else ()):
         bits = m.group(0).replace(" ", "")
         raw = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits) - 7, 8))
@@ -204,7 +208,7 @@ def decode_segments(text: str) -> list[str]:
             out.append(dec)
     for m in (_URLENC.finditer(text) if "%" in text else ()):
         out.append(urllib.parse.unquote(m.group(0)))
-    if _ROT13_HINT.search(text):
+    if "13" in text and _ROT13_HINT.search(text):
         out.append(codecs.decode(text, "rot13"))
     return out[:_MAX_SEGMENTS]
 
@@ -230,9 +234,9 @@ def normalize(text: str) -> str:
 
 
 # ASCII fast path of ``collapse``, tables derived from the patterns themselves. A spaced-letter
-# match "x.y.z.w" has a middle word character with a separator on each side; mapping each ASCII
-# character to its class (w: word only, s: separator only, b: both, i.e. "_", x: neither), no such
-# triple in the mapped text means ``_SPACED_LETTERS`` cannot match, so its search is skipped.
+# match "x.y.z.w" alternates word characters and separators; mapping each ASCII character to its
+# class (w: word only, s: separator only, b: both, i.e. "_", x: neither), no such run of seven in
+# the mapped text means ``_SPACED_LETTERS`` cannot match, so its search is skipped.
 _SPACED_SEP = regex.compile(r"[\s.\-_*]")
 _WORD_CHAR = regex.compile(r"\w")
 
@@ -244,7 +248,6 @@ def _ascii_class(c: str) -> str:
 
 _SPACED_CLASS = bytes.maketrans(bytes(range(128)),
                                 "".join(_ascii_class(chr(c)) for c in range(128)).encode())
-_SPACED_TRIPLES = tuple((a + m + b).encode() for a in "sb" for m in "wb" for b in "sb")
 # Leet substitution then ``_PUNCT`` in one byte table: a character that is neither \w nor \s
 # after substitution, or "_", becomes a space. ``squeeze`` then joins the runs of spaces this
 # leaves exactly as it joins the single space ``_PUNCT`` puts in place of each run.
@@ -253,14 +256,18 @@ _LEET_PUNCT = bytes.maketrans(bytes(range(128)), bytes(
     for c in range(128)))
 
 
+# A match needs four single word characters with a separator between each: seven characters of
+# classes w s w s w s w ("_" is both, class b).
+_SPACED_RUN = re.compile(rb"[wb][sb][wb][sb][wb][sb][wb]")
+
+
 def _may_have_spaced_letters(text: str) -> bool:
     if not text.isascii():
         return True
     mapped = text.encode("ascii").translate(_SPACED_CLASS)
-    for t in _SPACED_TRIPLES:
-        if t in mapped:
-            return True
-    return False
+    if b"b" not in mapped:
+        return b"wswswsw" in mapped
+    return _SPACED_RUN.search(mapped) is not None
 
 
 def collapse(normalized: str) -> str:
