@@ -361,18 +361,20 @@ def _rarity(gram: bytes) -> int:
 
 def _build() -> tuple:
     names = list(_REGISTRY)
-    first, second, long_ids, short = [], [], [], []
+    first, second, third, long_ids, short = [], [], [], [], []
     for i, a in enumerate(names):
         b = _strip(a).encode("ascii")
         if len(b) < 3:
             short.append(i)
             continue
-        # Two of the anchor's trigrams (its rarest): both present is necessary for the anchor to
-        # be; only then is the substring test run.
+        # Three of the anchor's trigrams (its rarest): all present is necessary for the anchor to
+        # be; only then is the substring test run (with two, common trigrams let some ninety
+        # anchors of a kilobyte of prose through to the test).
         grams = sorted({b[j:j + 3] for j in range(len(b) - 2)}, key=lambda g: (-_rarity(g), g))
-        codes = [g[0] | g[1] << 7 | g[2] << 14 for g in grams[:2]]
+        codes = [g[0] | g[1] << 7 | g[2] << 14 for g in grams[:3]]
         first.append(codes[0])
-        second.append(codes[-1])
+        second.append(codes[min(1, len(codes) - 1)])
+        third.append(codes[-1])
         long_ids.append(i)
     # The non-empty anchor-id sets, as runs of anchor ids (for one reduceat over the present ones).
     users = [(ids, pid) for ids, pid in _ID_SETS.items() if ids]
@@ -382,7 +384,8 @@ def _build() -> tuple:
     # per anchor: the substring to look for, and for a word-start anchor its ``word_starts`` form
     confirm = ([_strip(a) for a in names],
                [word_starts(a[1:]) if a.startswith(WORD_START) else None for a in names])
-    return (names, (np.array(first, dtype=np.uint32), np.array(second, dtype=np.uint32)),
+    return (names, (np.array(first, dtype=np.uint32), np.array(second, dtype=np.uint32),
+                    np.array(third, dtype=np.uint32)),
             confirm, np.array(long_ids, dtype=np.int64), short, {}, np.array(short, dtype=np.int64),
             pf_flat, pf_starts, pf_ids, len(_ID_SETS))
 
@@ -434,9 +437,10 @@ def _present(text: str, built: tuple) -> np.ndarray:
     seen[_hash(grams, bits)] = True
     anchor_hashes = hashed.get(bits)
     if anchor_hashes is None:
-        anchor_hashes = hashed[bits] = (_hash(codes[0], bits), _hash(codes[1], bits))
+        anchor_hashes = hashed[bits] = tuple(_hash(c, bits) for c in codes)
     candidates = seen[anchor_hashes[0]]
     candidates &= seen[anchor_hashes[1]]
+    candidates &= seen[anchor_hashes[2]]
     for i in long_ids[candidates].tolist():
         if confirm(i):
             out[i] = True
