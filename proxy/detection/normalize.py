@@ -88,6 +88,7 @@ def _may_class(c: str) -> bytes:
 _MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"".join(_may_class(chr(c)) for c in range(128)))
 _B64_ONLY = bytes.maketrans(b"Bbh", b"bb.")
 _HEX_ONLY = bytes.maketrans(b"Bbh", b"h.h")
+_HEX_RUN = re.compile(rb"h{16,}")
 _BINARY_ONLY = bytes.maketrans(bytes(range(256)), bytes(98 if c in b"01" else 46 for c in range(256)))
 
 # Chat-template control tokens of common open models; inside user content they try to open a
@@ -168,16 +169,23 @@ def _text_runs(data: bytes) -> str | None:
 def decode_segments(text: str) -> list[str]:
     """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
     out: list[str] = []
+    hex_spans: list[tuple[int, int]] | None = None      # None: search the whole text
     if text.isascii():
         # The same two tests on one byte-mapped copy: 16 consecutive class members.
         mapped = text.encode("ascii").translate(_MAY_CLASSES)
         may_b64 = b"b" * 16 in mapped.translate(_B64_ONLY)
-        may_hex = b"h" * 16 in mapped.translate(_HEX_ONLY)
+        hexes = mapped.translate(_HEX_ONLY)
+        may_hex = b"h" * 16 in hexes
+        if may_hex:
+            # every character of a hex match is a class member: search the long runs only
+            hex_spans = [m.span() for m in _HEX_RUN.finditer(hexes)]
     else:
-        # A base64 run has no whitespace, so it lies inside one str.split() token.
         may_b64 = max(map(len, text.split()), default=0) >= 16 and _MAY_B64.search(text)
         may_hex = _MAY_HEX.search(text)
-    for m in (_B64.finditer(text) if may_b64 else ()):
+    # A base64 run has no white space, so it lies inside one str.split() token, whose ends see
+    # what the pattern's lookarounds would see there (a non-member).
+    b64 = (m for tok in text.split() if len(tok) >= 16 for m in _B64.finditer(tok)) if may_b64 else ()
+    for m in b64:
         seg = m.group(0)
         try:
             raw = base64.b64decode(seg + "=" * (-len(seg) % 4), validate=False)
@@ -188,7 +196,8 @@ def decode_segments(text: str) -> list[str]:
             out.append(dec)
         if len(out) >= _MAX_SEGMENTS:
             return out
-    for m in (_HEX.finditer(text) if may_hex else ()):
+    spans = ((0, len(text)),) if hex_spans is None else hex_spans
+    for m in ((m for a, b in spans for m in _HEX.finditer(text, a, b)) if may_hex else ()):
         digits = regex.sub(r"\\x|0x|[\s:,]", "", m.group(0))
         try:
             dec = _try_text(bytes.fromhex(digits[: len(digits) // 2 * 2]))

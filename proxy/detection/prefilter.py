@@ -406,44 +406,42 @@ def _index() -> tuple:
 
 def _present(text: str, built: tuple) -> np.ndarray:
     """``anchors_present`` as a bool array."""
-    names, codes, (plain, forms), long_ids, short, hashed, short_arr = built[:7]
+    names, codes, (plain, forms), long_ids, short, hashed, _ = built[:7]
     out = np.zeros(len(names), dtype=bool)
     ascii_text = text.isascii()
     starts = None
-
-    def confirm(i: int) -> bool:
-        nonlocal starts
+    if len(long_ids) and len(text) >= 3:
+        # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay put.
+        b = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).astype(np.uint32)
+        grams = b[2:] << np.uint32(14)
+        grams |= b[1:-1] << np.uint32(7)
+        grams |= b[:-2]
+        bits = min(max(int(len(grams) * 32).bit_length(), 12), 24)
+        seen = np.zeros(1 << bits, dtype=bool)
+        seen[_hash(grams, bits)] = True
+        anchor_hashes = hashed.get(bits)
+        if anchor_hashes is None:
+            anchor_hashes = hashed[bits] = tuple(_hash(c, bits) for c in codes)
+        candidates = seen[anchor_hashes[0]]
+        candidates &= seen[anchor_hashes[1]]
+        candidates &= seen[anchor_hashes[2]]
+        todo = long_ids[candidates].tolist()
+    else:
+        todo = []
+    # The substring test, then for a word-start anchor the test at word starts (inline: this
+    # loop runs for every candidate of every view).
+    for i in short + todo:
         if plain[i] not in text:
-            return False
-        if forms[i] is None:
-            return True
-        if not ascii_text:
-            return occurs(names[i], text)
-        if starts is None:
-            starts = word_starts(text)
-        return forms[i] in starts
-
-    if short:
-        out[short_arr] = [confirm(i) for i in short]
-    if len(long_ids) == 0 or len(text) < 3:
-        return out
-    # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay in place.
-    b = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).astype(np.uint32)
-    grams = b[2:] << np.uint32(14)
-    grams |= b[1:-1] << np.uint32(7)
-    grams |= b[:-2]
-    bits = min(max(int(len(grams) * 32).bit_length(), 12), 24)
-    seen = np.zeros(1 << bits, dtype=bool)
-    seen[_hash(grams, bits)] = True
-    anchor_hashes = hashed.get(bits)
-    if anchor_hashes is None:
-        anchor_hashes = hashed[bits] = tuple(_hash(c, bits) for c in codes)
-    candidates = seen[anchor_hashes[0]]
-    candidates &= seen[anchor_hashes[1]]
-    candidates &= seen[anchor_hashes[2]]
-    for i in long_ids[candidates].tolist():
-        if confirm(i):
+            continue
+        form = forms[i]
+        if form is None:
             out[i] = True
+        elif not ascii_text:
+            out[i] = occurs(names[i], text)
+        else:
+            if starts is None:
+                starts = word_starts(text)
+            out[i] = form in starts
     return out
 
 
