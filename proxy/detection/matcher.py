@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, occurs, prefilter_hits
+from .prefilter import FOLDED_VIEWS, prefilter_hit_set
 from .rules import Rule
 
 # Per pattern search; a whole text gets a larger overall budget. Both exist so that no input,
@@ -33,8 +33,13 @@ def _plan(rule: Rule) -> tuple:
     if got is None or got[0] is not rule:
         prefilters = rule.prefilters or (None,) * len(rule.regexes)
         lexicons = rule.lexicons or (None,) * len(rule.regexes)
-        got = (rule, tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1, lex)
-                           for pattern, pf, lex in zip(rule.regexes, prefilters, lexicons)))
+        entries = tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1, lex)
+                        for pattern, pf, lex in zip(rule.regexes, prefilters, lexicons))
+        # Every pattern behind an indexed prefilter: on a folded ASCII view the rule is skipped
+        # when none of its pids hit (one set test instead of a test per pattern).
+        indexed = all(pf is not None and pid >= 0 for _, pf, pid, _ in entries)
+        pids = frozenset(pid for _, _, pid, _ in entries) if indexed else None
+        got = (rule, (entries, pids, max(pids) if pids else -1))
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[id(rule)] = got
@@ -46,7 +51,7 @@ def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT
         return False
     if rule.signal is not None:
         return getattr(prepared, rule.signal) >= rule.min_count
-    plan = _plan(rule)
+    plan, pids, max_pid = _plan(rule)
     seen: list[str] = []
     for view in rule.views:
         text = prepared.view(view)
@@ -61,14 +66,18 @@ def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT
             ascii_text = text.isascii()
             # Every prefilter's ASCII anchors on a folded view at once (with the non-ASCII ones,
             # tested as substrings, the same answer as ``pf.may_match``).
-            hits = prepared.anchor_hits(view, prefilter_hits) if folded else None
-            n_hits = len(hits) if hits is not None else 0
+            if folded:
+                hits, hit_set, other_set = prepared.anchor_hits(view, prefilter_hit_set)
+                n_hits = len(hits)
+                if ascii_text and pids is not None and max_pid < n_hits and pids.isdisjoint(hit_set):
+                    continue
+            else:
+                hits, n_hits, other_set = None, 0, frozenset()
             for pattern, pf, pid, lex in plan:
                 # The prefilter only skips searches that cannot match (no trigger literal present).
                 if pf is not None:
                     if 0 <= pid < n_hits:
-                        if not hits[pid] and (ascii_text or not any(
-                                occurs(a, text) for a in pf.other_anchors)):
+                        if not hits[pid] and (ascii_text or pf.other_ids.isdisjoint(other_set)):
                             continue
                     elif not pf.may_match(text, folded):
                         continue

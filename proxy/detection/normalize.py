@@ -309,7 +309,7 @@ class Prepared:
     def __init__(self, text: str):
         self.raw = text
         self._views: dict[str, str] = {"raw": text}
-        self._anchor_hits: dict[str, list[bool]] = {}
+        self._anchor_hits: dict[str, tuple] = {}
         self._words: dict[str, list[str]] = {}
         self.invisible = len(_INVISIBLE_SIGNAL.findall(text)) if not text.isascii() else 0
         self.tags = len(_TAG_BLOCK.findall(text)) if self.invisible else 0
@@ -319,8 +319,9 @@ class Prepared:
         self.adversarial_suffix = adversarial_suffix(text)
         self.gibberish_suffix = gibberish_suffix(text, self.adversarial_suffix)
 
-    def anchor_hits(self, name: str, compute) -> list[bool]:
-        """``compute(view)`` (the rules' literal prefilter hits), once per view."""
+    def anchor_hits(self, name: str, compute):
+        """``compute(view)`` (the rules' literal prefilter hits, ``prefilter_hit_set``), once per
+        view."""
         got = self._anchor_hits.get(name)
         if got is None:
             got = self._anchor_hits[name] = compute(self.view(name))

@@ -93,8 +93,10 @@ class Prefilter:
     pid: int = -1                  # id of its ``ascii_ids`` set (``prefilter_hits``)
     ascii_only: bool = False       # every anchor is ASCII: ``prefilter_hits`` decides any text
     # The others, tested as substrings on folded text besides ``prefilter_hits`` (casefolding maps
-    # every case variant the pattern's IGNORECASE could match to the folded anchor).
+    # every case variant the pattern's IGNORECASE could match to the folded anchor), by their ids
+    # in the registry of non-ASCII anchors (``prefilter_hit_set`` tests each of those once).
     other_anchors: tuple[str, ...] = ()
+    other_ids: frozenset[int] = frozenset()
 
     def may_match(self, text: str, folded: bool = True) -> bool:
         """False only if no anchor occurs in ``text`` (``folded``: the text is case-folded)."""
@@ -137,11 +139,12 @@ def make(anchors: set[str] | None) -> Prefilter | None:
         not ch.isascii() and (ch.casefold().isascii() or _ASCII_LETTER.fullmatch(ch) is not None)
         for a in anchors for ch in a)
     ascii_anchors = tuple(a for a in kept if a.isascii())
+    others = tuple(a for a in kept if not a.isascii())
     ids = register(ascii_anchors)
     return Prefilter(tuple(kept), ascii_anchors, ids, max(ids, default=-1),
                      regex.compile(alternation, regex.V1 | regex.I), substring_ok,
                      _ID_SETS.setdefault(ids, len(_ID_SETS)), len(ascii_anchors) == len(kept),
-                     tuple(a for a in kept if not a.isascii()))
+                     others, frozenset(_OTHERS.setdefault(a, len(_OTHERS)) for a in others))
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
@@ -340,6 +343,7 @@ def pattern_anchors(source: str, spaced: bool = False) -> set[str] | None:
 # anchor is exact (same as ``anchor in text``); the bitmap only decides which tests to skip.
 
 _REGISTRY: dict[str, int] = {}          # ASCII anchor -> global id
+_OTHERS: dict[str, int] = {}            # non-ASCII anchor -> id (``prefilter_hit_set``)
 # Distinct anchor-id sets of the prefilters made -> ``pid``: a prefilter's answer on an ASCII
 # text depends on its set only, and rule reloads add no new entry for an unchanged rule.
 _ID_SETS: dict[tuple[int, ...], int] = {}
@@ -456,10 +460,24 @@ def prefilter_hits(text: str) -> list[bool]:
     so far; on other text only for those that are also ``ascii_only`` (a non-ASCII anchor is not
     looked for here). The list covers the id sets known when it was built; later ones and the
     others use ``may_match``."""
+    return _hits(text).tolist()
+
+
+def prefilter_hit_set(text: str) -> tuple[list[bool], frozenset[int], frozenset[int]]:
+    """``prefilter_hits(text)``, the set of the pids that hit (most rules' pids are not in it, and
+    one set test then skips the rule), and on other than ASCII text the ids of the non-ASCII
+    anchors that occur in it (each tested once here, not once per prefilter)."""
+    out = _hits(text)
+    others = frozenset() if text.isascii() else frozenset(
+        i for a, i in list(_OTHERS.items()) if occurs(a, text))
+    return out.tolist(), frozenset(np.flatnonzero(out).tolist()), others
+
+
+def _hits(text: str) -> np.ndarray:
     built = _index()
     present = _present(text, built)
     pf_flat, pf_starts, pf_ids, n = built[7:]
     out = np.zeros(n, dtype=bool)
     if len(pf_ids):
         out[pf_ids] = np.logical_or.reduceat(present[pf_flat], pf_starts)
-    return out.tolist()
+    return out
