@@ -24,6 +24,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+import ahocorasick
 import numpy as np
 import regex
 
@@ -51,29 +52,11 @@ def _strip(anchor: str) -> str:
     return anchor[1:] if anchor.startswith(WORD_START) else anchor
 
 
-# ASCII: every byte that is not a word character (the regex engines agree on ASCII: [A-Za-z0-9_])
-# becomes a space, so " " + word in " " + text is "word at a word start" (for a word of word
-# characters; for one with punctuation inside, a superset, which a prefilter may be).
-_ASCII_NON_WORD = bytes.maketrans(
-    bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")),
-    b" " * sum(1 for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")))
-
-
-def word_starts(text: str) -> str:
-    """An ASCII text as ``occurs`` reads it for word-start anchors."""
-    return " " + text.encode("ascii").translate(_ASCII_NON_WORD).decode("ascii")
-
-
-def occurs(anchor: str, text: str, starts: str | None = None) -> bool:
-    """``anchor in text``; for a word-start anchor, an occurrence at a word start (on ASCII text
-    read through ``word_starts``, passed in as ``starts`` when already made)."""
+def occurs(anchor: str, text: str) -> bool:
+    """``anchor in text``; for a word-start anchor, an occurrence at a word start."""
     if not anchor.startswith(WORD_START):
         return anchor in text
     word = anchor[1:]
-    if word not in text:
-        return False
-    if text.isascii():
-        return word_starts(word) in (starts if starts is not None else word_starts(text))
     at = text.find(word)
     while at >= 0:
         if at == 0 or _WORD_CHAR.match(text, at - 1) is None:
@@ -336,11 +319,11 @@ def pattern_anchors(source: str, spaced: bool = False) -> set[str] | None:
 
 
 # --- One pass over a view for every anchor of every loaded rule ------------------------------
-# Testing ~400 anchors one substring search at a time costs more than the searches it saves.
-# Instead, per ASCII view: hash each character trigram of the text into a bitmap (numpy), keep the
-# anchors whose trigrams are all present (a superset of the anchors that occur), and confirm only
-# those, plus the anchors shorter than three characters, with a substring test. The answer per
-# anchor is exact (same as ``anchor in text``); the bitmap only decides which tests to skip.
+# Testing ~1,500 anchors one substring search at a time costs more than the searches it saves.
+# Instead the ASCII anchors of all loaded rules go into one Aho-Corasick automaton
+# (pyahocorasick), which reports every occurrence of every anchor in one pass over the view; a
+# word-start anchor counts only where the character before its occurrence is not a word
+# character. The answer per anchor is exact (``occurs``).
 
 _REGISTRY: dict[str, int] = {}          # ASCII anchor -> global id
 _OTHERS: dict[str, int] = {}            # non-ASCII anchor -> id (``prefilter_hit_set``)
@@ -354,49 +337,23 @@ def register(anchors: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(_REGISTRY.setdefault(a, len(_REGISTRY)) for a in anchors)
 
 
-# Letters by frequency in English prose: a trigram of rarer characters is less likely to be in a
-# benign text, so testing it first leaves fewer candidates to confirm.
-_COMMON = " etaoinshrdlcumwfgypbvkjxqz"
-
-
-def _rarity(gram: bytes) -> int:
-    return sum(_COMMON.index(chr(c)) if chr(c) in _COMMON else len(_COMMON) for c in gram)
-
-
 def _build() -> tuple:
     names = list(_REGISTRY)
-    first, second, third, long_ids, short = [], [], [], [], []
+    # One automaton key per distinct string; a word "x" and its word-start form "\x01x" share it.
+    keys: dict[str, list[int]] = {}
     for i, a in enumerate(names):
-        b = _strip(a).encode("ascii")
-        if len(b) < 3:
-            short.append(i)
-            continue
-        # Three of the anchor's trigrams (its rarest): all present is necessary for the anchor to
-        # be; only then is the substring test run (with two, common trigrams let some ninety
-        # anchors of a kilobyte of prose through to the test).
-        grams = sorted({b[j:j + 3] for j in range(len(b) - 2)}, key=lambda g: (-_rarity(g), g))
-        codes = [g[0] | g[1] << 7 | g[2] << 14 for g in grams[:3]]
-        first.append(codes[0])
-        second.append(codes[min(1, len(codes) - 1)])
-        third.append(codes[-1])
-        long_ids.append(i)
+        keys.setdefault(_strip(a), []).append(i)
+    automaton = ahocorasick.Automaton()
+    for key, ids in keys.items():
+        automaton.add_word(key, (len(key), tuple((i, names[i].startswith(WORD_START)) for i in ids)))
+    if keys:
+        automaton.make_automaton()
     # The non-empty anchor-id sets, as runs of anchor ids (for one reduceat over the present ones).
     users = [(ids, pid) for ids, pid in _ID_SETS.items() if ids]
     pf_flat = np.array([i for ids, _ in users for i in ids], dtype=np.int64)
     pf_starts = np.cumsum([0] + [len(ids) for ids, _ in users[:-1]]).astype(np.int64)
     pf_ids = np.array([pid for _, pid in users], dtype=np.int64)
-    # per anchor: the substring to look for, and for a word-start anchor its ``word_starts`` form
-    confirm = ([_strip(a) for a in names],
-               [word_starts(a[1:]) if a.startswith(WORD_START) else None for a in names])
-    return (names, (np.array(first, dtype=np.uint32), np.array(second, dtype=np.uint32),
-                    np.array(third, dtype=np.uint32)),
-            confirm, np.array(long_ids, dtype=np.int64), short, {}, np.array(short, dtype=np.int64),
-            pf_flat, pf_starts, pf_ids, len(_ID_SETS))
-
-
-def _hash(codes: np.ndarray, bits: int) -> np.ndarray:
-    """Multiplicative hash to ``bits`` bits (uint32 arithmetic wraps modulo 2**32)."""
-    return (codes * np.uint32(2654435761)) >> np.uint32(32 - bits)
+    return (names, automaton if keys else None, pf_flat, pf_starts, pf_ids, len(_ID_SETS))
 
 
 def _index() -> tuple:
@@ -410,42 +367,22 @@ def _index() -> tuple:
 
 def _present(text: str, built: tuple) -> np.ndarray:
     """``anchors_present`` as a bool array."""
-    names, codes, (plain, forms), long_ids, short, hashed, _ = built[:7]
+    names, automaton = built[:2]
     out = np.zeros(len(names), dtype=bool)
-    ascii_text = text.isascii()
-    starts = None
-    if len(long_ids) and len(text) >= 3:
-        # Other characters become "?", one byte each, so the trigrams of ASCII anchors stay put.
-        b = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).astype(np.uint32)
-        grams = b[2:] << np.uint32(14)
-        grams |= b[1:-1] << np.uint32(7)
-        grams |= b[:-2]
-        bits = min(max(int(len(grams) * 32).bit_length(), 12), 24)
-        seen = np.zeros(1 << bits, dtype=bool)
-        seen[_hash(grams, bits)] = True
-        anchor_hashes = hashed.get(bits)
-        if anchor_hashes is None:
-            anchor_hashes = hashed[bits] = tuple(_hash(c, bits) for c in codes)
-        candidates = seen[anchor_hashes[0]]
-        candidates &= seen[anchor_hashes[1]]
-        candidates &= seen[anchor_hashes[2]]
-        todo = long_ids[candidates].tolist()
-    else:
-        todo = []
-    # The substring test, then for a word-start anchor the test at word starts (inline: this
-    # loop runs for every candidate of every view).
-    for i in short + todo:
-        if plain[i] not in text:
-            continue
-        form = forms[i]
-        if form is None:
+    if automaton is None or not text:
+        return out
+    for end, (length, ids) in automaton.iter(text):
+        start = end - length + 1
+        at_word_start = None
+        for i, word_start in ids:
+            if out[i]:
+                continue
+            if word_start:
+                if at_word_start is None:
+                    at_word_start = start == 0 or _WORD_CHAR.match(text, start - 1) is None
+                if not at_word_start:
+                    continue
             out[i] = True
-        elif not ascii_text:
-            out[i] = occurs(names[i], text)
-        else:
-            if starts is None:
-                starts = word_starts(text)
-            out[i] = form in starts
     return out
 
 
@@ -476,7 +413,7 @@ def prefilter_hit_set(text: str) -> tuple[list[bool], frozenset[int], frozenset[
 def _hits(text: str) -> np.ndarray:
     built = _index()
     present = _present(text, built)
-    pf_flat, pf_starts, pf_ids, n = built[7:]
+    pf_flat, pf_starts, pf_ids, n = built[2:]
     out = np.zeros(n, dtype=bool)
     if len(pf_ids):
         out[pf_ids] = np.logical_or.reduceat(present[pf_flat], pf_starts)
