@@ -6,17 +6,19 @@ contain one of its anchors, which on ordinary prose skips nearly every search (t
 engine otherwise tries each pattern at every position of every view).
 
 Anchors are derived from the rule data, never written by hand: phrase lists give one word per
-phrase (the first word of a fuzzy phrase, which is matched exactly; the longest word otherwise),
-and hand-written patterns are parsed with the stdlib regex parser and reduced to a required
-literal set (a concatenation needs any one of its parts, an alternation needs one of each
-branch's, a repeat with a minimum of zero needs nothing). A pattern the parser cannot read, or
-that has no required literal, gets no prefilter and is always searched, so a prefilter can only
-skip work, never change a result.
+phrase (the first word of a fuzzy phrase, which is matched exactly, or its rarest intact later
+words; the longest word otherwise), and hand-written patterns are parsed with the stdlib regex
+parser and reduced to a required literal set (a concatenation needs any one of its parts, an
+alternation needs one of each branch's, a repeat with a minimum of zero needs nothing), the
+rarest such set chosen. A literal right after ``\b`` is a word-start anchor. A pattern the parser
+cannot read, or that has no required literal, gets no prefilter and is always searched, so a
+prefilter can only skip work, never change a result.
 
 Matching the anchors: all views rules read (normalized, collapsed, decoded) are case-folded, so
-on an ASCII view a plain substring test of the case-folded anchors is exact; on other text the
-anchors are searched as one case-insensitive ``regex`` alternation, which matches whatever the
-literal inside the pattern could match.
+a plain substring test of the case-folded anchors is exact; the ASCII anchors of every loaded
+rule are found in one Aho-Corasick pass per view, the others tested one by one. Anchors with
+characters that case-fold oddly (``substring_ok`` False) use a case-insensitive ``regex``
+alternation instead.
 """
 from __future__ import annotations
 
