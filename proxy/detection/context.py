@@ -304,9 +304,11 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     # capitals, every content unit of the whole prompt (the names, places and values it holds).
     # The prompt's rules are not its data ("不要提供法律建议" names no one), where the prompt tells
     # them apart: Thai, written without sentence stops, is one sentence.
+    other_units = {u for s in other_sentences for u in _units(s, vocab)}
     entities = frozenset(
         {w.casefold() for w in _CAPITAL_WORD.findall(system_text) if w.casefold() not in _STOP}
-        | {u for s in (other_sentences or [norm]) for u in _units(s, vocab) if not _LATIN.search(u)}) \
+        | {u for u in (other_units if other_sentences else _units(norm, vocab))
+           if not _LATIN.search(u)}) \
         if protects_personal else frozenset()
     topic: set[str] = set()
     for s in topic_sentences:
@@ -314,7 +316,7 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     # Words the prompt also uses to describe the job ("help with invoices and usage ... do not
     # reveal other organizations' usage") are the application's domain, not a forbidden topic.
     scope = {u for s in scope_sentences for u in _units(s, vocab)}
-    topic -= scope | {u for s in other_sentences for u in _units(s, vocab)}
+    topic -= scope | other_units
     prefixes = tuple(sorted({(e[:-1] if _script(e[0]) == "CYRILLIC" else e) for e in entities
                              if len(e) >= 4 and _edge(e[0])}))
     return SystemContext(restrictive, pats, protects_secret, protects_personal, entities,

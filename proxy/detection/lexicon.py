@@ -147,9 +147,6 @@ class Lexicon:
         out = self.cache[tok] = (names, tok in self.heads, self.stem_pairs.get(tok))
         return out
 
-    def search(self, text: str) -> bool:
-        return bool(self.scan(text, _WORD.findall(text)))
-
     def any(self, text: str, tokens: list[str]) -> bool:
         """Whether any list has a phrase in ``text``."""
         return bool(self.scan(text, tokens))

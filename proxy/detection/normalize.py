@@ -53,6 +53,8 @@ _ASCII_WORDS = re.compile(r"\w+")          # the stdlib engine is faster; same w
 def words(text: str) -> list[str]:
     """The runs of word characters of ``text``."""
     return (_ASCII_WORDS if text.isascii() else _WORDS).findall(text)
+
+
 # Characters dropped by the "collapse" view: everything but letters, digits, whitespace and the
 # leet symbols (translated before the drop).
 _PUNCT = regex.compile(r"[^\w\s]+|_+")

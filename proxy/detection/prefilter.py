@@ -76,7 +76,6 @@ class Prefilter:
     pattern: Any                   # the same anchors as a case-insensitive regex alternation
     substring_ok: bool = True      # the plain substring test is exact on folded ASCII text
     pid: int = -1                  # id of its ``ascii_ids`` set (``prefilter_hits``)
-    ascii_only: bool = False       # every anchor is ASCII: ``prefilter_hits`` decides any text
     # The others, tested as substrings on folded text besides ``prefilter_hits`` (casefolding maps
     # every case variant the pattern's IGNORECASE could match to the folded anchor), by their ids
     # in the registry of non-ASCII anchors (``prefilter_hit_set`` tests each of those once).
@@ -92,15 +91,13 @@ class Prefilter:
             return False
         return self.pattern.search(text) is not None
 
-    def may_match_indexed(self, text: str, folded: bool, present: list[bool] | None) -> bool:
-        """Same answer as ``may_match``; ``present``: ``anchors_present(text)`` when ASCII."""
-        if (present is not None and folded and self.substring_ok
-                and self.max_id < len(present)):
-            for i in self.ascii_ids:
-                if present[i]:
-                    return True
-            return False
-        return self.may_match(text, folded)
+
+def _covers(shorter: str, anchor: str) -> bool:
+    """Whether ``anchor`` occurring implies ``shorter`` occurs: "sure" covers "sure," and
+    "\x01sure"; "\x01sure" covers "\x01surely" but not "insure"."""
+    if not shorter.startswith(WORD_START):
+        return shorter in _strip(anchor)
+    return anchor.startswith(WORD_START) and anchor[1:].startswith(shorter[1:])
 
 
 def make(anchors: set[str] | None) -> Prefilter | None:
@@ -110,10 +107,7 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     # Drop anchors that contain a shorter one: the shorter one is found whenever they are.
     kept: list[str] = []
     for a in sorted(folded, key=lambda a: (len(_strip(a)), a)):
-        # "sure" makes "sure," and "\x01sure" redundant; "\x01sure" makes "\x01surely" redundant
-        if not any((_strip(a).startswith(k[1:]) if k.startswith(WORD_START) else k in _strip(a))
-                   if a.startswith(WORD_START) or not k.startswith(WORD_START) else False
-                   for k in kept):
+        if not any(_covers(k, a) for k in kept):
             kept.append(a)
     alternation = "|".join((r"\b" + regex.escape(a[1:])) if a.startswith(WORD_START) else regex.escape(a)
                            for a in sorted(folded | anchors, key=len, reverse=True))
@@ -128,8 +122,8 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     ids = register(ascii_anchors)
     return Prefilter(tuple(kept), ascii_anchors, ids, max(ids, default=-1),
                      regex.compile(alternation, regex.V1 | regex.I), substring_ok,
-                     _ID_SETS.setdefault(ids, len(_ID_SETS)), len(ascii_anchors) == len(kept),
-                     others, frozenset(_OTHERS.setdefault(a, len(_OTHERS)) for a in others))
+                     _ID_SETS.setdefault(ids, len(_ID_SETS)), others,
+                     frozenset(_OTHERS.setdefault(a, len(_OTHERS)) for a in others))
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
@@ -396,9 +390,9 @@ def anchors_present(text: str) -> list[bool]:
 def prefilter_hits(text: str) -> list[bool]:
     """For a case-folded ``text``: per ``pid``, whether any ASCII anchor of that id set occurs in
     it. On ASCII text that is ``pf.may_match(text)`` for every prefilter with ``substring_ok`` made
-    so far; on other text only for those that are also ``ascii_only`` (a non-ASCII anchor is not
-    looked for here). The list covers the id sets known when it was built; later ones and the
-    others use ``may_match``."""
+    so far; on other text, together with the prefilter's non-ASCII anchors (``prefilter_hit_set``).
+    The list covers the id sets known when it was built; later ones and the others use
+    ``may_match``."""
     return _hits(text).tolist()
 
 
