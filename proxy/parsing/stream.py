@@ -2,9 +2,10 @@
 
 For each event the processor finds the text deltas it carries (per choice and channel), passes
 them through the response guards' ``on_chunk`` hooks in onion order, writes the result back and
-re-serialises only events that changed. Text a guard holds back is flushed through ``on_end``
-just before the event that closes its stream, as a synthesised delta of the same dialect, so
-clients see ordinary deltas. Usage reported in the stream is copied to ``ex.usage``.
+re-serialises only events that changed: one event out per event in. Text a guard holds back is
+flushed through ``on_end`` just before the event that closes its stream, as a synthesised delta
+of the same dialect, so clients see ordinary deltas; a verdict in that flush ends the stream
+like one mid-stream. Usage reported in the stream is copied to ``ex.usage``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .response import usage_of
 from .sse import Event, encode, parse_block
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
-EndRunner = Callable[[Exchange, StreamText], str]
+EndRunner = Callable[[Exchange, StreamText], "str | Verdict"]
 
 _ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
 # Bytes that mark the events a passive stream still reads: usage, and the end of the stream.
@@ -27,6 +28,28 @@ _OBSERVED = (b'"usage":{', b'"usage": {', b"[DONE]", b"message_start", b"message
 # Named events that end a stream in the Anthropic and Responses dialects.
 _END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
 _RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
+
+
+# Endpoints whose streams report usage only when asked with stream_options.include_usage.
+_USAGE_OPT_IN = ("chat", "completions")
+
+
+def request_usage(ex: Exchange) -> None:
+    """OpenAI-dialect streams carry token usage only on request, and the audit record, metrics
+    and token limits all need it: ask for it, and have the processor hide the extra chunk from a
+    client that did not ask. (The Responses API and Anthropic report usage anyway.)"""
+    body = ex.body
+    endpoint = ex.endpoint
+    if not ex.stream or not isinstance(body, dict) or endpoint is None or endpoint.kind not in _USAGE_OPT_IN:
+        return
+    if endpoint.dialect != "openai" or getattr(ex.upstream, "provider", None) == "anthropic":
+        return
+    opts = body.get("stream_options")
+    if isinstance(opts, dict) and opts.get("include_usage") is True:
+        return
+    body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    ex.body_changed = True
+    ex.strip_usage_chunk = True
 
 
 class StreamStopped(Exception):
@@ -181,10 +204,14 @@ class StreamProcessor:
         st = self.streams.get(key)
         if st is None or st.closed:
             return ""
-        st.closed = True
         if self.on_end is None:
+            st.closed = True
             return ""
         text = self.on_end(self.ex, key)
+        if isinstance(text, Verdict):
+            # found in the last held text: the stream ends here, its blocks closed by stop()
+            raise StreamStopped(self.stop(text), text)
+        st.closed = True
         if text and st.text_out is not None:
             st.text_out.append(text)
         return text
