@@ -23,12 +23,16 @@ EXFIL_RULE = "RS-4002"
 
 # Markdown images load without a click: any outside host can receive what the URL carries.
 _MD_IMAGE = regex.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?(https?://[^\s)>]{1,2000})")
-_HTML_IMAGE = regex.compile(r"<img\b[^>]{0,200}?\bsrc\s*=\s*[\"']?(https?://[^\s\"'>]{1,2000})", regex.I)
+# (an optional backslash: the same tag inside JSON text, such as tool-call arguments)
+_HTML_IMAGE = regex.compile(r"<img\b[^>]{0,200}?\bsrc\s*=\s*\\?[\"']?(https?://[^\s\\\"'>]{1,2000})", regex.I)
 # Links need a click, so they count only when the URL carries data (a query or a long path).
 _MD_LINK = regex.compile(r"(?<!!)\[[^\]\n]{0,200}\]\(\s*<?(https?://[^\s)>]{1,2000})")
 _REF_DEF = regex.compile(r"^\s*\[[^\]\n]{1,100}\]:\s*(https?://\S{1,2000})", regex.M)
 # (pattern, counts only when the URL carries data)
 _MARKUP = ((_MD_IMAGE, False), (_HTML_IMAGE, False), (_MD_LINK, True), (_REF_DEF, True))
+# An <img> tag not closed yet. (The regex package's partial matching misses "<img " against the
+# lazy attribute run of _HTML_IMAGE, so open tags are found with this pattern instead.)
+_HTML_OPEN = regex.compile(r"<(?:i(?:m(?:g(?:\b[^>]{0,2200})?)?)?)?\Z", regex.I)
 _OPENERS = regex.compile(r"[!\[<]")
 _TRAILING_SPACE = regex.compile(r"\s*\Z")
 # Released text kept as left context of the next check (look-behinds, ``^``, mixed-script words).
@@ -74,7 +78,8 @@ def scan_markup(text: str, start: int, allowed: tuple[str, ...], final: bool) ->
         if pattern is _REF_DEF:
             # a definition may begin in released white space at a line start
             pos = _TRAILING_SPACE.search(text, 0, start).start()
-        for m in pattern.finditer(text, pos, partial=not final, timeout=0.05):
+        partial = not final and pattern is not _HTML_IMAGE
+        for m in pattern.finditer(text, pos, partial=partial, timeout=0.05):
             if m.partial or (not final and m.end() == len(text)):
                 begin = m.start() + len(m.group()) - len(m.group().lstrip())
                 if begin < m.end():         # white space alone is never held
@@ -82,6 +87,10 @@ def scan_markup(text: str, start: int, allowed: tuple[str, ...], final: bool) ->
                 continue
             if _exfil_url(m.group(1), allowed, needs_data):
                 return True, hold
+    if not final:
+        tag = _HTML_OPEN.search(text, start)
+        if tag is not None:
+            hold = min(hold, tag.start())
     return False, hold
 
 

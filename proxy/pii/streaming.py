@@ -4,7 +4,7 @@ Each delta is appended to a buffer; only the part that can no longer change is p
 - the whitespace-free run at the end stays until white space ends it (an email, key or
   placeholder is one run), and so do the words before it, within ``hold_back`` characters, that
   could belong to an entity spanning white space (a spaced IBAN, a phone number, a date: words
-  with digits, capitals or symbols); prose words before them go out at once;
+  with digits, symbols or two capitals, month names); prose words before them go out at once;
 - a detected entity that crosses the cut moves the cut before it;
 - when the answer is only restored, not scanned, just a trailing partial ``<PLACEHOLDER`` stays.
 The buffer is bounded by ``max_hold``: past it the text is cut regardless of runs (never inside
@@ -26,7 +26,8 @@ from .vault import PARTIAL_PLACEHOLDER, Vault
 # A word that may be part of an entity spanning white space (phone, card, IBAN, date, key):
 # it has a digit, a capital or a symbol, or is a word that sits inside such an entity.
 _ENTITY_WORD = regex.compile(
-    r"[\d\p{Lu}@<>#+=:/_\\(\-]|\A(?:x|ext\.?|of|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?)\Z")
+    r"[\d@<>#+=:/_\\(\-]|\p{Lu}\S*\p{Lu}"
+    r"|(?i:\A(?:x|ext\.?|of|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?)\Z)")
 _LAST_RUN = regex.compile(r"\S+\Z")
 _WORDS_BACK = regex.compile(r"\S+\s*\Z|\s+\Z")
 _PEM_END = regex.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
