@@ -305,10 +305,13 @@ class StreamProcessor:
                         changed = True
             if choice.get("finish_reason"):
                 for field in ("content", "refusal"):
-                    if isinstance(delta.get(field), str):
+                    # the held tail of the answer rides on the closing chunk: one event out per
+                    # event in (a chunk may carry text and finish_reason together)
+                    if isinstance(delta.get(field), str) or field == "content":
                         tail = self._flush_text(StreamText(idx, field))
                         if tail:
-                            delta[field] += tail
+                            delta[field] = (delta.get(field) or "") + tail
+                            choice["delta"] = delta
                             changed = True
                 before.extend(self._flush_choice(idx))
         return self._emit(ev, obj, changed, before)
