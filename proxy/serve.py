@@ -19,8 +19,8 @@ log = logging.getLogger("aifw")
 
 
 async def _serve(policy_path: str, host: str | None, port: int | None, reuse_port: bool,
-                 ready: asyncio.Event | None = None) -> None:
-    holder = PolicyHolder(policy_path)
+                 ready: asyncio.Event | None = None, holder: PolicyHolder | None = None) -> None:
+    holder = holder or PolicyHolder(policy_path)
     attach_subsystems(holder, logging=True)
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
@@ -53,10 +53,11 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
     if problem:
         print(f"aifw: {problem}", file=sys.stderr)
         return 1
-    del holder_check
     if workers <= 1:
-        asyncio.run(_serve(policy_path, host, port, reuse_port=False))
+        # the policy checked above is the one served: compiled once
+        asyncio.run(_serve(policy_path, host, port, reuse_port=False, holder=holder_check))
         return 0
+    del holder_check
     children = []
     for _ in range(workers):
         pid = os.fork()

@@ -10,7 +10,6 @@ from .charges import Charge, build_charges
 from .clock import Clock, system_clock
 from .config import LimitsConfig
 from .memory import MemoryBackend
-from .redis_backend import RedisBackend
 from .tokens import TokenCounter, estimate, output_allowance, prompt_tokens
 
 log = logging.getLogger("aifw.limits")
@@ -109,6 +108,7 @@ def build_limiter(config: LimitsConfig, services: Any = None, clock: Clock | Non
         clock = (services.get("ratelimit.clock") if services is not None else None) or system_clock
     counter = shared("ratelimit.tokenizer", TokenCounter) if config.counts_tokens else None
     if config.backend == "redis":
+        from .redis_backend import RedisBackend   # lazily: redis is not imported without it
         settings = config.redis
         primary = shared(f"ratelimit.redis:{settings.identity}", lambda: RedisBackend(settings, services))
         fallback = shared("ratelimit.fallback", MemoryBackend)
