@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from . import pipeline
+from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
@@ -23,7 +24,7 @@ from .identity import apply_user_assertion, identify
 from .parsing.request import Unrecognized, parse_request, request_model
 from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
-from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop, request_usage
+from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
 from .reload import PolicyHolder
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
 from .verdict import Verdict
@@ -128,7 +129,7 @@ class Edge:
         if verdict is not None:
             ex.status = verdict.status
             return _verdict_response(verdict, ex)
-        request_usage(ex)
+        request_stream_usage(ex)
         return await self._forward(request, ex)
 
     async def _read_body(self, request: web.Request, ex: Exchange) -> None:

@@ -15,6 +15,7 @@ from ..detection.assess import Assessment, assess
 from ..detection.context import CONTEXT_ROLES
 from ..detection.response import StreamWindow, check
 from ..detection.settings import SCHEMA, InjectionSettings, compile_settings
+from ..detection.slotcache import cached_scorer, memo_for
 from ..exchange import Exchange
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
@@ -30,6 +31,7 @@ class InjectionGuard(Guard):
 
     def __init__(self, settings: InjectionSettings):
         self.settings = settings
+        self.memo = memo_for(settings)     # slots judged before are not scanned again
 
     def _action(self) -> str:
         return "would_block" if self.mode == "monitor" else "blocked"
@@ -41,10 +43,11 @@ class InjectionGuard(Guard):
                  if s.text and (s.role in self.settings.roles or s.role in CONTEXT_ROLES)]
         if not any(r in self.settings.roles for r, _ in slots):
             return None
+        score = cached_scorer(self.memo, slots)
         if sum(len(t) for _, t in slots) > INLINE_CHARS:
-            result = await asyncio.to_thread(assess, self.settings, slots)
+            result = await asyncio.to_thread(assess, self.settings, slots, score)
         else:
-            result = assess(self.settings, slots)
+            result = assess(self.settings, slots, score)
         if result.timed_out:
             ex.mark_uninspected("injection: scan time bound reached")
         if not result.rule_ids and not result.attack:

@@ -9,7 +9,9 @@ from ..exchange import Exchange
 from ..limits.backend import BackendUnavailable
 from ..limits.config import SCHEMA, compile_limits
 from ..limits.limiter import Limiter, Reservation, build_limiter
-from ..limits.refusals import rate_headers, refusal
+from ..limits.refusals import rate_headers, refusal, unpriced
+from ..limits.spend import Unpriced
+from ..parsing.usage_request import ask_for_usage
 from ..limits.tokens import estimate
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
@@ -27,7 +29,10 @@ class RateLimitGuard(Guard):
         self.section = dict(section or {})   # as written: proxy.runtime.check_workers reads it
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
-        charges, prompt, output = self.limiter.plan(ex)
+        try:
+            charges, prompt, output = self.limiter.plan(ex)
+        except Unpriced as exc:
+            return unpriced(exc)
         if not charges:
             return None
         try:
@@ -46,6 +51,8 @@ class RateLimitGuard(Guard):
         ex.state[NAME] = res
         ex.usage.reserved_tokens = res.tokens
         ex.response_headers.update(rate_headers(charges, outcome.items))
+        if ex.stream and any(c.limit.kind in ("tokens", "budget", "spend") for c in charges):
+            ask_for_usage(ex)
         return None
 
     async def on_complete(self, ex: Exchange) -> None:

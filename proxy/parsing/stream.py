@@ -16,7 +16,7 @@ import orjson
 from ..exchange import Exchange
 from ..guards.base import StreamText
 from ..verdict import Finding, Verdict
-from .response import usage_of
+from .response import set_usage
 from .sse import Event, encode, parse_block
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
@@ -28,28 +28,6 @@ _OBSERVED = (b'"usage":{', b'"usage": {', b"[DONE]", b"message_start", b"message
 # Named events that end a stream in the Anthropic and Responses dialects.
 _END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
 _RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
-
-
-# Endpoints whose streams report usage only when asked with stream_options.include_usage.
-_USAGE_OPT_IN = ("chat", "completions")
-
-
-def request_usage(ex: Exchange) -> None:
-    """OpenAI-dialect streams carry token usage only on request, and the audit record, metrics
-    and token limits all need it: ask for it, and have the processor hide the extra chunk from a
-    client that did not ask. (The Responses API and Anthropic report usage anyway.)"""
-    body = ex.body
-    endpoint = ex.endpoint
-    if not ex.stream or not isinstance(body, dict) or endpoint is None or endpoint.kind not in _USAGE_OPT_IN:
-        return
-    if endpoint.dialect != "openai" or getattr(ex.upstream, "provider", None) == "anthropic":
-        return
-    opts = body.get("stream_options")
-    if isinstance(opts, dict) and opts.get("include_usage") is True:
-        return
-    body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-    ex.body_changed = True
-    ex.strip_usage_chunk = True
 
 
 class StreamStopped(Exception):
@@ -441,11 +419,7 @@ class StreamProcessor:
         return [ev.raw]
 
     def _set_usage(self, usage: Any) -> None:
-        prompt, completion = usage_of(usage)
-        if prompt is not None:
-            self.ex.usage.prompt_tokens = prompt
-        if completion is not None:
-            self.ex.usage.completion_tokens = completion
+        set_usage(self.ex, usage)
 
 
 def finding_for_stop(verdict: Verdict) -> Finding:

@@ -137,6 +137,24 @@ async def test_concurrency_released_on_complete_even_after_errors(clock):
     assert await admit(guard, make_exchange()) is None
 
 
+async def test_stream_asks_for_usage_and_hides_it(clock):
+    guard = make_guard(clock, limits=[{"name": "tpm", "tokens": "100000/minute"}])
+    ex = make_exchange(stream=True)
+    await admit(guard, ex)
+    assert ex.body["stream_options"] == {"include_usage": True}
+    assert ex.body_changed and ex.strip_usage_chunk
+    ex2 = make_exchange(stream=True, body_extra={"stream_options": {"include_usage": True}})
+    await admit(guard, ex2)
+    assert not ex2.body_changed and not ex2.strip_usage_chunk
+    ex3 = make_exchange(stream=True, path="/v1/messages", model="claude-3-5-sonnet")
+    await admit(guard, ex3)
+    assert "stream_options" not in ex3.body
+    only_requests = make_guard(clock, limits=[{"name": "rpm", "requests": "10/minute"}])
+    ex4 = make_exchange(stream=True)
+    await admit(only_requests, ex4)
+    assert "stream_options" not in ex4.body
+
+
 async def test_scopes_group_pooled_and_per_member(clock):
     guard = make_guard(clock, limits=[
         {"name": "pool", "scope": "group", "groups": ["interns"], "requests": "3/minute"},

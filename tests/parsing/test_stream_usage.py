@@ -1,10 +1,10 @@
-"""Every OpenAI-dialect stream asks the upstream for usage (audit, metrics and token limits need
-it) and hides the extra chunk from a client that did not ask for it."""
+"""An OpenAI-dialect stream asks the upstream for usage (the audit record, cost and token limits
+need it) and hides the extra chunk from a client that did not ask for it."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from proxy.parsing.stream import request_usage
+from proxy.parsing.usage_request import ask_for_usage as request_usage
 from tests.limits.helpers import make_exchange
 
 
