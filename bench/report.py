@@ -110,3 +110,17 @@ def target_checks(pools: dict[str, dict[str, Pool]], subject: str = AIFW) -> lis
             verdict += f"; {'PASS' if over <= 1.0 else 'FAIL'} over the pass-through"
         checks.append(f"- {subject} added {label} ≤ 1 ms: {added:+.2f} ms vs direct{over_floor} {verdict}**")
     return checks
+
+
+def workers_check(pools: dict[str, dict[str, Pool]], one: str, several: str, want: float = 1.7) -> list[str]:
+    """`--workers 2` against one worker with the same policy: req/s at 16 and 64 connections,
+    and CPU per request (the workers' CPU summed)."""
+    lines = []
+    for workload in (RPS_WORKLOAD, "chat c=64"):
+        a, b = pools.get(one, {}).get(workload), pools.get(several, {}).get(workload)
+        if a and b and a.rps:
+            r = b.rps / a.rps
+            lines.append(f"- {several} vs {one}, req/s at {workload}: {r:.2f}x ({b.rps:.0f} vs {a.rps:.0f}) "
+                         f"**{'PASS' if r >= want else 'FAIL'}** (want >= {want}x; the load generator "
+                         f"and fake provider share the same cores)")
+    return lines

@@ -24,8 +24,8 @@ from pathlib import Path
 import orjson
 
 from bench import procs
-from bench.report import Pool, table, target_checks
-from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, default_targets
+from bench.report import Pool, table, target_checks, workers_check
+from bench.targets import AIFW, AIFW_WORKERS, DIRECT, PASSTHROUGH, Target, aifw_target, default_targets
 from bench.workloads import AUTH, PATH, WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +158,7 @@ def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, dur
            table(pools, [w.name for w in workloads], streamed), ""]
     subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
     checks = [line for s in subjects for line in target_checks(pools, s)]
+    checks += workers_check(pools, AIFW, AIFW_WORKERS)
     if checks:
         out += ["## Targets", "", *checks, ""]
     elif AIFW not in names:

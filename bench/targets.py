@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 DIRECT = "direct"
 PASSTHROUGH = "passthrough"
 AIFW = "aifw"
+AIFW_WORKERS = "aifw-w2"       # the same policy, `aifw serve --workers 2` (report: scaling)
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,13 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def aifw_target(name: str, policy: str, env: dict[str, str] | None = None) -> Target:
-    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}"),
-                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", **(env or {})})
+def aifw_target(name: str, policy: str, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> Target:
+    # each target its own audit directory: two targets on one chain would refuse each other
+    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}",
+                         *args),
+                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": f"bench/results/audit/{name}",
+                   **(env or {})})
 
 
 def default_targets() -> list[Target]:
@@ -34,4 +39,5 @@ def default_targets() -> list[Target]:
         Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}",
                              "--upstream", "{upstream}")),
         aifw_target(AIFW, "policies/default.yaml"),
+        aifw_target(AIFW_WORKERS, "policies/default.yaml", args=("--workers", "2")),
     ]

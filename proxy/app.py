@@ -77,8 +77,18 @@ class Edge:
                 ex.decision = "error"
             return _error(exc.status, exc.code, exc.message, ex.request_id,
                           {**exc.headers, **ex.response_headers}, exc.type)
+        except asyncio.CancelledError:
+            ex.error = ex.error or "client_disconnected"     # the record says what the client got
+            if not ex.streamed:
+                ex.status = None                             # no answer reached it
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug must still answer with this exchange's id
             if isinstance(exc, ConnectionResetError) or ex.streamed:
+                # a cut stream (or none): recorded as an error, not as the 200 it started as
+                ex.error = ex.error or ("client_disconnected" if isinstance(exc, ConnectionResetError)
+                                        else "internal_error")
+                if not ex.streamed:
+                    ex.status = None
                 raise
             log.exception("unhandled error in exchange %s", ex.request_id)
             ex.status, ex.error, ex.decision = 500, "internal_error", "error"

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from . import pipeline
+from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
 from .services import Services
 
@@ -143,8 +144,7 @@ class PolicyHolder:
         finally:
             if ex.finished is None:
                 ex.finished = time.monotonic()
-            if ex.decision == "allowed" and any(f.action == "masked" for f in ex.findings):
-                ex.decision = "masked"
+            settle(ex)        # the record and the metrics say what the client got
             if self.audit is not None:
                 self.audit.submit(ex)
             if self.telemetry is not None:

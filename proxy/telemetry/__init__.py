@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from ..bounded import ModelLabels
 from .config import TelemetryConfig, compile_section
 from .logs import setup_logging as _setup_logging
 from .metrics import PROMETHEUS_CONTENT_TYPE, Metrics
@@ -38,6 +39,7 @@ class Telemetry:
         self.metrics: Metrics | None = None
         self.tracer = None
         self._failed_once = False
+        self.model_labels = ModelLabels()
         endpoint = config.otlp_endpoint
         if config.metrics:
             readers = []
@@ -91,7 +93,7 @@ class Telemetry:
                 m.blocks.add(1, {"guard": ex.verdict.guard, "rule": rule})
         usage = ex.usage
         if usage.prompt_tokens or usage.completion_tokens:
-            model = ex.model or "unknown"
+            model = self.model_labels.label(ex.model, ex.policy)   # bounded: no series per client string
             groups = ex.identity.groups if ex.identity is not None and ex.identity.groups else ("none",)
             for group in groups:
                 if usage.prompt_tokens:
