@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from . import pipeline
+from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
@@ -138,6 +139,7 @@ class Edge:
         if verdict is not None:
             ex.status = verdict.status
             return _verdict_response(verdict, ex)
+        request_stream_usage(ex)
         return await self._forward(request, ex)
 
     async def _read_body(self, request: web.Request, ex: Exchange) -> None:

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from . import pipeline
+from .cost import exchange_cost
 from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
 from .services import Services
@@ -140,6 +141,7 @@ class PolicyHolder:
 
     async def complete(self, ex) -> None:
         try:
+            ex.cost = exchange_cost(ex)   # usage is final: spend limits settle it, audit records it
             await pipeline.run_complete(ex)
         finally:
             if ex.finished is None:

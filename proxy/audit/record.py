@@ -66,6 +66,12 @@ def _reason(ex: Any) -> str | None:
     return None
 
 
+def _attempt(attempt: Any) -> dict:
+    rec = attempt.as_record()
+    rec["model"] = cap(rec.get("model"))     # the client's model name, once per attempt
+    return rec
+
+
 def _upstream_seconds(ex: Any) -> float | None:
     total = 0.0
     seen = False
@@ -118,7 +124,9 @@ def record_parts(ex: Any, level: str = "metadata",
         user = key = key_name = None
         groups = []
     before: dict[str, Any] = {
+        "attempts": [_attempt(a) for a in ex.attempts],
         "client": cap(ex.client_ip, 64),
+        "cost": ex.cost,
         "decision": ex.decision,
         "endpoint": getattr(endpoint, "name", endpoint),
         "error": cap(scrub_secrets(error)) if error else None,

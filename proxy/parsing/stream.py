@@ -15,7 +15,7 @@ import orjson
 from ..exchange import Exchange
 from ..guards.base import StreamText
 from ..verdict import Finding, Verdict
-from .response import usage_of
+from .response import set_usage
 from .sse import Event, encode, parse_block
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
@@ -411,11 +411,7 @@ class StreamProcessor:
         return [ev.raw]
 
     def _set_usage(self, usage: Any) -> None:
-        prompt, completion = usage_of(usage)
-        if prompt is not None:
-            self.ex.usage.prompt_tokens = prompt
-        if completion is not None:
-            self.ex.usage.completion_tokens = completion
+        set_usage(self.ex, usage)
 
 
 def finding_for_stop(verdict: Verdict) -> Finding:

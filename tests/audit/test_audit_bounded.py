@@ -29,6 +29,8 @@ def test_every_client_controlled_field_is_capped_in_the_record():
     ex.identity.groups = tuple(f"g{i}" * 1000 for i in range(1000))
     ex.uninspected = ["unrecognised body: " + "x" * MB]
     ex.decision = "bypassed"
+    from proxy.resilience.attempts import Attempt
+    ex.attempts = [Attempt("openai", "m" * MB, 0.0, 1.0, 502, "status"), Attempt("b", "m" * MB, 1.0)]
     rec = build_record(ex)
     assert len(canonical(rec)) < 40_000
     assert rec["model"].startswith("mmm") and rec["model"].endswith(f"[{MB} chars]")
