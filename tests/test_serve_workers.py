@@ -101,7 +101,8 @@ async def test_file_audit_sink_one_chain_per_worker(fake, tmp_path, capsys):
     import json
     assert json.loads(capsys.readouterr().out)["total"] == 40
     assert cli_main(["audit", "search", str(audit), "--json"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 40
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(found) == 40 and [r["time"] for r in found] == sorted(r["time"] for r in found)
     assert cli_main(["audit", "report", str(audit), "--html", str(tmp_path / "r.html")]) == 0
     assert "(40 records)" in capsys.readouterr().out
     # a chain renamed into the other one's place does not verify

@@ -154,8 +154,13 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]) + "\n"
 
 
+def _selected(args) -> list[dict]:
+    """Matching records of every chain in the paths, in time order (worker chains interleave)."""
+    return sorted(select(iter_records(args.paths), _filter(args)), key=lambda r: r.get("time") or "")
+
+
 def cmd_search(args) -> int:
-    recs = list(select(iter_records(args.paths), _filter(args)))
+    recs = _selected(args)
     if args.limit:
         recs = recs[-args.limit:]
     if args.json:
@@ -202,7 +207,7 @@ def cmd_stats(args) -> int:
 def cmd_report(args) -> int:
     from .report import render_html   # only this command needs it
 
-    recs = list(select(iter_records(args.paths), _filter(args)))
+    recs = _selected(args)
     page = render_html(recs, compute_stats(recs), args.paths)
     with open(args.html, "w", encoding="utf-8") as fh:
         fh.write(page)
