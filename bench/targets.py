@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 DIRECT = "direct"
 PASSTHROUGH = "passthrough"
 AIFW = "aifw"
-AIFW_WORKERS = "aifw-w2"       # the same policy, `aifw serve --workers 2` (report: scaling)
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,13 @@ def default_targets() -> list[Target]:
         Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}",
                              "--upstream", "{upstream}")),
         aifw_target(AIFW, "policies/default.yaml"),
-        aifw_target(AIFW_WORKERS, "policies/default.yaml", args=("--workers", "2")),
     ]
 
 
 # `make bench` (issue 14): aifw with no scanning guard, with the default policy (on uvloop when
 # it is installed, and on asyncio's loop for comparison) and with every guard on.
 NOSCAN, DEFAULT, DEFAULT_ASYNCIO, ALL_GUARDS = "aifw-noscan", "aifw-default", "aifw-default-asyncio", "aifw-all"
+DEFAULT_WORKERS = "aifw-default-w2"     # the default policy on `aifw serve --workers 2`
 
 
 def bench_targets() -> list[Target]:
@@ -59,4 +58,6 @@ def bench_targets() -> list[Target]:
         aifw_target(DEFAULT_ASYNCIO, "policies/default.yaml",
                     {**audit(DEFAULT_ASYNCIO), "AIFW_EVENT_LOOP": "asyncio"}),
         aifw_target(ALL_GUARDS, "bench/policies/all-guards.yaml", audit(ALL_GUARDS)),
+        aifw_target(DEFAULT_WORKERS, "policies/default.yaml", audit(DEFAULT_WORKERS),
+                    args=("--workers", "2")),
     ]
