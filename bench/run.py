@@ -201,7 +201,12 @@ def main(argv: list[str] | None = None, targets: list[Target] | None = None,
     parser.add_argument("--only", help="comma list of target names to run")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
                         help="add an aifw target running another policy file")
+    parser.add_argument("--workloads", help="comma list of workload names or name prefixes "
+                                            "(e.g. chat1k for chat1k c=1/16/64)")
     args = parser.parse_args(argv)
+    if args.workloads:
+        prefixes = tuple(args.workloads.split(","))
+        workloads = tuple(w for w in workloads if w.name.startswith(prefixes))
     chosen = list(targets) if targets is not None else bench_targets()
     for spec in args.policy:
         name, _, path = spec.partition("=")

@@ -92,6 +92,7 @@ class StdoutSink:
     rotates = False
     path = "<stdout>"
     chain = ""
+    workers = 1
 
     def __init__(self, fd: int | None = None) -> None:
         self.fd = sys.stdout.fileno() if fd is None else fd
@@ -117,6 +118,7 @@ class FileSink:
     def __init__(self, directory: str, chain: str = "") -> None:
         self.directory = directory
         self.chain = chain
+        self.workers = 1          # writers of this directory's chains, one per worker
         self.fd: int | None = None
         self.path: str | None = None
         self.size = 0

@@ -29,7 +29,7 @@ import orjson
 from .chain import GENESIS, canonical
 from .reader import expand_paths, iter_lines
 from .signing import Signer, signing_message
-from .sinks import file_chain, file_seq, lock_holder
+from .sinks import chain_name, file_chain, file_seq, lock_holder
 
 MAX_PROBLEMS = 100
 EXIT_CODES = {"ok": 0, "tampered": 1, "unclosed": 3}
@@ -118,6 +118,7 @@ class _Walker:
         self.last_checkpoint: int | None = None
         self.debris: list[tuple[str, str]] = []   # bad lines after the newest good entry
         self.unsigned = 0
+        self.workers: tuple[int, str] = (1, "")   # most chains an open entry announced, where
 
     # --- reporting -------------------------------------------------------------------------
     def problem(self, where: str, entry: dict | None, message: str, kind: str = TAMPERED) -> None:
@@ -202,6 +203,8 @@ class _Walker:
         if kind == "open" and self.chain is not None and entry.get("chain", "") != self.chain:
             self.problem(where, entry, f"entry belongs to chain {_show(entry.get('chain'))}, but its "
                                        f"file name puts it in chain {_show(self.chain)}: renamed")
+        if kind == "open" and isinstance(entry.get("workers"), int) and entry["workers"] > self.workers[0]:
+            self.workers = (min(entry["workers"], 1024), where)
         genesis = kind == "open" and seq == 0 and prev == GENESIS
         if self.expect_seq is None:
             if not genesis and not self.allow_partial:
@@ -351,6 +354,7 @@ def verify(paths: list[str], keys: Signer | Iterable[Signer] | None = None, *,
     groups = _groups(expand_paths(paths))
     if not groups:
         result.problems.append(Problem("-", None, None, "no audit files found"))
+    announced: dict[str, tuple[int, str]] = {}       # directory -> (workers, where announced)
     for (directory, chain), files in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if chain is None:
             label = "collected log"
@@ -367,6 +371,17 @@ def verify(paths: list[str], keys: Signer | Iterable[Signer] | None = None, *,
         for path in files:
             walker.walk_file(path)
         walker.finish()
+        if chain is not None and walker.workers[0] > announced.get(directory, (1, ""))[0]:
+            announced[directory] = walker.workers
+    whole = {os.path.abspath(p) for p in paths if os.path.isdir(p)}   # every chain in scope
+    for directory, (workers, where) in announced.items():
+        if directory not in whole:
+            continue
+        present = {chain for d, chain in groups if d == directory}
+        for missing in sorted({chain_name(i) for i in range(workers)} - present):
+            result.problems.append(Problem(where, None, None,
+                f"this open entry says {workers} workers write chains in {directory}, but chain "
+                f"{missing or 'w0'} has no files there: deleted"))
     if not by_kid and result.checkpoints:
         result.warnings.append("signatures not checked: no key given (--key or "
                                "AIFW_AUDIT_SIGNING_KEY)")

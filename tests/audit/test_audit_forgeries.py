@@ -293,3 +293,39 @@ def test_a_copy_of_an_unclosed_log_is_unclosed_not_tampered(tmp_path, keys):
     res, text = outcome(tmp_path / "copy", keys[1])
     assert res.status == "unclosed" and "no writer is running" in text
     assert verify([str(tmp_path / "copy")], parse_key(keys[1]), live=True).ok
+
+
+# --- one chain per worker ----------------------------------------------------------------------
+
+def two_worker_chains(directory, key):
+    from proxy.audit.config import compile_section
+    from proxy.audit.record import build_record
+    from proxy.audit.sinks import FileSink
+    from proxy.audit.writer import Writer
+    from tests.audit.helpers import make_exchange
+    conf = compile_section({"path": str(directory), "checkpointEvery": 3})
+    for worker, chain in enumerate(("", "w1")):
+        sink = FileSink(conf.path, chain)
+        sink.workers = 2
+        writer = Writer(conf, parse_key(key), sink)
+        writer.start()
+        for i in range(5):
+            writer.enqueue(build_record(make_exchange(worker * 100 + i)))
+        writer.flush(closing=True)
+
+
+def test_each_worker_chain_verifies_on_its_own_and_together(tmp_path, keys):
+    two_worker_chains(tmp_path, keys[0])
+    res, _ = outcome(tmp_path, keys[1])
+    assert res.ok and len(res.chains) == 2 and res.records == 10
+    for pattern in ("audit-2*.jsonl", "audit-w1-*.jsonl"):
+        one = verify([str(p) for p in tmp_path.glob(pattern)], parse_key(keys[1]))
+        assert one.ok and one.records == 5
+
+
+def test_a_worker_chain_deleted_whole(tmp_path, keys):
+    two_worker_chains(tmp_path, keys[0])
+    for f in tmp_path.glob("audit-w1-*.jsonl"):
+        f.unlink()
+    res, text = outcome(tmp_path, keys[1])
+    assert res.exit_code == 1 and "chain w1 has no files there: deleted" in text
