@@ -329,3 +329,29 @@ def test_a_worker_chain_deleted_whole(tmp_path, keys):
         f.unlink()
     res, text = outcome(tmp_path, keys[1])
     assert res.exit_code == 1 and "chain w1 has no files there: deleted" in text
+
+
+def test_interleaved_stdout_chains_verify_and_edits_fail(tmp_path, keys):
+    """Two writers' lines shuffled together (as on a shared stdout), order within each kept."""
+    import random
+    two_worker_chains(tmp_path / "d", keys[0])
+    a = files_of(tmp_path / "d")
+    chains = [f.read_bytes().splitlines(keepends=True) for f in a]
+    rng = random.Random(7)
+    merged = []
+    while any(chains):
+        pick = rng.choice([c for c in chains if c])
+        merged.append(pick.pop(0))
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"".join(merged))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.ok and len(res.chains) == 2 and res.records == 10
+    i = next(n for n, line in enumerate(merged) if b'"id":"req-0102"' in line)
+    entry = orjson.loads(merged[i])
+    entry["user"] = "mallory"
+    log.write_bytes(b"".join(merged[:i] + [orjson.dumps(entry) + b"\n"] + merged[i + 1:]))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.exit_code == 1 and "edited" in "\n".join(map(str, res.problems))
+    log.write_bytes(b"".join(merged[:i] + merged[i + 1:]))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.exit_code == 1 and "missing before it" in "\n".join(map(str, res.problems))
