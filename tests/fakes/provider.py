@@ -30,7 +30,8 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   connection after n SSE events), `slow:<ms>` (pause between events), `stall:<ms>` (pause
   before the first byte), `keepalive` (`: keep-alive` comments between events), `no-usage`
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
-  call of the first tool the request offers).
+  call of the first tool the request offers), `sse` (stream the answer whatever the request's
+  `stream` says, as lenient servers do when they read `"stream": "true"` as true).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
   `x-fake-tool-call: <tool name>`, `x-fake-tool-args: <json>`, `x-fake-usage: P,C`.
 """
@@ -83,6 +84,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     json: Any  # the parsed body, or None when absent or not JSON
     body: bytes
+    raw_path: str = ""  # the request target exactly as it came on the request line
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Modes:
     keepalive: bool = False
     no_usage: bool = False
     tool: bool = False
+    sse: bool = False
 
 
 def parse_modes(items: list[str]) -> Modes:
@@ -132,7 +135,7 @@ def parse_modes(items: list[str]) -> Modes:
             opts["disconnect_after"] = int(arg or 0)
         elif name in ("slow", "stall"):
             opts[f"{name}_ms"] = int(arg)
-        elif name in ("gzip", "keepalive", "tool"):
+        elif name in ("gzip", "keepalive", "tool", "sse"):
             opts[name] = True
         elif name == "no-usage":
             opts["no_usage"] = True
@@ -452,7 +455,7 @@ async def chat_completions(request: web.Request, body: dict, azure: str | None =
     if plan.modes.stall_ms:
         await asyncio.sleep(plan.modes.stall_ms / 1000)
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         message: dict[str, Any] = {"role": "assistant", "content": None if plan.tool else plan.text,
                                    "refusal": None, "annotations": []}
         if plan.tool:
@@ -535,7 +538,7 @@ async def completions(request: web.Request, body: dict, azure: str | None = None
     def choice(text: str, finish: str | None) -> dict[str, Any]:
         return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(obj([choice(plan.text, "stop")], not plan.modes.no_usage), headers,
                               compress=plan.modes.gzip)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not plan.modes.no_usage
@@ -632,7 +635,7 @@ async def responses(request: web.Request, body: dict) -> web.StreamResponse:
                 "content": content if status == "completed" else [], "role": "assistant"}
 
     full = plan.tool.arguments if plan.tool else plan.text
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(response_obj("completed", [item("completed", full)], True),
                               _openai_headers(), compress=plan.modes.gzip)
 
@@ -686,7 +689,7 @@ async def messages(request: web.Request, body: dict) -> web.StreamResponse:
              "cache_read_input_tokens": 0, "output_tokens": plan.completion_tokens,
              "service_tier": "standard"}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         if plan.tool:
             block = {"type": "tool_use", "id": plan.tool.call_id, "name": plan.tool.name,
                      "input": orjson.loads(plan.tool.arguments)}
@@ -861,7 +864,7 @@ async def record_and_guard(request: web.Request, handler: Any) -> web.StreamResp
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         state.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
-                                              headers, parsed, raw))
+                                              headers, parsed, raw, request.raw_path))
     try:
         return await handler(request)
     except ValueError as exc:  # a malformed x-fake-* header is a test bug: say so loudly
