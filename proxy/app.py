@@ -26,6 +26,9 @@ from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
 from .reload import PolicyHolder
+from .resilience.plan import AttemptPlan
+from .resilience.retry import exception_failure, is_retryable_status, status_failure
+from .resilience.routes import passthrough_route
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
 from .verdict import Verdict
 
@@ -33,6 +36,8 @@ log = logging.getLogger("aifw")
 
 REQUEST_ID = "x-aifw-request-id"
 MAX_INSPECTED_RESPONSE = 64 * 1024 * 1024   # larger non-streamed answers pass uninspected
+RETRY_PEEK_BYTES = 4096   # of a 429 answer: enough to find its error code
+PEEK_TIMEOUT = 5.0
 HOLDER_KEY = web.AppKey("holder", PolicyHolder)
 POOL_KEY = web.AppKey("pool", UpstreamPool)
 EDGE_KEY = web.AppKey("edge", object)
@@ -53,6 +58,15 @@ def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
     hdrs = dict(v.headers)
     hdrs.update(ex.response_headers)
     return _error(v.status, v.code, message, ex.request_id, hdrs, v.type)
+
+
+class _SendFailed(Exception):
+    """An attempt got no answer: ``kind`` is connect, timeout or broken."""
+
+    def __init__(self, kind: str, error: ProxyError) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.error = error
 
 
 class Edge:
@@ -113,13 +127,15 @@ class Edge:
         if endpoint.inspected:
             ex.model = request_model(endpoint, ex.body)
             ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
-            ex.upstream = policy.route(ex.model, endpoint.dialect)
-            if ex.upstream is None:
+            ex.route = policy.route(ex.model, endpoint.dialect)
+            if ex.route is None:
                 raise ProxyError(400, "model_not_allowed",
                                  f"No upstream is configured for model {ex.model!r} on {endpoint.name}.",
                                  param="model")
+            ex.upstream = ex.route.targets[0].upstream
         else:
             ex.upstream = policy.passthrough_upstream
+            ex.route = passthrough_route(ex.upstream)
             ex.mark_uninspected("passthrough path")
             ex.decision = "bypassed"
         ex.scope = policy.select_scope(ex)
@@ -183,24 +199,27 @@ class Edge:
 
     # --- forwarding -------------------------------------------------------------------
     async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
-        up = ex.upstream
-        body = ex.raw_body
-        if ex.body_changed or any(s.changed for s in ex.request_slots):
-            body = orjson.dumps(ex.body)
-        url = upstream_url(up, ex.endpoint, ex.query, ex.model)
-        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
-        session = self.pool.session(up)
-        ex.upstream_started = time.monotonic()
-        try:
-            async with asyncio.timeout(up.timeouts.connect + up.timeouts.first_byte):
-                resp = await session.request(
-                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
-                                                  sock_connect=up.timeouts.connect))
-        except TimeoutError:
-            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            raise ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).") from None
+        plan = AttemptPlan(ex, ex.route, ex.policy.sections["resilience"])
+        target = await plan.first()
+        while True:   # attempts: fallbacks and retries, all before the first byte to the client
+            attempt = plan.start(target)
+            up = ex.upstream
+            try:
+                resp = await self._send(request, ex, plan, target)
+            except _SendFailed as failed:
+                target = await plan.failed(attempt, target, exception_failure(failed.kind))
+                if target is None:
+                    raise failed.error from None
+                continue
+            if is_retryable_status(resp.status):
+                failure = status_failure(resp.status, resp.headers, await self._peek(resp))
+                following = await plan.failed(attempt, target, failure)
+                if following is not None:
+                    resp.release()
+                    target = following
+                    continue
+            await plan.served(attempt, target, resp.status)
+            break
         ex.upstream_first_byte = time.monotonic()
         try:
             ex.status = resp.status
@@ -211,6 +230,47 @@ class Edge:
         finally:
             resp.release()
             ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
+
+    async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target) -> aiohttp.ClientResponse:
+        """One attempt: the request to ``ex.upstream`` until its answer's headers."""
+        up = ex.upstream
+        body = ex.raw_body
+        if plan.rebody(target):
+            body = orjson.dumps({**ex.body, "model": target.model})
+        elif ex.body_changed or any(s.changed for s in ex.request_slots):
+            body = orjson.dumps(ex.body)
+        url = upstream_url(up, ex.endpoint, ex.query, ex.upstream_model)
+        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
+        session = self.pool.session(up)
+        ex.upstream_started = time.monotonic()
+        try:
+            async with asyncio.timeout(plan.timeout(up)):
+                return await session.request(
+                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
+                                                  sock_connect=up.timeouts.connect))
+        except TimeoutError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "timeout"
+            raise _SendFailed(kind, ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.")) from None
+        except aiohttp.ClientError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ClientConnectorError) else "broken"
+            raise _SendFailed(kind, ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).")) from None
+
+    async def _peek(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The start of an error answer, to tell insufficient_quota from a rate limit. What was
+        read stays in the response, which may still go to the client unchanged."""
+        if resp.status != 429:
+            return b""
+        try:
+            async with asyncio.timeout(PEEK_TIMEOUT):
+                data = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return b""
+        try:
+            dec = decoder(resp.headers.get("content-encoding"))
+            return dec.decompress(data, RETRY_PEEK_BYTES) if dec else data[:RETRY_PEEK_BYTES]
+        except (ValueError, zlib.error):
+            return b""
 
     async def _whole(self, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
         up = ex.upstream

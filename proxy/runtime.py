@@ -15,6 +15,7 @@ def attach_subsystems(holder: PolicyHolder, *, logging: bool = False) -> None:
         holder.telemetry.setup_logging()
     holder.audit = AuditLog(holder.policy.sections["audit"], holder.services)
     holder.telemetry.watch_audit(holder.audit)
+    holder.telemetry.watch_breakers(holder.breaker_states)
 
 
 def check_workers(policy, workers: int) -> str | None:

@@ -31,8 +31,15 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   before the first byte), `keepalive` (`: keep-alive` comments between events), `no-usage`
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
   call of the first tool the request offers).
+- `refuse` (drop the connection without answering), `quota` (429 `insufficient_quota`, the
+  answer of an account without credit).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
   `x-fake-tool-call: <tool name>`, `x-fake-tool-args: <json>`, `x-fake-usage: P,C`.
+
+Failing on command, per instance (run one fake per upstream): `state.fail_next` is a list of
+modes, one consumed per request in order ("" answers normally), e.g.
+`fake.state.fail_next = ["error:500", "refuse", "stall:3000", "disconnect:2", "quota", ""]`;
+`error:429` answers with `retry-after: state.retry_after`.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from aiohttp import web
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small")
 STATE_KEY = web.AppKey("fake_state", object)
+COMMAND_KEY = web.RequestKey("fake_command", str)
 JSON_KEY = web.RequestKey("fake_json", object)
 OPENAI_ERROR_KINDS = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -92,6 +100,7 @@ class FakeState:
     reply: str | None = None
     chunks: int | None = None
     modes: list[str] = field(default_factory=list)  # same syntax as x-fake-mode
+    fail_next: list[str] = field(default_factory=list)  # one mode per request, consumed in order
     tool_call: str | None = None  # tool name to call when the request offers tools
     tool_args: str | None = None  # JSON arguments for that call
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens instead of estimates
@@ -118,6 +127,14 @@ class Modes:
     keepalive: bool = False
     no_usage: bool = False
     tool: bool = False
+    refuse: bool = False
+    quota: bool = False
+
+
+def request_modes(request: web.Request, state: FakeState) -> Modes:
+    """The state's modes, this request's command from ``fail_next``, and its x-fake-mode header."""
+    return parse_modes(list(state.modes) + [request.get(COMMAND_KEY, "")]
+                       + request.headers.get("x-fake-mode", "").split(","))
 
 
 def parse_modes(items: list[str]) -> Modes:
@@ -132,7 +149,7 @@ def parse_modes(items: list[str]) -> Modes:
             opts["disconnect_after"] = int(arg or 0)
         elif name in ("slow", "stall"):
             opts[f"{name}_ms"] = int(arg)
-        elif name in ("gzip", "keepalive", "tool"):
+        elif name in ("gzip", "keepalive", "tool", "refuse", "quota"):
             opts[name] = True
         elif name == "no-usage":
             opts["no_usage"] = True
@@ -240,7 +257,7 @@ def _tool_names(tools: Any) -> list[str]:
 def make_plan(request: web.Request, state: FakeState, body: Any, prompt_source: Any,
               call_prefix: str = "call_") -> Plan:
     headers = request.headers
-    modes = parse_modes(list(state.modes) + headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     if "x-fake-reply" in headers:
         text = unquote(headers["x-fake-reply"])
     elif state.reply is not None:
@@ -565,7 +582,7 @@ def fake_embedding(text: str, dims: int) -> list[float]:
 
 async def embeddings(request: web.Request, body: dict, azure: str | None = None) -> web.StreamResponse:
     state: FakeState = request.app[STATE_KEY]
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     inputs = body.get("input", "")
     if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
         inputs = [inputs]
@@ -756,7 +773,12 @@ async def _body(request: web.Request) -> tuple[dict | None, web.Response | None]
 
 
 def _mode_error(request: web.Request, state: FakeState, anthropic: bool = False) -> web.Response | None:
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
+    if modes.quota:
+        h = _openai_headers()
+        body = {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                          "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        return _json_response(body, h, 429)
     if modes.error is None:
         return None
     if anthropic:
@@ -862,7 +884,13 @@ async def record_and_guard(request: web.Request, handler: Any) -> web.StreamResp
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         state.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
                                               headers, parsed, raw))
+    if state.fail_next:
+        request[COMMAND_KEY] = state.fail_next.pop(0)
     try:
+        if request_modes(request, state).refuse:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
         return await handler(request)
     except ValueError as exc:  # a malformed x-fake-* header is a test bug: say so loudly
         return openai_error(400, f"fake provider: {exc}")
