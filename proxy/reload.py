@@ -16,6 +16,7 @@ from typing import Any
 
 from . import pipeline
 from .cost import exchange_cost
+from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
 from .resilience.status import any_route_serves, breaker_states
 from .services import Services
@@ -109,6 +110,7 @@ class PolicyHolder:
         if self.audit is not None:
             await self.audit.start()
         self._watcher = asyncio.create_task(self._watch())
+        self.services.warm_up()
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -146,8 +148,7 @@ class PolicyHolder:
         finally:
             if ex.finished is None:
                 ex.finished = time.monotonic()
-            if ex.decision == "allowed" and any(f.action == "masked" for f in ex.findings):
-                ex.decision = "masked"
+            settle(ex)        # the record and the metrics say what the client got
             if self.audit is not None:
                 self.audit.submit(ex)
             if self.telemetry is not None:

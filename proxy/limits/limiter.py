@@ -11,7 +11,6 @@ from .clock import Clock, system_clock
 from .config import LimitsConfig
 from .spend import Unpriced, actual_micro, reservation_micro
 from .memory import MemoryBackend
-from .redis_backend import RedisBackend
 from .tokens import TokenCounter, estimate, output_allowance, prompt_tokens
 
 log = logging.getLogger("aifw.limits")
@@ -129,6 +128,7 @@ def build_limiter(config: LimitsConfig, services: Any = None, clock: Clock | Non
         clock = (services.get("ratelimit.clock") if services is not None else None) or system_clock
     counter = shared("ratelimit.tokenizer", TokenCounter) if config.counts_tokens else None
     if config.backend == "redis":
+        from .redis_backend import RedisBackend   # lazily: redis is not imported without it
         settings = config.redis
         primary = shared(f"ratelimit.redis:{settings.identity}", lambda: RedisBackend(settings, services))
         fallback = shared("ratelimit.fallback", MemoryBackend)

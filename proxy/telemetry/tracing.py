@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from ..bounded import cap
+
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -57,7 +59,7 @@ class ExchangeTracer:
             "aifw.stream": bool(ex.stream),
         }
         optional = {
-            "gen_ai.request.model": ex.model,
+            "gen_ai.request.model": cap(ex.model),
             "http.response.status_code": ex.status,
             "gen_ai.usage.input_tokens": usage.prompt_tokens,
             "gen_ai.usage.output_tokens": usage.completion_tokens,
