@@ -18,6 +18,7 @@ from aiohttp import web
 
 from . import pipeline
 from .canonical import canonical_target, check_body_headers
+from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
@@ -28,12 +29,17 @@ from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
 from .reload import PolicyHolder
+from .resilience.plan import AttemptPlan
+from .resilience.retry import exception_failure, is_retryable_status, status_failure
+from .resilience.routes import passthrough_route
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
 from .verdict import Verdict
 
 log = logging.getLogger("aifw")
 
 REQUEST_ID = "x-aifw-request-id"
+RETRY_PEEK_BYTES = 4096   # of a 429 answer: enough to find its error code
+PEEK_TIMEOUT = 5.0
 HOLDER_KEY = web.AppKey("holder", PolicyHolder)
 POOL_KEY = web.AppKey("pool", UpstreamPool)
 EDGE_KEY = web.AppKey("edge", object)
@@ -54,6 +60,15 @@ def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
     hdrs = dict(v.headers)
     hdrs.update(ex.response_headers)
     return _error(v.status, v.code, message, ex.request_id, hdrs, v.type)
+
+
+class _SendFailed(Exception):
+    """An attempt got no answer: ``kind`` is connect, timeout or broken."""
+
+    def __init__(self, kind: str, error: ProxyError) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.error = error
 
 
 class Edge:
@@ -86,8 +101,18 @@ class Edge:
                 ex.decision = "error"
             return _error(exc.status, exc.code, exc.message, ex.request_id,
                           {**exc.headers, **ex.response_headers}, exc.type, exc.param)
+        except asyncio.CancelledError:
+            ex.error = ex.error or "client_disconnected"     # the record says what the client got
+            if not ex.streamed:
+                ex.status = None                             # no answer reached it
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug must still answer with this exchange's id
             if isinstance(exc, ConnectionResetError) or ex.streamed:
+                # a cut stream (or none): recorded as an error, not as the 200 it started as
+                ex.error = ex.error or ("client_disconnected" if isinstance(exc, ConnectionResetError)
+                                        else "internal_error")
+                if not ex.streamed:
+                    ex.status = None
                 raise
             log.exception("unhandled error in exchange %s", ex.request_id)
             ex.status, ex.error, ex.decision = 500, "internal_error", "error"
@@ -128,13 +153,15 @@ class Edge:
                 ex.model = None   # not recorded either: the record must stay bounded
                 raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
             ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
-            ex.upstream = policy.route(ex.model, endpoint.dialect)
-            if ex.upstream is None:
+            ex.route = policy.route(ex.model, endpoint.dialect)
+            if ex.route is None:
                 raise ProxyError(400, "model_not_allowed",
                                  f"No upstream is configured for model {ex.model!r} on {endpoint.name}.",
                                  param="model")
+            ex.upstream = ex.route.targets[0].upstream
         else:
             ex.upstream = policy.passthrough_upstream
+            ex.route = passthrough_route(ex.upstream)
             ex.mark_uninspected("passthrough path")
             ex.decision = "bypassed"
         ex.scope = policy.select_scope(ex)
@@ -144,6 +171,7 @@ class Edge:
         if verdict is not None:
             ex.status = verdict.status
             return _verdict_response(verdict, ex)
+        request_stream_usage(ex)
         return await self._forward(request, ex)
 
     async def _read_body(self, request: web.Request, ex: Exchange) -> None:
@@ -203,29 +231,27 @@ class Edge:
 
     # --- forwarding -------------------------------------------------------------------
     async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
-        up = ex.upstream
-        body = ex.raw_body
-        if ex.body_changed or any(s.changed for s in ex.request_slots):
-            body = orjson.dumps(ex.body)
-        # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
-        url = yarl.URL(upstream_url(up, ex.endpoint, ex.query, ex.model), encoded=True)
-        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
-        session = self.pool.session(up)
-        ex.upstream_started = time.monotonic()
-        try:
-            # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
-            # from the moment the request is written, so connect time does not count. The outer
-            # bound only catches an upstream that drips its headers or stalls the upload.
-            async with asyncio.timeout(up.timeouts.connect + up.timeouts.first_byte):
-                resp = await session.request(
-                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
-                                                  sock_connect=up.timeouts.connect,
-                                                  sock_read=up.timeouts.first_byte))
-        except TimeoutError:
-            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            raise ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).") from None
+        plan = AttemptPlan(ex, ex.route, ex.policy.sections["resilience"])
+        target = await plan.first()
+        while True:   # attempts: fallbacks and retries, all before the first byte to the client
+            attempt = plan.start(target)
+            up = ex.upstream
+            try:
+                resp = await self._send(request, ex, plan, target)
+            except _SendFailed as failed:
+                target = await plan.failed(attempt, target, exception_failure(failed.kind))
+                if target is None:
+                    raise failed.error from None
+                continue
+            if is_retryable_status(resp.status):
+                failure = status_failure(resp.status, resp.headers, await self._peek(resp))
+                following = await plan.failed(attempt, target, failure)
+                if following is not None:
+                    resp.release()
+                    target = following
+                    continue
+            await plan.served(attempt, target, resp.status)
+            break
         ex.upstream_first_byte = time.monotonic()
         _end_first_byte_timer(resp)
         try:
@@ -239,6 +265,52 @@ class Edge:
         finally:
             resp.release()
             ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
+
+    async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target) -> aiohttp.ClientResponse:
+        """One attempt: the request to ``ex.upstream`` until its answer's headers."""
+        up = ex.upstream
+        body = ex.raw_body
+        if plan.rebody(target):
+            body = orjson.dumps({**ex.body, "model": target.model})
+        elif ex.body_changed or any(s.changed for s in ex.request_slots):
+            body = orjson.dumps(ex.body)
+        # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
+        url = yarl.URL(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model), encoded=True)
+        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
+        session = self.pool.session(up)
+        ex.upstream_started = time.monotonic()
+        try:
+            # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
+            # from the moment the request is written, so connect time does not count. The outer
+            # bound only catches an upstream that drips its headers or stalls the upload.
+            async with asyncio.timeout(plan.timeout(up)):
+                return await session.request(
+                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
+                                                  sock_connect=up.timeouts.connect,
+                                                  sock_read=up.timeouts.first_byte))
+        except TimeoutError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "timeout"
+            raise _SendFailed(kind, ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.")) from None
+        except aiohttp.ClientError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ClientConnectorError) else "broken"
+            raise _SendFailed(kind, ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).")) from None
+
+    async def _peek(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The start of an error answer, to tell insufficient_quota from a rate limit. What was
+        read stays in the response, which may still go to the client unchanged."""
+        if resp.status != 429:
+            return b""
+        try:
+            async with asyncio.timeout(PEEK_TIMEOUT):
+                data = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return b""
+        try:
+            dec = decoder(resp.headers.get("content-encoding"))
+            return dec.decompress(data, RETRY_PEEK_BYTES) if dec else data[:RETRY_PEEK_BYTES]
+        except (ValueError, zlib.error):
+            return b""
 
     async def _whole(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
         up = ex.upstream
@@ -331,28 +403,38 @@ class Edge:
         passive = proc.passive
         await out.prepare(request)
         ex.streamed = True
+
+        async def broke_off(message: str, code: str) -> web.StreamResponse:
+            # The client already has a 200: an error event the SDKs raise says the answer broke
+            # off, and the record says so too.
+            ex.error = code
+            if ex.decision == "allowed":
+                ex.decision = "error"
+            await out.write(b"".join(proc.error_events(message, code)))
+            resp.close()
+            return out
+
         try:
             while True:
                 try:
                     async with asyncio.timeout(up.timeouts.stream_idle):
                         chunk = await resp.content.readany()
                 except TimeoutError:
-                    ex.error = "upstream_timeout"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")))
-                    return out
+                    return await broke_off(f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")
                 except aiohttp.ClientError as exc:
-                    ex.error = "upstream_error"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} broke off the stream ({type(exc).__name__}).", "upstream_error")))
-                    return out
+                    return await broke_off(f"Upstream {up.name} broke off the stream ({type(exc).__name__}).",
+                                           "upstream_error")
                 if not chunk:
                     break
                 if raw_passthrough:
                     await out.write(chunk)
                     continue
                 if dec is not None:
-                    chunk = dec.decompress(chunk)
+                    try:
+                        chunk = dec.decompress(chunk)
+                    except zlib.error:
+                        return await broke_off(f"Upstream {up.name} sent a corrupt compressed stream.",
+                                               "upstream_error")
                 if passive:
                     # nothing to rewrite: forward first, then read usage off what was sent
                     await out.write(chunk)
@@ -364,11 +446,7 @@ class Edge:
                         continue
                     events = parser.feed(chunk)
                 except ValueError:   # one event larger than the parser's bound
-                    ex.error = "upstream_error"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} sent an oversized stream event.", "upstream_error")))
-                    resp.close()
-                    return out
+                    return await broke_off(f"Upstream {up.name} sent an oversized stream event.", "upstream_error")
                 try:
                     for event in events:
                         pieces.extend(proc.process(event))
@@ -382,9 +460,14 @@ class Edge:
             pieces = proc.finish()
             if tail.strip() and not passive:   # a passive stream sent it already
                 pieces.insert(0, tail)
+            if dec is not None and not dec.eof and not raw_passthrough:
+                if pieces:
+                    await out.write(b"".join(pieces))
+                return await broke_off(f"Upstream {up.name} sent a truncated compressed stream.", "upstream_error")
             if not proc.done and not raw_passthrough:
-                ex.error = "upstream_error"
-                pieces.extend(proc.error_events(f"Upstream {up.name} ended the stream early.", "upstream_error"))
+                if pieces:
+                    await out.write(b"".join(pieces))
+                return await broke_off(f"Upstream {up.name} ended the stream early.", "upstream_error")
             if pieces:
                 await out.write(b"".join(pieces))
             await out.write_eof()

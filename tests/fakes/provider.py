@@ -30,10 +30,20 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   connection after n SSE events), `slow:<ms>` (pause between events), `stall:<ms>` (pause
   before the first byte), `keepalive` (`: keep-alive` comments between events), `no-usage`
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
-  call of the first tool the request offers), `sse` (stream the answer whatever the request's
-  `stream` says, as lenient servers do when they read `"stream": "true"` as true).
+  call of the first tool the request offers), `hold:<n>` (after n SSE events, wait until the
+  test sets `state.release`), `gzip` on a stream (gzip-compressed SSE, flushed per event),
+  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events), `sse` (stream the answer
+  whatever the request's `stream` says, as lenient servers do when they read `"stream": "true"`
+  as true).
+- `refuse` (drop the connection without answering), `quota` (429 `insufficient_quota`, the
+  answer of an account without credit).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
   `x-fake-tool-call: <tool name>`, `x-fake-tool-args: <json>`, `x-fake-usage: P,C`.
+
+Failing on command, per instance (run one fake per upstream): `state.fail_next` is a list of
+modes, one consumed per request in order ("" answers normally), e.g.
+`fake.state.fail_next = ["error:500", "refuse", "stall:3000", "disconnect:2", "quota", ""]`;
+`error:429` answers with `retry-after: state.retry_after`.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ import secrets
 import socket
 import struct
 import time
+import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -58,6 +69,7 @@ from aiohttp import web
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small")
 STATE_KEY = web.AppKey("fake_state", object)
+COMMAND_KEY = web.RequestKey("fake_command", str)
 JSON_KEY = web.RequestKey("fake_json", object)
 OPENAI_ERROR_KINDS = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -94,6 +106,7 @@ class FakeState:
     reply: str | None = None
     chunks: int | None = None
     modes: list[str] = field(default_factory=list)  # same syntax as x-fake-mode
+    fail_next: list[str] = field(default_factory=list)  # one mode per request, consumed in order
     tool_call: str | None = None  # tool name to call when the request offers tools
     tool_args: str | None = None  # JSON arguments for that call
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens instead of estimates
@@ -108,6 +121,7 @@ class FakeState:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     completed_streams: int = 0
     events_sent: int = 0  # SSE events whose write returned (a blocked write has not)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # ends a `hold:<n>` pause
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,16 @@ class Modes:
     no_usage: bool = False
     tool: bool = False
     sse: bool = False
+    hold_after: int | None = None
+    corrupt_after: int | None = None
+    refuse: bool = False
+    quota: bool = False
+
+
+def request_modes(request: web.Request, state: FakeState) -> Modes:
+    """The state's modes, this request's command from ``fail_next``, and its x-fake-mode header."""
+    return parse_modes(list(state.modes) + [request.get(COMMAND_KEY, "")]
+                       + request.headers.get("x-fake-mode", "").split(","))
 
 
 def parse_modes(items: list[str]) -> Modes:
@@ -135,7 +159,9 @@ def parse_modes(items: list[str]) -> Modes:
             opts["disconnect_after"] = int(arg or 0)
         elif name in ("slow", "stall"):
             opts[f"{name}_ms"] = int(arg)
-        elif name in ("gzip", "keepalive", "tool", "sse"):
+        elif name in ("hold", "corrupt"):
+            opts[f"{name}_after"] = int(arg)
+        elif name in ("gzip", "keepalive", "tool", "refuse", "quota", "sse"):
             opts[name] = True
         elif name == "no-usage":
             opts["no_usage"] = True
@@ -243,7 +269,7 @@ def _tool_names(tools: Any) -> list[str]:
 def make_plan(request: web.Request, state: FakeState, body: Any, prompt_source: Any,
               call_prefix: str = "call_") -> Plan:
     headers = request.headers
-    modes = parse_modes(list(state.modes) + headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     if "x-fake-reply" in headers:
         text = unquote(headers["x-fake-reply"])
     elif state.reply is not None:
@@ -366,11 +392,14 @@ class SSEWriter:
         self.request, self.state, self.modes = request, state, modes
         self.resp: web.StreamResponse | None = None
         self.sent = 0
+        self.gzip = zlib.compressobj(wbits=16 + zlib.MAX_WBITS) if modes.gzip else None
 
     async def start(self, headers: dict[str, str]) -> web.StreamResponse:
         headers = dict(headers)
         headers["content-type"] = "text/event-stream; charset=utf-8"
         headers["cache-control"] = "no-cache"
+        if self.gzip is not None:
+            headers["content-encoding"] = "gzip"
         self.resp = web.StreamResponse(status=200, headers=headers)
         await self._write(None)
         if self.modes.disconnect_after == 0:
@@ -380,10 +409,17 @@ class SSEWriter:
     async def event(self, data: Any, event: str | None = None) -> None:
         if self.sent and self.modes.slow_ms:
             await asyncio.sleep(self.modes.slow_ms / 1000)
+        if self.sent and self.sent == self.modes.hold_after:
+            await self.state.release.wait()
         payload = data if isinstance(data, bytes) else orjson.dumps(data)
         prefix = b": keep-alive\n\n" if self.sent and self.modes.keepalive else b""
         head = b"event: " + event.encode() + b"\n" if event else b""
-        await self._write(prefix + head + b"data: " + payload + b"\n\n")
+        raw = prefix + head + b"data: " + payload + b"\n\n"
+        if self.gzip is not None:
+            raw = self.gzip.compress(raw) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
+            if self.sent == self.modes.corrupt_after:
+                raw = b"\xde\xad\xbe\xef not gzip at all" * 4
+        await self._write(raw)
         self.sent += 1
         self.state.events_sent += 1
         if self.modes.disconnect_after is not None and self.sent >= self.modes.disconnect_after:
@@ -392,6 +428,8 @@ class SSEWriter:
     async def finish(self) -> web.StreamResponse:
         assert self.resp is not None
         try:
+            if self.gzip is not None:
+                await self.resp.write(self.gzip.flush())
             await self.resp.write_eof()
         except ConnectionResetError:
             self._gone()
@@ -568,7 +606,7 @@ def fake_embedding(text: str, dims: int) -> list[float]:
 
 async def embeddings(request: web.Request, body: dict, azure: str | None = None) -> web.StreamResponse:
     state: FakeState = request.app[STATE_KEY]
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     inputs = body.get("input", "")
     if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
         inputs = [inputs]
@@ -759,7 +797,12 @@ async def _body(request: web.Request) -> tuple[dict | None, web.Response | None]
 
 
 def _mode_error(request: web.Request, state: FakeState, anthropic: bool = False) -> web.Response | None:
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
+    if modes.quota:
+        h = _openai_headers()
+        body = {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                          "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        return _json_response(body, h, 429)
     if modes.error is None:
         return None
     if anthropic:
@@ -865,7 +908,13 @@ async def record_and_guard(request: web.Request, handler: Any) -> web.StreamResp
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         state.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
                                               headers, parsed, raw, request.raw_path))
+    if state.fail_next:
+        request[COMMAND_KEY] = state.fail_next.pop(0)
     try:
+        if request_modes(request, state).refuse:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
         return await handler(request)
     except ValueError as exc:  # a malformed x-fake-* header is a test bug: say so loudly
         return openai_error(400, f"fake provider: {exc}")
