@@ -149,8 +149,7 @@ class Edge:
             ex.model = request_model(endpoint, ex.body)
             try:
                 check_model(ex.model)
-            except Refused as exc:
-                ex.model = None   # not recorded either: the record must stay bounded
+            except Refused as exc:   # the record caps the name it keeps (proxy/audit)
                 raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
             ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
             ex.route = policy.route(ex.model, endpoint.dialect)
@@ -495,6 +494,9 @@ def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
     """Up to a little more than ``limit`` bytes of the body, and whether there is more."""
+    if resp.content.at_eof():   # read already (a 429 peeked at for its code) or empty
+        data = await resp.read()
+        return data, len(data) > limit
     chunks: list[bytes] = []
     size = 0
     while True:
