@@ -20,6 +20,7 @@ def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: in
     holder.audit = AuditLog(holder.policy.sections["audit"], holder.services,
                             chain=chain_name(worker), workers=workers)
     holder.telemetry.watch_audit(holder.audit)
+    holder.telemetry.watch_breakers(holder.breaker_states)
 
 
 def check_workers(policy, workers: int) -> str | None:

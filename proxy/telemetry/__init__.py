@@ -70,6 +70,11 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.audit_source = audit
 
+    def watch_breakers(self, states: Any) -> None:
+        """Expose ``states()`` (upstream -> breaker state) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.breaker_source = states
+
     def setup_logging(self, fmt: str | None = None) -> str:
         return _setup_logging(fmt or self.config.log_format)
 
@@ -113,6 +118,12 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for attempt in ex.attempts:
+            m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
+            if attempt.error is not None:
+                m.upstream_errors.add(1, {"upstream": attempt.upstream, "error": attempt.error})
+            if attempt.ended is not None and attempt.error != "breaker_open":
+                m.attempt_duration.record(attempt.ended - attempt.started, {"upstream": attempt.upstream})
 
     def count_reload(self, ok: bool) -> None:
         if self.metrics is not None:

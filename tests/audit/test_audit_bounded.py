@@ -13,7 +13,8 @@ from proxy.audit.chain import canonical
 from proxy.audit.record import build_record
 from proxy.bounded import MAX_MODEL_LABELS, ModelLabels
 from proxy.globs import GlobSet
-from proxy.policy.compile import Route
+from proxy.resilience.config import RetryPolicy
+from proxy.resilience.routes import Route
 from proxy.telemetry import Telemetry
 from proxy.telemetry.config import compile_section
 from tests.audit.helpers import make_exchange
@@ -39,7 +40,7 @@ def test_every_client_controlled_field_is_capped_in_the_record():
 
 def test_model_labels_are_bounded():
     labels = ModelLabels()
-    policy = SimpleNamespace(digest="d", routes=(Route(GlobSet.of(["gpt-4o", "claude-*"]), "x"),))
+    policy = SimpleNamespace(digest="d", routes=(Route(GlobSet.of(["gpt-4o", "claude-*"]), (), RetryPolicy()),))
     assert labels.label("m" * MB, policy) == "other"
     assert labels.label("bad model\nname", policy) == "other"
     for i in range(MAX_MODEL_LABELS * 4):
