@@ -12,9 +12,12 @@ from typing import Any
 
 import structlog
 
+from ..bounded import ModelLabels
 from .config import TelemetryConfig, compile_section
 from .logs import setup_logging as _setup_logging
-from .metrics import PROMETHEUS_CONTENT_TYPE, Metrics
+
+# The OpenTelemetry SDK (~0.2 s to import) is loaded by the Telemetry object that uses it, not by
+# importing this package: `policy check` compiles the telemetry section without it.
 
 log = structlog.get_logger("aifw.telemetry")
 
@@ -35,9 +38,10 @@ class Telemetry:
                  metric_exporter: Any = None) -> None:
         """``span_exporter`` / ``metric_exporter`` replace the OTLP exporters (tests)."""
         self.config = config = config or TelemetryConfig()
-        self.metrics: Metrics | None = None
+        self.metrics: Any = None
         self.tracer = None
         self._failed_once = False
+        self.model_labels = ModelLabels()
         endpoint = config.otlp_endpoint
         if config.metrics:
             readers = []
@@ -48,6 +52,7 @@ class Telemetry:
                 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
                 readers.append(PeriodicExportingMetricReader(
                     metric_exporter, export_interval_millis=config.export_interval * 1000))
+            from .metrics import Metrics
             self.metrics = Metrics(config.service_name, readers)
         if config.traces and (span_exporter is not None or endpoint):
             from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -64,6 +69,11 @@ class Telemetry:
         """Expose ``audit.queue_depth()``, ``audit.records_lost`` and ``audit.broken``."""
         if self.metrics is not None:
             self.metrics.audit_source = audit
+
+    def watch_breakers(self, states: Any) -> None:
+        """Expose ``states()`` (upstream -> breaker state) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.breaker_source = states
 
     def setup_logging(self, fmt: str | None = None) -> str:
         return _setup_logging(fmt or self.config.log_format)
@@ -91,7 +101,7 @@ class Telemetry:
                 m.blocks.add(1, {"guard": ex.verdict.guard, "rule": rule})
         usage = ex.usage
         if usage.prompt_tokens or usage.completion_tokens:
-            model = ex.model or "unknown"
+            model = self.model_labels.label(ex.model, ex.policy)   # bounded: no series per client string
             groups = ex.identity.groups if ex.identity is not None and ex.identity.groups else ("none",)
             for group in groups:
                 if usage.prompt_tokens:
@@ -108,6 +118,12 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for attempt in ex.attempts:
+            m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
+            if attempt.error is not None:
+                m.upstream_errors.add(1, {"upstream": attempt.upstream, "error": attempt.error})
+            if attempt.ended is not None and attempt.error != "breaker_open":
+                m.attempt_duration.record(attempt.ended - attempt.started, {"upstream": attempt.upstream})
 
     def count_reload(self, ok: bool) -> None:
         if self.metrics is not None:
@@ -115,6 +131,7 @@ class Telemetry:
             self.metrics.reload_failing = not ok
 
     def prometheus_text(self) -> tuple[bytes, str]:
+        from .metrics import PROMETHEUS_CONTENT_TYPE
         body = self.metrics.prometheus_text() if self.metrics is not None else b""
         return body, PROMETHEUS_CONTENT_TYPE
 
