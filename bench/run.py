@@ -25,7 +25,7 @@ import orjson
 
 from bench import procs
 from bench.report import Pool, Start, issue_summary, start_table, table, target_checks
-from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, bench_targets
+from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, before_targets, bench_targets
 from bench.workloads import AUTH, BENCH_WORKLOADS, PATH, WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,8 +199,13 @@ def main(argv: list[str] | None = None, targets: list[Target] | None = None,
     parser.add_argument("--only", help="comma list of target names to run")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
                         help="add an aifw target running another policy file")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the aifw targets with the code checked out in DIR "
+                             "(git archive <commit> | tar -x -C DIR): before and after in one run")
     args = parser.parse_args(argv)
     chosen = list(targets) if targets is not None else bench_targets()
+    if args.before:
+        chosen += before_targets(os.path.abspath(args.before))
     for spec in args.policy:
         name, _, path = spec.partition("=")
         chosen.append(aifw_target(name, path))
