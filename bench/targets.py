@@ -23,9 +23,13 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def aifw_target(name: str, policy: str, env: dict[str, str] | None = None) -> Target:
-    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}"),
-                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", **(env or {})})
+def aifw_target(name: str, policy: str, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> Target:
+    # each target its own audit directory: two targets on one chain would refuse each other
+    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}",
+                         *args),
+                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": f"bench/results/audit/{name}",
+                   **(env or {})})
 
 
 def default_targets() -> list[Target]:
@@ -40,6 +44,7 @@ def default_targets() -> list[Target]:
 # `make bench` (issue 14): aifw with no scanning guard, with the default policy (on uvloop when
 # it is installed, and on asyncio's loop for comparison) and with every guard on.
 NOSCAN, DEFAULT, DEFAULT_ASYNCIO, ALL_GUARDS = "aifw-noscan", "aifw-default", "aifw-default-asyncio", "aifw-all"
+DEFAULT_WORKERS = "aifw-default-w2"     # the default policy on `aifw serve --workers 2`
 
 
 def bench_targets() -> list[Target]:
@@ -53,6 +58,8 @@ def bench_targets() -> list[Target]:
         aifw_target(DEFAULT_ASYNCIO, "policies/default.yaml",
                     {**audit(DEFAULT_ASYNCIO), "AIFW_EVENT_LOOP": "asyncio"}),
         aifw_target(ALL_GUARDS, "bench/policies/all-guards.yaml", audit(ALL_GUARDS)),
+        aifw_target(DEFAULT_WORKERS, "policies/default.yaml", audit(DEFAULT_WORKERS),
+                    args=("--workers", "2")),
     ]
 
 

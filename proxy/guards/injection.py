@@ -2,7 +2,8 @@
 
 Request: every text slot whose role the policy scans is scored (rules + model, see
 proxy/detection/). Large bodies are scanned in a worker thread so the event loop never stalls.
-Response: canaries and exfiltration markup, whole answers and streams (bounded hold-back window).
+Response: canaries and exfiltration markup, whole answers and streams (only a suffix that could
+still become a finding is held back, bounded by ``response.holdBack``).
 Findings carry rule ids and scores only, never the matched text.
 """
 from __future__ import annotations
@@ -92,22 +93,28 @@ class InjectionGuard(Guard):
     def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
         if not self.settings.response.active:
             return text
-        release, hits = self._window(ex, stream).push(text, self.settings.response)
-        if hits:
-            if self.mode == "monitor":
-                # Monitor lets the answer through; release what was held so nothing is lost.
-                ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
-                                       action="would_block", direction="response"))
-                return self._window(ex, stream).flush()
-            # Drop the held text: the core may still call on_end after a Verdict.
-            self._window(ex, stream).flush()
-            return self._response_block(ex, hits)
-        return release
+        win = self._window(ex, stream)
+        release, hits = win.push(text, self.settings.response)
+        return self._stream_hits(ex, win, hits, release)
 
-    def on_end(self, ex: Exchange, stream: StreamText) -> str:
-        windows = ex.state.get(NAME) or {}
-        win = windows.get(stream)
-        return win.flush() if win is not None else ""
+    def on_end(self, ex: Exchange, stream: StreamText) -> str | Verdict:
+        win = (ex.state.get(NAME) or {}).get(stream)
+        if win is None:
+            return ""
+        release, hits = win.finish(self.settings.response)
+        return self._stream_hits(ex, win, hits, release)
+
+    def _stream_hits(self, ex: Exchange, win: StreamWindow, hits: tuple[str, ...],
+                     release: str) -> str | Verdict:
+        if not hits:
+            return release
+        if self.mode == "monitor":
+            # Monitor lets the answer through; release what was held so nothing is lost.
+            ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
+                                   action="would_block", direction="response"))
+            return release + win.flush()
+        win.flush()       # dropped: nothing more of this answer may reach the client
+        return self._response_block(ex, hits)
 
 
 def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionGuard:

@@ -129,16 +129,21 @@ class PiiGuard(Guard):
 
     def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
         masker = self._masker(ex, stream)
-        out = masker.feed(text)
-        if masker.blocked:
-            return self._block(ex, set(masker.blocked), "response", {})
-        return out
+        return self._judged(ex, masker, masker.feed(text))
 
-    def on_end(self, ex: Exchange, stream: StreamText) -> str:
+    def on_end(self, ex: Exchange, stream: StreamText) -> str | Verdict:
         masker = self._masker(ex, stream)
-        out = masker.finish()
-        # A block found only in the final flush cannot end the stream any more: drop the text.
-        return "" if masker.blocked else out
+        return self._judged(ex, masker, masker.finish())
+
+    def _judged(self, ex: Exchange, masker: StreamMasker, out: str) -> str | Verdict:
+        if not masker.blocked or masker.reported:
+            return out
+        if self.mode == "monitor":
+            # recorded once; the text goes on as a monitored whole answer's would
+            masker.reported = True
+            self._block(ex, set(masker.blocked), "response", {})
+            return out
+        return self._block(ex, set(masker.blocked), "response", {})
 
     async def on_complete(self, ex: Exchange) -> None:
         state = ex.state.get("pii")
