@@ -332,7 +332,8 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
                 doc.problem(("upstreams", up.name, "apiKey"),
                             "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
 
-    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name)
+    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
+                         upstreams=upstreams)
     base_guard_sections = data.get("guards") or {}
     base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
     base = _scope("default", None, base_guards, {})
