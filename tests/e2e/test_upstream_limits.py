@@ -125,13 +125,7 @@ async def test_oversized_answer_cut_by_the_upstream_breaks_the_client_connection
     try:
         text = policy(server={"maxInspectedResponseBytes": "1KiB", "oversizedResponse": "pass"})
         proxy = await start_proxy(text.replace("${FAKE_OPENAI_URL}", f"http://127.0.0.1:{port}/v1"))
-        recorded = []
-        original = proxy.holder.complete
-
-        async def record(ex):
-            recorded.append((ex.error, list(ex.uninspected)))
-            await original(ex)
-        proxy.holder.complete = record
+        recorded = recorder(proxy, lambda ex: (ex.error, list(ex.uninspected)))
         with pytest.raises(aiohttp.ClientPayloadError):
             await post(proxy.openai_url + "/chat/completions", {"model": "gpt-4o-mini", "messages": MSG}, {})
         (error, uninspected), = await settled(recorded)
