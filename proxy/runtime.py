@@ -4,9 +4,11 @@ from __future__ import annotations
 from .reload import PolicyHolder
 
 
-def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: int = 0) -> None:
+def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: int = 0,
+                      workers: int = 1) -> None:
     """Create the process-wide audit log and telemetry the policy configures. ``worker``: this
-    process's index under ``aifw serve --workers N``; each writes its own audit chain."""
+    process's index under ``aifw serve --workers N`` (``workers``); each writes its own audit
+    chain, and its ``open`` entries say how many chains there are."""
     from .audit.runtime import AuditLog
     from .audit.sinks import chain_name
     from .telemetry import Telemetry
@@ -16,7 +18,7 @@ def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: in
         # audit sink writes its records
         holder.telemetry.setup_logging()
     holder.audit = AuditLog(holder.policy.sections["audit"], holder.services,
-                            chain=chain_name(worker))
+                            chain=chain_name(worker), workers=workers)
     holder.telemetry.watch_audit(holder.audit)
     holder.telemetry.watch_breakers(holder.breaker_states)
 

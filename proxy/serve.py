@@ -70,10 +70,10 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(policy_path: str, sock: socket.socket, worker: int = 0,
+async def _serve(policy_path: str, sock: socket.socket, worker: int = 0, workers: int = 1,
                  holder: PolicyHolder | None = None) -> None:
     holder = holder or PolicyHolder(policy_path)
-    attach_subsystems(holder, logging=True, worker=worker)
+    attach_subsystems(holder, logging=True, worker=worker, workers=workers)
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
         log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "
@@ -147,11 +147,11 @@ def _prepare(policy_path: str, host: str | None, port: int | None,
                                 port if port is not None else policy.server.port, max(workers, 1))
 
 
-def _run_worker(policy_path: str, sock: socket.socket, worker: int, factory,
+def _run_worker(policy_path: str, sock: socket.socket, worker: int, workers: int, factory,
                 holder: PolicyHolder | None = None) -> int:
     _catch_early_stops()
     try:
-        _run(_serve(policy_path, sock, worker, holder), factory)
+        _run(_serve(policy_path, sock, worker, workers, holder), factory)
     except StartError as exc:
         print(f"aifw: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -168,7 +168,7 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
         return 1
     if workers <= 1:
         # the policy checked above is the one served: compiled once
-        return _run_worker(policy_path, sockets[0], 0, factory, holder)
+        return _run_worker(policy_path, sockets[0], 0, 1, factory, holder)
     del holder
     children: list[int] = []
 
@@ -191,7 +191,7 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
                 for other in sockets:
                     if other is not sock:
                         other.close()
-                code = _run_worker(policy_path, sock, index, factory)
+                code = _run_worker(policy_path, sock, index, workers, factory)
             finally:
                 os._exit(code)
         children.append(pid)

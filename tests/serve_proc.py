@@ -40,13 +40,17 @@ def policy_file(tmp_path: Path, fake, *, audit: dict | None = None, guards: dict
 
 
 class Served:
-    def __init__(self, policy: Path, *args: str, port: int | None = None, env: dict | None = None):
+    def __init__(self, policy: Path, *args: str, port: int | None = None, env: dict | None = None,
+                 stdout: Path | None = None):
+        """``stdout``: a file for the process's standard output (a stdout audit sink can write
+        more than a pipe holds before the test reads it)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "proxy", "serve", "--policy", str(policy), "--host", "127.0.0.1",
              "--port", str(self.port), *args],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+            cwd=ROOT, env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE if stdout is None else stdout.open("wb"),
             stderr=subprocess.PIPE, text=True)
 
     async def ready(self, timeout: float = 60) -> None:

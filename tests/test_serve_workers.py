@@ -128,3 +128,28 @@ async def test_redis_limits_are_shared_by_two_workers(fake, tmp_path):
     chains = {p.name.split("-")[1] if p.name.startswith("audit-w") else "w0"
               for p in (tmp_path / "audit").glob("audit-*.jsonl")}
     assert chains == {"w0", "w1"}, "both workers served (and counted against one limit)"
+
+
+async def test_stdout_audit_sink_with_two_workers_verifies_as_two_chains(fake, tmp_path):
+    """Both workers write their chains to one stdout pipe: lines never tear (whole-line writes
+    of at most PIPE_BUF bytes) and verify follows each chain through the interleaving."""
+    from proxy.audit.signing import parse_key
+    from proxy.audit.verify import verify
+    from tests.serve_proc import Served, policy_file
+
+    collected = tmp_path / "collected.jsonl"
+    served = Served(policy_file(tmp_path, fake, audit={"sink": "stdout", "level": "full"}),
+                    "--workers", "2", env={"AIFW_AUDIT_SIGNING_KEY": KEY}, stdout=collected)
+    await served.ready()
+    statuses = [await served.chat("a longer prompt " * 40) for _ in range(30)]
+    code, _, err = await served.stop()
+    assert code == 0, err
+    assert statuses == [200] * 30
+    out = collected.read_text()
+    res = verify([str(collected)], parse_key(KEY))
+    assert res.ok, [str(p) for p in res.problems]
+    assert len(res.chains) == 2 and res.records == 30
+    lines = out.splitlines()
+    del lines[len(lines) // 2]                       # one entry of the interleaved log removed
+    collected.write_text("\n".join(lines) + "\n")
+    assert not verify([str(collected)], parse_key(KEY)).ok

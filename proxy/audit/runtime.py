@@ -40,11 +40,12 @@ def load_signer(cfg: AuditConfig) -> Signer | None:
 
 class AuditLog:
     def __init__(self, config: AuditConfig, services: Any = None, *, clock=time.time,
-                 chain: str = "") -> None:
+                 chain: str = "", workers: int = 1) -> None:
         self.config = config
         self.services = services
         self.clock = clock
         self.chain = chain            # this process's chain in the directory (sinks.chain_name)
+        self.workers = workers        # how many chains the server writes there (verify checks)
         self._writer: Writer | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -60,6 +61,7 @@ class AuditLog:
             log.warning("audit_checkpoints_unsigned", env=cfg.signing_key_env,
                         hint="set a key to sign checkpoints (aifw audit keygen)")
         sink = StdoutSink() if cfg.sink == "stdout" else FileSink(cfg.path, self.chain)
+        sink.workers = self.workers
         return Writer(cfg, signer, sink, clock=self.clock)
 
     def check(self) -> None:

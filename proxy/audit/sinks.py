@@ -10,6 +10,7 @@ import calendar
 import fcntl
 import os
 import re
+import select
 import socket
 import sys
 import time
@@ -88,10 +89,14 @@ class ChainBusy(OSError):
     """Another live process writes this chain: a start-up error, not a sink failure."""
 
 
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)   # POSIX: pipe writes up to this size are atomic
+
+
 class StdoutSink:
     rotates = False
     path = "<stdout>"
     chain = ""
+    workers = 1
 
     def __init__(self, fd: int | None = None) -> None:
         self.fd = sys.stdout.fileno() if fd is None else fd
@@ -99,7 +104,15 @@ class StdoutSink:
         self.opened_at = time.time()
 
     def write(self, data: bytes | memoryview) -> int:
-        return os.write(self.fd, data)
+        # whole lines per write, at most PIPE_BUF bytes when the lines allow: a pipe writes
+        # those atomically, so the lines of several workers sharing stdout never tear each other
+        # (the writer calls again with the rest)
+        head = bytes(data[:PIPE_BUF])
+        cut = head.rfind(b"\n") + 1
+        if cut == 0:                 # one line longer than PIPE_BUF: write through its end
+            end = bytes(data).find(b"\n")
+            cut = len(data) if end < 0 else end + 1
+        return os.write(self.fd, data[:cut])
 
     def sync(self) -> None:
         pass            # a pipe or a terminal: nothing to fsync
@@ -117,6 +130,7 @@ class FileSink:
     def __init__(self, directory: str, chain: str = "") -> None:
         self.directory = directory
         self.chain = chain
+        self.workers = 1          # writers of this directory's chains, one per worker
         self.fd: int | None = None
         self.path: str | None = None
         self.size = 0

@@ -29,7 +29,7 @@ import orjson
 from .chain import GENESIS, canonical
 from .reader import expand_paths, iter_lines
 from .signing import Signer, signing_message
-from .sinks import file_chain, file_seq, lock_holder
+from .sinks import chain_name, file_chain, file_seq, lock_holder
 
 MAX_PROBLEMS = 100
 EXIT_CODES = {"ok": 0, "tampered": 1, "unclosed": 3}
@@ -100,6 +100,23 @@ class VerifyResult:
         return EXIT_CODES[self.status]
 
 
+class _Collected:
+    """Makes the walkers of a collected log, one per chain found in it."""
+
+    def __init__(self, result: VerifyResult, keys: dict[str, Signer], allow_partial: bool,
+                 live: bool, mixed: bool) -> None:
+        self.result, self.keys = result, keys
+        self.allow_partial, self.live, self.mixed = allow_partial, live, mixed
+
+    def new(self, walkers: list["_Walker"]) -> "_Walker":
+        summary = ChainSummary(f"collected log, chain {len(walkers) + 1}")
+        self.result.chains.append(summary)
+        walker = _Walker(self.result, summary, self.keys, allow_partial=self.allow_partial,
+                         live=self.live, mixed=self.mixed, chain=None, writer=None)
+        walkers.append(walker)
+        return walker
+
+
 class _Walker:
     """One chain: its files in order, entry by entry."""
 
@@ -118,6 +135,7 @@ class _Walker:
         self.last_checkpoint: int | None = None
         self.debris: list[tuple[str, str]] = []   # bad lines after the newest good entry
         self.unsigned = 0
+        self.workers: tuple[int, str] = (1, "")   # most chains an open entry announced, where
 
     # --- reporting -------------------------------------------------------------------------
     def problem(self, where: str, entry: dict | None, message: str, kind: str = TAMPERED) -> None:
@@ -140,33 +158,26 @@ class _Walker:
     def walk_file(self, path: str) -> None:
         self.sum.files += 1
         first = True
-        for n, line, complete in iter_lines(path):
-            where = f"{path}:{n}"
-            if not complete:
-                self.debris.append((where, "torn line: the file was cut or a write was interrupted"))
+        for where, entry, bad in _lines(path, self.mixed):
+            if entry is None:
+                self.debris.append((where, bad))
                 continue
-            if not line.strip():
-                continue
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if not self.mixed:
-                    self.debris.append((where, "line is not valid JSON: edited or damaged"))
-                continue
-            if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
-                    and isinstance(entry.get("seq"), int) and "prev" in entry):
-                if not self.mixed:
-                    self.debris.append((where, "line is not an audit entry: inserted or damaged"))
-                continue
-            if self.debris and not self._resumes_after_crash(entry):
-                # bad lines with good entries after them: no crash leaves that behind
-                self._flush_debris_as_tampering()
             if first:
-                self.file_start(path, entry, where)
                 first = False
-            self.entry(where, entry)
+                self.take(where, entry, path)
+            else:
+                self.take(where, entry)
         if first:
             self.debris.append((path, "file holds no audit entries"))
+
+    def take(self, where: str, entry: dict, new_file: str | None = None) -> None:
+        """One good entry (``new_file``: the first this walker reads from that file)."""
+        if self.debris and not self._resumes_after_crash(entry):
+            # bad lines with good entries after them: no crash leaves that behind
+            self._flush_debris_as_tampering()
+        if new_file is not None:
+            self.file_start(new_file, entry, where)
+        self.entry(where, entry)
 
     def file_start(self, path: str, entry: dict, where: str) -> None:
         named = file_seq(path)
@@ -202,22 +213,18 @@ class _Walker:
         if kind == "open" and self.chain is not None and entry.get("chain", "") != self.chain:
             self.problem(where, entry, f"entry belongs to chain {_show(entry.get('chain'))}, but its "
                                        f"file name puts it in chain {_show(self.chain)}: renamed")
+        if kind == "open" and isinstance(entry.get("workers"), int) and entry["workers"] > self.workers[0]:
+            self.workers = (min(entry["workers"], 1024), where)
         genesis = kind == "open" and seq == 0 and prev == GENESIS
         if self.expect_seq is None:
             if not genesis and not self.allow_partial:
                 self.problem(where, entry, f"chain starts at seq {seq}, not at its beginning: "
                                            "earlier entries or files are missing "
                                            "(--allow-partial accepts a pruned log)")
-        elif genesis:
-            if self.chain is not None:
-                self.problem(where, entry, "a second chain starts here (seq 0) among the files of "
-                                           "one chain: files of another log were put in with "
-                                           "these (spliced)")
-            elif not self._ends_cleanly():
-                self.problem(self.last_where, self.last, "a new chain starts after this entry but "
-                             "this one has no closing checkpoint: the writer restarted after an "
-                             "unclean end, or the tail was removed", UNCLOSED)
-            self.last_signed = self.last_checkpoint = None
+        elif genesis:   # (in a collected log each genesis starts a walker of its own)
+            self.problem(where, entry, "a second chain starts here (seq 0) among the files of "
+                                       "one chain: files of another log were put in with these "
+                                       "(spliced)")
         elif seq != self.expect_seq or prev != self.expect_prev:
             self.problem(where, entry, self._break_message(seq))
         elif self._is_resume(entry) and (self.debris or not self._ends_cleanly()):
@@ -315,6 +322,66 @@ class _Walker:
             self.note(f"{self.unsigned} checkpoint(s) carry no signature")
 
 
+def _lines(path: str, mixed: bool):
+    """(where, entry, None) for each audit entry of a file, (where, None, why) for each line
+    that is not one (skipped with ``mixed``)."""
+    for n, line, complete in iter_lines(path):
+        where = f"{path}:{n}"
+        if not complete:
+            yield where, None, "torn line: the file was cut or a write was interrupted"
+            continue
+        if not line.strip():
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if not mixed:
+                yield where, None, "line is not valid JSON: edited or damaged"
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
+                and isinstance(entry.get("seq"), int) and "prev" in entry):
+            if not mixed:
+                yield where, None, "line is not an audit entry: inserted or damaged"
+            continue
+        yield where, entry, None
+
+
+def _walk_collected(result: VerifyResult, files: list[str], make) -> None:
+    """A collected stdout log: the lines of several writers (workers sharing stdout, restarts)
+    may interleave. Each entry joins the chain whose head its ``prev`` names; a new chain starts
+    at each genesis ``open``; an entry that links to no head (edited, inserted, reordered, or
+    its predecessor deleted) goes to the chain nearest its ``seq``, which reports the break."""
+    walkers: list[_Walker] = []
+    heads: dict[str, _Walker] = {}
+    seen_in: dict[int, str] = {}           # walker id -> the file it last read from
+    last: _Walker | None = None
+    for path in files:
+        for where, entry, bad in _lines(path, make.mixed):
+            if entry is None:
+                (last or make.new(walkers)).debris.append((where, bad))
+                continue
+            seq, prev = entry["seq"], entry.get("prev")
+            walker = heads.pop(prev, None) if isinstance(prev, str) else None
+            if walker is None:
+                genesis = entry.get("t") == "open" and seq == 0 and prev == GENESIS
+                if genesis or not walkers:
+                    walker = make.new(walkers)
+                else:
+                    walker = min(walkers, key=lambda w: abs((w.expect_seq or 0) - seq))
+                    heads.pop(walker.expect_prev, None)
+            new_file = path if seen_in.get(id(walker)) != path else None
+            if new_file is not None:
+                seen_in[id(walker)] = path
+                walker.sum.files += 1
+            walker.take(where, entry, new_file)
+            heads[walker.expect_prev] = walker
+            last = walker
+    if not walkers:
+        make.new(walkers).sum.files = len(files)
+    for walker in walkers:
+        walker.finish()
+
+
 def _groups(files: Iterable[str]) -> dict[tuple[str, str | None], list[str]]:
     """Files by chain: (directory, chain name) for the writer's own files, ("", None) for
     anything else (collected stdout logs), which is read as one sequence."""
@@ -351,15 +418,15 @@ def verify(paths: list[str], keys: Signer | Iterable[Signer] | None = None, *,
     groups = _groups(expand_paths(paths))
     if not groups:
         result.problems.append(Problem("-", None, None, "no audit files found"))
+    announced: dict[str, tuple[int, str]] = {}       # directory -> (workers, where announced)
     for (directory, chain), files in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if chain is None:
-            label = "collected log"
-            files = sorted(files, key=_first_seq)
-            writer = None
-        else:
-            label = f"chain {chain or 'w0'} ({directory})"
-            files = sorted(files, key=lambda p: file_seq(p))
-            writer = lock_holder(directory, chain)
+            _walk_collected(result, sorted(files, key=_first_seq),
+                            _Collected(result, by_kid, allow_partial, live, mixed))
+            continue
+        label = f"chain {chain or 'w0'} ({directory})"
+        files = sorted(files, key=lambda p: file_seq(p))
+        writer = lock_holder(directory, chain)
         summary = ChainSummary(label)
         result.chains.append(summary)
         walker = _Walker(result, summary, by_kid, allow_partial=allow_partial, live=live,
@@ -367,6 +434,17 @@ def verify(paths: list[str], keys: Signer | Iterable[Signer] | None = None, *,
         for path in files:
             walker.walk_file(path)
         walker.finish()
+        if walker.workers[0] > announced.get(directory, (1, ""))[0]:
+            announced[directory] = walker.workers
+    whole = {os.path.abspath(p) for p in paths if os.path.isdir(p)}   # every chain in scope
+    for directory, (workers, where) in announced.items():
+        if directory not in whole:
+            continue
+        present = {chain for d, chain in groups if d == directory}
+        for missing in sorted({chain_name(i) for i in range(workers)} - present):
+            result.problems.append(Problem(where, None, None,
+                f"this open entry says {workers} workers write chains in {directory}, but chain "
+                f"{missing or 'w0'} has no files there: deleted"))
     if not by_kid and result.checkpoints:
         result.warnings.append("signatures not checked: no key given (--key or "
                                "AIFW_AUDIT_SIGNING_KEY)")

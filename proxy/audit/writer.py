@@ -117,7 +117,7 @@ class Writer:
         entry = {"v": RECORD_VERSION, "t": "open", "time": iso_time(self.clock()),
                  "reason": self._open_reason, "host": socket.gethostname(), "pid": os.getpid(),
                  "aifw": __version__, "genesis": self.chain.prev == GENESIS,
-                 "chain": self.sink.chain}
+                 "chain": self.sink.chain, "workers": self.sink.workers}
         if self._open_reason == "resume":
             entry["unclean"] = self._unclean
         return entry

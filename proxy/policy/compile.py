@@ -66,6 +66,8 @@ class ServerConfig:
     keep_alive: float = 30.0
     shutdown_grace: float = 30.0
     trust_forwarded_for: bool = False
+    max_inspected_response_bytes: int = 64 * 1024 * 1024
+    oversized_response: str = "block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +298,10 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
         body_timeout=parse_duration(s.get("bodyTimeout", dflt.body_timeout)),
         keep_alive=parse_duration(s.get("keepAlive", dflt.keep_alive)),
         shutdown_grace=parse_duration(s.get("shutdownGrace", dflt.shutdown_grace)),
-        trust_forwarded_for=bool(s.get("trustForwardedFor", False)))
+        trust_forwarded_for=bool(s.get("trustForwardedFor", False)),
+        max_inspected_response_bytes=parse_size(s.get("maxInspectedResponseBytes",
+                                                      dflt.max_inspected_response_bytes)),
+        oversized_response=s.get("oversizedResponse", dflt.oversized_response))
 
     ident = data.get("identity") or {}
     secret = ident.get("fingerprintSecret") or ""

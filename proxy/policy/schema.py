@@ -112,6 +112,10 @@ def build_schema() -> dict:
             "keepAlive": {**DURATION_SCHEMA, "description": "Idle keep-alive timeout (default 30s)."},
             "shutdownGrace": {**DURATION_SCHEMA, "description": "Time given to running streams on shutdown (default 30s)."},
             "trustForwardedFor": {"type": "boolean", "description": "Take the client address from X-Forwarded-For (behind a trusted load balancer)."},
+            "maxInspectedResponseBytes": {**SIZE_SCHEMA, "description":
+                                          "Largest non-streamed upstream answer read and inspected, after decompression (default 64MiB)."},
+            "oversizedResponse": {"enum": ["block", "pass"], "description":
+                                  "A larger answer on an inspected endpoint: block (502 upstream_error, default) or pass it through uninspected, recorded as bypassed."},
         }, "Listener settings."),
         "identity": _obj({
             "mode": {"enum": ["passthrough", "virtualKeys"], "description":

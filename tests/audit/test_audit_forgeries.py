@@ -293,3 +293,65 @@ def test_a_copy_of_an_unclosed_log_is_unclosed_not_tampered(tmp_path, keys):
     res, text = outcome(tmp_path / "copy", keys[1])
     assert res.status == "unclosed" and "no writer is running" in text
     assert verify([str(tmp_path / "copy")], parse_key(keys[1]), live=True).ok
+
+
+# --- one chain per worker ----------------------------------------------------------------------
+
+def two_worker_chains(directory, key):
+    from proxy.audit.config import compile_section
+    from proxy.audit.record import build_record
+    from proxy.audit.sinks import FileSink
+    from proxy.audit.writer import Writer
+    from tests.audit.helpers import make_exchange
+    conf = compile_section({"path": str(directory), "checkpointEvery": 3})
+    for worker, chain in enumerate(("", "w1")):
+        sink = FileSink(conf.path, chain)
+        sink.workers = 2
+        writer = Writer(conf, parse_key(key), sink)
+        writer.start()
+        for i in range(5):
+            writer.enqueue(build_record(make_exchange(worker * 100 + i)))
+        writer.flush(closing=True)
+
+
+def test_each_worker_chain_verifies_on_its_own_and_together(tmp_path, keys):
+    two_worker_chains(tmp_path, keys[0])
+    res, _ = outcome(tmp_path, keys[1])
+    assert res.ok and len(res.chains) == 2 and res.records == 10
+    for pattern in ("audit-2*.jsonl", "audit-w1-*.jsonl"):
+        one = verify([str(p) for p in tmp_path.glob(pattern)], parse_key(keys[1]))
+        assert one.ok and one.records == 5
+
+
+def test_a_worker_chain_deleted_whole(tmp_path, keys):
+    two_worker_chains(tmp_path, keys[0])
+    for f in tmp_path.glob("audit-w1-*.jsonl"):
+        f.unlink()
+    res, text = outcome(tmp_path, keys[1])
+    assert res.exit_code == 1 and "chain w1 has no files there: deleted" in text
+
+
+def test_interleaved_stdout_chains_verify_and_edits_fail(tmp_path, keys):
+    """Two writers' lines shuffled together (as on a shared stdout), order within each kept."""
+    import random
+    two_worker_chains(tmp_path / "d", keys[0])
+    a = files_of(tmp_path / "d")
+    chains = [f.read_bytes().splitlines(keepends=True) for f in a]
+    rng = random.Random(7)
+    merged = []
+    while any(chains):
+        pick = rng.choice([c for c in chains if c])
+        merged.append(pick.pop(0))
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"".join(merged))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.ok and len(res.chains) == 2 and res.records == 10
+    i = next(n for n, line in enumerate(merged) if b'"id":"req-0102"' in line)
+    entry = orjson.loads(merged[i])
+    entry["user"] = "mallory"
+    log.write_bytes(b"".join(merged[:i] + [orjson.dumps(entry) + b"\n"] + merged[i + 1:]))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.exit_code == 1 and "edited" in "\n".join(map(str, res.problems))
+    log.write_bytes(b"".join(merged[:i] + merged[i + 1:]))
+    res = verify([str(log)], parse_key(keys[1]))
+    assert res.exit_code == 1 and "missing before it" in "\n".join(map(str, res.problems))

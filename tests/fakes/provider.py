@@ -32,7 +32,9 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
   call of the first tool the request offers), `hold:<n>` (after n SSE events, wait until the
   test sets `state.release`), `gzip` on a stream (gzip-compressed SSE, flushed per event),
-  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events).
+  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events), `sse` (stream the answer
+  whatever the request's `stream` says, as lenient servers do when they read `"stream": "true"`
+  as true).
 - `refuse` (drop the connection without answering), `quota` (429 `insufficient_quota`, the
   answer of an account without credit).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
@@ -94,6 +96,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     json: Any  # the parsed body, or None when absent or not JSON
     body: bytes
+    raw_path: str = ""  # the request target exactly as it came on the request line
 
 
 @dataclass
@@ -131,6 +134,7 @@ class Modes:
     keepalive: bool = False
     no_usage: bool = False
     tool: bool = False
+    sse: bool = False
     hold_after: int | None = None
     corrupt_after: int | None = None
     refuse: bool = False
@@ -157,7 +161,7 @@ def parse_modes(items: list[str]) -> Modes:
             opts[f"{name}_ms"] = int(arg)
         elif name in ("hold", "corrupt"):
             opts[f"{name}_after"] = int(arg)
-        elif name in ("gzip", "keepalive", "tool", "refuse", "quota"):
+        elif name in ("gzip", "keepalive", "tool", "refuse", "quota", "sse"):
             opts[name] = True
         elif name == "no-usage":
             opts["no_usage"] = True
@@ -489,7 +493,7 @@ async def chat_completions(request: web.Request, body: dict, azure: str | None =
     if plan.modes.stall_ms:
         await asyncio.sleep(plan.modes.stall_ms / 1000)
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         message: dict[str, Any] = {"role": "assistant", "content": None if plan.tool else plan.text,
                                    "refusal": None, "annotations": []}
         if plan.tool:
@@ -572,7 +576,7 @@ async def completions(request: web.Request, body: dict, azure: str | None = None
     def choice(text: str, finish: str | None) -> dict[str, Any]:
         return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(obj([choice(plan.text, "stop")], not plan.modes.no_usage), headers,
                               compress=plan.modes.gzip)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not plan.modes.no_usage
@@ -669,7 +673,7 @@ async def responses(request: web.Request, body: dict) -> web.StreamResponse:
                 "content": content if status == "completed" else [], "role": "assistant"}
 
     full = plan.tool.arguments if plan.tool else plan.text
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(response_obj("completed", [item("completed", full)], True),
                               _openai_headers(), compress=plan.modes.gzip)
 
@@ -723,7 +727,7 @@ async def messages(request: web.Request, body: dict) -> web.StreamResponse:
              "cache_read_input_tokens": 0, "output_tokens": plan.completion_tokens,
              "service_tier": "standard"}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         if plan.tool:
             block = {"type": "tool_use", "id": plan.tool.call_id, "name": plan.tool.name,
                      "input": orjson.loads(plan.tool.arguments)}
@@ -903,7 +907,7 @@ async def record_and_guard(request: web.Request, handler: Any) -> web.StreamResp
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         state.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
-                                              headers, parsed, raw))
+                                              headers, parsed, raw, request.raw_path))
     if state.fail_next:
         request[COMMAND_KEY] = state.fail_next.pop(0)
     try:
