@@ -61,3 +61,16 @@ def bench_targets() -> list[Target]:
         aifw_target(DEFAULT_WORKERS, "policies/default.yaml", audit(DEFAULT_WORKERS),
                     args=("--workers", "2")),
     ]
+
+
+def before_targets(checkout: str) -> list[Target]:
+    """The no-scan, default and every-guard targets running the aifw code in ``checkout`` (e.g.
+    ``git archive <commit> | tar -x -C DIR``), named ``…@before``: before and after in one run."""
+    launch = f"import sys; sys.path.insert(0, {checkout!r}); from proxy.cli import main; sys.exit(main())"
+    out = []
+    for name, policy in ((NOSCAN, "bench/policies/noscan.yaml"), (DEFAULT, "policies/default.yaml"),
+                         (ALL_GUARDS, "bench/policies/all-guards.yaml")):
+        before = f"{name}@before"
+        out.append(Target(before, ("{python}", "-c", launch, "serve", "--policy", policy, "--port", "{port}"),
+                          {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": "bench/results/var-" + before}))
+    return out

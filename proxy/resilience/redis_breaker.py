@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from ..limits.config import RedisSettings
-from ..limits.redis_backend import UNREACHABLE, make_client
+from ..limits.redis_backend import make_client, unreachable
 from .breaker import CLOSED, HALF_OPEN, OPEN, Decision, MemoryBreakers
 from .config import BreakerPolicy
 
@@ -95,7 +95,7 @@ class RedisBreakers:
         try:
             async with asyncio.timeout(self.settings.timeout):
                 out = await self.script(keys=[self.prefix + upstream], args=args)
-        except UNREACHABLE as exc:
+        except unreachable() as exc:
             self._health(f"breaker store unreachable ({type(exc).__name__}); per-process breakers in use")
             return None
         self._health("")
