@@ -1,15 +1,24 @@
-"""Phone numbers: phone-shaped candidates validated by ``phonenumbers`` or a nearby context word.
+"""Phone numbers: phone-shaped candidates judged by how they are written, ``phonenumbers`` and
+nearby words.
 
 Candidates come from one cheap regex, so ``phonenumbers`` parses a handful of strings instead
 of scanning the whole text once per region (its matcher is pure Python and slow on long text).
+Without a telling word a candidate counts only when its writing says "phone": an international
+prefix (``+``, ``00``, ``+49 (0)``), the national trunk prefix of a hinted region (``0458 922
+359`` in AU, FR, DE...), the hinted region's own digit grouping, a North American
+``(NXX) NXX-XXXX`` shape, or ten or more digits in groups; and the number must be valid (or,
+after a ``+``, at least possible) for its country. A bare run of digits without a trunk prefix is
+an id far more often than a phone, so it needs a telling word.
 """
 from __future__ import annotations
 
+import datetime
 from bisect import bisect_right
 from typing import Iterable
 
 import phonenumbers
 import regex
+from phonenumbers import PhoneNumberFormat
 
 from ..spans import Span
 from .context import Context
@@ -23,21 +32,46 @@ PHONE_CONTEXT_WORDS = (
     "telefon", "handy", "téléphone", "portable", "tél", "mob",
 )
 
+_EXT = r"(?:[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?\d{1,6})"
 _CANDIDATE = regex.compile(
     r"(?<![\p{L}\p{N}+\-./])"
-    r"(?:\+\d{1,3}[ .\-]?|00\d{1,3}[ .\-])?"        # international prefix
-    r"(?:\(0\)[ ]?)?"                                # the UK/CH style "(0)"
-    r"(?:\(\d{1,5}\)[ .\-]?)?"                       # area code in parentheses
-    r"\d{1,12}(?:[ .\-]\d{1,12}){0,6}"               # digit groups, one separator each
-    r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?"            # extension
+    r"(?:\+\d{1,3}[ .\-]?|00\d{1,3}[ .\-]?)?"       # international prefix
+    r"(?:[ ]?\(0\)[ ]?)?"                            # the DE/UK/CH style "(0)"
+    r"(?:(?:\d{1,2}[ ]?)?\(\d{1,5}\)[ .\-]?)?"         # area code in parentheses, maybe after a trunk prefix
+    r"\d{1,12}(?:[ .\-/]\d{1,12}){0,6}"              # digit groups, one separator each
+    rf"{_EXT}?"
     r"(?![\p{L}\p{N}:]|[.,\-/]\d)"
 )
-# Numbers next to these words are identifiers of another kind, whatever their shape.
+# Numbers labelled by these words are identifiers of another kind, whatever their shape.
 NOT_PHONE_WORDS = ("license", "licence", "passport", "account", "order", "invoice", "zip",
-                   "postal", "postcode", "iban", "card", "ssn", "id", "serial", "tracking")
-_EXTENSION = regex.compile(r"[ ]?(?:x|ext\.?|#)[ ]?\d{1,6}$")
+                   "postal", "postcode", "iban", "card", "ssn", "id", "serial", "tracking",
+                   "version", "build", "release", "isbn", "sku", "ean")
+_LABEL_GAP = regex.compile(r"(?i)(?:[\s:#.,=()'\"\-]|\b(?:no|nr|num|number|numbers|is|was|of|the|code|on|file|s)\b)*")
+_EXTENSION = regex.compile(rf"{_EXT}$")
 _DATE_PREFIX = regex.compile(r"^\d{4}-\d{2}-\d{2}(?!\d)")
 _DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})$")
+_ZIP4 = regex.compile(r"^\d{5}-\d{4}$")
+_RANGE = regex.compile(r"^(?:(?:19|20)\d\d[\-/]\d+$|(?:19|20)\d\d[\-/](?:19|20)\d\d|(?:[01]\d|2[0-3])[0-5]\d-(?:[01]\d|2[0-3])[0-5]\d)$")
+_CARD_GROUPS = regex.compile(r"^\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,4})?$")
+_VERSION = regex.compile(r"^\d+(?:\.\d+)*\.\d\.\d+")           # a one-digit inner group: 10.0.19041
+_NANP = regex.compile(r"^(?:(?:\+|00)?1[ .\-]?)?(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d[.\-])\d{3}[.\-]\d{4}$")
+_CC_IN_PARENS = regex.compile(r"^\((\d{1,3})\)[ ]?\d")
+_CURRENCY = regex.compile(r"(?:[$€£¥₹]|\b(?:USD|EUR|GBP|CHF|JPY|INR|AUD|CAD))[ ]?\Z")
+_NON_DIGIT = regex.compile(r"\D+")
+
+
+def _date_digits(d: str) -> bool:
+    """Eight bare digits that read as a date (yyyymmdd, ddmmyyyy, mmddyyyy)."""
+    def ok(y: str, m: str, day: str) -> bool:
+        try:
+            return 1900 <= datetime.date(int(y), int(m), int(day)).year <= 2099
+        except ValueError:
+            return False
+    return len(d) == 8 and (ok(d[:4], d[4:6], d[6:]) or ok(d[4:], d[2:4], d[:2]) or ok(d[4:], d[:2], d[2:4]))
+
+
+def _groups(s: str) -> list[int]:
+    return [len(g) for g in _NON_DIGIT.split(s) if g]
 
 
 class PhoneRecognizer:
@@ -48,82 +82,131 @@ class PhoneRecognizer:
         self.regions = regions
         self.context = Context.of(context_words, before=40, after=12)
         self.veto = Context.of(NOT_PHONE_WORDS, before=30, after=0)
+        self._prefixes = {r: phonenumbers.PhoneMetadata.metadata_for_region(r).national_prefix
+                          for r in regions if phonenumbers.PhoneMetadata.metadata_for_region(r)}
 
     def find(self, text: str, taken: list[tuple[int, int]] = ()) -> Iterable[Span]:
-        """``taken``: spans stronger recognisers already hold; a candidate inside one is not
-        parsed at all (phonenumbers is the costliest step of detection)."""
-        taken = sorted(taken)
-        starts = [a for a, _ in taken]
-        for m in _CANDIDATE.finditer(text):
-            near = taken[max(0, bisect_right(starts, m.start()) - 1):bisect_right(starts, m.end())]
-            if any(a <= m.start() and m.end() <= b for a, b in near):
-                continue
-            if self.veto.near(text, m.start(), m.end()):
+        """``taken``: spans stronger recognisers already hold. Candidates are sought only
+        between them, so a number right after (or before) another entity is still judged on
+        its own, and nothing inside one is parsed (phonenumbers is the costliest step)."""
+        pos = 0
+        for a, b in sorted(taken) + [(len(text), len(text))]:
+            if a > pos:
+                yield from self._find_in(text, pos, a)
+            pos = max(pos, b)
+
+    def _find_in(self, text: str, lo: int, hi: int) -> Iterable[Span]:
+        for m in _CANDIDATE.finditer(text, lo, hi):
+            if self._labelled_otherwise(text, m.start()):
                 continue
             for end in self._ends(m, text):
-                if any(a < end and m.start() < b for a, b in near):
-                    continue
                 span = self._judge(text, m.start(), end)
                 if span is not None:
                     yield span
                     break
+
+    def _labelled_otherwise(self, text: str, start: int) -> bool:
+        """A non-phone word ("order", "SSN") vetoes only the number it labels: the words between
+        them may only be fillers ("order no. is 4155550132"). Another number, a placeholder or
+        a name between them means the word labelled something else."""
+        last = None
+        for last in self.veto.pattern.finditer(text, max(0, start - self.veto.before), start):
+            pass
+        return last is not None and _LABEL_GAP.fullmatch(text, last.end(), start) is not None
 
     def _ends(self, m: "regex.Match[str]", text: str) -> list[int]:
         """The whole candidate, or when it holds too many digits ("+1 415-555-0132 4111 ..."),
         its prefixes at group boundaries that could still be one number (only where it is
         clearly meant as a phone number: international, or next to a telling word)."""
         raw = m.group()
-        if sum(c.isdigit() for c in raw) <= 15:
+        ext = _EXTENSION.search(raw)
+        body = raw[:ext.start()] if ext else raw
+        if sum(c.isdigit() for c in body) <= 15:
             return [m.end()]
         if not (raw.startswith("+") or self.context.near(text, m.start(), m.end())):
             return []
         ends = []
         digits = 0
-        for i, ch in enumerate(raw):
+        for i, ch in enumerate(body):
             if ch.isdigit():
                 digits += 1
                 if digits > 15:
                     break
-                if i + 1 == len(raw) or not raw[i + 1].isdigit():
+                if i + 1 == len(body) or not body[i + 1].isdigit():
                     ends.append(m.start() + i + 1)
-        return [e for e in reversed(ends)]
+        return ends[::-1]
 
     def _judge(self, text: str, start: int, end: int) -> Span | None:
         core = _EXTENSION.sub("", text[start:end])
         digits = sum(c.isdigit() for c in core)
         if not 7 <= digits <= 15 or _DATE_SHAPE.match(core) or _DATE_PREFIX.match(core):
             return None
+        if _CURRENCY.search(text, max(0, start - 5), start):
+            return None
         score = self._score(text, start, end, core, digits)
         return Span(start, end, "PHONE_NUMBER", score) if score else None
 
     def _score(self, text: str, start: int, end: int, core: str, digits: int) -> float:
-        formatted = not core.isdigit()
-        international = core.startswith("+") or core.startswith("00")
-        # Without a telling word only a number that is unmistakably a phone number counts:
-        # international, or a full national number in written form; short groups of digits are
-        # house numbers, zip codes and ids far more often.
-        if international or (formatted and digits >= 10):
-            if self._valid(core, international):
-                return 0.75 if (international or self.context.near(text, start, end)) else 0.6
-        # Numbers from regions outside the configured list, or bare digit runs, count only
-        # next to a telling word: a ten-digit order id is not a phone number.
-        if self.context.near(text, start, end):
-            if self._valid(core, international):
+        context = self.context.near(text, start, end)
+        if core.startswith("+") or core.startswith("00"):
+            number = self._parse("+" + core[2:] if core.startswith("00") else core, None)
+            if number is None:
+                return 0.55 if context else 0.0
+            if phonenumbers.is_valid_number(number):
                 return 0.75
-            return 0.55
+            # A "+" is written for phone numbers only; "00" also starts zero-padded ids.
+            if core.startswith("+") and phonenumbers.is_possible_number(number) or self._nanp(core):
+                return 0.65
+            return 0.55 if context else 0.0
+        valid = self._national(core)
+        if context:
+            return 0.75 if valid else 0.55
+        if self._not_a_phone_shape(core):
+            return 0.0
+        for region, number in valid:
+            prefix = self._prefixes.get(region)
+            trunk = bool(prefix) and core.lstrip("(").startswith(prefix)
+            if trunk or digits >= 10 and not core.isdigit() or self._grouped_as_in(region, number, core):
+                return 0.6
+        if self._nanp(core):
+            return 0.6
+        cc = _CC_IN_PARENS.match(core)
+        if cc and int(cc.group(1)) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            number = self._parse("+" + "".join(c for c in core if c.isdigit()), None)
+            if number is not None and phonenumbers.is_valid_number(number):
+                return 0.6  # "(351) 912 345 678": a country code written without its "+"
         return 0.0
 
-    def _valid(self, core: str, international: bool) -> bool:
-        if international:
-            number = "+" + core[2:] if core.startswith("00") else core
-            try:
-                return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
-            except phonenumbers.NumberParseException:
-                return False
+    def _nanp(self, core: str) -> bool:
+        """Written as North American numbers are ("(NXX) NXX-XXXX"), even if the area code is
+        unassigned: no other number is written so."""
+        return ("US" in self.regions or "CA" in self.regions) and _NANP.match(core) is not None
+
+    @staticmethod
+    def _not_a_phone_shape(core: str) -> bool:
+        return bool(_ZIP4.match(core) or _RANGE.match(core) or _CARD_GROUPS.match(core)
+                    or _VERSION.match(core) or (core.isdigit() and _date_digits(core)))
+
+    @staticmethod
+    def _grouped_as_in(region: str, number: "phonenumbers.PhoneNumber", core: str) -> bool:
+        """Written with separators exactly as the region groups its numbers ("612 34 56 78")."""
+        if core.isdigit():
+            return False
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        return _groups(national) == _groups(core)
+
+    @staticmethod
+    def _parse(core: str, region: str | None) -> "phonenumbers.PhoneNumber | None":
+        try:
+            return phonenumbers.parse(core, region)
+        except phonenumbers.NumberParseException:
+            return None
+
+    def _national(self, core: str) -> "list[tuple[str, phonenumbers.PhoneNumber]]":
+        """The hinted regions in which ``core`` is a valid national number."""
+        valid = []
         for region in self.regions:
-            try:
-                if phonenumbers.is_valid_number(phonenumbers.parse(core, region)):
-                    return True
-            except phonenumbers.NumberParseException:
-                continue
-        return False
+            number = self._parse(core, region)
+            if number is not None and phonenumbers.is_valid_number(number):
+                valid.append((region, number))
+        return valid
