@@ -13,7 +13,8 @@ an id far more often than a phone, so it needs a telling word.
 from __future__ import annotations
 
 import datetime
-from bisect import bisect_right
+from bisect import bisect_left
+from functools import lru_cache
 from typing import Iterable
 
 import phonenumbers
@@ -22,6 +23,7 @@ from phonenumbers import PhoneNumberFormat
 
 from ..spans import Span
 from .context import Context
+from .probe import Probe, probe_of
 
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IN")
 
@@ -48,6 +50,7 @@ NOT_PHONE_WORDS = ("license", "licence", "passport", "account", "order", "invoic
                    "version", "build", "release", "isbn", "sku", "ean")
 _LABEL_GAP = regex.compile(r"(?i)(?:[\s:#.,=()'\"\-]|\b(?:no|nr|num|number|numbers|is|was|of|the|code|on|file|s)\b)*")
 _EXTENSION = regex.compile(rf"{_EXT}$")
+_EXT_GAP = regex.compile(r"[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?")
 _DATE_PREFIX = regex.compile(r"^\d{4}-\d{2}-\d{2}(?!\d)")
 _DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})$")
 _ZIP4 = regex.compile(r"^\d{5}-\d{4}$")
@@ -70,6 +73,43 @@ def _date_digits(d: str) -> bool:
     return len(d) == 8 and (ok(d[:4], d[4:6], d[6:]) or ok(d[4:], d[2:4], d[:2]) or ok(d[4:], d[:2], d[2:4]))
 
 
+def _cluster_digits(text: str, runs: list[tuple[int, int]]) -> list[int]:
+    """For each digit run, the digits of the cluster it belongs to (runs linked by gaps that a
+    candidate can span: up to three characters, or an extension mark)."""
+    totals: list[int] = []
+    first = total = previous = 0
+    for i, (start, end) in enumerate(runs):
+        gap = start - previous
+        if i and gap > 3 and (gap > 11 or not _EXT_GAP.fullmatch(text, previous, start)):
+            totals.extend([total] * (i - first))
+            first, total = i, 0
+        total += end - start
+        previous = end
+    totals.extend([total] * (len(runs) - first))
+    return totals
+
+
+@lru_cache(maxsize=4096)
+def _parsed(core: str, region: str | None) -> "tuple[phonenumbers.PhoneNumber | None, bool]":
+    """``phonenumbers``' reading of ``core`` and whether it is a valid number. Parsing and
+    validating cost 25-60 µs (a +1 number is checked against 25 regions), and the same numbers
+    come back with every turn of a conversation, so readings are remembered (bounded)."""
+    try:
+        number = phonenumbers.parse(core, region)
+    except phonenumbers.NumberParseException:
+        return None, False
+    # Valid for the region it was read in (or its country's main region) implies valid; that
+    # one check spares is_valid_number's search through every region sharing the code.
+    home = region or phonenumbers.region_code_for_country_code(number.country_code)
+    return number, (phonenumbers.is_valid_number_for_region(number, home)
+                    or phonenumbers.is_valid_number(number))
+
+
+def forget_phone_numbers() -> None:
+    """Empty the parse memory (benchmarks measure the cold cost)."""
+    _parsed.cache_clear()
+
+
 def _groups(s: str) -> list[int]:
     return [len(g) for g in _NON_DIGIT.split(s) if g]
 
@@ -82,25 +122,66 @@ class PhoneRecognizer:
         self.regions = regions
         self.context = Context.of(context_words, before=40, after=12)
         self.veto = Context.of(NOT_PHONE_WORDS, before=30, after=0)
-        self._prefixes = {r: phonenumbers.PhoneMetadata.metadata_for_region(r).national_prefix
-                          for r in regions if phonenumbers.PhoneMetadata.metadata_for_region(r)}
+        self._prefixes: dict[str, str | None] = {}
+        self._lengths: dict[str, tuple[int, int]] = {}   # digits a national number may have
+        for r in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(r)
+            if meta is None:
+                continue
+            self._prefixes[r] = meta.national_prefix
+            lengths = meta.general_desc.possible_length or ()
+            if lengths:
+                # Room for the trunk prefix and whatever else the region strips when parsing.
+                self._lengths[r] = (min(lengths), max(lengths) + 6)
 
-    def find(self, text: str, taken: list[tuple[int, int]] = ()) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None, taken: list[tuple[int, int]] = (),
+             contested: list[tuple[int, int]] | None = None) -> Iterable[Span]:
         """``taken``: spans stronger recognisers already hold. Candidates are sought only
         between them, so a number right after (or before) another entity is still judged on
-        its own, and nothing inside one is parsed (phonenumbers is the costliest step)."""
+        its own, and nothing inside one is parsed (phonenumbers is the costliest step).
+        ``contested``: spans of weaker recognisers. A number a telling word already admits is
+        validated only when it overlaps one of them, since its score (0.75 valid, 0.55 not)
+        matters only against an overlapping span; None: every such number is validated."""
+        probe = probe_of(text, probe)
+        if probe.digits < 7:
+            return
         pos = 0
+        runs = probe.runs
+        cluster = _cluster_digits(text, runs)
         for a, b in sorted(taken) + [(len(text), len(text))]:
             if a > pos:
-                yield from self._find_in(text, pos, a)
+                yield from self._find_in(text, pos, a, runs, cluster, contested)
             pos = max(pos, b)
 
-    def _find_in(self, text: str, lo: int, hi: int) -> Iterable[Span]:
-        for m in _CANDIDATE.finditer(text, lo, hi):
-            if self._labelled_otherwise(text, m.start()):
+    @staticmethod
+    def _candidates(text: str, lo: int, hi: int, runs: list[tuple[int, int]],
+                    cluster: list[int]) -> Iterable["regex.Match[str]"]:
+        """``_CANDIDATE.finditer(text, lo, hi)`` less the candidates too short to judge, tried
+        only where a match can start: every candidate has a digit run starting at most two
+        characters in ("+4", "(0", " (0)"), and lies within one cluster of runs that no more
+        than three characters (or an extension mark) apart; a cluster of fewer than seven
+        digits holds no phone number."""
+        pos = lo
+        for i in range(bisect_left(runs, (lo, -1)), len(runs)):
+            start = runs[i][0]
+            if start >= hi:
+                return
+            if cluster[i] < 7:
+                continue
+            for at in range(max(pos, start - 2), start + 1):
+                m = _CANDIDATE.match(text, at, hi)
+                if m is not None:
+                    yield m
+                    pos = m.end()
+                    break
+
+    def _find_in(self, text: str, lo: int, hi: int, runs: list[tuple[int, int]],
+                 cluster: list[int], contested: list[tuple[int, int]] | None) -> Iterable[Span]:
+        for m in self._candidates(text, lo, hi, runs, cluster):
+            if m.end() - m.start() < 7 or self._labelled_otherwise(text, m.start()):
                 continue
             for end in self._ends(m, text):
-                span = self._judge(text, m.start(), end)
+                span = self._judge(text, m.start(), end, contested)
                 if span is not None:
                     yield span
                     break
@@ -136,44 +217,47 @@ class PhoneRecognizer:
                     ends.append(m.start() + i + 1)
         return ends[::-1]
 
-    def _judge(self, text: str, start: int, end: int) -> Span | None:
+    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None) -> Span | None:
         core = _EXTENSION.sub("", text[start:end])
         digits = sum(c.isdigit() for c in core)
         if not 7 <= digits <= 15 or _DATE_SHAPE.match(core) or _DATE_PREFIX.match(core):
             return None
         if _CURRENCY.search(text, max(0, start - 5), start):
             return None
-        score = self._score(text, start, end, core, digits)
+        unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
+        score = self._score(text, start, end, core, digits, unopposed)
         return Span(start, end, "PHONE_NUMBER", score) if score else None
 
-    def _score(self, text: str, start: int, end: int, core: str, digits: int) -> float:
+    def _score(self, text: str, start: int, end: int, core: str, digits: int, unopposed: bool) -> float:
         context = self.context.near(text, start, end)
+        if context and unopposed:
+            return 0.55         # admitted either way; the score would only break a tie
         if core.startswith("+") or core.startswith("00"):
-            number = self._parse("+" + core[2:] if core.startswith("00") else core, None)
+            number, valid = _parsed("+" + core[2:] if core.startswith("00") else core, None)
             if number is None:
                 return 0.55 if context else 0.0
-            if phonenumbers.is_valid_number(number):
+            if valid:
                 return 0.75
             # A "+" is written for phone numbers only; "00" also starts zero-padded ids.
             if core.startswith("+") and phonenumbers.is_possible_number(number) or self._nanp(core):
                 return 0.65
             return 0.55 if context else 0.0
-        valid = self._national(core)
-        if context:
-            return 0.75 if valid else 0.55
+        trunk = tuple(r for r in self.regions if self._prefixes.get(r) and core.lstrip("(").startswith(self._prefixes[r]))
+        if context:     # valid anywhere: the regions whose trunk prefix it has are likeliest
+            likely = trunk + tuple(r for r in self.regions if r not in trunk)
+            return 0.75 if next(self._valid_in(core, likely), None) else 0.55
         if self._not_a_phone_shape(core):
             return 0.0
-        for region, number in valid:
-            prefix = self._prefixes.get(region)
-            trunk = bool(prefix) and core.lstrip("(").startswith(prefix)
-            if trunk or digits >= 10 and not core.isdigit() or self._grouped_as_in(region, number, core):
+        bare = core.isdigit()
+        # A bare run of digits counts only with a trunk prefix, so only those regions are tried.
+        for region, number in self._valid_in(core, trunk if bare else self.regions):
+            if region in trunk or digits >= 10 and not bare or self._grouped_as_in(region, number, core):
                 return 0.6
         if self._nanp(core):
             return 0.6
         cc = _CC_IN_PARENS.match(core)
         if cc and int(cc.group(1)) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            number = self._parse("+" + "".join(c for c in core if c.isdigit()), None)
-            if number is not None and phonenumbers.is_valid_number(number):
+            if _parsed("+" + "".join(c for c in core if c.isdigit()), None)[1]:
                 return 0.6  # "(351) 912 345 678": a country code written without its "+"
         return 0.0
 
@@ -195,18 +279,15 @@ class PhoneRecognizer:
         national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
         return _groups(national) == _groups(core)
 
-    @staticmethod
-    def _parse(core: str, region: str | None) -> "phonenumbers.PhoneNumber | None":
-        try:
-            return phonenumbers.parse(core, region)
-        except phonenumbers.NumberParseException:
-            return None
 
-    def _national(self, core: str) -> "list[tuple[str, phonenumbers.PhoneNumber]]":
-        """The hinted regions in which ``core`` is a valid national number."""
-        valid = []
-        for region in self.regions:
-            number = self._parse(core, region)
-            if number is not None and phonenumbers.is_valid_number(number):
-                valid.append((region, number))
-        return valid
+    def _valid_in(self, core: str, regions: tuple[str, ...]) -> "Iterable[tuple[str, phonenumbers.PhoneNumber]]":
+        """The regions (lazily, in order) in which ``core`` is a valid national number. Parsing
+        costs ~25 µs a region, so regions whose lengths cannot fit are skipped unparsed."""
+        digits = sum(c.isdigit() for c in core)
+        for region in regions:
+            low, high = self._lengths.get(region, (0, 99))
+            if not low <= digits <= high:
+                continue
+            number, valid = _parsed(core, region)
+            if valid:
+                yield region, number
