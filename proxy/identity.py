@@ -17,12 +17,20 @@ def client_key(headers: Mapping[str, str]) -> str | None:
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+            return _plain(token.strip())
     for name in ("api-key", "x-api-key"):
         value = headers.get(name)
         if value and value.strip():
-            return value.strip()
+            return _plain(value.strip())
     return None
+
+
+def _plain(key: str) -> str:
+    # aiohttp hands header bytes that are not UTF-8 over as lone surrogates, which no hash,
+    # log or upstream request can encode: no provider issues such keys
+    if not (key.isascii() and key.isprintable()):
+        raise ProxyError(401, "invalid_api_key", "The API key holds characters that no API key has.")
+    return key
 
 
 def reject_ambiguous_keys(headers: Mapping[str, str], user_header: str) -> None:

@@ -20,6 +20,10 @@ from ..globs import GlobSet
 from ..guards import GUARDS
 from ..guards.base import CompileContext, Guard, overrides
 from ..keys import EMPTY_KEYSTORE, KeyStore, load_keys
+from ..resilience.config import BreakerPolicy, compile_breaker, compile_defaults
+from ..resilience.routes import Route, compile_route
+from ..resilience.routes import check_keys as check_route_keys
+from ..resilience.routes import single as single_route
 from .loader import Document, Problem, load_file
 from .schema import build_schema
 from .sections import SECTIONS
@@ -44,16 +48,11 @@ class Upstream:
     api_version: str | None
     timeouts: Timeouts
     max_connections: int
+    breaker: BreakerPolicy | None = None
 
     @property
     def dialect(self) -> str:
         return DIALECT[self.provider]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    models: GlobSet
-    upstream: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +66,8 @@ class ServerConfig:
     keep_alive: float = 30.0
     shutdown_grace: float = 30.0
     trust_forwarded_for: bool = False
+    max_inspected_response_bytes: int = 64 * 1024 * 1024
+    oversized_response: str = "block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class Policy:
     keys: KeyStore
     upstreams: Mapping[str, Upstream]
     routes: tuple[Route, ...]
+    default_routes: Mapping[str, Route]     # dialect -> its first upstream (no routes, or no model)
     passthrough_paths: GlobSet
     passthrough_upstream: Upstream | None
     unrecognized_body: str
@@ -143,15 +145,12 @@ class Policy:
                 return scope
         return self.base
 
-    def route(self, model: str | None, dialect: str) -> Upstream | None:
+    def route(self, model: str | None, dialect: str) -> Route | None:
         for route in self.routes:
-            up = self.upstreams[route.upstream]
-            if up.dialect == dialect and (model is None or route.models.match(model)):
-                return up
+            if route.dialect == dialect and (model is None or route.models.match(model)):
+                return route
         if not self.routes or model is None:
-            for up in self.upstreams.values():
-                if up.dialect == dialect:
-                    return up
+            return self.default_routes.get(dialect)
         return None
 
     async def close(self) -> None:
@@ -238,7 +237,7 @@ def _scope(name: str, match: ScopeMatch | None, guards: tuple[Guard, ...], overr
     )
 
 
-def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
+def _upstream(name: str, raw: Mapping[str, Any], breaker: BreakerPolicy | None) -> Upstream:
     t = raw.get("timeouts") or {}
     d = Timeouts()
     return Upstream(
@@ -250,6 +249,7 @@ def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
             stream_idle=parse_duration(t.get("streamIdle", d.stream_idle)),
             total=parse_duration(t.get("total", d.total))),
         max_connections=int(raw.get("maxConnections", 256)),
+        breaker=compile_breaker(raw.get("breaker"), breaker),
     )
 
 
@@ -271,13 +271,13 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
     mode = data.get("mode", "enforce")
     failure = data.get("failureMode", "closed")
 
-    upstreams = {n: _upstream(n, u) for n, u in data["upstreams"].items()}
-    routes = []
-    for i, r in enumerate(data.get("routes") or []):
-        if r["upstream"] not in upstreams:
-            doc.problem(("routes", i, "upstream"), f"unknown upstream {r['upstream']!r}; defined: {', '.join(upstreams)}")
-            continue
-        routes.append(Route(GlobSet.of(r["models"]), r["upstream"]))
+    defaults = compile_defaults(data.get("resilience"))
+    upstreams = {n: _upstream(n, u, defaults.breaker) for n, u in data["upstreams"].items()}
+    routes = [r for i, raw in enumerate(data.get("routes") or [])
+              if (r := compile_route(doc, i, raw, upstreams, defaults.retry)) is not None]
+    default_routes: dict[str, Route] = {}
+    for up in upstreams.values():
+        default_routes.setdefault(up.dialect, single_route(up, defaults.retry))
 
     pt = data.get("passthrough") or {}
     pt_up = None
@@ -298,7 +298,10 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
         body_timeout=parse_duration(s.get("bodyTimeout", dflt.body_timeout)),
         keep_alive=parse_duration(s.get("keepAlive", dflt.keep_alive)),
         shutdown_grace=parse_duration(s.get("shutdownGrace", dflt.shutdown_grace)),
-        trust_forwarded_for=bool(s.get("trustForwardedFor", False)))
+        trust_forwarded_for=bool(s.get("trustForwardedFor", False)),
+        max_inspected_response_bytes=parse_size(s.get("maxInspectedResponseBytes",
+                                                      dflt.max_inspected_response_bytes)),
+        oversized_response=s.get("oversizedResponse", dflt.oversized_response))
 
     ident = data.get("identity") or {}
     secret = ident.get("fingerprintSecret") or ""
@@ -310,6 +313,7 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
         user_header=ident.get("userHeader", "x-aifw-user").lower(),
         trust_passthrough_users=bool(ident.get("trustPassthroughUsers", False)),
         allow_anonymous=bool(ident.get("allowAnonymous", False)))
+    check_route_keys(doc, routes, identity.mode)
     keys = EMPTY_KEYSTORE
     watched = [os.path.abspath(doc.file)]
     if identity.mode == "virtualKeys":
@@ -354,7 +358,7 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
     return Policy(
         name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
         mode=mode, failure_mode=failure, server=server, identity=identity, keys=keys,
-        upstreams=upstreams, routes=tuple(routes), passthrough_paths=GlobSet.of(pt.get("paths", ())),
+        upstreams=upstreams, routes=tuple(routes), default_routes=default_routes, passthrough_paths=GlobSet.of(pt.get("paths", ())),
         passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
         base=base, scopes=tuple(scopes), sections=compiled_sections,
         watched_files=tuple(dict.fromkeys(watched)))
