@@ -25,6 +25,23 @@ def client_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def reject_malformed_headers(headers: Mapping[str, str]) -> None:
+    """aiohttp hands bytes that are not UTF-8 on as surrogates, which nothing downstream can
+    encode (hash, fingerprint, forward, write to the audit log). An API key is printable ASCII:
+    anything else in a key header is the wrong key (401); another header that is not UTF-8 is a
+    malformed request (400). Neither is ever quoted back."""
+    for name, value in headers.items():
+        if value.isascii() and (value.isprintable() or name.lower() not in KEY_HEADERS):
+            continue
+        if name.lower() in KEY_HEADERS:
+            raise ProxyError(401, "invalid_api_key", f"The {name.lower()} header holds characters "
+                             "no API key has (an API key is printable ASCII).")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProxyError(400, "invalid_request", "A request header is not valid UTF-8.") from None
+
+
 def reject_ambiguous_keys(headers: Mapping[str, str], user_header: str) -> None:
     """Two different keys (or user assertions) in one request are refused: the caller would be
     identified by one and the upstream would be called with the other."""

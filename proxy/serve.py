@@ -14,6 +14,7 @@ from .policy.compile import PolicyError
 from .reload import PolicyHolder
 from .runtime import attach_subsystems, check_workers
 from .server import make_runner
+from .telemetry.logs import route_uncaught
 
 log = logging.getLogger("aifw")
 
@@ -22,6 +23,7 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
                  ready: asyncio.Event | None = None) -> None:
     holder = PolicyHolder(policy_path)
     attach_subsystems(holder, logging=True)
+    route_uncaught()
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
         log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "

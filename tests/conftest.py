@@ -41,10 +41,15 @@ class RunningProxy:
         await self.runner.cleanup()
 
 
+# lets tests read /readyz detail (tests/e2e/helpers.readiness)
+READINESS_TOKEN = "test-readiness-token-0123456789"
+
+
 def minimal_policy(**overrides) -> str:
     policy = {
         "version": 1,
         "name": "test",
+        "server": {"readinessToken": READINESS_TOKEN},
         "upstreams": {
             "openai": {"provider": "openai", "baseUrl": "${FAKE_OPENAI_URL}",
                        "timeouts": {"connect": "2s", "firstByte": "5s", "streamIdle": "5s", "total": "10s"}},
