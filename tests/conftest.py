@@ -66,6 +66,29 @@ def minimal_policy(**overrides) -> str:
 
 
 @pytest.fixture
+def restore_logging():
+    """For tests that call proxy.telemetry.logs.setup_logging: undo it afterwards."""
+    yield
+    import logging
+    import structlog
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
+        root.removeHandler(h)
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def log_stream(restore_logging):
+    """The real logging setup (JSON, DEBUG) writing into a StringIO."""
+    import io
+    import logging
+    from proxy.telemetry.logs import setup_logging
+    stream = io.StringIO()
+    setup_logging("json", stream, level=logging.DEBUG)
+    return stream
+
+
+@pytest.fixture
 async def fake():
     async with run_fake_provider() as provider:
         yield provider

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import io
 import json
-import logging
 import socket
 from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,7 +31,6 @@ from proxy.guards.injection import InjectionGuard
 from proxy.keys import create_key
 from proxy.parsing.sse import SSEParser
 from proxy.telemetry import Telemetry
-from proxy.telemetry.logs import setup_logging
 from tests.conftest import minimal_policy
 
 pytestmark = pytest.mark.timeout(300)
@@ -96,13 +92,12 @@ class World:
 
 
 @pytest.fixture
-async def world(start_proxy, tmp_path, monkeypatch, capfd):
+async def world(log_stream, start_proxy, tmp_path, monkeypatch, capfd):
     dead_port = _free_port()
     keys_file = tmp_path / "keys.yaml"
     _, virtual_key = create_key(str(keys_file), user="alice", groups=["eng"])
     env = {"AIFW_FINGERPRINT_SECRET": FP_SECRET, "PROVIDER_KEY": PROVIDER_KEY}
-    logs = io.StringIO()
-    setup_logging("json", logs, level=logging.DEBUG)   # before anything logs: as `aifw serve` does
+    logs = log_stream        # set up before the proxies log anything, as `aifw serve` does
     fingerprinted = await start_proxy(
         _policy({"mode": "passthrough", "fingerprintSecret": "${AIFW_FINGERPRINT_SECRET}"}, "metadata", dead_port),
         env=env, name="passthrough.yaml")
@@ -115,11 +110,7 @@ async def world(start_proxy, tmp_path, monkeypatch, capfd):
         proxy.holder.telemetry = Telemetry(proxy.holder.policy.sections["telemetry"], span_exporter=exporter)
         proxy.holder.telemetry.watch_audit(proxy.holder.audit)
     _arm_faults(monkeypatch)
-    yield World((fingerprinted, virtual), virtual_key, logs, exporter, tmp_path / "audit")
-    root = logging.getLogger()
-    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
-        root.removeHandler(h)
-    structlog.reset_defaults()
+    return World((fingerprinted, virtual), virtual_key, logs, exporter, tmp_path / "audit")
 
 
 def _arm_faults(monkeypatch) -> None:

@@ -4,29 +4,14 @@ proxy running with the real logging setup."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 
 import openai
 import pytest
-import structlog
 
-from proxy.telemetry.logs import setup_logging
 from tests.e2e.helpers import MSG, oa, policy
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    setup_logging("json", stream, level=logging.DEBUG)
-    yield stream
-    root = logging.getLogger()
-    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
-        root.removeHandler(h)
-    structlog.reset_defaults()
 
 
 async def test_closed_mode_outage_logs_each_state_change_once(start_proxy, private_redis, log_stream):

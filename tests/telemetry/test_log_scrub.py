@@ -13,15 +13,7 @@ import structlog
 from proxy.telemetry.logs import setup_logging
 
 SECRET = "sk-proj-SCRUBMARK-77"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    yield
-    root = logging.getLogger()
-    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
-        root.removeHandler(h)
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def lookup(table: dict, key: str):
