@@ -3,11 +3,14 @@ stays warm across rounds and never competes with the proxy inside one interprete
 
 Command: {"url", "body", "headers", "stream", "connections", "duration", "max_requests"}
 Answer:  {"count", "warmup", "errors", "elapsed", "latency_ms": [...], "ttfb_ms": [...]}
+
+``#REQ#`` in the body is replaced by a number unique to each request (bench/bodies.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 
@@ -15,13 +18,22 @@ import aiohttp
 import orjson
 
 STREAM_END = b"data: [DONE]\n\n"
+UNIQUE = b"#REQ#"
+_numbers = itertools.count(1)
 
 
-async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict,
+def _bodies(body: bytes):
+    """The body of each request: the same bytes, or with ``#REQ#`` numbered."""
+    if UNIQUE not in body:
+        return lambda: body
+    return lambda: body.replace(UNIQUE, str(next(_numbers)).encode())
+
+
+async def one_request(session: aiohttp.ClientSession, url: str, body, headers: dict,
                       stream: bool) -> tuple[bool, float, float]:
     """Returns (ok, latency, time to first body byte), both in seconds."""
     t0 = time.perf_counter()
-    async with session.post(url, data=body, headers=headers) as resp:
+    async with session.post(url, data=body(), headers=headers) as resp:
         first = await resp.content.readany()
         t_first = time.perf_counter()
         tail = first
@@ -37,7 +49,7 @@ async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, hea
 
 async def run_segment(cmd: dict) -> dict:
     url, stream = cmd["url"], bool(cmd["stream"])
-    body = cmd["body"].encode()
+    body = _bodies(cmd["body"].encode())
     headers = {"content-type": "application/json", **cmd["headers"]}
     conns, max_requests = int(cmd["connections"]), int(cmd["max_requests"])
     latencies: list[float] = []

@@ -33,6 +33,19 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of pid and its descendants (VmRSS), in MiB."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / 1024
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -57,6 +70,9 @@ class Service:
     url: str
     proc: subprocess.Popen | None
     log: Path | None
+    started: float = 0.0                  # time.monotonic() at spawn
+    ready_seconds: float | None = None    # spawn until the probe first answered 200
+    rss_ready_mib: float | None = None    # resident memory right then
 
     def log_tail(self, lines: int = 15) -> str:
         if self.log is None or not self.log.exists():
@@ -81,7 +97,7 @@ def start(name: str, command: list[str], env: dict[str, str], port: int, log_dir
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Service(name, f"http://127.0.0.1:{port}", proc, log)
+    return Service(name, f"http://127.0.0.1:{port}", proc, log, time.monotonic())
 
 
 def wait_ready(service: Service, probe_path: str, headers: dict[str, str], timeout: float = 30.0) -> str | None:
@@ -95,11 +111,14 @@ def wait_ready(service: Service, probe_path: str, headers: dict[str, str], timeo
             req = urllib.request.Request(service.url + probe_path, headers=headers)
             with urllib.request.urlopen(req, timeout=2) as resp:
                 if resp.status == 200:
+                    service.ready_seconds = time.monotonic() - service.started
+                    if service.proc is not None:
+                        service.rss_ready_mib = rss_mib(service.proc.pid)
                     return None
                 last = f"status {resp.status}"
         except urllib.error.HTTPError as exc:
             last = f"status {exc.code}"
         except OSError as exc:
             last = str(exc)
-        time.sleep(0.1)
+        time.sleep(0.01)   # fine enough to tell a 0.3 s start from a 0.4 s one
     return f"not ready after {timeout:.0f}s ({last})"

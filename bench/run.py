@@ -1,7 +1,7 @@
 """`make bench`: one interleaved run on loopback comparing the targets in bench/targets.py.
 
-    .venv/bin/python -m bench.run            # ~4-5 minutes
-    .venv/bin/python -m bench.run --quick    # ~1 minute
+    .venv/bin/python -m bench.run            # ~5 minutes
+    .venv/bin/python -m bench.run --quick    # ~1.5 minutes
     .venv/bin/python -m bench.run --only direct,passthrough
     .venv/bin/python -m bench.run --policy aifw-pii=policies/pii.yaml
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import orjson
 
 from bench import procs
-from bench.report import Pool, table, target_checks
-from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, default_targets
-from bench.workloads import AUTH, PATH, WORKLOADS, Workload
+from bench.report import Pool, Start, issue_summary, start_table, table, target_checks
+from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, bench_targets
+from bench.workloads import AUTH, BENCH_WORKLOADS, PATH, WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -98,6 +98,11 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
     log_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
 
+    # Bytecode as an installed package has it: a checkout run with PYTHONDONTWRITEBYTECODE would
+    # otherwise compile every module at each start, and the start times would measure that.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "proxy", "bench"], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=False,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     up_port = procs.free_port()
     upstream = procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", str(up_port)], {},
                            up_port, log_dir, ROOT)
@@ -133,6 +138,9 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
                     pools[name].setdefault(w.name, Pool()).add(result, cpu)
             print(f"[bench] round {r + 1}/{rounds} done ({time.monotonic() - started:.0f}s)", file=sys.stderr)
         upstream_cpu = procs.cpu_seconds(upstream.proc.pid) if upstream.proc else 0.0
+        starts = {name: Start(svc.ready_seconds, svc.rss_ready_mib,
+                              procs.rss_mib(svc.proc.pid) if svc.proc else None)
+                  for name, svc in services.items() if svc.proc is not None}
     finally:
         if loadgen:
             loadgen.close()
@@ -140,7 +148,7 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
             svc.stop()
         upstream.stop()
 
-    report = render(pools, names, rounds, duration, quick, notes, upstream_cpu, workloads)
+    report = render(pools, names, rounds, duration, quick, notes, upstream_cpu, workloads, starts)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"bench-{stamp}.md").write_text(report)
     (RESULTS / "latest.md").write_text(report)
@@ -148,14 +156,24 @@ def run(targets: list[Target], quick: bool, budget: float | None, rounds: int | 
 
 
 def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, duration: float, quick: bool,
-           notes: list[str], upstream_cpu: float, workloads: tuple[Workload, ...] = WORKLOADS) -> str:
+           notes: list[str], upstream_cpu: float, workloads: tuple[Workload, ...] = WORKLOADS,
+           starts: dict[str, Start] | None = None) -> str:
     streamed = {w.name for w in workloads if w.stream}
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     out = [f"# aifw benchmark ({'quick' if quick else 'full'}, {datetime.now():%Y-%m-%d %H:%M})", "",
-           f"Loopback, {rounds} interleaved rounds, {duration:.2f}s per segment; "
-           f"~1 KB chat requests; streams of 50 content chunks. "
-           f"`÷ pass` = ratio to the bare aiohttp pass-through; `+… vs direct` = added over calling "
-           f"the fake provider directly. CPU = utime+stime of the proxy process per request.", "",
-           table(pools, [w.name for w in workloads], streamed), ""]
+           f"Loopback, {rounds} interleaved rounds, {duration:.2f}s per segment. Bodies "
+           f"(bench/bodies.py): `chat1k` ~1 KB chat, `conv20` a ~6 KB 20-turn conversation, `rag4k` "
+           f"a ~4 KB retrieval prompt with a tool result; each request carries a new text (its "
+           f"newest turn; in `rag4k` the question and passages too); `stream50` streams the 1 KB "
+           f"chat's answer in 50 chunks. `÷ pass` = ratio to the bare aiohttp pass-through; `+… vs "
+           f"direct` = added over calling the fake provider directly. CPU = utime+stime of the proxy "
+           f"process (from /proc) per request. Load average at the end: {load} on {os.cpu_count()} CPUs.", ""]
+    summary = issue_summary(pools, starts or {})
+    if summary:
+        out += ["## Summary (issue 14)", "", summary, ""]
+    out += ["## Every workload", "", table(pools, [w.name for w in workloads], streamed), ""]
+    if starts:
+        out += ["## Start", "", start_table(starts), ""]
     subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
     checks = [line for s in subjects for line in target_checks(pools, s)]
     if checks:
@@ -163,7 +181,6 @@ def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, dur
     elif AIFW not in names:
         out += ["## Targets", "", f"- not evaluated: no `{AIFW}` target ran.", ""]
     total = sum(p.sent for per in pools.values() for p in per.values())
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     out += [f"Fake provider CPU over the whole run: {upstream_cpu:.1f}s for ~{total} requests. "
             f"Load average at the end: {load} on {os.cpu_count()} CPUs (a busy machine inflates "
             f"every extra process hop, so compare aifw with the pass-through first)."]
@@ -172,7 +189,8 @@ def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, dur
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None, targets: list[Target] | None = None) -> int:
+def main(argv: list[str] | None = None, targets: list[Target] | None = None,
+         workloads: tuple[Workload, ...] = BENCH_WORKLOADS) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about a minute instead of about five")
@@ -182,7 +200,7 @@ def main(argv: list[str] | None = None, targets: list[Target] | None = None) -> 
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
                         help="add an aifw target running another policy file")
     args = parser.parse_args(argv)
-    chosen = list(targets) if targets is not None else default_targets()
+    chosen = list(targets) if targets is not None else bench_targets()
     for spec in args.policy:
         name, _, path = spec.partition("=")
         chosen.append(aifw_target(name, path))
@@ -191,7 +209,7 @@ def main(argv: list[str] | None = None, targets: list[Target] | None = None) -> 
         chosen = [t for t in chosen if t.name in wanted]
     if DIRECT not in {t.name for t in chosen}:
         chosen.insert(0, Target(DIRECT, None))  # every "added" number needs the direct baseline
-    print(run(chosen, args.quick, args.budget, args.rounds))
+    print(run(chosen, args.quick, args.budget, args.rounds, workloads))
     return 0
 
 

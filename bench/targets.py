@@ -35,3 +35,22 @@ def default_targets() -> list[Target]:
                              "--upstream", "{upstream}")),
         aifw_target(AIFW, "policies/default.yaml"),
     ]
+
+
+# `make bench` (issue 14): aifw with no scanning guard, with the default policy (on uvloop when
+# it is installed, and on asyncio's loop for comparison) and with every guard on.
+NOSCAN, DEFAULT, DEFAULT_ASYNCIO, ALL_GUARDS = "aifw-noscan", "aifw-default", "aifw-default-asyncio", "aifw-all"
+
+
+def bench_targets() -> list[Target]:
+    audit = lambda name: {"AIFW_AUDIT_DIR": "bench/results/var-" + name}  # noqa: E731
+    return [
+        Target(DIRECT, None),
+        Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}",
+                             "--upstream", "{upstream}")),
+        aifw_target(NOSCAN, "bench/policies/noscan.yaml", audit(NOSCAN)),
+        aifw_target(DEFAULT, "policies/default.yaml", audit(DEFAULT)),
+        aifw_target(DEFAULT_ASYNCIO, "policies/default.yaml",
+                    {**audit(DEFAULT_ASYNCIO), "AIFW_EVENT_LOOP": "asyncio"}),
+        aifw_target(ALL_GUARDS, "bench/policies/all-guards.yaml", audit(ALL_GUARDS)),
+    ]

@@ -78,3 +78,22 @@ SYSTEM_PROMPT_WORKLOADS = (
     MessagesWorkload("chat+rules c=1", 1, False, AUTH, tuple(MESSAGES_WITH_RULES)),
     MessagesWorkload("chat+rules c=16", 16, False, AUTH, tuple(MESSAGES_WITH_RULES)),
 )
+
+
+@dataclass(frozen=True)
+class BodyWorkload(Workload):
+    """A workload sending one of bench/bodies.py's bodies (``#REQ#`` numbered per request)."""
+
+    body_name: str = "chat1k"
+
+    def body(self) -> str:
+        from bench.bodies import BODIES, body
+        return body(BODIES[self.body_name], self.stream)
+
+
+# `make bench` (issue 14): three bodies at 1, 16 and 64 connections, and the 1 KB chat streamed
+# in 50 chunks for the time to first byte.
+BENCH_WORKLOADS = tuple(
+    BodyWorkload(f"{name} c={c}", c, False, AUTH, name)
+    for name in ("chat1k", "conv20", "rag4k") for c in (1, 16, 64)
+) + (BodyWorkload("stream50 c=1", 1, True, {**AUTH, "x-fake-chunks": "50"}, "chat1k"),)

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from . import pipeline
+from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
@@ -136,6 +137,7 @@ class Edge:
         if verdict is not None:
             ex.status = verdict.status
             return _verdict_response(verdict, ex)
+        request_stream_usage(ex)
         return await self._forward(request, ex)
 
     async def _read_body(self, request: web.Request, ex: Exchange) -> None:
@@ -272,28 +274,38 @@ class Edge:
         passive = proc.passive
         await out.prepare(request)
         ex.streamed = True
+
+        async def broke_off(message: str, code: str) -> web.StreamResponse:
+            # The client already has a 200: an error event the SDKs raise says the answer broke
+            # off, and the record says so too.
+            ex.error = code
+            if ex.decision == "allowed":
+                ex.decision = "error"
+            await out.write(b"".join(proc.error_events(message, code)))
+            resp.close()
+            return out
+
         try:
             while True:
                 try:
                     async with asyncio.timeout(up.timeouts.stream_idle):
                         chunk = await resp.content.readany()
                 except TimeoutError:
-                    ex.error = "upstream_timeout"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")))
-                    return out
+                    return await broke_off(f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")
                 except aiohttp.ClientError as exc:
-                    ex.error = "upstream_error"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} broke off the stream ({type(exc).__name__}).", "upstream_error")))
-                    return out
+                    return await broke_off(f"Upstream {up.name} broke off the stream ({type(exc).__name__}).",
+                                           "upstream_error")
                 if not chunk:
                     break
                 if raw_passthrough:
                     await out.write(chunk)
                     continue
                 if dec is not None:
-                    chunk = dec.decompress(chunk)
+                    try:
+                        chunk = dec.decompress(chunk)
+                    except zlib.error:
+                        return await broke_off(f"Upstream {up.name} sent a corrupt compressed stream.",
+                                               "upstream_error")
                 if passive:
                     # nothing to rewrite: forward first, then read usage off what was sent
                     await out.write(chunk)
@@ -305,11 +317,7 @@ class Edge:
                         continue
                     events = parser.feed(chunk)
                 except ValueError:   # one event larger than the parser's bound
-                    ex.error = "upstream_error"
-                    await out.write(b"".join(proc.error_events(
-                        f"Upstream {up.name} sent an oversized stream event.", "upstream_error")))
-                    resp.close()
-                    return out
+                    return await broke_off(f"Upstream {up.name} sent an oversized stream event.", "upstream_error")
                 try:
                     for event in events:
                         pieces.extend(proc.process(event))
@@ -323,9 +331,14 @@ class Edge:
             pieces = proc.finish()
             if tail.strip() and not passive:   # a passive stream sent it already
                 pieces.insert(0, tail)
+            if dec is not None and not dec.eof and not raw_passthrough:
+                if pieces:
+                    await out.write(b"".join(pieces))
+                return await broke_off(f"Upstream {up.name} sent a truncated compressed stream.", "upstream_error")
             if not proc.done and not raw_passthrough:
-                ex.error = "upstream_error"
-                pieces.extend(proc.error_events(f"Upstream {up.name} ended the stream early.", "upstream_error"))
+                if pieces:
+                    await out.write(b"".join(pieces))
+                return await broke_off(f"Upstream {up.name} ended the stream early.", "upstream_error")
             if pieces:
                 await out.write(b"".join(pieces))
             await out.write_eof()

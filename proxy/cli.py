@@ -16,7 +16,7 @@ def _policy_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args) -> int:
     from .serve import serve
-    return serve(args.policy, args.host, args.port, args.workers)
+    return serve(args.policy, args.host, args.port, args.workers, args.loop)
 
 
 def cmd_policy_check(args) -> int:
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="listen port (default: policy server.port)")
     p.add_argument("--workers", type=int, default=int(os.environ.get("AIFW_WORKERS", "1")),
                    help="worker processes sharing the port (needs a shared limit backend)")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"),
+                   default=os.environ.get("AIFW_EVENT_LOOP", "auto"),
+                   help="event loop: uvloop when installed (auto, the default; $AIFW_EVENT_LOOP), "
+                        "or asyncio's own")
     p.set_defaults(func=cmd_serve)
 
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="policy_command", required=True)

@@ -24,6 +24,7 @@ class Identity:
 class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None    # of prompt_tokens, read from the provider's prompt cache
     reserved_tokens: int = 0
     streamed_chars: int = 0         # fallback when the provider reports no usage
 
@@ -46,7 +47,10 @@ class Exchange:
                                     # scope.overrides holds raw non-guard overrides (e.g. audit)
     model: str | None = None
     stream: bool = False
-    upstream: Any = None            # compiled Upstream
+    route: Any = None               # compiled Route (its upstream targets, in order), when one matched
+    upstream: Any = None            # compiled Upstream: the route's first, then the one that served
+    upstream_model: str | None = None   # the model name sent upstream (a route may rename it)
+    attempts: list = field(default_factory=list)   # proxy.resilience.attempts.Attempt, in order
     request_slots: list[TextSlot] = field(default_factory=list)
     parsed: bool = False            # body was recognised and parsed into slots
     # response side
@@ -64,6 +68,7 @@ class Exchange:
     uninspected: list[str] = field(default_factory=list)  # reasons parts went uninspected
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    cost: float | None = None       # USD, set once the exchange is complete (proxy.cost)
     # per-guard private state (e.g. the PII vault), keyed by guard name
     state: dict[str, Any] = field(default_factory=dict)
     # timings (seconds, monotonic)

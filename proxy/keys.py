@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import yamlfast
+
 from .globs import GlobSet
 
 KEY_PREFIX = "aifw-"
@@ -89,14 +91,14 @@ def parse_keys(data: Any, path: str) -> KeyStore:
 def load_keys(path: str) -> KeyStore:
     with open(path, "rb") as fh:
         raw = fh.read()
-    return parse_keys(yaml.safe_load(raw) if raw.strip() else {}, path)
+    return parse_keys(yamlfast.safe_load(raw) if raw.strip() else {}, path)
 
 
 def _read_raw(path: str) -> dict:
     if not os.path.exists(path):
         return {"keys": []}
     with open(path, "r", encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        data = yamlfast.safe_load(fh) or {}
     data.setdefault("keys", [])
     return data
 

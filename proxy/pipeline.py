@@ -80,6 +80,24 @@ async def run_response(ex: Exchange) -> Verdict | None:
     return None
 
 
+def _stream_hook(ex: Exchange, guard: Guard, key: StreamText, text: str | None) -> str | Verdict:
+    """``on_chunk(text)``, or ``on_end`` when ``text`` is None: the text to pass on, or the
+    verdict that ends the stream. A fault fails closed or passes the text on (open); a
+    monitored verdict passes the text on."""
+    start = time.perf_counter()
+    hook = "on_end" if text is None else "on_chunk"
+    try:
+        out = guard.on_end(ex, key) if text is None else guard.on_chunk(ex, key, text)
+    except Exception as exc:  # noqa: BLE001
+        out = _fault(ex, guard, hook, exc)
+    ex.guard_seconds[guard.name] = ex.guard_seconds.get(guard.name, 0.0) + time.perf_counter() - start
+    if isinstance(out, Verdict) and _decide(ex, guard, out) is not None:
+        return out
+    if out is None or isinstance(out, Verdict):
+        return text or ""
+    return out
+
+
 def chunk_runner(ex: Exchange):
     guards = ex.scope.chunk_guards
     if not guards:
@@ -87,15 +105,8 @@ def chunk_runner(ex: Exchange):
 
     def run(ex: Exchange, key: StreamText, text: str):
         for guard in guards:
-            start = time.perf_counter()
-            try:
-                out = guard.on_chunk(ex, key, text)
-            except Exception as exc:  # noqa: BLE001
-                out = _fault(ex, guard, "on_chunk", exc) or text
-            ex.guard_seconds[guard.name] = ex.guard_seconds.get(guard.name, 0.0) + time.perf_counter() - start
+            out = _stream_hook(ex, guard, key, text)
             if isinstance(out, Verdict):
-                if _decide(ex, guard, out) is None:
-                    continue          # monitor: the text passes on unchanged
                 return out
             text = out
         return text
@@ -109,18 +120,21 @@ def end_runner(ex: Exchange):
     enders = set(map(id, ex.scope.end_guards))
     guards = tuple(g for g in reversed(ex.scope.guards) if id(g) in chunkers or id(g) in enders)
 
-    def run(ex: Exchange, key: StreamText) -> str:
-        # Text flushed by an outer guard still passes through the inner ones (onion order).
+    def run(ex: Exchange, key: StreamText) -> str | Verdict:
+        # Text flushed by an outer guard still passes through the inner ones (onion order). A
+        # verdict here, on the last text of the stream, ends it like one mid-stream.
         text = ""
         for guard in guards:
-            try:
-                if text and id(guard) in chunkers:
-                    out = guard.on_chunk(ex, key, text)
-                    text = out if isinstance(out, str) else ""
-                if id(guard) in enders:
-                    text += guard.on_end(ex, key)
-            except Exception as exc:  # noqa: BLE001
-                _fault(ex, guard, "on_end", exc)
+            if text and id(guard) in chunkers:
+                out = _stream_hook(ex, guard, key, text)
+                if isinstance(out, Verdict):
+                    return out
+                text = out
+            if id(guard) in enders:
+                out = _stream_hook(ex, guard, key, None)
+                if isinstance(out, Verdict):
+                    return out
+                text += out
         return text
     return run
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from . import pipeline
+from .cost import exchange_cost
 from .policy.compile import Policy, PolicyError, compile_policy
 from .services import Services
 
@@ -107,6 +108,7 @@ class PolicyHolder:
         if self.audit is not None:
             await self.audit.start()
         self._watcher = asyncio.create_task(self._watch())
+        self.services.warm_up()
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -139,6 +141,7 @@ class PolicyHolder:
 
     async def complete(self, ex) -> None:
         try:
+            ex.cost = exchange_cost(ex)   # usage is final: spend limits settle it, audit records it
             await pipeline.run_complete(ex)
         finally:
             if ex.finished is None:

@@ -20,8 +20,8 @@ log = logging.getLogger("aifw")
 
 
 async def _serve(policy_path: str, host: str | None, port: int | None, reuse_port: bool,
-                 ready: asyncio.Event | None = None) -> None:
-    holder = PolicyHolder(policy_path)
+                 ready: asyncio.Event | None = None, holder: PolicyHolder | None = None) -> None:
+    holder = holder or PolicyHolder(policy_path)
     attach_subsystems(holder, logging=True)
     route_uncaught()
     policy = holder.policy
@@ -35,7 +35,8 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
                        reuse_port=reuse_port or None, backlog=1024)
     await site.start()
     # a log line on stderr: stdout may carry the audit log (audit sink stdout)
-    log.info(f"aifw listening on {site.name} with policy {policy.name} ({policy.path}, {policy.digest})")
+    log.info(f"aifw listening on {site.name} with policy {policy.name} ({policy.path}, {policy.digest}); "
+             f"event loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,7 +46,37 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
     await runner.cleanup()
 
 
-def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1) -> int:
+LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def loop_factory(choice: str = "auto"):
+    """The event loop ``aifw serve`` runs on: uvloop when it is installed (``aifw[speed]``; the
+    Docker image has it) unless ``asyncio`` is asked for; None is asyncio's own loop."""
+    if choice not in LOOPS:
+        raise ValueError(f"unknown event loop {choice!r}; choose one of {', '.join(LOOPS)}")
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ValueError("the uvloop event loop is not installed: pip install 'aifw[speed]'") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def _run(coro, factory) -> None:
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coro)
+
+
+def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1,
+          loop: str = "auto") -> int:
+    try:
+        factory = loop_factory(loop)
+    except ValueError as exc:
+        print(f"aifw: {exc}", file=sys.stderr)
+        return 1
     try:
         holder_check = PolicyHolder(policy_path)
     except PolicyError as exc:
@@ -55,16 +86,17 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
     if problem:
         print(f"aifw: {problem}", file=sys.stderr)
         return 1
-    del holder_check
     if workers <= 1:
-        asyncio.run(_serve(policy_path, host, port, reuse_port=False))
+        # the policy checked above is the one served: compiled once
+        _run(_serve(policy_path, host, port, reuse_port=False, holder=holder_check), factory)
         return 0
+    del holder_check
     children = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
             try:
-                asyncio.run(_serve(policy_path, host, port, reuse_port=True))
+                _run(_serve(policy_path, host, port, reuse_port=True), factory)
             finally:
                 os._exit(0)
         children.append(pid)

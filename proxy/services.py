@@ -5,6 +5,7 @@ guards reach them through ``CompileContext.services``. Each subsystem keeps its 
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 
@@ -27,6 +28,21 @@ class Services:
         if item is None:
             item = self._items[name] = factory()
         return item
+
+    def warm_up(self) -> threading.Thread | None:
+        """Run every backend's ``warm()`` (slow loads such as tokenizer vocabularies) in one
+        background thread, so a serving process is ready before they finish; a request that
+        needs one first waits for it."""
+        warmers = [item.warm for item in self._items.values() if hasattr(item, "warm")]
+        if not warmers:
+            return None
+
+        def run() -> None:
+            for warm in warmers:
+                warm()
+        thread = threading.Thread(target=run, name="aifw-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     async def close(self) -> None:
         for item in list(self._items.values()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from proxy.reload import PolicyHolder
 from proxy.runtime import attach_subsystems
 from proxy.server import make_runner
 from tests.fakes.provider import run_fake_provider
+
+
+def pytest_configure(config) -> None:
+    # Compiled rule sets go to a cache directory of this session, not the user's ~/.cache
+    # (proxy/precompiled.py reads the variable when it loads a rule file, not at import).
+    os.environ.setdefault("AIFW_CACHE_DIR", tempfile.mkdtemp(prefix="aifw-test-cache-"))
 
 
 @dataclass

@@ -61,7 +61,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="show at most N records (the newest)")
     s.set_defaults(func=_safe(cmd_search))
 
-    st = sub.add_parser("stats", help="totals by decision, rule, user and model; tokens spent")
+    st = sub.add_parser("stats", help="totals by decision, rule, user and model; tokens and dollars spent")
     filters(st)
     st.set_defaults(func=_safe(cmd_stats))
 
@@ -159,6 +159,8 @@ def cmd_stats(args) -> int:
     _out(f"records: {stats.total}  ({stats.first or '-'} .. {stats.last or '-'})\n")
     _out(f"tokens: prompt {stats.prompt_tokens}, completion {stats.completion_tokens}, "
          f"total {stats.prompt_tokens + stats.completion_tokens}\n")
+    _out(f"spend: ${stats.spend:.6f}" + (f" ({stats.unpriced} answered record(s) without a price)"
+                                         if stats.unpriced else "") + "\n")
     _out(f"not fully inspected: {stats.uninspected}\n\n")
     for title, counter in (("decision", stats.decisions), ("blocking rule", stats.rules),
                            ("user", stats.users), ("model", stats.models)):
@@ -168,6 +170,9 @@ def cmd_stats(args) -> int:
     _out(_table(rows, ["user", "tokens"]) + "\n")
     rows = [[k, str(v)] for k, v in stats.tokens_by_model.most_common()]
     _out(_table(rows, ["model", "tokens"]))
+    for title, counter in stats.spend_counters():
+        if counter:
+            _out("\n" + _table([[k, f"{v:.6f}"] for k, v in counter.most_common()], [title, "USD"]))
     return 0
 
 

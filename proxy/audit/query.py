@@ -99,6 +99,12 @@ class Stats:
     tokens_by_user: Counter = field(default_factory=Counter)
     tokens_by_model: Counter = field(default_factory=Counter)
     uninspected: int = 0
+    spend: float = 0.0                                          # USD
+    unpriced: int = 0                                           # answered, but cost unknown
+    spend_by_user: Counter = field(default_factory=Counter)
+    spend_by_key: Counter = field(default_factory=Counter)
+    spend_by_group: Counter = field(default_factory=Counter)   # a record counts for each of its groups
+    spend_by_model: Counter = field(default_factory=Counter)
 
     def add(self, rec: dict) -> None:
         self.total += 1
@@ -124,6 +130,22 @@ class Stats:
         self.tokens_by_model[model] += p + c
         if rec.get("uninspected"):
             self.uninspected += 1
+        self._add_spend(rec, user, model)
+
+    def _add_spend(self, rec: dict, user: str, model: str) -> None:
+        cost = rec.get("cost")
+        if cost is None:
+            if "cost" in rec and (rec.get("tokens") or {}).get("completion") is not None:
+                self.unpriced += 1
+            return
+        if not cost:
+            return
+        self.spend += cost
+        self.spend_by_user[user] += cost
+        self.spend_by_key[rec.get("key_name") or rec.get("key") or "(none)"] += cost
+        for group in rec.get("groups") or ("(none)",):
+            self.spend_by_group[group] += cost
+        self.spend_by_model[model] += cost
 
     def as_dict(self) -> dict:
         return {"total": self.total, "first": self.first, "last": self.last,
@@ -135,7 +157,14 @@ class Stats:
                 "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens,
                            "by_user": dict(self.tokens_by_user.most_common()),
                            "by_model": dict(self.tokens_by_model.most_common())},
-                "uninspected": self.uninspected}
+                "uninspected": self.uninspected,
+                "spend": {"usd": round(self.spend, 6), "unpriced_records": self.unpriced,
+                          **{f"by_{name}": {k: round(v, 6) for k, v in counter.most_common()}
+                             for name, counter in self.spend_counters()}}}
+
+    def spend_counters(self) -> tuple[tuple[str, Counter], ...]:
+        return (("user", self.spend_by_user), ("key", self.spend_by_key),
+                ("group", self.spend_by_group), ("model", self.spend_by_model))
 
 
 def compute_stats(records: Iterable[dict]) -> Stats:

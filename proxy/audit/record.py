@@ -114,7 +114,9 @@ def record_parts(ex: Any, level: str = "metadata",
         user = key = key_name = None
         groups = []
     before: dict[str, Any] = {
+        "attempts": [a.as_record() for a in ex.attempts],
         "client": ex.client_ip,
+        "cost": ex.cost,
         "decision": ex.decision,
         "endpoint": getattr(endpoint, "name", endpoint),
         "error": scrub_secrets(error) if error else None,

@@ -133,6 +133,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
              ("users", f"{len(stats.users):,}"), ("models", f"{len(stats.models):,}"),
              ("prompt tokens", f"{stats.prompt_tokens:,}"),
              ("completion tokens", f"{stats.completion_tokens:,}"),
+             ("spend (USD)", f"{stats.spend:,.2f}"),
              ("not fully inspected", f"{stats.uninspected:,}")]
     card_html = "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
     recent_blocks = [r for r in records if r.get("decision") in BLOCKED][-20:]
@@ -159,6 +160,8 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
                       ("prompt tokens", "completion tokens"), size, start),
         _hbars("Tokens by user", stats.tokens_by_user.most_common(10), "tokens", "No token use."),
         _hbars("Tokens by model", stats.tokens_by_model.most_common(10), "tokens", "No token use."),
+        *(_table(f"Spend by {name}", (name, "USD"), ((k, f"{v:,.4f}") for k, v in counter.most_common(20)))
+          for name, counter in stats.spend_counters()),
         _table("Decisions", ("decision", "requests"), stats.decisions.most_common()),
         _table("Recent blocks", ("time", "request", "user", "model", "rules"),
                ((r.get("time"), r.get("id"), r.get("user"), r.get("model"),

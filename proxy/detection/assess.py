@@ -7,7 +7,7 @@ retrieved document is enough.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .context import CONTEXT_ROLES
 from .scanner import SlotScore, context_for, score_text
@@ -35,9 +35,11 @@ def _ids(slot: SlotScore) -> list[str]:
     return ids
 
 
-def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]]) -> Assessment:
+def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]],
+           score: Callable[..., SlotScore] = score_text) -> Assessment:
     """``slots``: (role, text) pairs. Roles the policy does not scan are skipped, but system and
-    developer slots are read (once) as the context the other slots are judged against."""
+    developer slots are read (once) as the context the other slots are judged against.
+    ``score``: ``score_text`` or a stand-in that remembers its results (slotcache.py)."""
     cfg = settings.detector
     out = Assessment()
     flagged: list[str] = []
@@ -49,8 +51,8 @@ def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]]) -> Ass
             continue
         out.slots_scanned += 1
         out.chars_scanned += len(text)
-        slot = score_text(cfg, text, role, settings.rules_by_role.get(role, cfg.rules),
-                          ctx if role not in CONTEXT_ROLES else None)
+        slot = score(cfg, text, role, settings.rules_by_role.get(role, cfg.rules),
+                     ctx if role not in CONTEXT_ROLES else None)
         out.timed_out |= slot.timed_out
         if slot.model_probability is not None:
             out.max_model_probability = max(out.max_model_probability or 0.0, slot.model_probability)

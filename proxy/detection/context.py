@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import regex
-import yaml
 
+from .. import yamlfast
 from .lexicon import Lexicon, edge as _edge, hangul as _hangul
 from .normalize import decode_segments, normalize, words as _words
 
@@ -162,7 +162,7 @@ def load_vocab(rules_dir: str) -> Vocab | None:
     path = Path(rules_dir) / VOCAB_FILE
     if not path.is_file():
         return None
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = yamlfast.safe_load(path.read_text(encoding="utf-8")) or {}
     v = doc.get("vocab") or {}
     markers = ("restriction", "scope", "except", "honesty", "reveal")
     keys = markers + ("secret", "personal", "override", "override_weak", "technique", "subject",

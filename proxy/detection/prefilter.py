@@ -91,6 +91,20 @@ class Prefilter:
             return False
         return self.pattern.search(text) is not None
 
+    def __reduce__(self):
+        # The ids index this process's registries: a prefilter loaded from a pickle (compiled
+        # rule sets cached on disk, proxy/precompiled.py) registers its anchors where it lands.
+        return (_assemble, (self.anchors, self.pattern, self.substring_ok))
+
+
+def _assemble(kept: tuple[str, ...], pattern: Any, substring_ok: bool) -> Prefilter:
+    ascii_anchors = tuple(a for a in kept if a.isascii())
+    others = tuple(a for a in kept if not a.isascii())
+    ids = register(ascii_anchors)
+    return Prefilter(kept, ascii_anchors, ids, max(ids, default=-1), pattern, substring_ok,
+                     _ID_SETS.setdefault(ids, len(_ID_SETS)), others,
+                     frozenset(_OTHERS.setdefault(a, len(_OTHERS)) for a in others))
+
 
 def _covers(shorter: str, anchor: str) -> bool:
     """Whether ``anchor`` occurring implies ``shorter`` occurs: "sure" covers "sure," and
@@ -117,13 +131,7 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     substring_ok = not any(
         not ch.isascii() and (ch.casefold().isascii() or _ASCII_LETTER.fullmatch(ch) is not None)
         for a in anchors for ch in a)
-    ascii_anchors = tuple(a for a in kept if a.isascii())
-    others = tuple(a for a in kept if not a.isascii())
-    ids = register(ascii_anchors)
-    return Prefilter(tuple(kept), ascii_anchors, ids, max(ids, default=-1),
-                     regex.compile(alternation, regex.V1 | regex.I), substring_ok,
-                     _ID_SETS.setdefault(ids, len(_ID_SETS)), others,
-                     frozenset(_OTHERS.setdefault(a, len(_OTHERS)) for a in others))
+    return _assemble(tuple(kept), regex.compile(alternation, regex.V1 | regex.I), substring_ok)
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:

@@ -34,6 +34,7 @@ from typing import Any
 import regex
 import yaml
 
+from .. import precompiled, yamlfast
 from . import prefilter as _prefilter
 from .lexicon import Lexicon, wordlist_phrases
 from .normalize import VIEWS, Prepared
@@ -266,10 +267,16 @@ def load_file(path: Path) -> tuple[str, tuple[Rule, ...]]:
 @functools.lru_cache(maxsize=64)
 def _load_file_cached(name: str, mtime_ns: int, size: int) -> tuple[str, tuple[Rule, ...]]:
     """Vetting every pattern costs about a second; a policy reload with unchanged rule files
-    reuses the compiled (immutable) rules."""
+    reuses the compiled (immutable) rules, and a new process its compiled copy on disk."""
     path = Path(name)
+    raw = path.read_bytes()
+    return precompiled.load_or_build("rules", name.encode() + b"\0" + raw,
+                                     lambda: _compile_file(path, raw))
+
+
+def _compile_file(path: Path, raw: bytes) -> tuple[str, tuple[Rule, ...]]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yamlfast.safe_load(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):

@@ -85,6 +85,10 @@ class ResponseSettings:
     def active(self) -> bool:
         return bool(self.canaries) or self.exfiltration
 
+    @property
+    def longest_canary(self) -> int:
+        return max((len(c.casefold()) for c in self.canaries), default=0)
+
 
 @dataclass(frozen=True, slots=True)
 class InjectionSettings:

@@ -2,7 +2,8 @@
 
 Request: every text slot whose role the policy scans is scored (rules + model, see
 proxy/detection/). Large bodies are scanned in a worker thread so the event loop never stalls.
-Response: canaries and exfiltration markup, whole answers and streams (bounded hold-back window).
+Response: canaries and exfiltration markup, whole answers and streams (only a suffix that could
+still become a finding is held back, bounded by ``response.holdBack``).
 Findings carry rule ids and scores only, never the matched text.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..detection.assess import Assessment, assess
 from ..detection.context import CONTEXT_ROLES
 from ..detection.response import StreamWindow, check
 from ..detection.settings import SCHEMA, InjectionSettings, compile_settings
+from ..detection.slotcache import cached_scorer, memo_for
 from ..exchange import Exchange
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
@@ -29,6 +31,7 @@ class InjectionGuard(Guard):
 
     def __init__(self, settings: InjectionSettings):
         self.settings = settings
+        self.memo = memo_for(settings)     # slots judged before are not scanned again
 
     def _action(self) -> str:
         return "would_block" if self.mode == "monitor" else "blocked"
@@ -40,10 +43,11 @@ class InjectionGuard(Guard):
                  if s.text and (s.role in self.settings.roles or s.role in CONTEXT_ROLES)]
         if not any(r in self.settings.roles for r, _ in slots):
             return None
+        score = cached_scorer(self.memo, slots)
         if sum(len(t) for _, t in slots) > INLINE_CHARS:
-            result = await asyncio.to_thread(assess, self.settings, slots)
+            result = await asyncio.to_thread(assess, self.settings, slots, score)
         else:
-            result = assess(self.settings, slots)
+            result = assess(self.settings, slots, score)
         if result.timed_out:
             ex.mark_uninspected("injection: scan time bound reached")
         if not result.rule_ids and not result.attack:
@@ -89,22 +93,28 @@ class InjectionGuard(Guard):
     def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
         if not self.settings.response.active:
             return text
-        release, hits = self._window(ex, stream).push(text, self.settings.response)
-        if hits:
-            if self.mode == "monitor":
-                # Monitor lets the answer through; release what was held so nothing is lost.
-                ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
-                                       action="would_block", direction="response"))
-                return self._window(ex, stream).flush()
-            # Drop the held text: the core may still call on_end after a Verdict.
-            self._window(ex, stream).flush()
-            return self._response_block(ex, hits)
-        return release
+        win = self._window(ex, stream)
+        release, hits = win.push(text, self.settings.response)
+        return self._stream_hits(ex, win, hits, release)
 
-    def on_end(self, ex: Exchange, stream: StreamText) -> str:
-        windows = ex.state.get(NAME) or {}
-        win = windows.get(stream)
-        return win.flush() if win is not None else ""
+    def on_end(self, ex: Exchange, stream: StreamText) -> str | Verdict:
+        win = (ex.state.get(NAME) or {}).get(stream)
+        if win is None:
+            return ""
+        release, hits = win.finish(self.settings.response)
+        return self._stream_hits(ex, win, hits, release)
+
+    def _stream_hits(self, ex: Exchange, win: StreamWindow, hits: tuple[str, ...],
+                     release: str) -> str | Verdict:
+        if not hits:
+            return release
+        if self.mode == "monitor":
+            # Monitor lets the answer through; release what was held so nothing is lost.
+            ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
+                                   action="would_block", direction="response"))
+            return release + win.flush()
+        win.flush()       # dropped: nothing more of this answer may reach the client
+        return self._response_block(ex, hits)
 
 
 def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionGuard:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ..exchange import Exchange
 from ..pii.config import SCHEMA, PiiConfig, compile_config
 from ..pii.masking import mask_spans, without_placeholders
+from ..pii.spancache import SpanMemo
 from ..pii.streaming import StreamMasker, StreamSettings
 from ..pii.vault import Vault
 from ..verdict import Finding, Verdict
@@ -45,6 +46,11 @@ class PiiGuard(Guard):
     def __init__(self, config: PiiConfig) -> None:
         self.config = config
         cfg = config
+        # Spans of texts seen before come from the process's scan cache (spancache.py).
+        memos: dict[int, SpanMemo] = {}
+        self._request, self._response, self._redactor = (
+            None if d is None else memos.setdefault(id(d), SpanMemo(d))
+            for d in (cfg.request_detector, cfg.response_detector, cfg.redactor_detector))
         self._stream_settings = StreamSettings(cfg.response_detector, cfg.response_ops, cfg.keys,
                                                cfg.restore, cfg.hold_back, cfg.max_hold)
 
@@ -70,7 +76,7 @@ class PiiGuard(Guard):
         blocked_counts: dict[str, int] = {}
         # Slots come in conversation order, so placeholders number by first appearance.
         for slot in ex.request_slots:
-            spans = without_placeholders(slot.text, cfg.request_detector.detect(slot.text))
+            spans = without_placeholders(slot.text, self._request.detect(slot.text))
             if not spans:
                 continue
             res = mask_spans(slot.text, spans, cfg.request_ops, state.vault, cfg.keys, restorable=True)
@@ -95,7 +101,7 @@ class PiiGuard(Guard):
         for slot in ex.response_slots:
             text = slot.text
             if cfg.response_detector is not None:
-                spans = without_placeholders(text, cfg.response_detector.detect(text))
+                spans = without_placeholders(text, self._response.detect(text))
                 if spans:
                     res = mask_spans(text, spans, cfg.response_ops, state.vault, cfg.keys,
                                      restorable=False, keep_known=cfg.restore)
@@ -123,16 +129,21 @@ class PiiGuard(Guard):
 
     def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:
         masker = self._masker(ex, stream)
-        out = masker.feed(text)
-        if masker.blocked:
-            return self._block(ex, set(masker.blocked), "response", {})
-        return out
+        return self._judged(ex, masker, masker.feed(text))
 
-    def on_end(self, ex: Exchange, stream: StreamText) -> str:
+    def on_end(self, ex: Exchange, stream: StreamText) -> str | Verdict:
         masker = self._masker(ex, stream)
-        out = masker.finish()
-        # A block found only in the final flush cannot end the stream any more: drop the text.
-        return "" if masker.blocked else out
+        return self._judged(ex, masker, masker.finish())
+
+    def _judged(self, ex: Exchange, masker: StreamMasker, out: str) -> str | Verdict:
+        if not masker.blocked or masker.reported:
+            return out
+        if self.mode == "monitor":
+            # recorded once; the text goes on as a monitored whole answer's would
+            masker.reported = True
+            self._block(ex, set(masker.blocked), "response", {})
+            return out
+        return self._block(ex, set(masker.blocked), "response", {})
 
     async def on_complete(self, ex: Exchange) -> None:
         state = ex.state.get("pii")
@@ -154,7 +165,7 @@ class PiiGuard(Guard):
         cfg = self.config
         if cfg.redactor_detector is None or not text:
             return text
-        spans = without_placeholders(text, cfg.redactor_detector.detect(text))
+        spans = without_placeholders(text, self._redactor.detect(text))
         return mask_spans(text, spans, cfg.redactor_ops, _state(ex).vault, cfg.keys, restorable=False).text
 
 

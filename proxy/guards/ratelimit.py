@@ -9,15 +9,15 @@ from ..exchange import Exchange
 from ..limits.backend import BackendUnavailable
 from ..limits.config import SCHEMA, compile_limits
 from ..limits.limiter import Limiter, Reservation, build_limiter
-from ..limits.refusals import rate_headers, refusal
+from ..limits.refusals import rate_headers, refusal, unpriced
+from ..limits.spend import Unpriced
+from ..parsing.usage_request import ask_for_usage
 from ..limits.tokens import estimate
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
 
 log = logging.getLogger("aifw.limits")
 NAME = "ratelimit"
-# Endpoints whose streams report usage only when asked with stream_options.include_usage.
-_USAGE_OPT_IN = ("chat", "completions")
 
 
 class RateLimitGuard(Guard):
@@ -29,7 +29,10 @@ class RateLimitGuard(Guard):
         self.section = dict(section or {})   # as written: proxy.runtime.check_workers reads it
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
-        charges, prompt, output = self.limiter.plan(ex)
+        try:
+            charges, prompt, output = self.limiter.plan(ex)
+        except Unpriced as exc:
+            return unpriced(exc)
         if not charges:
             return None
         try:
@@ -48,26 +51,9 @@ class RateLimitGuard(Guard):
         ex.state[NAME] = res
         ex.usage.reserved_tokens = res.tokens
         ex.response_headers.update(rate_headers(charges, outcome.items))
-        if ex.stream and any(c.limit.kind in ("tokens", "budget") for c in charges):
-            self._ask_for_usage(ex)
+        if ex.stream and any(c.limit.kind in ("tokens", "budget", "spend") for c in charges):
+            ask_for_usage(ex)
         return None
-
-    @staticmethod
-    def _ask_for_usage(ex: Exchange) -> None:
-        """OpenAI streams carry usage only on request: ask for it, and tell the core to hide
-        the extra chunk from a client that did not ask."""
-        body = ex.body
-        endpoint = ex.endpoint
-        if not isinstance(body, dict) or endpoint is None or endpoint.kind not in _USAGE_OPT_IN:
-            return
-        if endpoint.dialect != "openai" or getattr(ex.upstream, "provider", None) == "anthropic":
-            return
-        opts = body.get("stream_options")
-        if isinstance(opts, dict) and opts.get("include_usage") is True:
-            return
-        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-        ex.body_changed = True
-        ex.strip_usage_chunk = True
 
     async def on_complete(self, ex: Exchange) -> None:
         res: Reservation | None = ex.state.get(NAME)

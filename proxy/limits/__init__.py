@@ -7,7 +7,6 @@ from .clock import ManualClock, system_clock
 from .config import SCHEMA, LimitsConfig, compile_limits
 from .limiter import Limiter, Reservation, build_limiter
 from .memory import MemoryBackend
-from .redis_backend import RedisBackend
 from .workers import check_workers
 
 __all__ = [
@@ -15,3 +14,11 @@ __all__ = [
     "RedisBackend", "Reservation", "SCHEMA", "build_limiter", "check_workers", "compile_limits",
     "system_clock",
 ]
+
+
+def __getattr__(name: str):
+    # redis.asyncio costs ~0.1 s to import: only policies with ``backend: redis`` pay for it.
+    if name == "RedisBackend":
+        from .redis_backend import RedisBackend
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Limit, LimitsConfig
+from .config import CALENDAR_KINDS, Limit, LimitsConfig
 from .spec import calendar_window
 
-KIND_TAG = {"requests": "r", "tokens": "t", "budget": "b", "concurrency": "c"}
+KIND_TAG = {"requests": "r", "tokens": "t", "budget": "b", "spend": "s", "concurrency": "c"}
 # User-supplied parts of a key are escaped so that "a:b" as a user cannot collide with
 # another user's key built from "a" and "b".
 _ESCAPE = str.maketrans({"%": "%25", ":": "%3A", "|": "%7C", "@": "%40"})
@@ -22,7 +22,7 @@ class Charge:
 
     limit: Limit
     key: str
-    cost: int
+    cost: int           # units: requests, tokens, micro-dollars (spend), slots
     param: float        # rates: window seconds; budgets: window end (epoch s); concurrency: lease s
 
 
@@ -67,7 +67,7 @@ def build_charges(config: LimitsConfig, identity, model: str | None,
         if not subs:
             continue
         tag = KIND_TAG[limit.kind]
-        if limit.kind == "budget":
+        if limit.kind in CALENDAR_KINDS:
             window_id, param = calendar_window(limit.period, now)
             cost = tokens
         elif limit.kind == "concurrency":

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..globs import GlobSet
-from .spec import RATE_PATTERN, LimitSpecError, parse_budget, parse_rate
+from .spec import RATE_PATTERN, SPEND_PATTERN, LimitSpecError, parse_budget, parse_rate, parse_spend
 
-KINDS = ("requests", "tokens", "budget", "concurrency")
+KINDS = ("requests", "tokens", "budget", "spend", "concurrency")
+CALENDAR_KINDS = ("budget", "spend")   # counted per UTC day or month, settled from actual use
 SCOPES = ("user", "key", "group", "global")
 REDIS_URL_ENV = "AIFW_REDIS_URL"
 
@@ -39,6 +40,11 @@ LIMIT_SCHEMA: dict[str, Any] = {
         "tokens": {**_RATES, "description": "Token rates (prompt + completion), e.g. 100000/minute."},
         "budget": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
                    "description": "Token quotas per UTC calendar day or month, e.g. 2000000/month."},
+        "spend": {"oneOf": [{"type": "string", "pattern": SPEND_PATTERN},
+                            {"type": "array", "items": {"type": "string", "pattern": SPEND_PATTERN}, "minItems": 1}],
+                  "description": "Spend budgets in US dollars per UTC calendar day or month, e.g. 50USD/month: "
+                                 "the request's highest possible cost is reserved before it is forwarded and "
+                                 "settled from the provider's reported usage (prices: the cost section)."},
         "concurrency": {"type": "integer", "minimum": 1, "description": "Requests in flight at once."},
     },
 }
@@ -92,11 +98,11 @@ SCHEMA: dict[str, Any] = {
 @dataclass(frozen=True, slots=True)
 class Limit:
     name: str
-    kind: str                       # requests | tokens | budget | concurrency
+    kind: str                       # requests | tokens | budget | spend | concurrency
     scope: str                      # user | key | group | global
-    amount: int
+    amount: int                     # spend: micro-dollars
     window: float = 0.0             # rates: seconds; concurrency: lease seconds
-    period: str = ""                # budgets: day | month
+    period: str = ""                # budgets and spend: day | month
     text: str = ""                  # as written, for messages
     groups: frozenset[str] = frozenset()
     per_member: bool = False
@@ -137,7 +143,7 @@ class LimitsConfig:
 
     @property
     def counts_tokens(self) -> bool:
-        return any(lim.kind in ("tokens", "budget") for lim in self.limits)
+        return any(lim.kind in ("tokens", "budget", "spend") for lim in self.limits)
 
 
 def _as_list(value) -> list:
@@ -206,6 +212,9 @@ def compile_limits(section: Mapping[str, Any], policy_dir: str = ".",
             for text in _as_list(raw.get("budget", [])):
                 budget = parse_budget(text)
                 limits.append(Limit(name, "budget", amount=budget.amount, period=budget.period, text=budget.text, **common))
+            for text in _as_list(raw.get("spend", [])):
+                spend = parse_spend(text)
+                limits.append(Limit(name, "spend", amount=spend.amount, period=spend.period, text=spend.text, **common))
         except LimitSpecError as exc:
             raise LimitSpecError(f"ratelimit: limit {name!r}: {exc}") from None
         if raw.get("concurrency"):

@@ -9,8 +9,8 @@ from .backend import Backend, BackendUnavailable, Outcome
 from .charges import Charge, build_charges
 from .clock import Clock, system_clock
 from .config import LimitsConfig
+from .spend import Unpriced, actual_micro, reservation_micro
 from .memory import MemoryBackend
-from .redis_backend import RedisBackend
 from .tokens import TokenCounter, estimate, output_allowance, prompt_tokens
 
 log = logging.getLogger("aifw.limits")
@@ -44,16 +44,23 @@ class Limiter:
         self.clock = clock
 
     def plan(self, ex) -> tuple[list[Charge], int, int]:
-        """The charges this exchange makes, with its prompt and output token reservation."""
+        """The charges this exchange makes, with its prompt and output token reservation.
+        Raises Unpriced when a spend budget applies to a model without a price."""
         route = (ex.endpoint.name if ex.endpoint is not None else None, ex.path)
         charges = build_charges(self.config, ex.identity, ex.model, route, 0, self.clock())
-        token_charges = [ch for ch in charges if ch.limit.kind in ("tokens", "budget")]
-        if not token_charges or self.counter is None:
-            return charges, 0, 0        # no token limit applies: do not tokenize at all
+        metered = [ch for ch in charges if ch.limit.kind in _METERED]
+        if not metered or self.counter is None:
+            return charges, 0, 0        # no token or spend limit applies: do not tokenize at all
         prompt = prompt_tokens(self.counter, ex, self.config.chars_per_token)
         output = output_allowance(ex.body, _kind(ex), self.config.default_max_tokens)
-        for ch in token_charges:
-            ch.cost = prompt + output
+        spend = None
+        for ch in metered:
+            if ch.limit.kind == "spend":
+                if spend is None:
+                    spend = reservation_micro(ex, prompt, output, ch.limit.name)
+                ch.cost = spend
+            else:
+                ch.cost = prompt + output
         return charges, prompt, output
 
     async def reserve(self, charges: list[Charge], member: str, use_fallback: bool) -> tuple[Outcome, Backend, bool]:
@@ -90,10 +97,22 @@ class Limiter:
             return
         res.settled = True
         actual = self.actual_tokens(ex, res)
-        deltas = [actual - ch.cost if ch.limit.kind in ("tokens", "budget") else 0 for ch in res.charges]
+        spent = None
+        deltas = []
+        for ch in res.charges:
+            kind = ch.limit.kind
+            if kind == "spend":
+                if spent is None:
+                    spent = actual_micro(ex, res.prompt_tokens if actual else 0, max(0, actual - res.prompt_tokens))
+                deltas.append(spent - ch.cost)
+            else:
+                deltas.append(actual - ch.cost if kind in ("tokens", "budget") else 0)
         if any(deltas) or any(ch.limit.kind == "concurrency" for ch in res.charges):
             # request-rate-only policies (or exact reservations) skip the second round trip
             await res.backend.settle(res.charges, deltas, res.member, self.clock())
+
+
+_METERED = ("tokens", "budget", "spend")
 
 
 def _kind(ex) -> str | None:
@@ -109,6 +128,7 @@ def build_limiter(config: LimitsConfig, services: Any = None, clock: Clock | Non
         clock = (services.get("ratelimit.clock") if services is not None else None) or system_clock
     counter = shared("ratelimit.tokenizer", TokenCounter) if config.counts_tokens else None
     if config.backend == "redis":
+        from .redis_backend import RedisBackend   # lazily: redis is not imported without it
         settings = config.redis
         primary = shared(f"ratelimit.redis:{settings.identity}", lambda: RedisBackend(settings, services))
         fallback = shared("ratelimit.fallback", MemoryBackend)

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from .backend import NEVER, ItemResult, Outcome
 from .charges import Charge
+from .config import CALENDAR_KINDS
 
 CONCURRENCY_RETRY = 1.0   # nobody knows when a slot frees up: suggest a short wait
 _PRUNE_EVERY = 4096
@@ -39,7 +40,7 @@ class MemoryBackend:
         for ch in charges:
             kind = ch.limit.kind
             amount = ch.limit.amount
-            if kind == "budget":
+            if kind in CALENDAR_KINDS:
                 used = self._budget_used(ch.key, now)
                 left = amount - used
                 reset = ch.param - now
@@ -79,7 +80,7 @@ class MemoryBackend:
         if ok:
             for ch, value in zip(charges, plan):
                 kind = ch.limit.kind
-                if kind == "budget":
+                if kind in CALENDAR_KINDS:
                     entry = self.used.get(ch.key)
                     if entry is None:
                         self.used[ch.key] = [value, ch.param]
@@ -106,7 +107,7 @@ class MemoryBackend:
                         del self.slots[ch.key]
             elif not delta:
                 continue
-            elif kind == "budget":
+            elif kind in CALENDAR_KINDS:
                 entry = self.used.get(ch.key)
                 if entry is None:
                     if delta > 0:

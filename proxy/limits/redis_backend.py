@@ -29,7 +29,7 @@ from .redis_scripts import RESERVE, SETTLE
 log = logging.getLogger("aifw.limits")
 HEALTH_KEY = "ratelimit"
 SETTLE_LINGER = 0.002
-_KIND = {"requests": "r", "tokens": "r", "budget": "b", "concurrency": "c"}
+_KIND = {"requests": "r", "tokens": "r", "budget": "b", "spend": "b", "concurrency": "c"}
 # Faults that mean "Redis is not there": anything else (a script error) is a bug, not an outage.
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, asyncio.TimeoutError)
 

@@ -7,6 +7,7 @@ from typing import Sequence
 from ..verdict import Verdict
 from .backend import NEVER, ItemResult
 from .charges import Charge
+from .config import CALENDAR_KINDS
 from .spec import describe_window, format_reset
 
 GUARD = "ratelimit"
@@ -40,6 +41,8 @@ def _what(charge: Charge) -> str:
         return f"concurrent requests per {lim.scope}"
     if lim.kind == "budget":
         return f"tokens per {lim.period} per {lim.scope}"
+    if lim.kind == "spend":
+        return f"US dollars per {lim.period} per {lim.scope}"
     return f"{lim.kind} per {describe_window(lim.window)} per {lim.scope}"
 
 
@@ -48,16 +51,23 @@ def refusal(charges: Sequence[Charge], items: Sequence[ItemResult], tokens: int)
     rate does not help while the budget is gone); among rates the longest wait decides."""
     failed = [(c, i) for c, i in zip(charges, items) if not i.allowed]
     headers = rate_headers(charges, items)
-    budgets = [p for p in failed if p[0].limit.kind == "budget"]
+    budgets = [p for p in failed if p[0].limit.kind in CALENDAR_KINDS]
     if budgets:
         charge, item = max(budgets, key=lambda p: p[1].reset)
         lim = charge.limit
         renew = "never suffices for this request" if item.retry_after == NEVER else \
             f"renews in {format_reset(item.reset)}"
-        message = (f"You exceeded your token budget ({_what(charge)}: limit '{lim.name}', {lim.text}); "
-                   f"this request needs {tokens} tokens and {item.remaining} are left. The budget {renew}.")
+        if lim.kind == "spend":
+            need = (f"this request may cost up to ${charge.cost / 1e6:.6f} and "
+                    f"${item.remaining / 1e6:.6f} are left")
+            what = "spend budget"
+        else:
+            need = f"this request needs {tokens} tokens and {item.remaining} are left"
+            what = "token budget"
+        message = (f"You exceeded your {what} ({_what(charge)}: limit '{lim.name}', {lim.text}); "
+                   f"{need}. The budget {renew}.")
         headers["x-should-retry"] = "false"
-        return Verdict(GUARD, message, rule_ids=(f"ratelimit.budget.{lim.name}",), status=429,
+        return Verdict(GUARD, message, rule_ids=(f"ratelimit.{lim.kind}.{lim.name}",), status=429,
                        code="insufficient_quota", type="insufficient_quota",
                        headers=tuple(headers.items()))
     charge, item = max(failed, key=lambda p: p[1].retry_after)
@@ -75,3 +85,12 @@ def refusal(charges: Sequence[Charge], items: Sequence[ItemResult], tokens: int)
         headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     return Verdict(GUARD, message, rule_ids=rule_ids, status=429, code="rate_limit_exceeded",
                    type="rate_limit_error", headers=tuple(headers.items()))
+
+
+def unpriced(exc) -> Verdict:
+    """A spend budget applies but the model has no price: the budget cannot be enforced, so
+    the request is refused (fail closed) until the policy's cost section prices the model."""
+    return Verdict(GUARD, f"Model {exc.model!r} has no price, so spend limit '{exc.limit}' cannot be "
+                   "enforced; the operator must add it to the policy's cost.prices.",
+                   rule_ids=(f"ratelimit.spend.{exc.limit}",), status=403, code="model_not_priced",
+                   type="invalid_request_error")

@@ -80,6 +80,33 @@ def parse_budget(text: str) -> Budget:
     return Budget(amount, unit, str(text).strip())
 
 
+# "50USD/month", "$50/month", "12.5 USD / day"
+_SPEND = re.compile(r"^\s*\$?\s*(?P<n>\d+(?:\.\d+)?)\s*(?:USD)?\s*(?:/|per\s+)\s*(?P<unit>[a-zA-Z]+)\s*$", re.I)
+SPEND_PATTERN = r"^\s*\$?\s*\d+(\.\d+)?\s*([uU][sS][dD])?\s*(/|per\s+)\s*[a-zA-Z]+\s*$"
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """``amount`` micro-dollars per calendar ``period`` (UTC)."""
+
+    amount: int
+    period: str
+    text: str
+
+
+def parse_spend(text: str) -> Spend:
+    m = _SPEND.match(str(text))
+    if not m:
+        raise LimitSpecError(f"{text!r} is not a spend budget like '50USD/month' or '$5/day'")
+    unit = UNIT_ALIASES.get(m["unit"].lower())
+    if unit not in BUDGET_PERIODS:
+        raise LimitSpecError(f"{text!r}: a spend budget is per day or per month (calendar, UTC)")
+    micro = round(float(m["n"]) * 1_000_000)
+    if micro <= 0:
+        raise LimitSpecError(f"{text!r}: the amount must be positive")
+    return Spend(micro, unit, str(text).strip())
+
+
 def calendar_window(period: str, now: float) -> tuple[str, float]:
     """The UTC calendar window holding ``now``: (window id for keys, end as epoch seconds)."""
     t = datetime.fromtimestamp(now, tz=timezone.utc)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from typing import Any, Iterable
-
-import bpe_openai
 
 # Newer OpenAI models the tokenizer package does not list by name, mapped by prefix.
 _O200K = re.compile(r"^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|chatgpt-4o|o1|o3|o4|gpt-oss|omni-moderation)")
@@ -21,18 +20,39 @@ NO_OUTPUT = ("embeddings", "models", "passthrough")
 OUTPUT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens")
 
 
+ENCODINGS = ("o200k_base", "cl100k_base")
+
+
 @functools.lru_cache(maxsize=None)
 def _load(name: str):
-    # Loading a vocabulary takes ~0.1s; encodings are immutable, so once per process.
+    # Importing bpe_openai decodes every vocabulary it ships (~0.6 s, ~100 MB): a policy check or
+    # a policy without token limits never pays for it. Encodings are immutable: once per process.
+    import bpe_openai
     return bpe_openai.get_encoding(name)
 
 
 class TokenCounter:
-    """Holds the loaded encodings (load once; shared across policy reloads via Services)."""
+    """Holds the encodings (shared across policy reloads via Services), loaded on first use or
+    by ``warm`` in a background thread once the server is up, so they never delay readiness."""
 
     def __init__(self) -> None:
-        self._encodings = {name: _load(name) for name in ("o200k_base", "cl100k_base")}
+        self._lock = threading.Lock()
+        self._loaded: dict[str, Any] | None = None
         self._by_model: dict[str, Any] = {}
+
+    @property
+    def _encodings(self) -> dict[str, Any]:
+        loaded = self._loaded
+        if loaded is None:
+            with self._lock:          # a request racing the warm-up waits for it, once
+                if self._loaded is None:
+                    self._loaded = {name: _load(name) for name in ENCODINGS}
+                loaded = self._loaded
+        return loaded
+
+    def warm(self) -> None:
+        """Load the encodings now (Services.warm_up runs this in a thread at start)."""
+        self._encodings  # noqa: B018 - the property loads them
 
     def encoding_for(self, model: str | None):
         if not model:
@@ -44,7 +64,7 @@ class TokenCounter:
         name = model.split("/")[-1].lower()      # "openai/gpt-4o", Azure deployment paths
         encoding = None
         try:
-            encoding = self._encodings.get(bpe_openai.encoding_name_for_model(name))
+            encoding = self._encodings.get(_encoding_name_for_model(name))
         except Exception:                        # noqa: BLE001 - unknown model: maybe by prefix
             if _O200K.match(name):
                 encoding = self._encodings["o200k_base"]
@@ -63,6 +83,11 @@ class TokenCounter:
             for start in range(0, len(text), _CHUNK):
                 total += len(encoding.encode_ordinary(text[start:start + _CHUNK]))
         return total
+
+
+def _encoding_name_for_model(name: str) -> str:
+    import bpe_openai
+    return bpe_openai.encoding_name_for_model(name)
 
 
 def estimate(chars: int, chars_per_token: float) -> int:

@@ -64,10 +64,30 @@ def usage_of(usage: Any) -> tuple[int | None, int | None]:
             completion if isinstance(completion, int) else None)
 
 
+def cached_of(usage: Any) -> int | None:
+    """Prompt tokens served from the provider's cache: OpenAI's ``*_tokens_details.cached_tokens``
+    (part of prompt_tokens), Anthropic's ``cache_read_input_tokens``."""
+    if not isinstance(usage, dict):
+        return None
+    if "cache_read_input_tokens" in usage:
+        return int(usage.get("cache_read_input_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return cached if isinstance(cached, int) else None
+
+
+def set_usage(ex, usage: Any) -> None:
+    """Copy a reported usage object onto ``ex.usage`` (fields it lacks stay as they were)."""
+    prompt, completion = usage_of(usage)
+    if prompt is not None:
+        ex.usage.prompt_tokens = prompt
+    if completion is not None:
+        ex.usage.completion_tokens = completion
+    cached = cached_of(usage)
+    if cached is not None:
+        ex.usage.cached_tokens = cached
+
+
 def apply_usage(ex, body: Any) -> None:
     if isinstance(body, dict):
-        prompt, completion = usage_of(body.get("usage"))
-        if prompt is not None:
-            ex.usage.prompt_tokens = prompt
-        if completion is not None:
-            ex.usage.completion_tokens = completion
+        set_usage(ex, body.get("usage"))

@@ -2,9 +2,10 @@
 
 For each event the processor finds the text deltas it carries (per choice and channel), passes
 them through the response guards' ``on_chunk`` hooks in onion order, writes the result back and
-re-serialises only events that changed. Text a guard holds back is flushed through ``on_end``
-just before the event that closes its stream, as a synthesised delta of the same dialect, so
-clients see ordinary deltas. Usage reported in the stream is copied to ``ex.usage``.
+re-serialises only events that changed: one event out per event in. Text a guard holds back is
+flushed through ``on_end`` just before the event that closes its stream, as a synthesised delta
+of the same dialect, so clients see ordinary deltas; a verdict in that flush ends the stream
+like one mid-stream. Usage reported in the stream is copied to ``ex.usage``.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import orjson
 from ..exchange import Exchange
 from ..guards.base import StreamText
 from ..verdict import Finding, Verdict
-from .response import usage_of
+from .response import set_usage
 from .sse import Event, encode, parse_block
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
-EndRunner = Callable[[Exchange, StreamText], str]
+EndRunner = Callable[[Exchange, StreamText], "str | Verdict"]
 
 _ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
 # Bytes that mark the events a passive stream still reads: usage, and the end of the stream.
@@ -181,10 +182,14 @@ class StreamProcessor:
         st = self.streams.get(key)
         if st is None or st.closed:
             return ""
-        st.closed = True
         if self.on_end is None:
+            st.closed = True
             return ""
         text = self.on_end(self.ex, key)
+        if isinstance(text, Verdict):
+            # found in the last held text: the stream ends here, its blocks closed by stop()
+            raise StreamStopped(self.stop(text), text)
+        st.closed = True
         if text and st.text_out is not None:
             st.text_out.append(text)
         return text
@@ -278,10 +283,13 @@ class StreamProcessor:
                         changed = True
             if choice.get("finish_reason"):
                 for field in ("content", "refusal"):
-                    if isinstance(delta.get(field), str):
+                    # the held tail of the answer rides on the closing chunk: one event out per
+                    # event in (a chunk may carry text and finish_reason together)
+                    if isinstance(delta.get(field), str) or field == "content":
                         tail = self._flush_text(StreamText(idx, field))
                         if tail:
-                            delta[field] += tail
+                            delta[field] = (delta.get(field) or "") + tail
+                            choice["delta"] = delta
                             changed = True
                 before.extend(self._flush_choice(idx))
         return self._emit(ev, obj, changed, before)
@@ -411,11 +419,7 @@ class StreamProcessor:
         return [ev.raw]
 
     def _set_usage(self, usage: Any) -> None:
-        prompt, completion = usage_of(usage)
-        if prompt is not None:
-            self.ex.usage.prompt_tokens = prompt
-        if completion is not None:
-            self.ex.usage.completion_tokens = completion
+        set_usage(self.ex, usage)
 
 
 def finding_for_stop(verdict: Verdict) -> Finding:

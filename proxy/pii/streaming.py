@@ -1,9 +1,10 @@
 """Masking and restoring a streamed answer through a bounded hold-back window.
 
 Each delta is appended to a buffer; only the part that can no longer change is passed on:
-- the last ``hold_back`` characters stay (an entity up to that long, say a spaced IBAN or a
-  phone number, may still be arriving), and so does the whitespace-free run that crosses that
-  point (an email, key or placeholder is one run, and is held until it ends);
+- the whitespace-free run at the end stays until white space ends it (an email, key or
+  placeholder is one run), and so do the words before it, within ``hold_back`` characters, that
+  could belong to an entity spanning white space (a spaced IBAN, a phone number, a date: words
+  with digits, symbols or two capitals, month names); prose words before them go out at once;
 - a detected entity that crosses the cut moves the cut before it;
 - when the answer is only restored, not scanned, just a trailing partial ``<PLACEHOLDER`` stays.
 The buffer is bounded by ``max_hold``: past it the text is cut regardless of runs (never inside
@@ -22,10 +23,32 @@ from .operators import Keys
 from .spans import Span
 from .vault import PARTIAL_PLACEHOLDER, Vault
 
-_LAST_SPACE = regex.compile(r"\s(?=\S*\Z)")
+# A word that may be part of an entity spanning white space (phone, card, IBAN, date, key):
+# it has a digit, a capital or a symbol, or is a word that sits inside such an entity.
+_ENTITY_WORD = regex.compile(
+    r"[\d@<>#+=:/_\\(\-]|\p{Lu}\S*\p{Lu}"
+    r"|(?i:\A(?:x|ext\.?|of|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?)\Z)")
+_LAST_RUN = regex.compile(r"\S+\Z")
+_WORDS_BACK = regex.compile(r"\S+\s*\Z|\s+\Z")
 _PEM_END = regex.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 # Already-emitted text kept as left context for detection ("Phone: " before a number).
 CONTEXT_CHARS = 48
+
+
+def candidate_start(buf: str, span: int) -> int:
+    """Where the part of ``buf`` that could still be the beginning of an entity starts: the
+    last whitespace-free run when nothing follows it (an email, a key, a placeholder is one
+    run), and before it the words, within ``span`` characters of the end, that could belong
+    to an entity spanning white space."""
+    run = _LAST_RUN.search(buf)
+    cut = run.start() if run else len(buf)
+    floor = len(buf) - span
+    while cut > 0 and cut > floor:
+        word = _WORDS_BACK.search(buf, 0, cut)
+        if word is None or not _ENTITY_WORD.search(word.group().strip()) or word.start() < floor:
+            break
+        cut = word.start()
+    return cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +72,7 @@ class StreamMasker:
     masked: dict[str, int] = field(default_factory=dict)
     restored: dict[str, int] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
+    reported: bool = False              # a monitored block was recorded already
 
     def feed(self, text: str) -> str:
         if self.swallowing:
@@ -100,10 +124,7 @@ class StreamMasker:
         return out
 
     def _cut(self, spans: list[Span]) -> int:
-        cut = max(0, len(self.buf) - self.settings.hold_back)
-        if 0 < cut < len(self.buf) and not self.buf[cut].isspace() and not self.buf[cut - 1].isspace():
-            space = _LAST_SPACE.search(self.buf, 0, cut)
-            cut = space.end() if space else 0
+        cut = candidate_start(self.buf, self.settings.hold_back)
         for s in spans:
             if s.start < cut < s.end:
                 cut = s.start

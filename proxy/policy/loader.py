@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..yamlfast import SafeLoader, safe_load
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 Path = tuple  # a JSON path: keys and indexes
@@ -62,7 +64,7 @@ class _Builder:
     def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
         self.doc = doc
         self.env = env
-        self.loader: yaml.SafeLoader | None = None
+        self.loader: Any = None
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.doc.lines.setdefault(path, node.start_mark.line + 1)
@@ -107,9 +109,9 @@ class _Builder:
         for name in missing:
             self.doc.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)")
         # An unquoted scalar takes its type after substitution (port: ${PORT:-8080} is a number).
-        if node.style is None and out:
+        if not node.style and out:     # plain: None (Python parser) or '' (libyaml)
             try:
-                typed = yaml.safe_load(out)
+                typed = safe_load(out)
             except yaml.YAMLError:
                 return out
             if isinstance(typed, (int, float, bool)):
@@ -120,7 +122,7 @@ class _Builder:
 def load_text(text: str, file: str, env: Mapping[str, str] | None = None) -> Document:
     doc = Document(file=file, data=None)
     builder = _Builder(doc, os.environ if env is None else env)
-    loader = yaml.SafeLoader(text)
+    loader = SafeLoader(text)
     builder.loader = loader
     try:
         node = loader.get_single_node()

@@ -14,7 +14,9 @@ import structlog
 
 from .config import TelemetryConfig, compile_section
 from .logs import setup_logging as _setup_logging
-from .metrics import PROMETHEUS_CONTENT_TYPE, Metrics
+
+# The OpenTelemetry SDK (~0.2 s to import) is loaded by the Telemetry object that uses it, not by
+# importing this package: `policy check` compiles the telemetry section without it.
 
 log = structlog.get_logger("aifw.telemetry")
 
@@ -35,7 +37,7 @@ class Telemetry:
                  metric_exporter: Any = None) -> None:
         """``span_exporter`` / ``metric_exporter`` replace the OTLP exporters (tests)."""
         self.config = config = config or TelemetryConfig()
-        self.metrics: Metrics | None = None
+        self.metrics: Any = None
         self.tracer = None
         self._failed_once = False
         endpoint = config.otlp_endpoint
@@ -48,6 +50,7 @@ class Telemetry:
                 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
                 readers.append(PeriodicExportingMetricReader(
                     metric_exporter, export_interval_millis=config.export_interval * 1000))
+            from .metrics import Metrics
             self.metrics = Metrics(config.service_name, readers)
         if config.traces and (span_exporter is not None or endpoint):
             from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -115,6 +118,7 @@ class Telemetry:
             self.metrics.reload_failing = not ok
 
     def prometheus_text(self) -> tuple[bytes, str]:
+        from .metrics import PROMETHEUS_CONTENT_TYPE
         body = self.metrics.prometheus_text() if self.metrics is not None else b""
         return body, PROMETHEUS_CONTENT_TYPE
 

@@ -99,7 +99,17 @@ def test_multi_stage_on_a_pinned_slim_base(steps):
 def test_installs_the_project_in_the_builder(steps):
     builder = stages(steps)[0]
     runs = " ".join(a for k, a in builder if k == "RUN")
-    assert re.search(r"pip install --no-cache-dir \.(\s|$)", runs)
+    # with the speed extra: the image serves on uvloop
+    assert re.search(r"pip install --no-cache-dir '\.\[speed\]'(\s|$)", runs)
+
+
+def test_compiled_rule_sets_are_cached_in_the_image(steps):
+    final = stages(steps)[-1]
+    env = " ".join(a for k, a in final if k == "ENV")
+    cache = re.search(r"AIFW_CACHE_DIR=(\S+)", env)
+    assert cache, "no AIFW_CACHE_DIR: every container start would compile the rule sets"
+    runs = " ".join(a for k, a in final if k == "RUN")
+    assert f"chown 10001:10001" in runs and cache.group(1) in runs
 
 
 def test_runs_as_a_numeric_non_root_user(steps):

@@ -30,7 +30,9 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   connection after n SSE events), `slow:<ms>` (pause between events), `stall:<ms>` (pause
   before the first byte), `keepalive` (`: keep-alive` comments between events), `no-usage`
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
-  call of the first tool the request offers).
+  call of the first tool the request offers), `hold:<n>` (after n SSE events, wait until the
+  test sets `state.release`), `gzip` on a stream (gzip-compressed SSE, flushed per event),
+  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
   `x-fake-tool-call: <tool name>`, `x-fake-tool-args: <json>`, `x-fake-usage: P,C`.
 """
@@ -46,6 +48,7 @@ import secrets
 import socket
 import struct
 import time
+import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -106,6 +109,7 @@ class FakeState:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     completed_streams: int = 0
     events_sent: int = 0  # SSE events whose write returned (a blocked write has not)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # ends a `hold:<n>` pause
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Modes:
     keepalive: bool = False
     no_usage: bool = False
     tool: bool = False
+    hold_after: int | None = None
+    corrupt_after: int | None = None
 
 
 def parse_modes(items: list[str]) -> Modes:
@@ -132,6 +138,8 @@ def parse_modes(items: list[str]) -> Modes:
             opts["disconnect_after"] = int(arg or 0)
         elif name in ("slow", "stall"):
             opts[f"{name}_ms"] = int(arg)
+        elif name in ("hold", "corrupt"):
+            opts[f"{name}_after"] = int(arg)
         elif name in ("gzip", "keepalive", "tool"):
             opts[name] = True
         elif name == "no-usage":
@@ -363,11 +371,14 @@ class SSEWriter:
         self.request, self.state, self.modes = request, state, modes
         self.resp: web.StreamResponse | None = None
         self.sent = 0
+        self.gzip = zlib.compressobj(wbits=16 + zlib.MAX_WBITS) if modes.gzip else None
 
     async def start(self, headers: dict[str, str]) -> web.StreamResponse:
         headers = dict(headers)
         headers["content-type"] = "text/event-stream; charset=utf-8"
         headers["cache-control"] = "no-cache"
+        if self.gzip is not None:
+            headers["content-encoding"] = "gzip"
         self.resp = web.StreamResponse(status=200, headers=headers)
         await self._write(None)
         if self.modes.disconnect_after == 0:
@@ -377,10 +388,17 @@ class SSEWriter:
     async def event(self, data: Any, event: str | None = None) -> None:
         if self.sent and self.modes.slow_ms:
             await asyncio.sleep(self.modes.slow_ms / 1000)
+        if self.sent and self.sent == self.modes.hold_after:
+            await self.state.release.wait()
         payload = data if isinstance(data, bytes) else orjson.dumps(data)
         prefix = b": keep-alive\n\n" if self.sent and self.modes.keepalive else b""
         head = b"event: " + event.encode() + b"\n" if event else b""
-        await self._write(prefix + head + b"data: " + payload + b"\n\n")
+        raw = prefix + head + b"data: " + payload + b"\n\n"
+        if self.gzip is not None:
+            raw = self.gzip.compress(raw) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
+            if self.sent == self.modes.corrupt_after:
+                raw = b"\xde\xad\xbe\xef not gzip at all" * 4
+        await self._write(raw)
         self.sent += 1
         self.state.events_sent += 1
         if self.modes.disconnect_after is not None and self.sent >= self.modes.disconnect_after:
@@ -389,6 +407,8 @@ class SSEWriter:
     async def finish(self) -> web.StreamResponse:
         assert self.resp is not None
         try:
+            if self.gzip is not None:
+                await self.resp.write(self.gzip.flush())
             await self.resp.write_eof()
         except ConnectionResetError:
             self._gone()

@@ -238,3 +238,22 @@ def test_memory_prune_drops_idle_counters(clock):
     backend.prune(clock())
     assert backend.size() == 0
     assert not math.isnan(clock())
+
+
+async def test_spend_budget_counts_micro_dollars_and_settles(backend, clock):
+    cfg = config({"name": "usd", "scope": "user", "spend": "1USD/day"})
+    (lim,) = cfg.limits
+    assert lim.kind == "spend" and lim.amount == 1_000_000
+    first = charges(cfg, now=clock())
+    first[0].cost = 600_000                                   # reserved: the most it may cost
+    assert (await backend.reserve(first, "a", clock())).allowed
+    second = charges(cfg, now=clock())
+    second[0].cost = 600_000
+    out = await backend.reserve(second, "b", clock())
+    assert not out.allowed and out.items[0].remaining == 400_000
+    await backend.settle(first, [50_000 - 600_000], "a", clock())   # it cost 5 cents
+    assert (await backend.reserve(second, "b", clock())).allowed
+    third = charges(cfg, now=clock())
+    third[0].cost = 2_000_000
+    out = await backend.reserve(third, "c", clock())
+    assert not out.allowed and math.isinf(out.items[0].retry_after)   # more than the budget itself

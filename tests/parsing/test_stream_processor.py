@@ -2,7 +2,7 @@
 
 A guard that keeps a 3-character window and upper-cases what it lets through must give the
 client the whole text, with the held-back tail synthesised as an ordinary delta *before* the
-event that closes its stream, in every dialect; a guard that returns a Verdict mid-stream must
+event that closes its stream (chat: carried by the closing chunk itself), in every dialect; a guard that returns a Verdict mid-stream must
 end the stream with that dialect's closing events.
 """
 from __future__ import annotations
@@ -119,14 +119,15 @@ def decoded(events: list[bytes]) -> list[tuple[str | None, object]]:
     return parsed
 
 
-def test_chat_flush_before_finish_chunk(fake_stream):
+def test_chat_flush_on_finish_chunk(fake_stream):
     events = decoded(run(make_exchange(Window()), "chat", fake_stream["chat"]))
     texts = [(i, o["choices"][0]["delta"].get("content")) for i, (_, o) in enumerate(events)
              if o != "[DONE]" and o["choices"] and o["choices"][0]["delta"].get("content")]
     finish = next(i for i, (_, o) in enumerate(events) if o != "[DONE]" and o["choices"]
                   and o["choices"][0]["finish_reason"])
     assert "".join(t for _, t in texts) == REPLY.upper()
-    assert texts[-1] == (finish - 1, "LTA")            # the synthesised tail, just before the finish
+    assert texts[-1] == (finish, "LTA")                # the held tail rides on the finish chunk
+    assert len(events) == len(decoded([fake_stream["chat"]]))   # one event out per event in
     assert events[-1][1] == "[DONE]"
     assert events[-2][1]["usage"]["completion_tokens"] > 0   # the usage chunk still follows
 
