@@ -87,9 +87,13 @@ def restore_logging():
 @pytest.fixture
 def log_stream(restore_logging):
     """The real logging setup (JSON, DEBUG) writing into a StringIO."""
+    import gc
     import io
     import logging
     from proxy.telemetry.logs import setup_logging
+    # Earlier tests' garbage (SDK clients never closed, whose loop is gone) logs asyncio errors
+    # when collected: collect it now, so the stream holds this test's lines only.
+    gc.collect()
     stream = io.StringIO()
     setup_logging("json", stream, level=logging.DEBUG)
     return stream
