@@ -24,8 +24,9 @@ from pathlib import Path
 import orjson
 
 from bench import procs
-from bench.report import Pool, Start, issue_summary, start_table, table, target_checks
-from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, bench_targets
+from bench.report import Pool, Start, issue_summary, start_table, table, target_checks, workers_check
+from bench.targets import (AIFW, DEFAULT, DEFAULT_WORKERS, DIRECT, PASSTHROUGH, Target, aifw_target,
+                           before_targets, bench_targets)
 from bench.workloads import AUTH, BENCH_WORKLOADS, PATH, WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,6 +177,7 @@ def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, dur
         out += ["## Start", "", start_table(starts), ""]
     subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
     checks = [line for s in subjects for line in target_checks(pools, s)]
+    checks += workers_check(pools, DEFAULT, DEFAULT_WORKERS)
     if checks:
         out += ["## Targets", "", *checks, ""]
     elif AIFW not in names:
@@ -199,8 +201,18 @@ def main(argv: list[str] | None = None, targets: list[Target] | None = None,
     parser.add_argument("--only", help="comma list of target names to run")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
                         help="add an aifw target running another policy file")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the aifw targets with the code checked out in DIR "
+                             "(git archive <commit> | tar -x -C DIR): before and after in one run")
+    parser.add_argument("--workloads", help="comma list of workload names or name prefixes "
+                                            "(e.g. chat1k for chat1k c=1/16/64)")
     args = parser.parse_args(argv)
+    if args.workloads:
+        prefixes = tuple(args.workloads.split(","))
+        workloads = tuple(w for w in workloads if w.name.startswith(prefixes))
     chosen = list(targets) if targets is not None else bench_targets()
+    if args.before:
+        chosen += before_targets(os.path.abspath(args.before))
     for spec in args.policy:
         name, _, path = spec.partition("=")
         chosen.append(aifw_target(name, path))

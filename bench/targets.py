@@ -23,9 +23,13 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def aifw_target(name: str, policy: str, env: dict[str, str] | None = None) -> Target:
-    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}"),
-                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", **(env or {})})
+def aifw_target(name: str, policy: str, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> Target:
+    # each target its own audit directory: two targets on one chain would refuse each other
+    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}",
+                         *args),
+                  {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": f"bench/results/audit/{name}",
+                   **(env or {})})
 
 
 def default_targets() -> list[Target]:
@@ -40,6 +44,7 @@ def default_targets() -> list[Target]:
 # `make bench` (issue 14): aifw with no scanning guard, with the default policy (on uvloop when
 # it is installed, and on asyncio's loop for comparison) and with every guard on.
 NOSCAN, DEFAULT, DEFAULT_ASYNCIO, ALL_GUARDS = "aifw-noscan", "aifw-default", "aifw-default-asyncio", "aifw-all"
+DEFAULT_WORKERS = "aifw-default-w2"     # the default policy on `aifw serve --workers 2`
 
 
 def bench_targets() -> list[Target]:
@@ -53,4 +58,19 @@ def bench_targets() -> list[Target]:
         aifw_target(DEFAULT_ASYNCIO, "policies/default.yaml",
                     {**audit(DEFAULT_ASYNCIO), "AIFW_EVENT_LOOP": "asyncio"}),
         aifw_target(ALL_GUARDS, "bench/policies/all-guards.yaml", audit(ALL_GUARDS)),
+        aifw_target(DEFAULT_WORKERS, "policies/default.yaml", audit(DEFAULT_WORKERS),
+                    args=("--workers", "2")),
     ]
+
+
+def before_targets(checkout: str) -> list[Target]:
+    """The no-scan, default and every-guard targets running the aifw code in ``checkout`` (e.g.
+    ``git archive <commit> | tar -x -C DIR``), named ``…@before``: before and after in one run."""
+    launch = f"import sys; sys.path.insert(0, {checkout!r}); from proxy.cli import main; sys.exit(main())"
+    out = []
+    for name, policy in ((NOSCAN, "bench/policies/noscan.yaml"), (DEFAULT, "policies/default.yaml"),
+                         (ALL_GUARDS, "bench/policies/all-guards.yaml")):
+        before = f"{name}@before"
+        out.append(Target(before, ("{python}", "-c", launch, "serve", "--policy", policy, "--port", "{port}"),
+                          {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": "bench/results/var-" + before}))
+    return out

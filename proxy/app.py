@@ -14,37 +14,44 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 from aiohttp import web
 
 from . import pipeline
+from .canonical import canonical_target, check_body_headers
 from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
 from .identity import apply_user_assertion, identify, reject_malformed_headers
-from .parsing.request import Unrecognized, parse_request, request_model
+from .parsing import strictjson
+from .parsing.request import Refused, Unrecognized, check_fields, check_model, parse_request, request_model
 from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
 from .reload import PolicyHolder
+from .resilience.plan import AttemptPlan
+from .resilience.retry import exception_failure, is_retryable_status, status_failure
+from .resilience.routes import passthrough_route
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
 from .verdict import Verdict
 
 log = logging.getLogger("aifw")
 
 REQUEST_ID = "x-aifw-request-id"
-MAX_INSPECTED_RESPONSE = 64 * 1024 * 1024   # larger non-streamed answers pass uninspected
+RETRY_PEEK_BYTES = 4096   # of a 429 answer: enough to find its error code
+PEEK_TIMEOUT = 5.0
 HOLDER_KEY = web.AppKey("holder", PolicyHolder)
 POOL_KEY = web.AppKey("pool", UpstreamPool)
 EDGE_KEY = web.AppKey("edge", object)
 
 
 def _error(status: int, code: str, message: str, request_id: str, headers: dict | None = None,
-           type: str | None = None) -> web.Response:
+           type: str | None = None, param: str | None = None) -> web.Response:
     hdrs = {REQUEST_ID: request_id, "Content-Type": "application/json"}
     if headers:
         hdrs.update(headers)
-    return web.Response(status=status, body=error_body(message, code, type), headers=hdrs)
+    return web.Response(status=status, body=error_body(message, code, type, param), headers=hdrs)
 
 
 def block_message(v: Verdict) -> str:
@@ -62,6 +69,15 @@ def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
     return _error(v.status, v.code, message, ex.request_id, hdrs, v.type)
 
 
+class _SendFailed(Exception):
+    """An attempt got no answer: ``kind`` is connect, timeout or broken."""
+
+    def __init__(self, kind: str, error: ProxyError) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.error = error
+
+
 class Edge:
     def __init__(self, holder: PolicyHolder, pool: UpstreamPool) -> None:
         self.holder = holder
@@ -71,12 +87,19 @@ class Edge:
     # --- the proxy handler ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         policy = self.holder.policy   # one snapshot: a stream keeps the policy it started with
+        try:
+            path, query = canonical_target(request.raw_path)
+            bad_target = None
+        except ProxyError as exc:
+            path, query, bad_target = request.path, "", exc
         ex = Exchange(
-            request_id="req_" + uuid.uuid4().hex, method=request.method, path=request.path,
-            query=request.query_string, headers=request.headers,
+            request_id="req_" + uuid.uuid4().hex, method=request.method, path=path,
+            query=query, headers=request.headers,
             client_ip=_client_ip(request, policy.server.trust_forwarded_for), policy=policy)
         self.in_flight += 1
         try:
+            if bad_target is not None:
+                raise bad_target
             return await self._handle(request, ex)
         except ProxyError as exc:
             ex.status = exc.status
@@ -84,9 +107,19 @@ class Edge:
             if ex.decision == "allowed":
                 ex.decision = "error"
             return _error(exc.status, exc.code, exc.message, ex.request_id,
-                          {**exc.headers, **ex.response_headers}, exc.type)
+                          {**exc.headers, **ex.response_headers}, exc.type, exc.param)
+        except asyncio.CancelledError:
+            ex.error = ex.error or "client_disconnected"     # the record says what the client got
+            if not ex.streamed:
+                ex.status = None                             # no answer reached it
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug must still answer with this exchange's id
             if isinstance(exc, ConnectionResetError) or ex.streamed:
+                # a cut stream (or none): recorded as an error, not as the 200 it started as
+                ex.error = ex.error or ("client_disconnected" if isinstance(exc, ConnectionResetError)
+                                        else "internal_error")
+                if not ex.streamed:
+                    ex.status = None
                 raise
             log.exception("unhandled error in exchange %s", ex.request_id)
             ex.status, ex.error, ex.decision = 500, "internal_error", "error"
@@ -105,12 +138,14 @@ class Edge:
         refusal = self.holder.refusal()
         if refusal:
             raise ProxyError(503, "guardrail_unavailable", refusal)
-        endpoint = resolve(request.method, request.path)
+        # endpoints and pass-through globs are matched on the canonical path, which is also
+        # exactly what goes upstream (proxy/canonical.py)
+        endpoint = resolve(request.method, ex.path)
         if endpoint is None:
-            if policy.passthrough_paths.match(request.path) and policy.passthrough_upstream is not None:
-                endpoint = passthrough(request.method, request.path)
+            if policy.passthrough_paths.match(ex.path) and policy.passthrough_upstream is not None:
+                endpoint = passthrough(request.method, ex.path)
             else:
-                raise ProxyError(404, "not_found", f"Unknown path {request.method} {request.path}: "
+                raise ProxyError(404, "not_found", f"Unknown path {request.method} {ex.path[:200]}: "
                                  "aifw forwards only the OpenAI, Azure OpenAI and Anthropic endpoints it inspects.")
         ex.endpoint = endpoint
         ex.identity = identify(policy, request.headers)
@@ -120,14 +155,20 @@ class Edge:
 
         if endpoint.inspected:
             ex.model = request_model(endpoint, ex.body)
+            try:
+                check_model(ex.model)
+            except Refused as exc:   # the record caps the name it keeps (proxy/audit)
+                raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
             ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
-            ex.upstream = policy.route(ex.model, endpoint.dialect)
-            if ex.upstream is None:
+            ex.route = policy.route(ex.model, endpoint.dialect)
+            if ex.route is None:
                 raise ProxyError(400, "model_not_allowed",
                                  f"No upstream is configured for model {ex.model!r} on {endpoint.name}.",
                                  param="model")
+            ex.upstream = ex.route.targets[0].upstream
         else:
             ex.upstream = policy.passthrough_upstream
+            ex.route = passthrough_route(ex.upstream)
             ex.mark_uninspected("passthrough path")
             ex.decision = "bypassed"
         ex.scope = policy.select_scope(ex)
@@ -167,8 +208,7 @@ class Edge:
         ex.raw_body = b"".join(chunks)
         if not ex.endpoint.inspected:
             return
-        if request.headers.get("content-encoding", "identity").lower() != "identity":
-            raise ProxyError(415, "unsupported_media_type", "Compressed request bodies are not accepted.")
+        check_body_headers(request.headers)
         ctype = request.content_type
         if ctype not in ("application/json", "application/octet-stream", "") and not ctype.endswith("+json"):
             raise ProxyError(415, "unsupported_media_type", f"Expected a JSON body, got {ctype!r}.")
@@ -177,69 +217,143 @@ class Edge:
         except UnicodeDecodeError:
             raise ProxyError(400, "invalid_request", "The request body is not valid UTF-8.") from None
         try:
-            ex.body = orjson.loads(ex.raw_body)
-        except orjson.JSONDecodeError as exc:
-            raise ProxyError(400, "invalid_json", f"The request body is not valid JSON: {exc}") from None
+            ex.body = strictjson.loads(ex.raw_body)
+        except strictjson.JSONRefused as exc:
+            raise ProxyError(400, "invalid_json", str(exc)) from None
+        skipped: list[str] = []
         try:
-            ex.request_slots = parse_request(ex.endpoint.kind, ex.body)
+            check_fields(ex.body)
+            ex.request_slots = parse_request(ex.endpoint.kind, ex.body, skipped)
             ex.parsed = True
+        except Refused as exc:
+            raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
         except Unrecognized as exc:
             if ex.policy.unrecognized_body == "block":
                 raise ProxyError(400, "invalid_request", f"Unrecognised request body: {exc}.") from None
             ex.mark_uninspected(f"unrecognised body: {exc}")
             ex.decision = "bypassed"
+        for reason in skipped:
+            ex.mark_uninspected(reason)
+            ex.decision = "bypassed"
 
     # --- forwarding -------------------------------------------------------------------
     async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
-        up = ex.upstream
-        body = ex.raw_body
-        if ex.body_changed or any(s.changed for s in ex.request_slots):
-            body = orjson.dumps(ex.body)
-        url = upstream_url(up, ex.endpoint, ex.query, ex.model)
-        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
-        session = self.pool.session(up)
-        ex.upstream_started = time.monotonic()
-        try:
-            async with asyncio.timeout(up.timeouts.connect + up.timeouts.first_byte):
-                resp = await session.request(
-                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
-                                                  sock_connect=up.timeouts.connect))
-        except TimeoutError:
-            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            raise ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).") from None
+        plan = AttemptPlan(ex, ex.route, ex.policy.sections["resilience"])
+        target = await plan.first()
+        while True:   # attempts: fallbacks and retries, all before the first byte to the client
+            attempt = plan.start(target)
+            up = ex.upstream
+            try:
+                resp = await self._send(request, ex, plan, target)
+            except _SendFailed as failed:
+                target = await plan.failed(attempt, target, exception_failure(failed.kind))
+                if target is None:
+                    raise failed.error from None
+                continue
+            if is_retryable_status(resp.status):
+                failure = status_failure(resp.status, resp.headers, await self._peek(resp))
+                following = await plan.failed(attempt, target, failure)
+                if following is not None:
+                    resp.release()
+                    target = following
+                    continue
+            await plan.served(attempt, target, resp.status)
+            break
         ex.upstream_first_byte = time.monotonic()
+        _end_first_byte_timer(resp)
         try:
             ex.status = resp.status
-            ctype = resp.headers.get("content-type", "")
-            if ex.endpoint.inspected and ex.stream and resp.status == 200 and ctype.startswith("text/event-stream"):
+            if ex.endpoint.inspected and resp.status == 200 and resp.content_type == "text/event-stream":
+                # what the upstream sends decides, not what the request claimed: a lenient
+                # upstream may stream a request the proxy took for a plain one
+                ex.stream = True
                 return await self._stream(request, ex, resp)
-            return await self._whole(ex, resp)
+            return await self._whole(request, ex, resp)
         finally:
             resp.release()
             ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
 
-    async def _whole(self, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target) -> aiohttp.ClientResponse:
+        """One attempt: the request to ``ex.upstream`` until its answer's headers."""
         up = ex.upstream
+        body = ex.raw_body
+        if plan.rebody(target):
+            body = orjson.dumps({**ex.body, "model": target.model})
+        elif ex.body_changed or any(s.changed for s in ex.request_slots):
+            body = orjson.dumps(ex.body)
+        # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
+        url = yarl.URL(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model), encoded=True)
+        headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
+        session = self.pool.session(up)
+        ex.upstream_started = time.monotonic()
         try:
-            async with asyncio.timeout(up.timeouts.total):
+            # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
+            # from the moment the request is written, so connect time does not count. The outer
+            # bound only catches an upstream that drips its headers or stalls the upload.
+            async with asyncio.timeout(plan.timeout(up)):
+                return await session.request(
+                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
+                                                  sock_connect=up.timeouts.connect,
+                                                  sock_read=up.timeouts.first_byte))
+        except TimeoutError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "timeout"
+            raise _SendFailed(kind, ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.")) from None
+        except aiohttp.ClientError as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ClientConnectorError) else "broken"
+            raise _SendFailed(kind, ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).")) from None
+
+    async def _peek(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The start of an error answer, to tell insufficient_quota from a rate limit. What was
+        read stays in the response, which may still go to the client unchanged."""
+        if resp.status != 429:
+            return b""
+        try:
+            async with asyncio.timeout(PEEK_TIMEOUT):
                 data = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return b""
+        try:
+            dec = decoder(resp.headers.get("content-encoding"))
+            return dec.decompress(data, RETRY_PEEK_BYTES) if dec else data[:RETRY_PEEK_BYTES]
+        except (ValueError, zlib.error):
+            return b""
+
+    async def _whole(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+        up = ex.upstream
+        limit = ex.policy.server.max_inspected_response_bytes
+        deadline = asyncio.get_running_loop().time() + up.timeouts.total
+        try:
+            async with asyncio.timeout_at(deadline):
+                data, more = await _read_capped(resp, limit)
         except TimeoutError:
             raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not finish its answer in time.") from None
         except aiohttp.ClientError as exc:
             raise ProxyError(502, "upstream_error", f"Upstream {up.name} broke off its answer ({type(exc).__name__}).") from None
         headers = response_headers(resp.headers, drop_encoding=False)
-        inspect = (ex.endpoint.inspected and resp.status == 200 and len(data) <= MAX_INSPECTED_RESPONSE
-                   and "json" in resp.headers.get("content-type", ""))
+        inspect = ex.endpoint.inspected and resp.status == 200 and "json" in resp.content_type
         if ex.endpoint.inspected and resp.status == 200 and not inspect:
             ex.mark_uninspected("response not inspectable")
+        plain = None
+        if inspect and not more:
+            try:
+                plain = _decompress_capped(resp.headers.get("content-encoding"), data, limit)
+                more = plain is None
+            except (ValueError, zlib.error) as exc:
+                ex.mark_uninspected(f"response body unreadable: {type(exc).__name__}")
+                inspect = False
+        if more:
+            if inspect:
+                if ex.policy.server.oversized_response == "block":
+                    raise ProxyError(502, "upstream_error", f"Upstream {up.name} answered with more than {limit} "
+                                     "bytes, the most aifw inspects (server.maxInspectedResponseBytes).")
+                ex.mark_uninspected("response larger than server.maxInspectedResponseBytes")
+                ex.decision = "bypassed" if ex.decision == "allowed" else ex.decision
+            return await self._relay(request, ex, resp, data, headers, deadline)
         if inspect:
             try:
-                dec = decoder(resp.headers.get("content-encoding"))
-                plain = dec.decompress(data) + dec.flush() if dec else data
                 ex.response_body = orjson.loads(plain)
-            except (ValueError, zlib.error) as exc:  # orjson.JSONDecodeError is a ValueError
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 ex.mark_uninspected(f"response body unreadable: {type(exc).__name__}")
             else:
                 apply_usage(ex, ex.response_body)
@@ -256,6 +370,28 @@ class Edge:
         headers.update(ex.response_headers)
         headers[REQUEST_ID] = ex.request_id
         return web.Response(status=resp.status, body=data, headers=headers)
+
+    async def _relay(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse, head: bytes,
+                     headers, deadline: float) -> web.StreamResponse:
+        """An answer too large to hold: what was read, then the rest as it comes, unchanged."""
+        up = ex.upstream
+        headers.update(ex.response_headers)
+        headers[REQUEST_ID] = ex.request_id
+        out = web.StreamResponse(status=resp.status, headers=headers)
+        await out.prepare(request)
+        ex.streamed = True
+        await out.write(head)
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for chunk in resp.content.iter_any():
+                    await out.write(chunk)
+        except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            # the answer is cut: break the client's connection rather than end it cleanly
+            ex.error = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"
+            resp.close()
+            raise ConnectionResetError(f"upstream {up.name} broke off an oversized answer") from None
+        await out.write_eof()
+        return out
 
     async def _stream(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
         up = ex.upstream
@@ -353,6 +489,45 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
+
+
+def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:
+    """The answer has started: sock_read served as the first-byte timeout and must not go on
+    timing gaps in the body (streams have their own idle timeout, whole answers a total)."""
+    proto = resp.connection.protocol if resp.connection is not None else None
+    if proto is not None:
+        proto.read_timeout = None
+        proto.start_timeout()   # re-arms with no timeout: cancels the pending timer
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to a little more than ``limit`` bytes of the body, and whether there is more."""
+    if resp.content.at_eof():   # read already (a 429 peeked at for its code) or empty
+        data = await resp.read()
+        return data, len(data) > limit
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.readany()
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), True
+
+
+def _decompress_capped(encoding: str | None, data: bytes, limit: int) -> bytes | None:
+    """The decoded body, or None when it decodes to more than ``limit`` bytes (a small gzip can
+    hold gigabytes). Raises ValueError or zlib.error for what cannot be decoded."""
+    dec = decoder(encoding)
+    if dec is None:
+        return data
+    plain = dec.decompress(data, limit + 1)
+    if len(plain) > limit or dec.unconsumed_tail:
+        return None
+    plain += dec.flush()
+    return plain if len(plain) <= limit else None
 
 
 def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:

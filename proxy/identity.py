@@ -17,25 +17,31 @@ def client_key(headers: Mapping[str, str]) -> str | None:
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+            return _plain(token.strip())
     for name in ("api-key", "x-api-key"):
         value = headers.get(name)
         if value and value.strip():
-            return value.strip()
+            return _plain(value.strip())
     return None
 
 
+def _plain(key: str) -> str:
+    # aiohttp hands header bytes that are not UTF-8 over as lone surrogates, which no hash,
+    # log or upstream request can encode: no provider issues such keys
+    if not (key.isascii() and key.isprintable()):
+        raise ProxyError(401, "invalid_api_key", "The API key holds characters that no API key has.")
+    return key
+
+
 def reject_malformed_headers(headers: Mapping[str, str]) -> None:
-    """aiohttp hands bytes that are not UTF-8 on as surrogates, which nothing downstream can
-    encode (hash, fingerprint, forward, write to the audit log). An API key is printable ASCII:
-    anything else in a key header is the wrong key (401); another header that is not UTF-8 is a
-    malformed request (400). Neither is ever quoted back."""
+    """Any header that is not UTF-8 is refused before anything tries to encode it (hash,
+    fingerprint, forward, write to the audit log): in a key header as the wrong key (401),
+    elsewhere as a malformed request (400). Neither is ever quoted back."""
     for name, value in headers.items():
-        if value.isascii() and (value.isprintable() or name.lower() not in KEY_HEADERS):
+        if value.isascii():
             continue
         if name.lower() in KEY_HEADERS:
-            raise ProxyError(401, "invalid_api_key", f"The {name.lower()} header holds characters "
-                             "no API key has (an API key is printable ASCII).")
+            _plain(value)
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -16,7 +16,9 @@ from typing import Any
 
 from . import pipeline
 from .cost import exchange_cost
+from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
+from .resilience.status import any_route_serves, breaker_states
 from .services import Services
 
 log = logging.getLogger("aifw.reload")
@@ -146,19 +148,24 @@ class PolicyHolder:
         finally:
             if ex.finished is None:
                 ex.finished = time.monotonic()
-            if ex.decision == "allowed" and any(f.action == "masked" for f in ex.findings):
-                ex.decision = "masked"
+            settle(ex)        # the record and the metrics say what the client got
             if self.audit is not None:
                 self.audit.submit(ex)
             if self.telemetry is not None:
                 self.telemetry.observe(ex)
 
     # --- status -------------------------------------------------------------------------
+    def breaker_states(self) -> dict[str, str]:
+        return breaker_states(self.policy)
+
     def readiness(self) -> tuple[bool, dict]:
         problems = {k: v for k, v in self.services.health.items() if v}
         refusal = self.refusal()
         if refusal:
             problems["audit"] = refusal
+        breakers = self.breaker_states()
+        if breakers and not any_route_serves(self.policy, breakers):
+            problems["upstreams"] = "every route's upstreams have open circuit breakers"
         details = {
             "ready": not problems,
             "policy": {"name": self.policy.name, "digest": self.policy.digest, "path": self.policy.path,
@@ -166,6 +173,7 @@ class PolicyHolder:
             "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
             "lastReloadError": self.last_error,
             "backends": problems,
+            "breakers": breakers,
         }
         return not problems, details
 

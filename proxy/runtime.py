@@ -4,17 +4,23 @@ from __future__ import annotations
 from .reload import PolicyHolder
 
 
-def attach_subsystems(holder: PolicyHolder, *, logging: bool = False) -> None:
-    """Create the process-wide audit log and telemetry the policy configures."""
+def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: int = 0,
+                      workers: int = 1) -> None:
+    """Create the process-wide audit log and telemetry the policy configures. ``worker``: this
+    process's index under ``aifw serve --workers N`` (``workers``); each writes its own audit
+    chain, and its ``open`` entries say how many chains there are."""
     from .audit.runtime import AuditLog
+    from .audit.sinks import chain_name
     from .telemetry import Telemetry
     holder.telemetry = Telemetry(holder.policy.sections["telemetry"])
     if logging:
         # before anything logs: unconfigured structlog would print to stdout, where a stdout
         # audit sink writes its records
         holder.telemetry.setup_logging()
-    holder.audit = AuditLog(holder.policy.sections["audit"], holder.services)
+    holder.audit = AuditLog(holder.policy.sections["audit"], holder.services,
+                            chain=chain_name(worker), workers=workers)
     holder.telemetry.watch_audit(holder.audit)
+    holder.telemetry.watch_breakers(holder.breaker_states)
 
 
 def check_workers(policy, workers: int) -> str | None:
@@ -29,8 +35,4 @@ def check_workers(policy, workers: int) -> str | None:
                 problem = limits_check(section, workers)
                 if problem:
                     return problem
-    audit = policy.sections.get("audit")
-    if audit is not None and getattr(audit, "sink", "file") == "file":
-        return ("the audit log's file sink has one writer per directory: with --workers > 1 use "
-                "`audit: {sink: stdout}` or run one process per container")
     return None

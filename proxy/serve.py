@@ -1,15 +1,23 @@
-"""Running the proxy: one process, or several workers sharing the port (SO_REUSEPORT)."""
+"""Running the proxy: one process, or several workers sharing the port (SO_REUSEPORT).
+
+Start-up order matters for the audit log: everything that can fail (the policy, the worker
+checks, the listening sockets, the signing key) is done before any audit chain is opened, so a
+failed start leaves no ``open`` entry without its close behind (which verify would otherwise
+have to call an unclean end). A failed start is one line on stderr and exit status 1.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 
 from aiohttp import web
 
 from .app import create_app
+from .audit.sinks import ChainBusy
 from .policy.compile import PolicyError
 from .reload import PolicyHolder
 from .runtime import attach_subsystems, check_workers
@@ -18,11 +26,55 @@ from .telemetry.logs import route_uncaught
 
 log = logging.getLogger("aifw")
 
+BACKLOG = 1024
 
-async def _serve(policy_path: str, host: str | None, port: int | None, reuse_port: bool,
-                 ready: asyncio.Event | None = None, holder: PolicyHolder | None = None) -> None:
+
+class StartError(Exception):
+    """A start-up problem, told to the operator as one line."""
+
+
+_stop_requested = False
+
+
+def _early_stop(signum, frame) -> None:
+    """SIGTERM/SIGINT before the event loop takes over: remembered, then honoured as soon as
+    the server is up, so a stop during start-up still closes the audit chain cleanly."""
+    global _stop_requested
+    _stop_requested = True
+
+
+def _catch_early_stops() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _early_stop)
+
+
+def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one address (SO_REUSEPORT when more than one: the kernel
+    spreads connections over the workers). All are bound here, before any worker starts."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            sock = socket.socket(info[0], socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(info[4])
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+            port = sock.getsockname()[1]      # port 0: the others join the port the first got
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sockets
+
+
+async def _serve(policy_path: str, sock: socket.socket, worker: int = 0, workers: int = 1,
+                 holder: PolicyHolder | None = None) -> None:
     holder = holder or PolicyHolder(policy_path)
-    attach_subsystems(holder, logging=True)
+    attach_subsystems(holder, logging=True, worker=worker, workers=workers)
     route_uncaught()
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
@@ -30,9 +82,12 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
                     "process only (set AIFW_FINGERPRINT_SECRET)")
     app = create_app(holder)
     runner = make_runner(app, policy)
-    await runner.setup()
-    site = web.TCPSite(runner, host or policy.server.host, port if port is not None else policy.server.port,
-                       reuse_port=reuse_port or None, backlog=1024)
+    try:
+        await runner.setup()              # opens the audit chain (on_startup)
+    except ChainBusy as exc:
+        await runner.cleanup()
+        raise StartError(str(exc)) from None
+    site = web.SockSite(runner, sock)
     await site.start()
     # a log line on stderr: stdout may carry the audit log (audit sink stdout)
     log.info(f"aifw listening on {site.name} with policy {policy.name} ({policy.path}, {policy.digest}); "
@@ -41,6 +96,8 @@ async def _serve(policy_path: str, host: str | None, port: int | None, reuse_por
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if _stop_requested:
+        stop.set()
     await stop.wait()
     log.info("shutting down: draining streams and the audit queue")
     await runner.cleanup()
@@ -70,36 +127,52 @@ def _run(coro, factory) -> None:
         runner.run(coro)
 
 
+def _prepare(policy_path: str, host: str | None, port: int | None,
+             workers: int) -> tuple[PolicyHolder, list[socket.socket]]:
+    """Every start-up check that needs no audit chain; the compiled policy and the sockets."""
+    try:
+        holder = PolicyHolder(policy_path)
+    except PolicyError as exc:
+        raise StartError(f"the policy has problems:\n{exc}") from None
+    policy = holder.policy
+    problem = check_workers(policy, workers)
+    if problem:
+        raise StartError(problem)
+    from .audit.runtime import load_signer
+    audit = policy.sections.get("audit")
+    if audit is not None and audit.enabled:
+        try:
+            load_signer(audit)
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
+    return holder, bind_sockets(host or policy.server.host,
+                                port if port is not None else policy.server.port, max(workers, 1))
+
+
+def _run_worker(policy_path: str, sock: socket.socket, worker: int, workers: int, factory,
+                holder: PolicyHolder | None = None) -> int:
+    _catch_early_stops()
+    try:
+        _run(_serve(policy_path, sock, worker, workers, holder), factory)
+    except StartError as exc:
+        print(f"aifw: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1,
           loop: str = "auto") -> int:
     try:
         factory = loop_factory(loop)
-    except ValueError as exc:
-        print(f"aifw: {exc}", file=sys.stderr)
-        return 1
-    try:
-        holder_check = PolicyHolder(policy_path)
-    except PolicyError as exc:
-        print(f"aifw: cannot start, the policy has problems:\n{exc}", file=sys.stderr)
-        return 1
-    problem = check_workers(holder_check.policy, workers)
-    if problem:
-        print(f"aifw: {problem}", file=sys.stderr)
+        holder, sockets = _prepare(policy_path, host, port, workers)
+    except (StartError, ValueError) as exc:
+        print(f"aifw: cannot start: {exc}", file=sys.stderr)
         return 1
     if workers <= 1:
         # the policy checked above is the one served: compiled once
-        _run(_serve(policy_path, host, port, reuse_port=False, holder=holder_check), factory)
-        return 0
-    del holder_check
-    children = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _run(_serve(policy_path, host, port, reuse_port=True), factory)
-            finally:
-                os._exit(0)
-        children.append(pid)
+        return _run_worker(policy_path, sockets[0], 0, 1, factory, holder)
+    del holder
+    children: list[int] = []
 
     def forward(signum, frame):
         for child in children:
@@ -107,11 +180,38 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
                 os.kill(child, signum)
             except ProcessLookupError:
                 pass
+    # before the first fork: a signal that arrives meanwhile reaches the children started so far
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)
+    for index, sock in enumerate(sockets):
+        pid = os.fork()
+        if pid == 0:
+            children.clear()           # the inherited forwarding handler must reach no sibling
+            code = 1
+            try:
+                for other in sockets:
+                    if other is not sock:
+                        other.close()
+                code = _run_worker(policy_path, sock, index, workers, factory)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    for sock in sockets:
+        sock.close()
     status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
+    running = set(children)
+    while running:
+        pid, code = os.wait()
+        running.discard(pid)
+        code = os.waitstatus_to_exitcode(code)
+        if code and not status and running:
+            # a worker that could not start (or died) takes the others down: a half-running
+            # server would look healthy while serving a fraction of its capacity
+            for other in running:
+                try:
+                    os.kill(other, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        status = status or code
     return status

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import zlib
 from typing import Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
+
+from .canonical import encode_path, encode_segment
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus those aiohttp recomputes.
 HOP_BY_HOP = frozenset({
@@ -44,21 +46,27 @@ class UpstreamPool:
 
 
 def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:
-    """The upstream URL: always the policy's base URL plus a path from aifw's own route table,
-    so no client input can point a provider key at another host."""
+    """The upstream URL, already percent-encoded: always the policy's base URL plus a path from
+    aifw's own route table, so no client input can point a provider key at another host.
+
+    ``endpoint.upstream_path`` is canonical and decoded (proxy/canonical.py); it is encoded here
+    by one rule, and the caller must hand the result to aiohttp as ``yarl.URL(url,
+    encoded=True)`` so that nothing re-normalises it on the way out. ``query`` is the client's
+    raw query string, checked by canonical_target."""
     if up.provider == "azure":
         deployment = endpoint.azure_deployment or model
         if endpoint.kind == "models" or not deployment:
-            path = "/openai" + endpoint.upstream_path
+            path = "/openai" + encode_path(endpoint.upstream_path)
         else:
             # an OpenAI-style path routed to Azure: the model names the deployment
-            path = f"/openai/deployments/{quote(deployment, safe='')}{endpoint.upstream_path}"
+            path = f"/openai/deployments/{encode_segment(deployment)}{encode_path(endpoint.upstream_path)}"
         if up.api_version and "api-version=" not in query:
             query = f"{query}&api-version={up.api_version}" if query else f"api-version={up.api_version}"
     elif up.provider == "anthropic":
         path = endpoint.upstream_path if endpoint.upstream_path.startswith("/v1/") else "/v1" + endpoint.upstream_path
+        path = encode_path(path)
     else:
-        path = endpoint.upstream_path
+        path = encode_path(endpoint.upstream_path)
     url = up.base_url + path
     if query:
         url += "?" + query
@@ -78,6 +86,8 @@ def _end_to_end(headers):
 
 
 def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
+    """Headers for the upstream. Content-Encoding never goes: aiohttp's server has decoded a
+    gzip/deflate body before the proxy reads it, so what is forwarded is the decoded body."""
     out: CIMultiDict = CIMultiDict()   # a repeated header stays repeated
     for name, lname, value in _end_to_end(incoming):
         if lname.startswith("x-aifw-") or lname == "accept-encoding" or lname == "content-encoding":
@@ -134,3 +144,19 @@ def decoder(encoding: str | None):
     if enc == "deflate":
         return zlib.decompressobj(wbits=zlib.MAX_WBITS)
     raise ValueError(f"cannot decode content-encoding {encoding!r}")
+
+
+async def post_json(pool: UpstreamPool, up, path: str, body, timeout: float):
+    """POST a JSON body to ``up.base_url + path`` (a side call of a guard, e.g. a classifier) and
+    return the decoded JSON answer. Raises on a non-2xx status, a timeout or a connection error."""
+    url = up.base_url + path
+    if urlsplit(url).netloc != urlsplit(up.base_url).netloc:
+        raise ValueError("side-call URL escaped its host")
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if up.api_key:
+        headers["authorization"] = f"Bearer {up.api_key}"
+    async with pool.session(up).post(url, json=body, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        if resp.status // 100 != 2:
+            raise RuntimeError(f"{up.name}: HTTP {resp.status}")
+        return await resp.json(content_type=None)

@@ -30,10 +30,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     audit = subparsers.add_parser("audit", help="verify and review the audit log")
     sub = audit.add_subparsers(dest="audit_command", required=True)
 
-    v = sub.add_parser("verify", help="check the hash chain and checkpoint signatures")
+    v = sub.add_parser("verify", help="check the hash chains and checkpoint signatures",
+                       description="Exit status: 0 intact; 1 tampered or invalid; 2 the command "
+                                   "failed (arguments, key, unreadable file); 3 intact but a "
+                                   "chain ends without its close checkpoint and no writer is "
+                                   "running (unclean end not yet resumed, or tail removed).")
     v.add_argument("paths", nargs="+", metavar="PATH", help="audit files or directories")
-    v.add_argument("--key", help="signing key spec (hmac:..., ed25519:..., ed25519-pub:...); "
-                                 f"default: ${DEFAULT_KEY_ENV}")
+    v.add_argument("--key", action="append", default=[],
+                   help="verification key (hmac:..., ed25519-pub:..., ed25519:...); repeat for "
+                        "keys used over the log's life (rotation): every checkpoint must verify "
+                        f"under one of them; default: ${DEFAULT_KEY_ENV}")
     v.add_argument("--key-env", default=DEFAULT_KEY_ENV, help="variable holding the key")
     v.add_argument("--allow-partial", action="store_true",
                    help="accept a log whose oldest files were pruned")
@@ -70,7 +76,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
     r.set_defaults(func=_safe(cmd_report))
 
-    k = sub.add_parser("keygen", help="print a new Ed25519 signing key and its public key")
+    k = sub.add_parser("keygen", help="print a new Ed25519 signing key, its public key and kid")
     k.set_defaults(func=_safe(cmd_keygen))
     return audit
 
@@ -86,32 +92,49 @@ def _out(text: str) -> None:
     sys.stdout.write(text)
 
 
+_VERDICTS = {"ok": "OK", "tampered": "TAMPERED", "unclosed": "UNCLOSED"}
+
+
 def cmd_verify(args) -> int:
-    spec = args.key or os.environ.get(args.key_env)
-    try:
-        signer = parse_key(spec) if spec else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    res = verify(args.paths, signer, allow_partial=args.allow_partial, live=args.live,
+    specs = args.key or ([os.environ[args.key_env]] if os.environ.get(args.key_env) else [])
+    keys = []
+    for spec in specs:
+        try:
+            keys.append(parse_key(spec))
+        except ValueError as exc:
+            print(f"error: bad --key: {exc}", file=sys.stderr)
+            return 2
+    res = verify(args.paths, keys, allow_partial=args.allow_partial, live=args.live,
                  mixed=args.mixed)
     if args.json:
-        _out(orjson.dumps({"ok": res.ok, "files": res.files, "entries": res.entries,
+        _out(orjson.dumps({"ok": res.ok, "status": res.status, "exit": res.exit_code,
+                           "keys": [{"kid": k.kid, "alg": k.alg} for k in keys],
+                           "files": res.files, "entries": res.entries,
                            "records": res.records, "checkpoints": res.checkpoints,
                            "signatures_ok": res.signatures_ok, "first_seq": res.first_seq,
                            "last_seq": res.last_seq, "warnings": res.warnings,
+                           "chains": [vars(c) for c in res.chains],
                            "problems": [{"where": p.where, "seq": p.seq, "request_id": p.request_id,
-                                         "message": p.message} for p in res.problems]},
+                                         "message": p.message, "kind": p.kind}
+                                        for p in res.problems]},
                           option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0 if res.ok else 1
+        return res.exit_code
+    for k in keys:
+        _out(f"key: {k.alg} kid {k.kid}\n")
     for w in res.warnings:
-        _out(f"warning: {w}\n")
+        _out(f"note: {w}\n")
     for p in res.problems:
-        _out(f"FAIL {p}\n")
-    verdict = "OK" if res.ok else f"TAMPERED ({len(res.problems)} problem(s))"
-    _out(f"{verdict}: {res.files} file(s), {res.entries} entries (seq {res.first_seq}..{res.last_seq}), "
-         f"{res.records} records, {res.checkpoints} checkpoints, {res.signatures_ok} signatures verified\n")
-    return 0 if res.ok else 1
+        _out(f"{'FAIL' if p.kind == 'tampered' else 'UNCLOSED'} {p}\n")
+    verdict = _VERDICTS[res.status]
+    if res.problems:
+        verdict += f" ({len(res.problems)} problem(s))"
+    _out(f"{verdict}: {len(res.chains)} chain(s), {res.files} file(s), {res.entries} entries, "
+         f"{res.records} records, {res.checkpoints} checkpoints, {res.signatures_ok} signatures "
+         "verified\n")
+    for c in res.chains if len(res.chains) > 1 else ():
+        _out(f"  {c.label}: {_VERDICTS[c.status]}, {c.files} file(s), seq {c.first_seq}..{c.last_seq}, "
+             f"{c.records} records, {c.signatures_ok}/{c.checkpoints} signatures verified\n")
+    return res.exit_code
 
 
 def _rules(rec: dict) -> str:
@@ -131,8 +154,13 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]) + "\n"
 
 
+def _selected(args) -> list[dict]:
+    """Matching records of every chain in the paths, in time order (worker chains interleave)."""
+    return sorted(select(iter_records(args.paths), _filter(args)), key=lambda r: r.get("time") or "")
+
+
 def cmd_search(args) -> int:
-    recs = list(select(iter_records(args.paths), _filter(args)))
+    recs = _selected(args)
     if args.limit:
         recs = recs[-args.limit:]
     if args.json:
@@ -179,7 +207,7 @@ def cmd_stats(args) -> int:
 def cmd_report(args) -> int:
     from .report import render_html   # only this command needs it
 
-    recs = list(select(iter_records(args.paths), _filter(args)))
+    recs = _selected(args)
     page = render_html(recs, compute_stats(recs), args.paths)
     with open(args.html, "w", encoding="utf-8") as fh:
         fh.write(page)
@@ -189,5 +217,6 @@ def cmd_report(args) -> int:
 
 def cmd_keygen(args) -> int:
     private, public = generate_ed25519()
-    _out(f"{DEFAULT_KEY_ENV}={private}\n# public key for `aifw audit verify --key`:\n{public}\n")
+    _out(f"{DEFAULT_KEY_ENV}={private}\n# public key for `aifw audit verify --key` "
+         f"(kid {parse_key(public).kid}):\n{public}\n")
     return 0

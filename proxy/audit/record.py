@@ -10,6 +10,8 @@ import re
 import time
 from typing import Any, Callable
 
+from ..bounded import cap
+
 RECORD_VERSION = 1
 
 # Error strings come from upstream libraries and may echo a credential back: scrub the shapes
@@ -53,15 +55,21 @@ def effective_level(ex: Any, default: str) -> str:
 
 def _reason(ex: Any) -> str | None:
     if ex.verdict is not None:
-        return ex.verdict.message
+        return cap(ex.verdict.message)
     if ex.decision == "monitored":
         rules = [r for f in ex.findings if f.action == "would_block" for r in f.rule_ids]
-        return "would block: " + ", ".join(rules) if rules else "would block"
+        return cap("would block: " + ", ".join(rules) if rules else "would block")
     if ex.decision == "bypassed" and ex.uninspected:
-        return "; ".join(ex.uninspected)
+        return cap("; ".join(ex.uninspected))
     if ex.error:
-        return scrub_secrets(ex.error)
+        return cap(scrub_secrets(ex.error))
     return None
+
+
+def _attempt(attempt: Any) -> dict:
+    rec = attempt.as_record()
+    rec["model"] = cap(rec.get("model"))     # the client's model name, once per attempt
+    return rec
 
 
 def _upstream_seconds(ex: Any) -> float | None:
@@ -109,17 +117,19 @@ def record_parts(ex: Any, level: str = "metadata",
     upstream = ex.upstream
     scope = ex.scope
     if ident is not None:
-        user, key, key_name, groups = ident.user, ident.key_id, ident.key_name, list(ident.groups)
+        # the user may be asserted by the client (x-aifw-user, the body's user field): bounded
+        user, key, key_name = cap(ident.user), ident.key_id, cap(ident.key_name)
+        groups = [cap(g) for g in ident.groups[:32]]
     else:
         user = key = key_name = None
         groups = []
     before: dict[str, Any] = {
-        "attempts": [a.as_record() for a in ex.attempts],
-        "client": ex.client_ip,
+        "attempts": [_attempt(a) for a in ex.attempts],
+        "client": cap(ex.client_ip, 64),
         "cost": ex.cost,
         "decision": ex.decision,
         "endpoint": getattr(endpoint, "name", endpoint),
-        "error": scrub_secrets(error) if error else None,
+        "error": cap(scrub_secrets(error)) if error else None,
         "findings": [{"guard": f.guard, "rules": list(f.rule_ids), "score": f.score,
                       "action": f.action, "direction": f.direction,
                       "counts": {str(k): v for k, v in f.counts.items()}}
@@ -133,7 +143,7 @@ def record_parts(ex: Any, level: str = "metadata",
                     "ttfb": None if first_byte is None else round(first_byte - started, 6),
                     "guards": {k: round(v, 6) for k, v in ex.guard_seconds.items()}},
         "level": level,
-        "model": ex.model,
+        "model": cap(ex.model),
         "policy": {"name": getattr(policy, "name", None), "digest": getattr(policy, "digest", None)},
     }
     if level != "metadata":
@@ -146,7 +156,7 @@ def record_parts(ex: Any, level: str = "metadata",
         "time": iso_time(ex.started_wall),
         "tokens": {"reserved": usage.reserved_tokens, "prompt": usage.prompt_tokens,
                    "completion": usage.completion_tokens},
-        "uninspected": list(ex.uninspected),
+        "uninspected": [cap(u) for u in ex.uninspected],
         "upstream": getattr(upstream, "name", upstream),
         "user": user,
         "v": RECORD_VERSION,

@@ -20,7 +20,7 @@ from .config import AuditConfig
 from .chain import prepare_parts
 from .record import build_record, effective_level, record_parts
 from .signing import Signer, parse_key
-from .sinks import FileSink, StdoutSink
+from .sinks import ChainBusy, FileSink, StdoutSink
 from .writer import Writer
 
 log = structlog.get_logger("aifw.audit")
@@ -39,10 +39,13 @@ def load_signer(cfg: AuditConfig) -> Signer | None:
 
 
 class AuditLog:
-    def __init__(self, config: AuditConfig, services: Any = None, *, clock=time.time) -> None:
+    def __init__(self, config: AuditConfig, services: Any = None, *, clock=time.time,
+                 chain: str = "", workers: int = 1) -> None:
         self.config = config
         self.services = services
         self.clock = clock
+        self.chain = chain            # this process's chain in the directory (sinks.chain_name)
+        self.workers = workers        # how many chains the server writes there (verify checks)
         self._writer: Writer | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -57,13 +60,25 @@ class AuditLog:
         if signer is None:
             log.warning("audit_checkpoints_unsigned", env=cfg.signing_key_env,
                         hint="set a key to sign checkpoints (aifw audit keygen)")
-        sink = StdoutSink() if cfg.sink == "stdout" else FileSink(cfg.path)
+        sink = StdoutSink() if cfg.sink == "stdout" else FileSink(cfg.path, self.chain)
+        sink.workers = self.workers
         return Writer(cfg, signer, sink, clock=self.clock)
 
+    def check(self) -> None:
+        """Start-up checks that need no chain opened: raises ValueError (a bad signing key)."""
+        if self.config.enabled:
+            load_signer(self.config)
+
     async def start(self) -> None:
+        """Open the chain. Raises ChainBusy when another live process writes it (nothing is
+        written then); a sink that cannot be written is retried (failureMode decides)."""
         if self.config.enabled:
             self._writer = self._make_writer(self.config)
-            await asyncio.to_thread(self._writer.start)
+            try:
+                await asyncio.to_thread(self._writer.start)
+            except ChainBusy:
+                self._writer = None
+                raise
             if self._writer.broken:
                 log.error("audit_sink_broken", reason=self._writer.broken,
                           failure_mode=self.config.failure_mode)

@@ -24,7 +24,7 @@ from .config import AuditConfig
 from .reader import last_entry
 from .record import RECORD_VERSION, iso_time
 from .signing import Signer, sign_checkpoint
-from .sinks import FileSink, StdoutSink, audit_files
+from .sinks import ChainBusy, FileSink, StdoutSink, audit_files
 
 
 class Writer:
@@ -43,6 +43,7 @@ class Writer:
         self._buf = bytearray()
         self._need_open = True
         self._open_reason = "start"
+        self._unclean = False
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
         self._flush_lock = threading.Lock()
@@ -75,19 +76,33 @@ class Writer:
 
     # --- writer thread -----------------------------------------------------------------------
     def start(self) -> bool:
+        """Take the chain's lock and write the ``open`` entry. Raises ChainBusy when another live
+        process writes this chain (a start-up error); any other failure leaves the writer
+        ``broken`` (failureMode decides what clients see) and is retried at the next flush."""
+        if isinstance(self.sink, FileSink):
+            try:
+                self.sink.lock()
+            except ChainBusy:
+                raise
+            except OSError:
+                pass            # the flush below records why and retries later
         return self.flush()
 
     def _resume(self) -> None:
-        """Lock the directory and continue the chain of the newest file found there."""
+        """Lock the chain and continue it from the newest of its files in the directory."""
         if isinstance(self.sink, FileSink):
             self.sink.lock()
-            files = audit_files(self.sink.directory)
+            files = audit_files(self.sink.directory, self.sink.chain)
             for path in reversed(files):
                 entry, clean = last_entry(path)
                 if entry is None:
-                    continue
+                    continue        # an empty file a crash left behind: verify calls it debris
                 self.chain = Chain(int(entry["seq"]) + 1, entry["hash"])
                 self._open_reason = "resume"
+                # anything but a close checkpoint at the end means the last writer never shut
+                # down: the open entry says so, and verify tells this from tampering
+                self._unclean = not (clean and entry.get("t") == "checkpoint"
+                                     and entry.get("reason") == "close")
                 ended_rotating = entry.get("t") == "checkpoint" and entry.get("reason") == "rotate"
                 if (path == files[-1] and clean and not ended_rotating
                         and os.path.getsize(path) < self.cfg.max_bytes):
@@ -99,9 +114,13 @@ class Writer:
         self._started = True
 
     def _open_entry(self) -> dict:
-        return {"v": RECORD_VERSION, "t": "open", "time": iso_time(self.clock()),
-                "reason": self._open_reason, "host": socket.gethostname(), "pid": os.getpid(),
-                "aifw": __version__, "genesis": self.chain.prev == GENESIS}
+        entry = {"v": RECORD_VERSION, "t": "open", "time": iso_time(self.clock()),
+                 "reason": self._open_reason, "host": socket.gethostname(), "pid": os.getpid(),
+                 "aifw": __version__, "genesis": self.chain.prev == GENESIS,
+                 "chain": self.sink.chain, "workers": self.sink.workers}
+        if self._open_reason == "resume":
+            entry["unclean"] = self._unclean
+        return entry
 
     def _append(self, entry: dict, before_hash=None) -> None:
         self._buf += self.chain.seal(entry, before_hash)

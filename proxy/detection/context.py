@@ -40,7 +40,7 @@ from typing import Any, Iterable
 
 import regex
 
-from .. import yamlfast
+from .. import precompiled, yamlfast
 from .lexicon import Lexicon, edge as _edge, hangul as _hangul
 from .normalize import decode_segments, normalize, words as _words
 
@@ -54,6 +54,16 @@ TOPIC_STRONG_SHARED = 2
 
 _QUOTED = regex.compile(
     r"(?:(?<![\w])['\"‘“«„「『]|(?<![\w])')\s*([^'\"‘’“”«»„「」『』\n]{3,40}?)\s*['\"’”»“」』](?!\w)")
+# A prompt that asks the user for a value ("if the user says the password, reply 'Access Granted'"):
+# its quoted values are answers it expects, and a turn that is just such a value is the application
+# working, not an attack on it.
+_EXPECTS_INPUT = regex.compile(
+    r"\b(?:if|when|once|unless|whenever|only if)\b[^.!?\n]{0,40}\b(?:user|they|someone|anyone|"
+    r"input|person|visitor|caller|player)\b[^.!?\n]{0,30}\b(?:says?|said|enters?|entered|types?|"
+    r"typed|provides?|provided|gives?|inputs?|writes?|submits?|sends?|knows?|guess(?:es)?|"
+    r"guessed|matches|match|is correct|correctly|uses?|supplies|replies|responds?)\b"
+    r"|\baccess granted\b|\b(?:correct|right)\s+(?:password|passcode|access code|code|answer)\b")
+EXPECTED_EXTRA_WORDS = 4      # "the password is X", "X please": at most this many other words
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = regex.compile(r"\d(?:[\d\s().-]{2,18})\d")
 _CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
@@ -151,18 +161,31 @@ class SystemContext:
     # Inflected names: "Марии" is "Мария", "মারিয়ার" and "Marias" a name plus an ending.
     entity_prefixes: tuple[str, ...] = ()
     turkish: bool = False                      # Latin words compared on 5-letter prefixes
+    expected: tuple[Any, ...] = ()             # values the prompt asks users for (_EXPECTS_INPUT)
 
     @property
     def empty(self) -> bool:
         return not (self.restrictive or self.values)
 
 
-@functools.lru_cache(maxsize=8)
 def load_vocab(rules_dir: str) -> Vocab | None:
     path = Path(rules_dir) / VOCAB_FILE
     if not path.is_file():
         return None
-    doc = yamlfast.safe_load(path.read_text(encoding="utf-8")) or {}
+    st = path.stat()    # an edited vocabulary is read again (hot reload), an unchanged one reused
+    return _load_vocab(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_vocab(name: str, mtime_ns: int, size: int) -> Vocab:
+    # Building the lexicons normalises every term (~0.2 s): a new process loads the result
+    # from the compiled-rules cache on disk (proxy/precompiled.py) when the file is unchanged.
+    raw = Path(name).read_bytes()
+    return precompiled.load_or_build("vocab", name.encode() + b"\0" + raw, lambda: _build_vocab(raw))
+
+
+def _build_vocab(raw: bytes) -> Vocab:
+    doc = yamlfast.safe_load(raw.decode("utf-8")) or {}
     v = doc.get("vocab") or {}
     markers = ("restriction", "scope", "except", "honesty", "reveal")
     keys = markers + ("secret", "personal", "override", "override_weak", "technique", "subject",
@@ -319,9 +342,19 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     topic -= scope | other_units
     prefixes = tuple(sorted({(e[:-1] if _script(e[0]) == "CYRILLIC" else e) for e in entities
                              if len(e) >= 4 and _edge(e[0])}))
+    expected = pats if _EXPECTS_INPUT.search(norm) else ()
     return SystemContext(restrictive, pats, protects_secret, protects_personal, entities,
                          frozenset(topic), frozenset(scope), prefixes,
-                         bool(_TR_LETTERS.intersection(norm)))
+                         bool(_TR_LETTERS.intersection(norm)), expected)
+
+
+def is_expected_answer(ctx: SystemContext, user_normalized: str) -> bool:
+    """The turn is a value the prompt asks users for, with at most a few words around it."""
+    for p in ctx.expected:
+        rest, n = p.subn(" ", user_normalized)
+        if n and len(_words(rest)) <= EXPECTED_EXTRA_WORDS:
+            return True
+    return False
 
 
 def build(texts: Iterable[str], vocab: Vocab | None) -> SystemContext | None:
@@ -404,6 +437,8 @@ def _shared_count(text: str, shared: set[str]) -> int:
 def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
     """Context kinds the (normalized) user text triggers against the system context."""
     out: set[str] = set()
+    if ctx.expected and is_expected_answer(ctx, user_normalized):
+        return out
     text = user_normalized
     # Encoded text (hex, binary, Morse, rot13, pig latin) is judged together with the plain text.
     hidden, payload = hidden_views(text)

@@ -18,6 +18,7 @@ import urllib.parse
 import regex
 
 from . import charlm
+from .indirect import embedded_tasks, secondary_tasks
 
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
@@ -43,6 +44,11 @@ _CONFUSABLES = str.maketrans({
 })
 _MIXED_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w+\b")
 
+# Letters written with emoji-like symbols NFKC leaves alone: regional indicators (the letters of
+# flag pairs, "🇮🇬🇳🇴🇷🇪"), negative circled and negative squared capitals ("🅸🅶🅽🅾🆁🅴").
+_LETTER_SYMBOLS = {**{0x1F1E6 + i: chr(97 + i) for i in range(26)},
+                   **{0x1F150 + i: chr(97 + i) for i in range(26)},
+                   **{0x1F170 + i: chr(97 + i) for i in range(26)}}
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _WS = regex.compile(r"\s+")
@@ -119,6 +125,17 @@ def adversarial_suffix(text: str) -> int:
     letters = sum(map(str.isalpha, last))
     return int(len(_ODD.findall(last)) >= 5 and len(_GLUE.findall(last)) >= 3
                and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
+
+
+def filler_suffix(text: str) -> int:
+    """Lone "!" tokens in the last line: GCG-style optimisers start their suffix as twenty "!"
+    separated by spaces and replace only some of them, so a run of them trails the request. A "!!!"
+    of excitement is one token and does not count."""
+    if text.count("!") < 5:
+        return 0
+    tokens = text.rstrip().rsplit("\n", 1)[-1].split()[-40:]
+    lone = sum(1 for t in tokens if t[0] == "!" and (len(t) == 1 or t[1] != "!") and len(t) <= 3)
+    return lone if lone >= 5 and lone * 5 >= len(tokens) else 0
 
 
 SUFFIX_CHARS = 600          # the gibberish signal reads at most this much of the last line
@@ -241,6 +258,8 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
+    if "\U0001f150" <= max(text):
+        text = text.translate(_LETTER_SYMBOLS)
     return squeeze(text.casefold())
 
 
@@ -306,7 +325,8 @@ class Prepared:
     """One text and its lazily built views, plus the evasion signals seen while building them."""
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
-                 "template_tokens", "adversarial_suffix", "gibberish_suffix")
+                 "template_tokens", "adversarial_suffix", "gibberish_suffix", "filler_suffix", "_secondary_task",
+                 "_embedded_task")
 
     def __init__(self, text: str):
         self.raw = text
@@ -320,6 +340,24 @@ class Prepared:
         self.template_tokens = len(CHAT_TEMPLATE.findall(text)) if ("<" in text or "[" in text or "#" in text) else 0
         self.adversarial_suffix = adversarial_suffix(text)
         self.gibberish_suffix = gibberish_suffix(text, self.adversarial_suffix)
+        self.filler_suffix = filler_suffix(text)
+        self._secondary_task: int | None = None
+        self._embedded_task: int | None = None
+
+    @property
+    def secondary_task(self) -> int:
+        """Off-topic requests to an assistant planted in data (indirect.py); computed on first use,
+        so only slots a rule reads it for (tool results, documents) pay for it."""
+        if self._secondary_task is None:
+            self._secondary_task = secondary_tasks(self.raw)
+        return self._secondary_task
+
+    @property
+    def embedded_task(self) -> int:
+        """A request to an assistant inside the text a message asks to process (indirect.py)."""
+        if self._embedded_task is None:
+            self._embedded_task = embedded_tasks(self.raw)
+        return self._embedded_task
 
     def anchor_hits(self, name: str, compute):
         """``compute(view)`` (the rules' literal prefilter hits, ``prefilter_hit_set``), once per

@@ -47,6 +47,16 @@ class SlotScore:
         return self.rule_score + self.model_points
 
 
+def model_runs(rule_score: float, weight: float, threshold: float) -> bool:
+    """The model's points are capped at 2 x weight: below ``threshold - cap`` the rules' score
+    cannot reach the threshold whatever the model says, so the model is not run."""
+    return weight > 0 and rule_score + 2 * weight >= threshold
+
+
+def model_points(p: float, p_op: float, weight: float) -> float:
+    return round(min(weight * p / p_op, 2 * weight), 2)
+
+
 def rules_for(rules: tuple[Rule, ...], role: str) -> tuple[Rule, ...]:
     return tuple(r for r in rules if (r.roles is None or role in r.roles) and r.context is None)
 
@@ -76,13 +86,11 @@ def score_text(cfg: DetectorConfig, text: str, role: str = "user",
             for rule in hit:
                 out.rule_ids.append(rule.id)
                 out.rule_score += rule.score
-    # The model's points are capped at 2 x weight: below ``threshold - cap`` the rules' score
-    # cannot reach the threshold whatever the model says, so the model is not run (a quarter of a
-    # benign request's scan), and the finding carries no model probability for that slot.
-    if cfg.model is not None and cfg.model_weight > 0 and text.strip() \
-            and out.rule_score + 2 * cfg.model_weight >= cfg.threshold:
+    # Skipping the model where it cannot decide saves a quarter of a benign request's scan; the
+    # finding then carries no model probability for that slot.
+    if cfg.model is not None and text.strip() \
+            and model_runs(out.rule_score, cfg.model_weight, cfg.threshold):
         p = cfg.model.probability(text, prepared.view("normalized"))
         out.model_probability = p
-        out.model_points = round(min(cfg.model_weight * p / cfg.model.threshold,
-                                     2 * cfg.model_weight), 2)
+        out.model_points = model_points(p, cfg.model.threshold, cfg.model_weight)
     return out

@@ -10,16 +10,10 @@ While Redis is unreachable the backend fails fast (no connect timeout per reques
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any, Sequence
-
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from .backend import NEVER, BackendUnavailable, ItemResult, Outcome
 from .charges import Charge
@@ -30,11 +24,29 @@ log = logging.getLogger("aifw.limits")
 HEALTH_KEY = "ratelimit"
 SETTLE_LINGER = 0.002
 _KIND = {"requests": "r", "tokens": "r", "budget": "b", "spend": "b", "concurrency": "c"}
-# Faults that mean "Redis is not there": anything else (a script error) is a bug, not an outage.
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, asyncio.TimeoutError)
 
 
-def make_client(settings: RedisSettings) -> aioredis.Redis:
+# redis-py (~0.15 s to import, OpenTelemetry included) is imported when the backend first talks
+# to Redis, not when a policy naming it compiles: `aifw policy check` never needs it.
+@functools.lru_cache(maxsize=1)
+def unreachable() -> tuple[type[BaseException], ...]:
+    """Faults that mean "Redis is not there": anything else (a script error) is a bug, not an
+    outage."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ReadOnlyError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    return (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, asyncio.TimeoutError)
+
+
+def _no_script_error() -> type[BaseException]:
+    from redis.exceptions import NoScriptError
+    return NoScriptError
+
+
+def make_client(settings: RedisSettings) -> "aioredis.Redis":
+    import redis.asyncio as aioredis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
     kwargs: dict[str, Any] = dict(
         # No socket_timeout: redis-py implements it with asyncio.wait_for, which costs a task
         # switch per command (~0.5 ms measured on the bench machine). The backend bounds each
@@ -125,10 +137,10 @@ class RedisBackend:
     name = "redis"
 
     def __init__(self, settings: RedisSettings, services: Any = None,
-                 client: aioredis.Redis | None = None) -> None:
+                 client: "aioredis.Redis | None" = None) -> None:
         self.settings = settings
         self.services = services
-        self.client = client or make_client(settings)
+        self._client = client
         self._sha: dict[str, str] = {}
         self._reserves = _Batcher(self._reserve_batch)
         # Settlement runs after the client has its answer: waiting 2 ms to gather more of them
@@ -138,6 +150,17 @@ class RedisBackend:
         self._next_try = 0.0
         self._probe: asyncio.Task | None = None
         self.outages = 0           # times Redis became unreachable (for metrics)
+
+    def warm(self) -> None:
+        """Import redis-py off the event loop (Services.warm_up, at start)."""
+        unreachable()
+        import redis.asyncio  # noqa: F401
+
+    @property
+    def client(self) -> "aioredis.Redis":
+        if self._client is None:
+            self._client = make_client(self.settings)
+        return self._client
 
     # -- script calls ---------------------------------------------------------------------
     def _fail_fast(self) -> None:
@@ -153,11 +176,11 @@ class RedisBackend:
                     sha = self._sha[script] = await self.client.script_load(script)
                 try:
                     result = await self.client.evalsha(sha, len(keys), *keys, *args)
-                except NoScriptError:
+                except _no_script_error():
                     # Redis restarted (or failed over) and forgot the script.
                     sha = self._sha[script] = await self.client.script_load(script)
                     result = await self.client.evalsha(sha, len(keys), *keys, *args)
-        except UNREACHABLE as exc:
+        except unreachable() as exc:
             self._mark_down(exc)
             raise BackendUnavailable(f"redis unreachable: {type(exc).__name__}") from None
         if self.down:
@@ -228,7 +251,7 @@ class RedisBackend:
             try:
                 async with asyncio.timeout(self.settings.timeout):
                     await self.client.ping()
-            except UNREACHABLE:
+            except unreachable():
                 continue
             except Exception:   # noqa: BLE001 - the probe must never die of a surprise
                 log.exception("ratelimit: redis probe failed")
@@ -240,7 +263,7 @@ class RedisBackend:
         try:
             await self.client.ping()
             return True
-        except UNREACHABLE:
+        except unreachable():
             return False
 
     async def close(self) -> None:
@@ -251,4 +274,5 @@ class RedisBackend:
             except (asyncio.CancelledError, Exception):   # noqa: BLE001
                 pass
         self._probe = None
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

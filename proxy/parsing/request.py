@@ -6,6 +6,8 @@ raises ``Unrecognized``: the policy decides whether that blocks or passes uninsp
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from ..textslots import TextSlot
@@ -15,187 +17,313 @@ class Unrecognized(ValueError):
     pass
 
 
+class Refused(ValueError):
+    """A body that must not be forwarded whatever ``unrecognizedBody`` says: a field whose
+    value or key two parsers could read differently (400 invalid_request)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 _ROLE = {"system": "system", "developer": "developer", "user": "user", "assistant": "assistant",
          "tool": "tool", "function": "tool"}
 
+# Keys whose string values no model reads as text: ids, enums, signatures, opaque blobs.
+_STRUCTURAL = frozenset({"type", "id", "call_id", "tool_call_id", "tool_use_id", "status", "cache_control",
+                         "signature", "encrypted_content", "index"})
+# Keys holding images, audio and files (base64, URLs, file ids): not inspected, and recorded so.
+_MEDIA = frozenset({"image_url", "input_audio", "file", "file_data", "file_id", "file_url", "detail",
+                    "format", "audio", "image"})
+_PART_SKIP = _STRUCTURAL | _MEDIA | {"source"}
+MEDIA_UNINSPECTED = "media content (image, audio or file) not inspected"
 
-def _content(slots: list[TextSlot], holder: dict, key: str, role: str, index: int, whole_kind: str) -> None:
-    """Message content: a string, or a list of parts whose text parts become slots."""
-    content = holder.get(key)
-    if content is None:
+# The field names the parser reads. A key that differs from one of them only by case or by
+# Unicode compatibility form ("Messages", "meſſages", "ｍessages") is refused: Go's
+# encoding/json (Ollama and other Go servers) matches keys case-insensitively, with Unicode
+# folding, so the upstream would read text the parser never saw.
+_KNOWN = frozenset({"messages", "content", "role", "text", "tool_calls", "function", "arguments",
+                    "function_call", "input", "prompt", "instructions", "system", "output", "type",
+                    "source", "data", "refusal", "model", "stream", "stream_options", "thinking"})
+
+
+def _fold(key: str) -> str:
+    return key.lower() if key.isascii() else unicodedata.normalize("NFKC", key).casefold()
+
+
+def _check_keys(obj: dict) -> None:
+    if _KNOWN.issuperset(obj):   # the usual case, one C-level test
         return
-    if isinstance(content, str):
-        slots.append(TextSlot(role, whole_kind, content, holder, key, index))
-        return
-    if not isinstance(content, list):
-        raise Unrecognized(f"content of message {index} is neither text nor a list of parts")
-    part_kind = "tool_result" if whole_kind == "tool_result" else "content_part"
-    for part in content:
-        if isinstance(part, str):  # some clients send bare strings in the list
-            continue
-        if not isinstance(part, dict):
-            raise Unrecognized(f"content part of message {index} is not an object")
+    for key in obj:
+        if key not in _KNOWN and _fold(key) in _KNOWN:
+            raise Refused(f"The key {key[:40]!r} differs from a field the API defines only by case or "
+                          "Unicode form; some upstreams would read it as that field.")
+
+
+def _role(value: Any, index: int) -> str:
+    role = _ROLE.get(value) if isinstance(value, str) else None
+    if role is None:
+        raise Unrecognized(f"message {index} has an unknown role")
+    return role
+
+
+class _Walk:
+    """Collects the slots of one body, and what it forwards unread."""
+
+    __slots__ = ("slots", "skipped")
+
+    def __init__(self) -> None:
+        self.slots: list[TextSlot] = []
+        self.skipped: list[str] = []
+
+    def slot(self, role: str, kind: str, text: str, container: Any, key: Any, index: int) -> None:
+        self.slots.append(TextSlot(role, kind, text, container, key, index))
+
+    def leaves(self, value: Any, role: str, kind: str, index: int, skip: frozenset = frozenset()) -> None:
+        """Every string inside a JSON value becomes its own rewritable slot, except under the
+        keys in ``skip`` (media keys among them are recorded as uninspected)."""
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            return
+        for k, v in items:
+            if k in skip:
+                if v and k in _MEDIA and MEDIA_UNINSPECTED not in self.skipped:
+                    self.skipped.append(MEDIA_UNINSPECTED)
+                continue
+            if isinstance(v, str):
+                self.slot(role, kind, v, value, k, index)
+            elif isinstance(v, (dict, list)):
+                self.leaves(v, role, kind, index, skip)
+
+    def content(self, holder: dict, key: str, role: str, index: int, whole_kind: str) -> None:
+        """Message content: a string, or a list of parts (OpenAI) or blocks (Anthropic)."""
+        content = holder.get(key)
+        if content is None:
+            return
+        if isinstance(content, str):
+            self.slot(role, whole_kind, content, holder, key, index)
+            return
+        if not isinstance(content, list):
+            raise Unrecognized(f"content of message {index} is neither text nor a list of parts")
+        part_kind = whole_kind if whole_kind in ("tool_result", "system") else \
+            "tool_result" if role == "tool" else "content_part"
+        for i, part in enumerate(content):
+            if isinstance(part, str):   # some clients send bare strings in the list; servers read them
+                self.slot(role, part_kind, part, content, i, index)
+            elif isinstance(part, dict):
+                self.part(part, role, part_kind, index)
+            else:
+                raise Unrecognized(f"content part of message {index} is not an object")
+
+    def part(self, part: dict, role: str, kind: str, index: int) -> None:
+        """One content part or block. Its type is not trusted to say where the text is
+        ("TEXT", "text ", none at all are read leniently by some servers): every string in it
+        is read, except ids, enums and media."""
+        if len(part) == 2 and part.get("type") == "text" and type(part.get("text")) is str:
+            self.slot(role, kind, part["text"], part, "text", index)   # the common shape, fast
+            return
+        _check_keys(part)
         ptype = part.get("type")
-        if ptype in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
-            slots.append(TextSlot(role, part_kind, part["text"], part, "text", index))
-        elif ptype == "refusal" and isinstance(part.get("refusal"), str):
-            slots.append(TextSlot(role, part_kind, part["refusal"], part, "refusal", index))
+        if ptype == "tool_result":
+            self.content(part, "content", "tool", index, "tool_result")
+            self.leaves(part, "tool", "tool_result", index, _PART_SKIP | {"content"})
+            return
+        if ptype in ("tool_use", "server_tool_use"):
+            self.leaves(part.get("input"), "assistant", "tool_input", index)
+            return
+        src = part.get("source")
+        if isinstance(src, dict):
+            _check_keys(src)
+            stype = src.get("type")
+            if stype == "text" and isinstance(src.get("data"), str):
+                self.slot("document", "content_part", src["data"], src, "data", index)
+            elif stype == "content":
+                self.content(src, "content", "document", index, "content_part")
+            elif MEDIA_UNINSPECTED not in self.skipped:
+                self.skipped.append(MEDIA_UNINSPECTED)
+        elif src is not None and MEDIA_UNINSPECTED not in self.skipped:
+            self.skipped.append(MEDIA_UNINSPECTED)
+        self.leaves(part, role, kind, index, _PART_SKIP)
+
+    def arguments(self, holder: Any, index: int) -> None:
+        if not isinstance(holder, dict):
+            if holder is not None:
+                raise Unrecognized(f"a tool call of message {index} is not an object")
+            return
+        _check_keys(holder)
+        args = holder.get("arguments")
+        if isinstance(args, str):
+            self.slot("assistant", "tool_call_arguments", args, holder, "arguments", index)
+        else:   # lenient servers take an object too
+            self.leaves(args, "assistant", "tool_call_arguments", index)
 
 
-def _chat(body: dict) -> list[TextSlot]:
+def _json_leaves(slots: list[TextSlot], value: Any, role: str, kind: str, index: int) -> None:
+    """Every string inside a JSON value (tool inputs) becomes its own rewritable slot."""
+    w = _Walk()
+    w.slots = slots
+    w.leaves(value, role, kind, index)
+
+
+def _chat(body: dict, w: _Walk) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise Unrecognized("'messages' must be a list")
-    slots: list[TextSlot] = []
+    slots = w.slots
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise Unrecognized(f"message {i} is not an object")
-        role = _ROLE.get(msg.get("role"))
-        if role is None:
-            raise Unrecognized(f"message {i} has an unknown role")
-        _content(slots, msg, "content", role, i, "tool_result" if role == "tool" else "message")
-        for call in msg.get("tool_calls") or ():
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                slots.append(TextSlot("assistant", "tool_call_arguments", fn["arguments"], fn, "arguments", i))
-        fc = msg.get("function_call")
-        if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
-            slots.append(TextSlot("assistant", "tool_call_arguments", fc["arguments"], fc, "arguments", i))
-    return slots
+        _check_keys(msg)
+        role = _role(msg.get("role"), i)
+        content = msg.get("content")
+        kind = "tool_result" if role == "tool" else "message"
+        if type(content) is str:   # the usual case, inline: this loop runs once per message
+            slots.append(TextSlot(role, kind, content, msg, "content", i))
+        elif content is not None:
+            w.content(msg, "content", role, i, kind)
+        calls = msg.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise Unrecognized(f"'tool_calls' of message {i} must be a list")
+        for call in calls or ():
+            if not isinstance(call, dict):
+                raise Unrecognized(f"a tool call of message {i} is not an object")
+            _check_keys(call)
+            w.arguments(call.get("function"), i)
+        if "function_call" in msg:
+            w.arguments(msg["function_call"], i)
 
 
-def _strings(body: dict, key: str, role: str, kind: str, required: bool) -> list[TextSlot]:
+def _strings(body: dict, key: str, role: str, kind: str, required: bool, w: _Walk) -> None:
     value = body.get(key)
     if isinstance(value, str):
-        return [TextSlot(role, kind, value, body, key, 0)]
-    if isinstance(value, list):
-        slots = []
+        w.slot(role, kind, value, body, key, 0)
+    elif isinstance(value, list):
         for i, item in enumerate(value):
             if isinstance(item, str):
-                slots.append(TextSlot(role, kind, item, value, i, i))
+                w.slot(role, kind, item, value, i, i)
             elif isinstance(item, (int, list)):
                 # token ids: cannot be inspected as text
                 raise Unrecognized(f"'{key}' holds token ids, which cannot be inspected")
             else:
                 raise Unrecognized(f"'{key}[{i}]' is not text")
-        return slots
-    if required:
+    elif required or value is not None:
         raise Unrecognized(f"'{key}' is missing or not text")
-    return []
 
 
-def _responses(body: dict) -> list[TextSlot]:
-    slots: list[TextSlot] = []
-    if isinstance(body.get("instructions"), str):
-        slots.append(TextSlot("system", "instructions", body["instructions"], body, "instructions", 0))
+def _responses(body: dict, w: _Walk) -> None:
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        w.slot("system", "instructions", instructions, body, "instructions", 0)
+    elif instructions is not None:
+        raise Unrecognized("'instructions' must be text")
     inp = body.get("input")
     if isinstance(inp, str):
-        slots.append(TextSlot("user", "input_item", inp, body, "input", 0))
-        return slots
+        w.slot("user", "input_item", inp, body, "input", 0)
+        return
     if inp is None:
-        return slots
+        return
     if not isinstance(inp, list):
         raise Unrecognized("'input' must be text or a list of items")
     for i, item in enumerate(inp):
+        if isinstance(item, str):   # lenient servers read a bare string as a user message
+            w.slot("user", "input_item", item, inp, i, i)
+            continue
         if not isinstance(item, dict):
             raise Unrecognized(f"input item {i} is not an object")
+        _check_keys(item)
         itype = item.get("type", "message")
+        if not isinstance(itype, str):
+            raise Unrecognized(f"input item {i} has a type that is not text")
         if itype == "message" or "role" in item:
-            role = _ROLE.get(item.get("role"), None)
-            if role is None:
-                raise Unrecognized(f"input item {i} has an unknown role")
-            _content(slots, item, "content", role, i, "input_item")
-        elif itype == "function_call_output":
+            w.content(item, "content", _role(item.get("role"), i), i, "input_item")
+        elif itype.endswith("_call_output"):   # function, custom tool, shell, computer ... results
             out = item.get("output")
             if isinstance(out, str):
-                slots.append(TextSlot("tool", "tool_result", out, item, "output", i))
+                w.slot("tool", "tool_result", out, item, "output", i)
             elif isinstance(out, list):
-                _content(slots, item, "output", "tool", i, "tool_result")
+                w.content(item, "output", "tool", i, "tool_result")
+            else:
+                w.leaves(out, "tool", "tool_result", i, _PART_SKIP)
         elif itype == "function_call":
-            if isinstance(item.get("arguments"), str):
-                slots.append(TextSlot("assistant", "tool_call_arguments", item["arguments"], item, "arguments", i))
-        # other item types (reasoning, file/image references, item_reference) carry no text we
-        # can rewrite; they pass as they are
-    return slots
+            w.arguments(item, i)
+        else:
+            # other items (reasoning summaries, custom tool inputs, MCP calls, references):
+            # every string but ids, enums and media is read
+            w.leaves(item, "input", "input_item", i, _PART_SKIP)
 
 
-def _json_leaves(slots: list[TextSlot], value: Any, role: str, kind: str, index: int) -> None:
-    """Every string inside a JSON value (tool inputs) becomes its own rewritable slot."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, str):
-                slots.append(TextSlot(role, kind, v, value, k, index))
-            else:
-                _json_leaves(slots, v, role, kind, index)
-    elif isinstance(value, list):
-        for k, v in enumerate(value):
-            if isinstance(v, str):
-                slots.append(TextSlot(role, kind, v, value, k, index))
-            else:
-                _json_leaves(slots, v, role, kind, index)
-
-
-def _anthropic_blocks(slots: list[TextSlot], holder: dict, key: str, role: str, index: int) -> None:
-    content = holder.get(key)
-    if isinstance(content, str):
-        slots.append(TextSlot(role, "tool_result" if role == "tool" else "message", content, holder, key, index))
-        return
-    if content is None:
-        return
-    if not isinstance(content, list):
-        raise Unrecognized(f"content of message {index} is neither text nor a list of blocks")
-    for block in content:
-        if not isinstance(block, dict):
-            raise Unrecognized(f"a content block of message {index} is not an object")
-        btype = block.get("type")
-        if btype == "text" and isinstance(block.get("text"), str):
-            slots.append(TextSlot(role, "tool_result" if role == "tool" else "content_part",
-                                  block["text"], block, "text", index))
-        elif btype == "tool_result":
-            _anthropic_blocks(slots, block, "content", "tool", index)
-        elif btype == "tool_use":
-            _json_leaves(slots, block.get("input"), "assistant", "tool_input", index)
-        elif btype == "document":
-            src = block.get("source")
-            if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
-                slots.append(TextSlot("document", "content_part", src["data"], src, "data", index))
-            elif isinstance(src, dict) and src.get("type") == "content":
-                _anthropic_blocks(slots, src, "content", "document", index)
-
-
-def _messages(body: dict) -> list[TextSlot]:
+def _messages(body: dict, w: _Walk) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise Unrecognized("'messages' must be a list")
-    slots: list[TextSlot] = []
     system = body.get("system")
     if isinstance(system, str):
-        slots.append(TextSlot("system", "system", system, body, "system", 0))
+        w.slot("system", "system", system, body, "system", 0)
     elif isinstance(system, list):
-        for block in system:
-            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-                slots.append(TextSlot("system", "system", block["text"], block, "text", 0))
+        w.content(body, "system", "system", 0, "system")
+    elif system is not None:
+        raise Unrecognized("'system' must be text or a list of blocks")
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             raise Unrecognized(f"message {i} must be an object with role user or assistant")
-        _anthropic_blocks(slots, msg, "content", msg["role"], i)
-    return slots
+        _check_keys(msg)
+        w.content(msg, "content", msg["role"], i, "message")
 
 
-def parse_request(kind: str, body: Any) -> list[TextSlot]:
+def parse_request(kind: str, body: Any, skipped: list[str] | None = None) -> list[TextSlot]:
+    """The body's text slots. What is forwarded unread (media) is appended to ``skipped``.
+    Raises Unrecognized for a shape the parser cannot read, Refused for one that must not pass."""
     if not isinstance(body, dict):
         raise Unrecognized("the body must be a JSON object")
+    _check_keys(body)
+    w = _Walk()
     if kind == "chat":
-        return _chat(body)
-    if kind == "completions":
-        return _strings(body, "prompt", "prompt", "prompt", required=True)
-    if kind == "embeddings":
-        return _strings(body, "input", "user", "embedding_input", required=True)
-    if kind == "responses":
-        return _responses(body)
-    if kind == "messages":
-        return _messages(body)
-    return []
+        _chat(body, w)
+    elif kind == "completions":
+        _strings(body, "prompt", "prompt", "prompt", True, w)
+    elif kind == "embeddings":
+        _strings(body, "input", "user", "embedding_input", True, w)
+    elif kind == "responses":
+        _responses(body, w)
+    elif kind == "messages":
+        _messages(body, w)
+    if skipped is not None:
+        skipped.extend(r for r in w.skipped if r not in skipped)
+    return w.slots
+
+
+MAX_MODEL_CHARS = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_fields(body: Any) -> None:
+    """Refuse values that the proxy and a lenient upstream would read differently: a ``stream``
+    that is not a boolean (pydantic servers stream on "true" or 1), ``stream_options`` that is
+    not an object, a ``model`` that is not text."""
+    if not isinstance(body, dict):
+        return
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise Refused("'stream' must be true or false.", "stream")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise Refused("'stream_options' must be an object.", "stream_options")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise Refused("'model' must be a string.", "model")
+
+
+def check_model(model: str | None) -> None:
+    """A model (or Azure deployment) name the proxy can record, route and forward as it is."""
+    if model is None:
+        return
+    if len(model) > MAX_MODEL_CHARS:
+        raise Refused(f"The model name is longer than {MAX_MODEL_CHARS} characters.", "model")
+    if _CONTROL.search(model):
+        raise Refused("The model name holds control characters.", "model")
 
 
 def request_model(endpoint, body: Any) -> str | None:

@@ -20,6 +20,10 @@ from ..globs import GlobSet
 from ..guards import GUARDS
 from ..guards.base import CompileContext, Guard, overrides
 from ..keys import EMPTY_KEYSTORE, KeyStore, load_keys
+from ..resilience.config import BreakerPolicy, compile_breaker, compile_defaults
+from ..resilience.routes import Route, compile_route
+from ..resilience.routes import check_keys as check_route_keys
+from ..resilience.routes import single as single_route
 from .loader import Document, Problem, load_file
 from .schema import build_schema
 from .sections import SECTIONS
@@ -44,16 +48,11 @@ class Upstream:
     api_version: str | None
     timeouts: Timeouts
     max_connections: int
+    breaker: BreakerPolicy | None = None
 
     @property
     def dialect(self) -> str:
         return DIALECT[self.provider]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    models: GlobSet
-    upstream: str
 
 
 MIN_READINESS_TOKEN = 16
@@ -70,6 +69,8 @@ class ServerConfig:
     keep_alive: float = 30.0
     shutdown_grace: float = 30.0
     trust_forwarded_for: bool = False
+    max_inspected_response_bytes: int = 64 * 1024 * 1024
+    oversized_response: str = "block"
     # unlocks /readyz detail for operators; never in a repr (a traceback, a log line)
     readiness_token: str = field(default="", repr=False)
 
@@ -134,6 +135,7 @@ class Policy:
     keys: KeyStore
     upstreams: Mapping[str, Upstream]
     routes: tuple[Route, ...]
+    default_routes: Mapping[str, Route]     # dialect -> its first upstream (no routes, or no model)
     passthrough_paths: GlobSet
     passthrough_upstream: Upstream | None
     unrecognized_body: str
@@ -148,15 +150,12 @@ class Policy:
                 return scope
         return self.base
 
-    def route(self, model: str | None, dialect: str) -> Upstream | None:
+    def route(self, model: str | None, dialect: str) -> Route | None:
         for route in self.routes:
-            up = self.upstreams[route.upstream]
-            if up.dialect == dialect and (model is None or route.models.match(model)):
-                return up
+            if route.dialect == dialect and (model is None or route.models.match(model)):
+                return route
         if not self.routes or model is None:
-            for up in self.upstreams.values():
-                if up.dialect == dialect:
-                    return up
+            return self.default_routes.get(dialect)
         return None
 
     async def close(self) -> None:
@@ -243,7 +242,7 @@ def _scope(name: str, match: ScopeMatch | None, guards: tuple[Guard, ...], overr
     )
 
 
-def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
+def _upstream(name: str, raw: Mapping[str, Any], breaker: BreakerPolicy | None) -> Upstream:
     t = raw.get("timeouts") or {}
     d = Timeouts()
     return Upstream(
@@ -255,6 +254,7 @@ def _upstream(name: str, raw: Mapping[str, Any]) -> Upstream:
             stream_idle=parse_duration(t.get("streamIdle", d.stream_idle)),
             total=parse_duration(t.get("total", d.total))),
         max_connections=int(raw.get("maxConnections", 256)),
+        breaker=compile_breaker(raw.get("breaker"), breaker),
     )
 
 
@@ -279,13 +279,13 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
     mode = data.get("mode", "enforce")
     failure = data.get("failureMode", "closed")
 
-    upstreams = {n: _upstream(n, u) for n, u in data["upstreams"].items()}
-    routes = []
-    for i, r in enumerate(data.get("routes") or []):
-        if r["upstream"] not in upstreams:
-            doc.problem(("routes", i, "upstream"), f"unknown upstream {r['upstream']!r}; defined: {', '.join(upstreams)}")
-            continue
-        routes.append(Route(GlobSet.of(r["models"]), r["upstream"]))
+    defaults = compile_defaults(data.get("resilience"))
+    upstreams = {n: _upstream(n, u, defaults.breaker) for n, u in data["upstreams"].items()}
+    routes = [r for i, raw in enumerate(data.get("routes") or [])
+              if (r := compile_route(doc, i, raw, upstreams, defaults.retry)) is not None]
+    default_routes: dict[str, Route] = {}
+    for up in upstreams.values():
+        default_routes.setdefault(up.dialect, single_route(up, defaults.retry))
 
     pt = data.get("passthrough") or {}
     pt_up = None
@@ -307,7 +307,10 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         keep_alive=parse_duration(s.get("keepAlive", dflt.keep_alive)),
         shutdown_grace=parse_duration(s.get("shutdownGrace", dflt.shutdown_grace)),
         trust_forwarded_for=bool(s.get("trustForwardedFor", False)),
-        readiness_token=s.get("readinessToken") or "")
+        readiness_token=s.get("readinessToken") or "",
+        max_inspected_response_bytes=parse_size(s.get("maxInspectedResponseBytes",
+                                                      dflt.max_inspected_response_bytes)),
+        oversized_response=s.get("oversizedResponse", dflt.oversized_response))
     if server.readiness_token and len(server.readiness_token) < MIN_READINESS_TOKEN:
         doc.problem(("server", "readinessToken"),
                     f"must be at least {MIN_READINESS_TOKEN} characters (a random secret)")
@@ -322,6 +325,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         user_header=ident.get("userHeader", "x-aifw-user").lower(),
         trust_passthrough_users=bool(ident.get("trustPassthroughUsers", False)),
         allow_anonymous=bool(ident.get("allowAnonymous", False)))
+    check_route_keys(doc, routes, identity.mode)
     keys = EMPTY_KEYSTORE
     watched = [os.path.abspath(doc.file)]
     if identity.mode == "virtualKeys":
@@ -343,7 +347,8 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
                 doc.problem(("upstreams", up.name, "apiKey"),
                             "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
 
-    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name)
+    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
+                         upstreams=upstreams)
     base_guard_sections = data.get("guards") or {}
     base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
     base = _scope("default", None, base_guards, {})
@@ -369,7 +374,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
     return Policy(
         name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
         mode=mode, failure_mode=failure, server=server, identity=identity, keys=keys,
-        upstreams=upstreams, routes=tuple(routes), passthrough_paths=GlobSet.of(pt.get("paths", ())),
+        upstreams=upstreams, routes=tuple(routes), default_routes=default_routes, passthrough_paths=GlobSet.of(pt.get("paths", ())),
         passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
         base=base, scopes=tuple(scopes), sections=compiled_sections,
         watched_files=tuple(dict.fromkeys(watched)))

@@ -11,6 +11,8 @@ from typing import Any
 from ..durations import DURATION_SCHEMA, SIZE_SCHEMA
 from ..guards import GUARD_SPECS
 from ..guards.base import COMMON_PROPERTIES
+from ..resilience.config import BREAKER_SCHEMA
+from ..resilience.routes import ROUTE_PROPERTIES
 from .sections import SECTION_SPECS
 
 SCHEMA_ID = "https://aifw.dev/schemas/policy.schema.json"
@@ -46,6 +48,7 @@ UPSTREAM = _obj({
     "apiVersion": {"type": "string", "description": "Azure api-version used when an OpenAI-style path is routed to Azure."},
     "timeouts": TIMEOUTS,
     "maxConnections": {"type": "integer", "minimum": 1, "description": "Connection pool size (default 256)."},
+    "breaker": {**BREAKER_SCHEMA, "description": "This upstream's circuit breaker (over resilience.breaker)."},
 }, "An upstream provider.", required=["provider", "baseUrl"])
 
 
@@ -113,6 +116,10 @@ def build_schema() -> dict:
                                "Bearer token that shows operators /readyz detail: policy, reloads, last reload error, "
                                "backend problems (write ${AIFW_READINESS_TOKEN}; at least 16 characters). "
                                "Without it, or without the header, /readyz answers status only."},
+            "maxInspectedResponseBytes": {**SIZE_SCHEMA, "description":
+                                          "Largest non-streamed upstream answer read and inspected, after decompression (default 64MiB)."},
+            "oversizedResponse": {"enum": ["block", "pass"], "description":
+                                  "A larger answer on an inspected endpoint: block (502 upstream_error, default) or pass it through uninspected, recorded as bypassed."},
         }, "Listener settings."),
         "identity": _obj({
             "mode": {"enum": ["passthrough", "virtualKeys"], "description":
@@ -130,8 +137,8 @@ def build_schema() -> dict:
                       "description": "Named upstream providers."},
         "routes": {"type": "array", "items": _obj({
             "models": {**_GLOBS, "description": "Model globs routed to the upstream."},
-            "upstream": {"type": "string", "description": "Upstream name."},
-        }, required=["models", "upstream"]), "description":
+            **ROUTE_PROPERTIES,
+        }, required=["models"]), "description":
             "Model routing, first match wins, among upstreams that speak the endpoint's dialect."},
         "passthrough": _obj({
             "paths": {**_GLOBS, "description": "Paths forwarded without inspection (e.g. /v1/files*)."},

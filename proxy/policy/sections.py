@@ -20,12 +20,14 @@ class SectionSpec:
 
 from ..audit import config as _audit_config          # noqa: E402
 from ..cost import table as _cost_table              # noqa: E402
+from ..resilience import runtime as _resilience      # noqa: E402
 from ..telemetry import config as _telemetry_config  # noqa: E402
 
 SECTION_SPECS: tuple[SectionSpec, ...] = (
     SectionSpec("audit", _audit_config.SCHEMA, _audit_config.compile_section, _audit_config.SCOPE_SCHEMA),
     SectionSpec("telemetry", _telemetry_config.SCHEMA, _telemetry_config.compile_section),
     SectionSpec("cost", _cost_table.SCHEMA, _cost_table.compile_section),
+    SectionSpec("resilience", _resilience.SCHEMA, _resilience.compile_section),
 )
 
 SECTIONS: dict[str, SectionSpec] = {spec.name: spec for spec in SECTION_SPECS}

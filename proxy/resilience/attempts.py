@@ -13,6 +13,7 @@ class Attempt:
     status: int | None = None       # the upstream's HTTP status, None when it gave none
     error: str | None = None        # connect | timeout | status | breaker_open | insufficient_quota | ...
     served: bool = False            # this attempt's answer went to the client
+    probe: bool = False             # let through by a half-open breaker
 
     def as_record(self) -> dict:
         end = self.ended if self.ended is not None else self.started

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from ..bounded import ModelLabels
 from .config import TelemetryConfig, compile_section
 from .logs import setup_logging as _setup_logging
 
@@ -40,6 +41,7 @@ class Telemetry:
         self.metrics: Any = None
         self.tracer = None
         self._failed_once = False
+        self.model_labels = ModelLabels()
         endpoint = config.otlp_endpoint
         if config.metrics:
             readers = []
@@ -68,6 +70,11 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.audit_source = audit
 
+    def watch_breakers(self, states: Any) -> None:
+        """Expose ``states()`` (upstream -> breaker state) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.breaker_source = states
+
     def setup_logging(self, fmt: str | None = None) -> str:
         return _setup_logging(fmt or self.config.log_format)
 
@@ -94,7 +101,7 @@ class Telemetry:
                 m.blocks.add(1, {"guard": ex.verdict.guard, "rule": rule})
         usage = ex.usage
         if usage.prompt_tokens or usage.completion_tokens:
-            model = ex.model or "unknown"
+            model = self.model_labels.label(ex.model, ex.policy)   # bounded: no series per client string
             groups = ex.identity.groups if ex.identity is not None and ex.identity.groups else ("none",)
             for group in groups:
                 if usage.prompt_tokens:
@@ -111,6 +118,12 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for attempt in ex.attempts:
+            m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
+            if attempt.error is not None:
+                m.upstream_errors.add(1, {"upstream": attempt.upstream, "error": attempt.error})
+            if attempt.ended is not None and attempt.error != "breaker_open":
+                m.attempt_duration.record(attempt.ended - attempt.started, {"upstream": attempt.upstream})
 
     def count_reload(self, ok: bool) -> None:
         if self.metrics is not None:

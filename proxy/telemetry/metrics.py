@@ -173,8 +173,17 @@ class Metrics:
         self.bypasses = counter("aifw.bypasses", "Exchanges not fully inspected (a guard failed open "
                                 "or a body was not understood).", ("endpoint",))
         self.reloads = counter("aifw.policy.reloads", "Policy reloads by result (ok/failed).", ("result",))
+        self.upstream_attempts = counter("aifw.upstream.attempts", "Upstream attempts by upstream and HTTP status "
+                                         "(0: no answer).", ("upstream", "status"))
+        self.upstream_errors = counter("aifw.upstream.errors", "Failed upstream attempts by upstream and error "
+                                       "(connect, timeout, broken, status, slow, insufficient_quota, breaker_open).",
+                                       ("upstream", "error"))
+        self.attempt_duration = histogram("aifw.upstream.attempt.duration", "Time of each upstream attempt until "
+                                          "its answer's headers or its failure.", ("upstream",), UPSTREAM_BUCKETS)
         self.instruments = [self.requests, self.blocks, self.tokens, self.guard_duration,
-                            self.upstream_duration, self.request_duration, self.bypasses, self.reloads]
+                            self.upstream_duration, self.request_duration, self.bypasses, self.reloads,
+                            self.upstream_attempts, self.upstream_errors, self.attempt_duration]
+        self.breaker_source: Any = None    # () -> {upstream: state}, set by watch_breakers
         if meter is not None:
             meter.create_observable_gauge(
                 "aifw.audit.queue.depth", callbacks=[self._queue_depth],
@@ -211,7 +220,19 @@ class Metrics:
                 ("aifw_audit_sink_up", "gauge", "1 when the audit sink is writable, 0 when it is failing.",
                  0 if src.broken else 1),
             ]
-        return render_local(self.instruments, gauges)
+        text = render_local(self.instruments, gauges)
+        if self.breaker_source is not None:
+            text += self._breaker_text(self.breaker_source())
+        return text
+
+    @staticmethod
+    def _breaker_text(states: dict[str, str]) -> bytes:
+        from ..resilience.breaker import STATE_CODES
+        name = "aifw_upstream_breaker_state"
+        lines = [f"# HELP {name} Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.",
+                 f"# TYPE {name} gauge"]
+        lines += [f"{name}{_labels({'upstream': up})} {STATE_CODES[state]}" for up, state in sorted(states.items())]
+        return ("\n".join(lines) + "\n").encode()
 
     def shutdown(self) -> None:
         if self.provider is not None:

@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from ..bounded import cap
+
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -57,7 +59,7 @@ class ExchangeTracer:
             "aifw.stream": bool(ex.stream),
         }
         optional = {
-            "gen_ai.request.model": ex.model,
+            "gen_ai.request.model": cap(ex.model),
             "http.response.status_code": ex.status,
             "gen_ai.usage.input_tokens": usage.prompt_tokens,
             "gen_ai.usage.output_tokens": usage.completion_tokens,
@@ -71,11 +73,33 @@ class ExchangeTracer:
         if ex.decision == "error" or (ex.status or 0) >= 500:
             root.set_status(Status(StatusCode.ERROR, ex.error or f"status {ex.status}"))
         ctx = trace.set_span_in_context(root)
+        served_end = None
         for name, start, end in ex.spans:
+            if name.startswith("upstream") and ex.attempts:
+                served_end = end          # the attempts below carry the upstream calls
+                continue
             kind = SpanKind.CLIENT if name.startswith("upstream") else SpanKind.INTERNAL
             child = self.tracer.start_span(name, context=ctx, kind=kind, start_time=ns(start))
             child.end(end_time=ns(end))
+        for number, attempt in enumerate(ex.attempts, 1):
+            self._attempt_span(ctx, ns, number, attempt, served_end)
         root.end(end_time=ns(finished))
+
+    def _attempt_span(self, ctx, ns, number: int, attempt: Any, served_end: float | None) -> None:
+        """One CLIENT span per upstream attempt; the served one lasts until its answer ended."""
+        attrs: dict[str, Any] = {"aifw.upstream": attempt.upstream, "aifw.attempt": number}
+        if attempt.model:
+            attrs["gen_ai.request.model"] = attempt.model
+        if attempt.status is not None:
+            attrs["http.response.status_code"] = attempt.status
+        if attempt.error is not None:
+            attrs["error.type"] = attempt.error
+        end = served_end if attempt.served and served_end is not None else (attempt.ended or attempt.started)
+        span = self.tracer.start_span(f"upstream {attempt.upstream}", context=ctx, kind=SpanKind.CLIENT,
+                                      start_time=ns(attempt.started), attributes=attrs)
+        if attempt.error is not None and not attempt.served:
+            span.set_status(Status(StatusCode.ERROR, attempt.error))
+        span.end(end_time=ns(end))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

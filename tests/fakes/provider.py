@@ -32,9 +32,18 @@ or `state.reply` sets it. Request headers that steer one exchange (they win over
   (omit usage; OpenAI formats only, Anthropic always reports usage), `tool` (answer with a
   call of the first tool the request offers), `hold:<n>` (after n SSE events, wait until the
   test sets `state.release`), `gzip` on a stream (gzip-compressed SSE, flushed per event),
-  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events).
+  `corrupt:<n>` (with `gzip`: bytes that are not gzip after n events), `sse` (stream the answer
+  whatever the request's `stream` says, as lenient servers do when they read `"stream": "true"`
+  as true).
+- `refuse` (drop the connection without answering), `quota` (429 `insufficient_quota`, the
+  answer of an account without credit).
 - `x-fake-reply`, `x-fake-chunks: N` (N deltas instead of one per word),
   `x-fake-tool-call: <tool name>`, `x-fake-tool-args: <json>`, `x-fake-usage: P,C`.
+
+Failing on command, per instance (run one fake per upstream): `state.fail_next` is a list of
+modes, one consumed per request in order ("" answers normally), e.g.
+`fake.state.fail_next = ["error:500", "refuse", "stall:3000", "disconnect:2", "quota", ""]`;
+`error:429` answers with `retry-after: state.retry_after`.
 """
 
 from __future__ import annotations
@@ -58,8 +67,11 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from .classifier import add_classifier_routes
+
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small")
 STATE_KEY = web.AppKey("fake_state", object)
+COMMAND_KEY = web.RequestKey("fake_command", str)
 JSON_KEY = web.RequestKey("fake_json", object)
 OPENAI_ERROR_KINDS = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -86,6 +98,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     json: Any  # the parsed body, or None when absent or not JSON
     body: bytes
+    raw_path: str = ""  # the request target exactly as it came on the request line
 
 
 @dataclass
@@ -95,6 +108,7 @@ class FakeState:
     reply: str | None = None
     chunks: int | None = None
     modes: list[str] = field(default_factory=list)  # same syntax as x-fake-mode
+    fail_next: list[str] = field(default_factory=list)  # one mode per request, consumed in order
     tool_call: str | None = None  # tool name to call when the request offers tools
     tool_args: str | None = None  # JSON arguments for that call
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens instead of estimates
@@ -122,8 +136,17 @@ class Modes:
     keepalive: bool = False
     no_usage: bool = False
     tool: bool = False
+    sse: bool = False
     hold_after: int | None = None
     corrupt_after: int | None = None
+    refuse: bool = False
+    quota: bool = False
+
+
+def request_modes(request: web.Request, state: FakeState) -> Modes:
+    """The state's modes, this request's command from ``fail_next``, and its x-fake-mode header."""
+    return parse_modes(list(state.modes) + [request.get(COMMAND_KEY, "")]
+                       + request.headers.get("x-fake-mode", "").split(","))
 
 
 def parse_modes(items: list[str]) -> Modes:
@@ -140,7 +163,7 @@ def parse_modes(items: list[str]) -> Modes:
             opts[f"{name}_ms"] = int(arg)
         elif name in ("hold", "corrupt"):
             opts[f"{name}_after"] = int(arg)
-        elif name in ("gzip", "keepalive", "tool"):
+        elif name in ("gzip", "keepalive", "tool", "refuse", "quota", "sse"):
             opts[name] = True
         elif name == "no-usage":
             opts["no_usage"] = True
@@ -248,7 +271,7 @@ def _tool_names(tools: Any) -> list[str]:
 def make_plan(request: web.Request, state: FakeState, body: Any, prompt_source: Any,
               call_prefix: str = "call_") -> Plan:
     headers = request.headers
-    modes = parse_modes(list(state.modes) + headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     if "x-fake-reply" in headers:
         text = unquote(headers["x-fake-reply"])
     elif state.reply is not None:
@@ -472,7 +495,7 @@ async def chat_completions(request: web.Request, body: dict, azure: str | None =
     if plan.modes.stall_ms:
         await asyncio.sleep(plan.modes.stall_ms / 1000)
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         message: dict[str, Any] = {"role": "assistant", "content": None if plan.tool else plan.text,
                                    "refusal": None, "annotations": []}
         if plan.tool:
@@ -555,7 +578,7 @@ async def completions(request: web.Request, body: dict, azure: str | None = None
     def choice(text: str, finish: str | None) -> dict[str, Any]:
         return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(obj([choice(plan.text, "stop")], not plan.modes.no_usage), headers,
                               compress=plan.modes.gzip)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not plan.modes.no_usage
@@ -585,7 +608,7 @@ def fake_embedding(text: str, dims: int) -> list[float]:
 
 async def embeddings(request: web.Request, body: dict, azure: str | None = None) -> web.StreamResponse:
     state: FakeState = request.app[STATE_KEY]
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
     inputs = body.get("input", "")
     if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
         inputs = [inputs]
@@ -652,7 +675,7 @@ async def responses(request: web.Request, body: dict) -> web.StreamResponse:
                 "content": content if status == "completed" else [], "role": "assistant"}
 
     full = plan.tool.arguments if plan.tool else plan.text
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         return _json_response(response_obj("completed", [item("completed", full)], True),
                               _openai_headers(), compress=plan.modes.gzip)
 
@@ -706,7 +729,7 @@ async def messages(request: web.Request, body: dict) -> web.StreamResponse:
              "cache_read_input_tokens": 0, "output_tokens": plan.completion_tokens,
              "service_tier": "standard"}
 
-    if not body.get("stream"):
+    if not (body.get("stream") or plan.modes.sse):
         if plan.tool:
             block = {"type": "tool_use", "id": plan.tool.call_id, "name": plan.tool.name,
                      "input": orjson.loads(plan.tool.arguments)}
@@ -776,7 +799,12 @@ async def _body(request: web.Request) -> tuple[dict | None, web.Response | None]
 
 
 def _mode_error(request: web.Request, state: FakeState, anthropic: bool = False) -> web.Response | None:
-    modes = parse_modes(list(state.modes) + request.headers.get("x-fake-mode", "").split(","))
+    modes = request_modes(request, state)
+    if modes.quota:
+        h = _openai_headers()
+        body = {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                          "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        return _json_response(body, h, 429)
     if modes.error is None:
         return None
     if anthropic:
@@ -881,8 +909,14 @@ async def record_and_guard(request: web.Request, handler: Any) -> web.StreamResp
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         state.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
-                                              headers, parsed, raw))
+                                              headers, parsed, raw, request.raw_path))
+    if state.fail_next:
+        request[COMMAND_KEY] = state.fail_next.pop(0)
     try:
+        if request_modes(request, state).refuse:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
         return await handler(request)
     except ValueError as exc:  # a malformed x-fake-* header is a test bug: say so loudly
         return openai_error(400, f"fake provider: {exc}")
@@ -901,6 +935,7 @@ def make_provider_app(state: FakeState | None = None) -> web.Application:
     app.router.add_post("/v1/messages", anthropic_post)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
+    add_classifier_routes(app)    # /classify, /predict: the injection guard's escalation targets
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

@@ -116,10 +116,12 @@ def test_prometheus_text_has_every_metric():
 def test_label_values_are_escaped_and_bounded():
     tel = Telemetry(compile_section({}))
     ex = make_exchange(1, model='evil"\nmodel' + "x" * 500)
+    ex.identity.groups = ('evil"\ngroup' + "x" * 500,)
     tel.observe(ex)
     text = tel.prometheus_text()[0].decode()
     line = next(l for l in text.splitlines() if l.startswith("aifw_tokens_total"))
-    assert 'model="evil\\"\\nmodel' in line and len(line) < 400
+    assert 'group="evil\\"\\ngroup' in line and len(line) < 400
+    assert 'model="other"' in line          # not a plausible model name: no series of its own
 
 
 def test_metrics_reach_an_otlp_style_exporter():
