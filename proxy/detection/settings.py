@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import regex
 
 from . import context as context_mod
+from . import escalation as escalation_mod
 from . import model as model_mod
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
@@ -51,6 +52,7 @@ SCHEMA: dict[str, Any] = {
                 "path": {"type": "string", "description": "Model .npz file (default: the shipped one)."},
             },
         },
+        "escalation": escalation_mod.SCHEMA,
         "response": {
             "type": "object", "additionalProperties": False,
             "description": "Checks on the model's answer, streamed answers included.",

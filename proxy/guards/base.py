@@ -80,6 +80,9 @@ class CompileContext:
     # Files a guard read while compiling (rule files, term lists): appended by the guard, watched
     # for hot reload together with the policy file.
     watched_files: list[str] = field(default_factory=list)
+    # The policy's upstreams by name (proxy.policy.compile.Upstream): a guard may make side calls
+    # through one (the injection guard's model escalation).
+    upstreams: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
