@@ -66,9 +66,9 @@ class InjectionGuard(Guard):
         ex.add_finding(finding)
         if not result.attack:
             return None
-        return Verdict(guard=NAME, rule_ids=result.rule_ids, message=(
-            "Request blocked by the prompt-injection policy (rules: "
-            + ", ".join(result.rule_ids) + ")"))
+        # the edge names the rules (proxy.app._verdict_response), once for every guard
+        return Verdict(guard=NAME, rule_ids=result.rule_ids,
+                       message="Request blocked by the prompt-injection policy.")
 
     async def _escalate(self, ex: Exchange, result: Assessment) -> dict | None:
         """Slots in the policy's band go to the operator's classifier (cached by text hash, one
@@ -116,8 +116,8 @@ class InjectionGuard(Guard):
     def _response_block(self, ex: Exchange, rule_ids: tuple[str, ...]) -> Verdict:
         ex.add_finding(Finding(guard=NAME, rule_ids=rule_ids, score=float(len(rule_ids)),
                                action=self._action(), direction="response"))
-        return Verdict(guard=NAME, rule_ids=rule_ids, message=(
-            "Response blocked by the prompt-injection policy (rules: " + ", ".join(rule_ids) + ")"))
+        return Verdict(guard=NAME, rule_ids=rule_ids,
+                       message="Response blocked by the prompt-injection policy.")
 
     async def on_response(self, ex: Exchange) -> Verdict | None:
         if not self.settings.response.active:

@@ -35,7 +35,7 @@ SCHEMA: dict[str, Any] = {
             ]},
         },
         "phoneRegions": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                         "description": "Regions whose national phone formats are recognised (default US, GB, DE, FR, IN)."},
+                         "description": "Regions whose national phone numbers count without a contact word when written with the region's trunk prefix or digit grouping (default US, GB, DE, FR, IN; replaces the default). International numbers count in any region."},
         "allowList": {
             "type": "object", "additionalProperties": False,
             "description": "Values that are never masked (e.g. the company's own support address).",
