@@ -13,7 +13,7 @@ from . import model as model_mod
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
 
-SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
+SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input", "definition")
 DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
 DEFAULT_SETS = ("injection", "jailbreak", "evasion", "context", "indirect")
 # The model tips a rule score over the threshold; it never blocks alone. At weight 1 it adds at
@@ -40,7 +40,8 @@ SCHEMA: dict[str, Any] = {
                           "description": "Rule ids to switch off (exclusions)."},
         "roles": {"type": "array", "items": {"enum": list(SCANNABLE_ROLES)}, "uniqueItems": True,
                   "description": "Slot roles to scan. Default: user, tool, document, prompt, input "
-                                 "(system/developer prompts are the application's own)."},
+                                 "(system/developer prompts are the application's own; 'definition' is "
+                                 "the text of declared tools and output schemas)."},
         "model": {
             "type": "object", "additionalProperties": False,
             "description": "The second signal: a linear n-gram model combined with the rule score.",
