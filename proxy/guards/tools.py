@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ..exchange import Exchange
 from ..globs import GlobSet
+from .. import toolargs as args
 from ..parsing import tools as wire
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
@@ -28,6 +29,14 @@ SCHEMA = {
                                      "remove the tool from the request, or only record it."},
         "onCall": {"enum": ["block", "monitor"],
                    "description": "The model calls a forbidden tool: end the answer (default) or only record it."},
+        "validateArguments": {"type": "boolean",
+                              "description": "Check each call's arguments against the JSON Schema the request "
+                                             "declared for the tool (default true)."},
+        "onArguments": {"enum": ["block", "monitor"],
+                        "description": "A call's arguments are not JSON, break the declared schema or a rule in "
+                                       "arguments: end the answer (default) or only record it."},
+        "arguments": {"type": "array", "items": args.RULE_SCHEMA,
+                      "description": "Rules on the arguments of the tools they name."},
     },
 }
 
@@ -38,6 +47,9 @@ class ToolsConfig:
     deny: GlobSet
     on_request: str
     on_call: str
+    validate: bool = True
+    on_arguments: str = "block"
+    constraints: tuple[args.Constraint, ...] = ()
 
     def rule(self, name: str) -> str | None:
         """The rule a tool name breaks, or None when it may be used."""
@@ -65,16 +77,46 @@ class ToolsGuard(Guard):
         if action == "would_block" and ex.decision == "allowed":
             ex.decision = "monitored"
 
+    def _act(self, ex: Exchange, rule: str, name: str, action: str, message: str) -> Verdict | None:
+        """A call broke ``rule``: end the answer, or (monitor) only record it."""
+        if action == "monitor" or self.mode == "monitor":
+            self._record(ex, rule, [name], "would_block", "response")
+            return None
+        self._record(ex, rule, [name], "blocked", "response")
+        return Verdict(self.name, message, (rule,))
+
     def _judge_call(self, ex: Exchange, name: str) -> Verdict | None:
         broken = self.config.rule(name)
         if broken is None:
             return None
-        rule = f"tools.call.{broken}"
-        if self.config.on_call == "monitor":
-            self._record(ex, rule, [name], "would_block", "response")
+        return self._act(ex, f"tools.call.{broken}", name, self.config.on_call,
+                         f"The model called tool {name!r}, which the policy does not allow.")
+
+    def _judge_arguments(self, ex: Exchange, name: str, raw: Any) -> Verdict | None:
+        cfg = self.config
+        if not cfg.validate and not cfg.constraints:
             return None
-        self._record(ex, rule, [name], "blocked", "response")
-        return Verdict(self.name, f"The model called tool {name!r}, which the policy does not allow.", (rule,))
+        value, ok = args.parse_arguments(raw)
+        problem: tuple[str, str] | None = None
+        if not ok:
+            problem = ("tools.args.invalid_json", "are not valid JSON")
+        elif cfg.validate:
+            schemas = ex.state.get("tools.schemas")
+            if schemas is None:
+                schemas = ex.state["tools.schemas"] = args.declared_schemas(ex.body)
+            error = args.schema_error(schemas[name], value) if name in schemas else None
+            if error is not None:
+                problem = ("tools.args.schema", f"break the schema the request declared ({error})")
+        for rule in cfg.constraints if problem is None else ():
+            if rule.tools.match(name):
+                error = rule.check(value)
+                if error is not None:
+                    problem = (f"tools.args.{rule.name}", f"break rule {rule.name!r}: {error}")
+                    break
+        if problem is None:
+            return None
+        return self._act(ex, problem[0], name, cfg.on_arguments,
+                         f"The arguments of the model's call of {name!r} {problem[1]}.")
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         names = wire.offered(ex.body)
@@ -107,8 +149,8 @@ class ToolsGuard(Guard):
                        tuple(by_rule))
 
     async def on_response(self, ex: Exchange) -> Verdict | None:
-        for name, _args in wire.calls(ex.endpoint.kind, ex.response_body):
-            verdict = self._judge_call(ex, name)
+        for name, raw in wire.calls(ex.endpoint.kind, ex.response_body):
+            verdict = self._judge_call(ex, name) or self._judge_arguments(ex, name, raw)
             if verdict is not None:
                 return verdict
         return None
@@ -131,10 +173,13 @@ class ToolsGuard(Guard):
         parts.append(text)
         return ""
 
-    def on_end(self, ex: Exchange, stream: StreamText) -> str:
+    def on_end(self, ex: Exchange, stream: StreamText) -> str | Verdict:
         held = ex.state.get(self.name)
         parts = held.pop(stream, None) if held else None
-        return "".join(parts) if parts else ""
+        if parts is None:
+            return ""
+        text = "".join(parts)
+        return self._judge_arguments(ex, ex.tool_streams[stream], text) or text
 
 
 def compile_tools(section: Mapping[str, Any], ctx: CompileContext) -> ToolsGuard:
@@ -143,6 +188,9 @@ def compile_tools(section: Mapping[str, Any], ctx: CompileContext) -> ToolsGuard
         deny=GlobSet.of(section.get("deny", ())),
         on_request=section.get("onRequest", "block"),
         on_call=section.get("onCall", "block"),
+        validate=section.get("validateArguments", True),
+        on_arguments=section.get("onArguments", "block"),
+        constraints=tuple(args.compile_rule(rule) for rule in section.get("arguments", ())),
     ))
 
 

@@ -26,17 +26,20 @@ def tool_name(tool: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def entries(body: Any) -> Iterator[dict]:
+    """The tool entries a request body offers (``tools`` and the legacy ``functions``)."""
+    if not isinstance(body, dict):
+        return
+    for field in ("tools", "functions"):
+        listed = body.get(field)
+        for tool in listed if isinstance(listed, list) else ():
+            if isinstance(tool, dict):
+                yield tool
+
+
 def offered(body: Any) -> list[str]:
     """Names of the tools a request body offers, in order."""
-    if not isinstance(body, dict):
-        return []
-    names = []
-    for field in ("tools", "functions"):
-        for tool in body.get(field) or () if isinstance(body.get(field), list) else ():
-            name = tool_name(tool)
-            if name is not None:
-                names.append(name)
-    return names
+    return [name for name in map(tool_name, entries(body)) if name is not None]
 
 
 def _choice_names(choice: Any) -> Iterator[str]:
