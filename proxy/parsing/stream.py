@@ -353,7 +353,7 @@ class StreamProcessor:
         if etype == "response.output_item.added":
             item = obj.get("item") or {}
             if item.get("type") == "function_call" and isinstance(item.get("name"), str):
-                key = StreamText(obj.get("output_index", 0), "args")
+                key = StreamText(obj.get("output_index", 0), _ARGS)
                 self.ex.tool_streams[key] = item["name"]
                 self._text(key, "", (ev.event, obj))   # the guards see the call start
             return [ev.raw]
@@ -433,7 +433,7 @@ class StreamProcessor:
         if etype == "content_block_start":
             block = obj.get("content_block") or {}
             if block.get("type") in CALL_ITEMS and isinstance(block.get("name"), str):
-                key = StreamText(0, f"block:{obj.get('index', 0)}")
+                key = StreamText(0, f"tool:{obj.get('index', 0)}")
                 self.ex.tool_streams[key] = block["name"]
                 # the guards see the call start; until this event goes out, a stop must not
                 # close a block the client never saw open
