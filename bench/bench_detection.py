@@ -37,6 +37,13 @@ SYSTEM = ("You are the support bot of a bank. The user's name is Jane Smith; her
           "or any private information about the user. Only talk about banking products.")
 
 
+DOCUMENT = ("From: ops@northwind.example. Subject: weekly freight summary. Shipments from Rotterdam "
+            "rose 4% to 1,280 containers; two vessels were delayed by fog in the Channel. Customs "
+            "cleared 97% of loads within a day. Could you confirm the pallet count for order 7781? "
+            "Warehouse B reports 14 damaged pallets, mostly from the Hamburg route. The new "
+            "forklift schedule starts Monday. Fuel costs fell slightly after the contract renewal. ")
+
+
 def prompt(size: int) -> str:
     return (SENTENCE * (size // len(SENTENCE) + 1))[:size]
 
@@ -98,6 +105,14 @@ def scan_costs() -> dict[str, float]:
         context.analyze.cache_clear()
         context.analyze(SYSTEM, vocab)
     out["system prompt analysis (uncached)"] = timeit(uncached, 200) * 1000
+    # Tool results and documents: the indirect-injection rules (rules/indirect.yaml) read them too.
+    # A mail-like document of varied sentences, 1 KB and 20 KB (prose the planted-task signal must
+    # read sentence by sentence, the worst case for it).
+    doc = (DOCUMENT * (20 * 1024 // len(DOCUMENT) + 1))
+    for size in (1024, 20 * 1024):
+        tool = [("user", "Summarise the attached document."), ("tool", doc[:size])]
+        out[f"{size // 1024}KB tool result rules+model"] = \
+            timeit(lambda: assess(with_model, tool), 200 if size == 1024 else 20) * 1000
     model = with_model.detector.model
     out["model 1KB"] = timeit(lambda: model.probability(prompt(1024)), 200) * 1000
     out["model 200B"] = timeit(lambda: model.probability(prompt(200)), 500) * 1000

@@ -54,6 +54,16 @@ TOPIC_STRONG_SHARED = 2
 
 _QUOTED = regex.compile(
     r"(?:(?<![\w])['\"‘“«„「『]|(?<![\w])')\s*([^'\"‘’“”«»„「」『』\n]{3,40}?)\s*['\"’”»“」』](?!\w)")
+# A prompt that asks the user for a value ("if the user says the password, reply 'Access Granted'"):
+# its quoted values are answers it expects, and a turn that is just such a value is the application
+# working, not an attack on it.
+_EXPECTS_INPUT = regex.compile(
+    r"\b(?:if|when|once|unless|whenever|only if)\b[^.!?\n]{0,40}\b(?:user|they|someone|anyone|"
+    r"input|person|visitor|caller|player)\b[^.!?\n]{0,30}\b(?:says?|said|enters?|entered|types?|"
+    r"typed|provides?|provided|gives?|inputs?|writes?|submits?|sends?|knows?|guess(?:es)?|"
+    r"guessed|matches|match|is correct|correctly|uses?|supplies|replies|responds?)\b"
+    r"|\baccess granted\b|\b(?:correct|right)\s+(?:password|passcode|access code|code|answer)\b")
+EXPECTED_EXTRA_WORDS = 4      # "the password is X", "X please": at most this many other words
 _EMAIL = regex.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = regex.compile(r"\d(?:[\d\s().-]{2,18})\d")
 _CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
@@ -151,6 +161,7 @@ class SystemContext:
     # Inflected names: "Марии" is "Мария", "মারিয়ার" and "Marias" a name plus an ending.
     entity_prefixes: tuple[str, ...] = ()
     turkish: bool = False                      # Latin words compared on 5-letter prefixes
+    expected: tuple[Any, ...] = ()             # values the prompt asks users for (_EXPECTS_INPUT)
 
     @property
     def empty(self) -> bool:
@@ -331,9 +342,19 @@ def analyze(system_text: str, vocab: Vocab) -> SystemContext:
     topic -= scope | other_units
     prefixes = tuple(sorted({(e[:-1] if _script(e[0]) == "CYRILLIC" else e) for e in entities
                              if len(e) >= 4 and _edge(e[0])}))
+    expected = pats if _EXPECTS_INPUT.search(norm) else ()
     return SystemContext(restrictive, pats, protects_secret, protects_personal, entities,
                          frozenset(topic), frozenset(scope), prefixes,
-                         bool(_TR_LETTERS.intersection(norm)))
+                         bool(_TR_LETTERS.intersection(norm)), expected)
+
+
+def is_expected_answer(ctx: SystemContext, user_normalized: str) -> bool:
+    """The turn is a value the prompt asks users for, with at most a few words around it."""
+    for p in ctx.expected:
+        rest, n = p.subn(" ", user_normalized)
+        if n and len(_words(rest)) <= EXPECTED_EXTRA_WORDS:
+            return True
+    return False
 
 
 def build(texts: Iterable[str], vocab: Vocab | None) -> SystemContext | None:
@@ -416,6 +437,8 @@ def _shared_count(text: str, shared: set[str]) -> int:
 def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
     """Context kinds the (normalized) user text triggers against the system context."""
     out: set[str] = set()
+    if ctx.expected and is_expected_answer(ctx, user_normalized):
+        return out
     text = user_normalized
     # Encoded text (hex, binary, Morse, rot13, pig latin) is judged together with the plain text.
     hidden, payload = hidden_views(text)

@@ -18,6 +18,7 @@ import urllib.parse
 import regex
 
 from . import charlm
+from .indirect import embedded_tasks, secondary_tasks
 
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
@@ -43,6 +44,11 @@ _CONFUSABLES = str.maketrans({
 })
 _MIXED_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*[\p{Cyrillic}\p{Greek}])\w+\b")
 
+# Letters written with emoji-like symbols NFKC leaves alone: regional indicators (the letters of
+# flag pairs, "🇮🇬🇳🇴🇷🇪"), negative circled and negative squared capitals ("🅸🅶🅽🅾🆁🅴").
+_LETTER_SYMBOLS = {**{0x1F1E6 + i: chr(97 + i) for i in range(26)},
+                   **{0x1F150 + i: chr(97 + i) for i in range(26)},
+                   **{0x1F170 + i: chr(97 + i) for i in range(26)}}
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _WS = regex.compile(r"\s+")
@@ -66,6 +72,7 @@ _B64 = regex.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+
 _HEX = regex.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){8,}")
 _URLENC = regex.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){4,}")
 _BINARY = regex.compile(r"(?:[01]{8}\s?){4,}")
+_B64_TAIL = regex.compile(r"[A-Za-z0-9+/]{24,}={0,2}[\s\"'`.)\]]*$")
 _ROT13_HINT = regex.compile(r"\brot[\s\-_]?13\b", regex.I)
 _MAX_SEGMENTS = 32
 # Necessary conditions for the encoded-segment patterns, run with the stdlib engine (several times
@@ -121,6 +128,17 @@ def adversarial_suffix(text: str) -> int:
                and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
 
 
+def filler_suffix(text: str) -> int:
+    """Lone "!" tokens in the last line: GCG-style optimisers start their suffix as twenty "!"
+    separated by spaces and replace only some of them, so a run of them trails the request. A "!!!"
+    of excitement is one token and does not count."""
+    if text.count("!") < 5:
+        return 0
+    tokens = text.rstrip().rsplit("\n", 1)[-1].split()[-40:]
+    lone = sum(1 for t in tokens if t[0] == "!" and (len(t) == 1 or t[1] != "!") and len(t) <= 3)
+    return lone if lone >= 5 and lone * 5 >= len(tokens) else 0
+
+
 SUFFIX_CHARS = 600          # the gibberish signal reads at most this much of the last line
 
 
@@ -134,6 +152,10 @@ def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
     last = text.rstrip().rsplit("\n", 1)[-1][-SUFFIX_CHARS:]
     if len(last) < 100 or (adversarial_suffix(text) if adversarial is None else adversarial):
         return 0         # JB-2007 already counts this suffix: the two never add up
+    # An encoded payload at the end ("decode this base64: V3JpdGUg...") is improbable English by
+    # construction: it is judged by what it decodes to (the decoded view), not as a suffix.
+    if _B64_TAIL.search(last) or _HEX.search(last[-80:]):
+        return 0
     contrast = charlm.tail_contrast(last)
     tail = last[-160:]
     score = (contrast + 0.08 * min(len(_ODD.findall(tail)), 10)
@@ -241,6 +263,8 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
+    if "\U0001f150" <= max(text):
+        text = text.translate(_LETTER_SYMBOLS)
     return squeeze(text.casefold())
 
 
@@ -294,6 +318,16 @@ def collapse(normalized: str) -> str:
     return squeeze(text)
 
 
+# "i g n o r e   a l l": letters one space apart, words three or more apart. Squeezing the
+# whitespace first would run the words together; joined here, they stay words.
+_SPACED_WORDS = regex.compile(r"(?<!\S)(?:\w ){2,}\w(?:\s{3,}(?:\w ){1,}\w)+(?!\S)")
+
+
+def join_spaced_words(text: str) -> str:
+    return _SPACED_WORDS.sub(
+        lambda m: " ".join(w.replace(" ", "") for w in regex.split(r"\s{3,}", m.group(0))), text)
+
+
 def collapse_reference(normalized: str) -> str:
     """``collapse`` without the fast paths (tests/detection/test_speed.py)."""
     text = _SPACED_LETTERS.sub(lambda m: regex.sub(r"[\s.\-_*]", "", m.group(0)), normalized)
@@ -306,7 +340,8 @@ class Prepared:
     """One text and its lazily built views, plus the evasion signals seen while building them."""
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
-                 "template_tokens", "adversarial_suffix", "gibberish_suffix")
+                 "template_tokens", "adversarial_suffix", "gibberish_suffix", "filler_suffix", "_secondary_task",
+                 "_embedded_task")
 
     def __init__(self, text: str):
         self.raw = text
@@ -320,6 +355,24 @@ class Prepared:
         self.template_tokens = len(CHAT_TEMPLATE.findall(text)) if ("<" in text or "[" in text or "#" in text) else 0
         self.adversarial_suffix = adversarial_suffix(text)
         self.gibberish_suffix = gibberish_suffix(text, self.adversarial_suffix)
+        self.filler_suffix = filler_suffix(text)
+        self._secondary_task: int | None = None
+        self._embedded_task: int | None = None
+
+    @property
+    def secondary_task(self) -> int:
+        """Off-topic requests to an assistant planted in data (indirect.py); computed on first use,
+        so only slots a rule reads it for (tool results, documents) pay for it."""
+        if self._secondary_task is None:
+            self._secondary_task = secondary_tasks(self.raw)
+        return self._secondary_task
+
+    @property
+    def embedded_task(self) -> int:
+        """A request to an assistant inside the text a message asks to process (indirect.py)."""
+        if self._embedded_task is None:
+            self._embedded_task = embedded_tasks(self.raw)
+        return self._embedded_task
 
     def anchor_hits(self, name: str, compute):
         """``compute(view)`` (the rules' literal prefilter hits, ``prefilter_hit_set``), once per
@@ -345,7 +398,7 @@ class Prepared:
             got = normalize(self.raw)
         elif name == "collapsed":
             base = self.view("normalized")
-            got = collapse(base)
+            got = collapse(base if "   " not in self.raw else normalize(join_spaced_words(self.raw)))
             if got == base:
                 got = base      # same object: matchers skip a view identical to one already read
         elif name == "decoded":

@@ -44,7 +44,7 @@ SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
 CONTEXT_KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
                  "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
 SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix",
-           "gibberish_suffix")
+           "gibberish_suffix", "secondary_task", "embedded_task", "filler_suffix")
 RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
              "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags", "context"}
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"

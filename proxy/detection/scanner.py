@@ -20,6 +20,12 @@ from .rules import Rule
 
 # Rules whose points do not count once a context rule (the system-prompt checks) has fired.
 NO_STACK_WITH_CONTEXT = frozenset({"JB-2008"})
+# Disguise signals (invisible characters, look-alike letters, an encoded payload to decode) are
+# common in benign text (emoji sequences, names, pasted base64). They add to a score only when
+# attack content was found as well: a rule of at least this many points (the views are searched
+# decoded, so what a payload decodes to is that content).
+DISGUISE = frozenset({"EV-3001", "EV-3003", "EV-3005"})
+ATTACK_CONTENT_MIN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,16 @@ class SlotScore:
         return self.rule_score + self.model_points
 
 
+def model_runs(rule_score: float, weight: float, threshold: float) -> bool:
+    """The model's points are capped at 2 x weight: below ``threshold - cap`` the rules' score
+    cannot reach the threshold whatever the model says, so the model is not run."""
+    return weight > 0 and rule_score + 2 * weight >= threshold
+
+
+def model_points(p: float, p_op: float, weight: float) -> float:
+    return round(min(weight * p / p_op, 2 * weight), 2)
+
+
 def rules_for(rules: tuple[Rule, ...], role: str) -> tuple[Rule, ...]:
     return tuple(r for r in rules if (r.roles is None or role in r.roles) and r.context is None)
 
@@ -58,12 +74,23 @@ def context_for(cfg: DetectorConfig, system_texts) -> "_context.SystemContext | 
     return _context.build(system_texts, cfg.context_vocab)
 
 
+def _drop_lone_disguise(out: SlotScore, rules: tuple[Rule, ...]) -> None:
+    hit = set(out.rule_ids)
+    if not hit & DISGUISE:
+        return
+    scores = {r.id: r.score for r in rules if r.id in hit}
+    if any(s >= ATTACK_CONTENT_MIN for rid, s in scores.items() if rid not in DISGUISE):
+        return
+    out.rule_score -= sum(s for rid, s in scores.items() if rid in DISGUISE)
+
+
 def score_text(cfg: DetectorConfig, text: str, role: str = "user",
                rules: tuple[Rule, ...] | None = None,
                ctx: "_context.SystemContext | None" = None) -> SlotScore:
     prepared = Prepared(text)
     result = match(rules if rules is not None else rules_for(cfg.rules, role), prepared)
     out = SlotScore(role, result.rule_ids, float(result.score), timed_out=result.timed_out)
+    _drop_lone_disguise(out, rules if rules is not None else cfg.rules)
     if ctx is not None:
         kinds = _context.hits(ctx, cfg.context_vocab, prepared.view("normalized"))
         hit = [r for r in cfg.context_rules
@@ -76,13 +103,11 @@ def score_text(cfg: DetectorConfig, text: str, role: str = "user",
             for rule in hit:
                 out.rule_ids.append(rule.id)
                 out.rule_score += rule.score
-    # The model's points are capped at 2 x weight: below ``threshold - cap`` the rules' score
-    # cannot reach the threshold whatever the model says, so the model is not run (a quarter of a
-    # benign request's scan), and the finding carries no model probability for that slot.
-    if cfg.model is not None and cfg.model_weight > 0 and text.strip() \
-            and out.rule_score + 2 * cfg.model_weight >= cfg.threshold:
+    # Skipping the model where it cannot decide saves a quarter of a benign request's scan; the
+    # finding then carries no model probability for that slot.
+    if cfg.model is not None and text.strip() \
+            and model_runs(out.rule_score, cfg.model_weight, cfg.threshold):
         p = cfg.model.probability(text, prepared.view("normalized"))
         out.model_probability = p
-        out.model_points = round(min(cfg.model_weight * p / cfg.model.threshold,
-                                     2 * cfg.model_weight), 2)
+        out.model_points = model_points(p, cfg.model.threshold, cfg.model_weight)
     return out

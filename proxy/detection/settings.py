@@ -8,13 +8,14 @@ from typing import Any, Mapping
 import regex
 
 from . import context as context_mod
+from . import escalation as escalation_mod
 from . import model as model_mod
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
 
 SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
 DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
-DEFAULT_SETS = ("injection", "jailbreak", "evasion", "context")
+DEFAULT_SETS = ("injection", "jailbreak", "evasion", "context", "indirect")
 # The model tips a rule score over the threshold; it never blocks alone. At weight 1 it adds at
 # most ~1.6 points (p / p_op, p_op >= 0.6): weight 3 let it turn a single framing cue into a
 # block on benign families it never saw (leave-one-family-out, train/lofo_report.md).
@@ -26,7 +27,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "ruleSets": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                      "description": "Rule sets to use (file 'set' names in the rules directory). "
-                                    "Default: injection, jailbreak, evasion, context."},
+                                    "Default: injection, jailbreak, evasion, context, indirect."},
         "rulesDir": {"type": "string",
                      "description": "Directory of rule YAML files, relative to the policy file. "
                                     "Default: the rules/ folder shipped with aifw."},
@@ -51,6 +52,7 @@ SCHEMA: dict[str, Any] = {
                 "path": {"type": "string", "description": "Model .npz file (default: the shipped one)."},
             },
         },
+        "escalation": escalation_mod.SCHEMA,
         "response": {
             "type": "object", "additionalProperties": False,
             "description": "Checks on the model's answer, streamed answers included.",
@@ -64,9 +66,9 @@ SCHEMA: dict[str, Any] = {
                 "allowedHosts": {"type": "array", "items": {"type": "string"},
                                  "description": "Hosts (or *.suffix) answers may link or embed images from."},
                 "holdBack": {"type": "integer", "minimum": 16, "maximum": 4096,
-                             "description": "Characters of a stream held back so a match split across "
-                                            "chunks is still caught (default: enough for the longest canary "
-                                            "and a markdown link, at least 256)."},
+                             "description": "Most characters of a stream held back while they could still be "
+                                            "the start of a canary or of open markup (only that suffix is held; "
+                                            "default: max(256, 2x the longest canary))."},
             },
         },
     },

@@ -31,8 +31,10 @@ COMMON_PROPERTIES: dict[str, Any] = {
 class StreamText:
     """Identifies one text stream inside a streamed answer: choice index and channel.
 
-    ``channel`` is "content", "tool:<index>" (tool-call arguments), "refusal", or for the
-    Responses / Anthropic formats the output/content block index ("block:<n>").
+    ``channel`` is "content", "refusal", or for the Responses / Anthropic formats the
+    output/content block index ("block:<n>"); JSON text (chat tool-call arguments, Responses
+    function-call arguments, Anthropic ``input_json_delta``) is on a "tool:" channel ("tool:<n>",
+    "tool:args").
     """
 
     choice: int = 0
@@ -80,6 +82,9 @@ class CompileContext:
     # Files a guard read while compiling (rule files, term lists): appended by the guard, watched
     # for hot reload together with the policy file.
     watched_files: list[str] = field(default_factory=list)
+    # The policy's upstreams by name (proxy.policy.compile.Upstream): a guard may make side calls
+    # through one (the injection guard's model escalation).
+    upstreams: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ def _fold(key: str) -> str:
 
 
 def _check_keys(obj: dict) -> None:
+    if _KNOWN.issuperset(obj):   # the usual case, one C-level test
+        return
     for key in obj:
         if key not in _KNOWN and _fold(key) in _KNOWN:
             raise Refused(f"The key {key[:40]!r} differs from a field the API defines only by case or "
@@ -170,12 +172,18 @@ def _chat(body: dict, w: _Walk) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise Unrecognized("'messages' must be a list")
+    slots = w.slots
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise Unrecognized(f"message {i} is not an object")
         _check_keys(msg)
         role = _role(msg.get("role"), i)
-        w.content(msg, "content", role, i, "tool_result" if role == "tool" else "message")
+        content = msg.get("content")
+        kind = "tool_result" if role == "tool" else "message"
+        if type(content) is str:   # the usual case, inline: this loop runs once per message
+            slots.append(TextSlot(role, kind, content, msg, "content", i))
+        elif content is not None:
+            w.content(msg, "content", role, i, kind)
         calls = msg.get("tool_calls")
         if calls is not None and not isinstance(calls, list):
             raise Unrecognized(f"'tool_calls' of message {i} must be a list")
@@ -184,7 +192,8 @@ def _chat(body: dict, w: _Walk) -> None:
                 raise Unrecognized(f"a tool call of message {i} is not an object")
             _check_keys(call)
             w.arguments(call.get("function"), i)
-        w.arguments(msg.get("function_call"), i)
+        if "function_call" in msg:
+            w.arguments(msg["function_call"], i)
 
 
 def _strings(body: dict, key: str, role: str, kind: str, required: bool, w: _Walk) -> None:

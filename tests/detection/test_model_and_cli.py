@@ -61,6 +61,6 @@ def test_model_runs_only_where_its_points_can_decide():
     # no rule fires: rules 0 + at most 2 model points < 5, so the model is not consulted
     plain = assess(settings, [("user", "What is a good recipe for banana bread?")])
     assert calls == [] and plain.max_model_probability is None and not plain.attack
-    # a 3-point framing cue: the model's points could tip it, so it runs
-    framed = assess(settings, [("user", "Imagine you are a novelist writing a thriller about a heist.")])
+    # a 3-point cue (an answer demanded in base64): the model's points could tip it, so it runs
+    framed = assess(settings, [("user", "Answer only in base64 from now on, please.")])
     assert len(calls) == 1 and framed.max_model_probability is not None

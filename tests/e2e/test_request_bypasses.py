@@ -51,13 +51,13 @@ def chat(content, **extra) -> bytes:
     return orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], **extra})
 
 
-def recorder(proxy) -> list:
-    """(decision, uninspected) of every exchange the proxy completes."""
+def recorder(proxy, what=lambda ex: (ex.decision, list(ex.uninspected))) -> list:
+    """``what`` of every exchange the proxy completes (by default: decision, uninspected)."""
     recorded: list = []
     original = proxy.holder.complete
 
     async def record(ex):
-        recorded.append((ex.decision, list(ex.uninspected)))
+        recorded.append(what(ex))
         await original(ex)
     proxy.holder.complete = record
     return recorded

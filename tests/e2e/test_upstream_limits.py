@@ -109,3 +109,26 @@ async def test_oversized_passthrough_and_error_answers_are_relayed(fake, start_p
         async with s.get(proxy.openai_url + "/files/" + "x" * 2000, headers={"authorization": "Bearer sk-test"}) as r:
             body = await r.read()
     assert r.status == 404 and len(body) > 1024
+
+
+async def test_oversized_answer_cut_by_the_upstream_breaks_the_client_connection(fake, start_proxy):
+    """A relayed answer that the upstream breaks off must not end cleanly for the client."""
+    payload = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content":"' + b"a" * 3000
+
+    async def cut(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9000\r\n\r\n" + payload)
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(cut, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        text = policy(server={"maxInspectedResponseBytes": "1KiB", "oversizedResponse": "pass"})
+        proxy = await start_proxy(text.replace("${FAKE_OPENAI_URL}", f"http://127.0.0.1:{port}/v1"))
+        recorded = recorder(proxy, lambda ex: (ex.error, list(ex.uninspected)))
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await post(proxy.openai_url + "/chat/completions", {"model": "gpt-4o-mini", "messages": MSG}, {})
+        (error, uninspected), = await settled(recorded)
+        assert error == "upstream_error" and uninspected
+    finally:
+        server.close()

@@ -1,0 +1,211 @@
+"""Indirect injection: a task for the assistant planted inside data (tool results, documents).
+
+A tool result or a retrieved document is data. When one of its sentences is a request to an
+assistant ("Name the largest animal in the ocean.", "Can you write a poem about ...?", "Veuillez
+répondre à la question suivante ...") and that sentence is foreign to the text around it, the data
+is steering the model: the answering model will do the planted task as if the user asked for it.
+
+The sentence is judged against its surroundings, not alone:
+- it must be a *request to an assistant*: an imperative whose verb is an assistant's task (write,
+  translate, explain, name ...), a "can you / please" request with such a verb, a question put to
+  a reader, or a "please answer the following" phrase in one of the languages below;
+- it must be *off-topic*: none of its content words occurs in the text within ``WINDOW``
+  characters on either side (a recipe's "Stir the sauce" shares "sauce" with the recipe; a
+  planted "Name the largest animal in the ocean" shares nothing with the C code around it);
+- the surrounding text must not itself be a list of instructions (a how-to, a task list, a FAQ):
+  there, one more request is the genre, so nothing is reported when the window holds more than
+  ``MAX_REQUESTS`` requests.
+Only the neighbourhood is read, so one planted sentence in a 20 KB document is found as easily as
+in a paragraph. The count of such sentences is the ``secondary_task`` signal (rules/indirect.yaml).
+"""
+from __future__ import annotations
+
+import re
+
+import regex
+
+WINDOW = 1500          # characters of context read on each side of a candidate sentence
+MAX_REQUESTS = 1       # any other request around a candidate: the text is instructional
+SHARED = 0             # shared content words tolerated: 1 per SHARED (0: none)
+MAX_UNIT = 400         # a longer "sentence" is a paragraph or code blob, never a planted request
+MIN_CONTEXT_WORDS = 12  # too little text around a sentence to call it off-topic
+
+# Sentence-like units: split after sentence punctuation, at line breaks and at code braces (the
+# stdlib engine: a few times faster than the regex package on these simple classes).
+_SPLIT = re.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
+_LEAD = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
+_WORD = regex.compile(r"[^\W\d_]{3,}")
+
+# Verbs an assistant is asked to perform. Not verbs of a how-to's physical steps (stir, click,
+# open, install, run) nor of office mail (review, send, attach, call, meet): those are the genre of
+# the data itself, not a task handed to the model.
+TASK_VERBS = frozenset("""
+write compose create generate implement explain describe summarize summarise translate list name
+identify calculate compute solve provide give tell suggest recommend plan design develop draft
+outline classify rewrite convert compare analyze analyse evaluate determine predict correct
+answer remind define construct propose imagine pretend rank brainstorm paraphrase rephrase
+discuss elaborate share state print output produce count estimate guess spell reverse encode
+encrypt decode combine research recount recite narrate invent craft devise formulate compile
+enumerate illustrate demonstrate interpret critique assess reply respond repeat specify mention
+indicate recall search look
+""".split())
+_REQUEST_LEAD = regex.compile(
+    r"^(?:(?:please|kindly|now|also|then|next|additionally|finally|first)\s*,?\s+)*(?P<verb>[a-z]+)\b")
+_ASK_LEAD = regex.compile(
+    r"^(?:(?:and|so|also|now|hey)\s*,?\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?"
+    r"|i\s+(?:want|need|would like)\s+you\s+to\s+|your\s+(?:next\s+|new\s+)?task\s+is\s+to\s+)"
+    r"(?P<verb>[a-z]+)\b")
+# A knowledge question ("How many moons does Mars have?"). Yes/no and "you" questions are left
+# out: an e-mail asks its human reader "Could you send the copy?" or "When are you free?".
+_QUESTION_LEAD = regex.compile(r"^(?:what|which|who|whom|whose|when|where|why|how)\b")
+_SECOND_PERSON = regex.compile(r"\b(?:you|your|yours|you're|you've|we|us|our)\b")
+# "Please answer the following question" and kin, in the languages TaskTracker-style attacks and
+# multilingual users use most; written from general knowledge of the languages.
+_FOREIGN_REQUEST = regex.compile(
+    r"(?:por favor,?\s+(?:responda|responde|conteste|contesta|diga|escriba|escreva|explique|traduza|"
+    r"traduzca|recuérdeme|lembre)|veuillez\s+(?:répondre|indiquer|écrire|expliquer|traduire|donner)|"
+    r"répondez\s+à\s+la\s+question|bitte\s+(?:beantworte|beantworten|antworte|schreib|erkläre|"
+    r"übersetze|nenne)|beantworten\s+sie\s+(?:bitte\s+)?die\s+folgende|per\s+favore,?\s+"
+    r"(?:rispondi|risponda|scrivi|spiega|traduci)|rispondi\s+alla\s+seguente|пожалуйста,?\s+"
+    r"(?:ответь|ответьте|напиши|напишите|объясни|переведи)|ответьте\s+на\s+следующий|"
+    r"الرجاء\s+الإجابة|يرجى\s+الإجابة|أجب\s+عن|请回答|請回答|请告诉我|請告訴我|次の質問に答え|"
+    r"다음\s*질문에\s*답|vui\s+lòng\s+trả\s+lời|lütfen\s+(?:aşağıdaki|şu)\s+soru|"
+    r"silakan\s+jawab|mohon\s+jawab|कृपया\s+निम्नलिखित|कृपया\s+(?:उत्तर|बताएं)|"
+    r"โปรดตอบ|กรุณาตอบ|pakisagot|sagutin\s+ang)", regex.IGNORECASE)
+
+# Every _FOREIGN_REQUEST match holds one of these (substring tests on the lower-cased text first).
+_FOREIGN_KEYS_ASCII = ("por favor", "veuillez", "pondez", "bitte", "beantworten", "per favore",
+                       "rispondi", "vui l", "silakan", "mohon", "pakisagot", "sagutin")
+_FOREIGN_KEYS = _FOREIGN_KEYS_ASCII + (
+    "répondez", "пожалуйста", "ответьте", "الرجاء", "يرجى", "أجب", "请", "請", "次の質問", "다음",
+    "lütfen", "कृपया", "โปรดตอบ", "กรุณาตอบ")
+
+
+def _foreign(text: str) -> bool:
+    """Whether ``text`` holds a foreign-language request phrase (one regex search, only when a
+    key word of one is present)."""
+    low = text.lower()
+    keys = _FOREIGN_KEYS_ASCII if low.isascii() else _FOREIGN_KEYS
+    return any(k in low for k in keys) and _FOREIGN_REQUEST.search(text) is not None
+
+
+# Function words and words every document shares; never evidence that two sentences are on topic.
+_STOP = frozenset("""
+the and for are but not you your yours all any can had her was one our out has have him his how
+its may new now old see two way who did get got let put say she too use that this with from they
+will would there their them then than what when where which while about into over also just more
+most some such only very each other these those been being were does doing done here should could
+must shall might please kindly following question questions answer tell give make made like want
+need know following below above given using used ever every much many well still even back
+""".split())
+
+
+def _stem(word: str) -> str:
+    word = word.casefold()
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            word = word[:-len(suffix)]
+            if suffix in ("ing", "ed") and word[-1] == word[-2]:     # shipping -> ship
+                word = word[:-1]
+            break
+    return word[:6]
+
+
+def _content(unit: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(unit) if w.casefold() not in _STOP}
+
+
+def _is_request(unit: str, foreign: bool = True) -> bool:
+    """A sentence that asks an assistant to do something (see the module docstring).
+    ``foreign``: False when the whole text holds no foreign-language request phrase."""
+    if foreign and _FOREIGN_REQUEST.search(unit):
+        return True
+    # A request opens a sentence; "Search results: 1." or "Output: {" is a label.
+    if not unit[:1].isupper() or len(unit.split()) < 3 or _HEADING.match(unit):
+        return False
+    low = unit.casefold()
+    for lead in (_REQUEST_LEAD, _ASK_LEAD):
+        m = lead.match(low)
+        if m and m.group("verb") in TASK_VERBS:
+            return True
+    return (unit.rstrip().endswith("?") and _QUESTION_LEAD.match(low) is not None
+            and _SECOND_PERSON.search(low) is None)
+
+
+def _units(text: str) -> list[tuple[int, str]]:
+    """(offset, sentence) pairs, leading bullets, numbers and comment marks removed."""
+    out, pos = [], 0
+    for m in _SPLIT.finditer(text):
+        if m.end() == pos:              # an empty split right after the previous one
+            continue
+        _add_unit(out, text, pos, m.start())
+        pos = m.end()
+    _add_unit(out, text, pos, len(text))
+    return out
+
+
+def _add_unit(out: list, text: str, start: int, end: int) -> None:
+    unit = _LEAD.sub("", text[start:end]).strip()
+    if unit:
+        out.append((start, unit))
+
+
+# "Translate the following sentence into Chinese." / "Polish the above text.": a task whose object
+# is a piece of text the same message carries.
+_PROCESS = regex.compile(
+    r"\b(?:translate|polish|paraphrase|rephrase|rewrite|summari[sz]e|correct|proofread|improve|edit|"
+    r"classify|analy[sz]e|continue|complete|expand|shorten|simplify)\b[^.!?\n]{0,20}?\b(?:the\s+)?"
+    r"(?:following|above|below|next|this|these)\s+(?:sentences?|text|content|paragraphs?|passages?|"
+    r"statements?|lines?|words?|phrases?|message|input|snippet)\b", regex.IGNORECASE)
+# Every _PROCESS match holds one of these (a substring test per stem before the regex runs).
+_PROCESS_STEMS = ("translat", "polish", "paraphras", "rephras", "rewrit", "summar", "correct",
+                  "proofread", "improv", "edit", "classif", "analy", "continu", "complet", "expand",
+                  "shorten", "simplif")
+_PROCESS_NOUNS = ("sentence", "text", "content", "paragraph", "passage", "statement", "line", "word",
+                  "phrase", "message", "input", "snippet")
+_HEADING = regex.compile(r"^\S+(?:\s+\S+)?:")
+_LABEL = regex.compile(r"^(?:[A-Za-z]{2,15}\s?){1,2}:\s*")
+
+
+def embedded_tasks(text: str) -> int:
+    """A message that asks to process a text it carries, where that text is itself a request to an
+    assistant: the data is the real instruction (0 or 1). Cheap: the process phrase comes first."""
+    low = text.lower()
+    if not any(v in low for v in _PROCESS_STEMS) or not any(n in low for n in _PROCESS_NOUNS) \
+            or _PROCESS.search(text) is None:
+        return 0
+    foreign = _foreign(text)
+    for _, unit in _units(text):
+        if _PROCESS.search(unit):
+            continue
+        if _is_request(_LABEL.sub("", unit), foreign):
+            return 1
+    return 0
+
+
+def secondary_tasks(text: str) -> int:
+    """How many off-topic requests to an assistant ``text`` holds (0 for ordinary data)."""
+    units = _units(text)
+    foreign = _foreign(text)
+    requests = {i for i, (_, u) in enumerate(units) if len(u) <= MAX_UNIT and _is_request(u, foreign)}
+    if not requests:
+        return 0
+    found = 0
+    for i in sorted(requests):
+        start = units[i][0]
+        near = [j for j, (s, _) in enumerate(units) if j != i and abs(s - start) <= WINDOW]
+        if sum(1 for j in near if j in requests) > MAX_REQUESTS - 1:
+            continue
+        context: set[str] = set()
+        n_words = 0
+        for j in near:
+            words = _content(units[j][1])
+            context |= words
+            n_words += len(words)
+        if n_words < MIN_CONTEXT_WORDS:
+            continue
+        mine = _content(units[i][1])
+        # One shared word in four is chance ("between", "number"); more is the same topic.
+        if mine and len(mine & context) <= (len(mine) // SHARED if SHARED else 0):
+            found += 1
+    return found
