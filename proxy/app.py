@@ -120,6 +120,9 @@ class Edge:
                                         else "internal_error")
                 if not ex.streamed:
                     ex.status = None
+                if not isinstance(exc, ConnectionResetError):
+                    # aiohttp cannot answer once bytes are out and logs nothing: say it here
+                    log.exception("unhandled error in exchange %s after its first byte", ex.request_id)
                 raise
             log.exception("unhandled error in exchange %s", ex.request_id)
             ex.status, ex.error, ex.decision = 500, "internal_error", "error"

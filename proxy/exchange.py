@@ -88,6 +88,11 @@ class Exchange:
     def add_finding(self, finding: Finding) -> None:
         self.findings.append(finding)
 
+    def mark_monitored(self) -> None:
+        """A monitor-mode guard would have blocked: the record says so unless it says more."""
+        if self.decision == "allowed":
+            self.decision = "monitored"
+
     def mark_uninspected(self, reason: str) -> None:
         if reason not in self.uninspected:
             self.uninspected.append(reason)

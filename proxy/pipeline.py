@@ -36,8 +36,7 @@ def _decide(ex: Exchange, guard: Guard, verdict: Verdict) -> Verdict | None:
     if guard.mode == "monitor" and verdict.code != "guardrail_unavailable":
         if not any(f.guard == guard.name and f.action == "would_block" for f in ex.findings):
             ex.add_finding(Finding(guard.name, verdict.rule_ids, action="would_block"))
-        if ex.decision == "allowed":
-            ex.decision = "monitored"
+        ex.mark_monitored()
         return None
     ex.verdict = verdict
     ex.decision = "blocked"

@@ -66,9 +66,9 @@ SCHEMA: dict[str, Any] = {
                 "allowedHosts": {"type": "array", "items": {"type": "string"},
                                  "description": "Hosts (or *.suffix) answers may link or embed images from."},
                 "holdBack": {"type": "integer", "minimum": 16, "maximum": 4096,
-                             "description": "Characters of a stream held back so a match split across "
-                                            "chunks is still caught (default: enough for the longest canary "
-                                            "and a markdown link, at least 256)."},
+                             "description": "Most characters of a stream held back while they could still be "
+                                            "the start of a canary or of open markup (only that suffix is held; "
+                                            "default: max(256, 2x the longest canary))."},
             },
         },
     },

@@ -31,8 +31,10 @@ COMMON_PROPERTIES: dict[str, Any] = {
 class StreamText:
     """Identifies one text stream inside a streamed answer: choice index and channel.
 
-    ``channel`` is "content", "tool:<index>" (tool-call arguments), "refusal", or for the
-    Responses / Anthropic formats the output/content block index ("block:<n>").
+    ``channel`` is "content", "refusal", or for the Responses / Anthropic formats the
+    output/content block index ("block:<n>"); JSON text (chat tool-call arguments, Responses
+    function-call arguments, Anthropic ``input_json_delta``) is on a "tool:" channel ("tool:<n>",
+    "tool:args").
     """
 
     choice: int = 0

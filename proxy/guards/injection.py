@@ -156,6 +156,7 @@ class InjectionGuard(Guard):
             # Monitor lets the answer through; release what was held so nothing is lost.
             ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
                                    action="would_block", direction="response"))
+            ex.mark_monitored()
             return release + win.flush()
         win.flush()       # dropped: nothing more of this answer may reach the client
         return self._response_block(ex, hits)

@@ -27,6 +27,8 @@ _ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
 _OBSERVED = (b'"usage":{', b'"usage": {', b"[DONE]", b"message_start", b"message_stop", b"response.")
 # Named events that end a stream in the Anthropic and Responses dialects.
 _END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
+# Function-call arguments of the Responses API: JSON text, like the other "tool:" channels.
+_ARGS = "tool:args"
 _RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
 
 
@@ -121,7 +123,7 @@ class StreamProcessor:
         if self.kind == "messages":
             out = []
             for st in self.streams.values():
-                if not st.closed and st.key.channel.startswith("block:"):
+                if not st.closed and st.key.channel.startswith(("block:", "tool:")):
                     st.closed = True
                     idx = int(st.key.channel.split(":", 1)[1])
                     out.append(encode(orjson.dumps({"type": "content_block_stop", "index": idx}),
@@ -333,7 +335,7 @@ class StreamProcessor:
             ev = Event(encode(orjson.dumps(obj), ev.event), ev.event, ev.data)
         if etype in ("response.output_text.delta", "response.refusal.delta",
                      "response.function_call_arguments.delta"):
-            chan = ("args" if etype.startswith("response.function_call") else
+            chan = (_ARGS if etype.startswith("response.function_call") else
                     f"{'refusal' if 'refusal' in etype else 'block'}:{obj.get('content_index', 0)}")
             key = StreamText(obj.get("output_index", 0), chan)
             text = obj.get("delta")
@@ -354,8 +356,8 @@ class StreamProcessor:
             before = self._flush(StreamText(oi, chan))
             changed = self._replace(obj, field, StreamText(oi, chan))
         elif etype == "response.function_call_arguments.done":
-            before = self._flush(StreamText(oi, "args"))
-            changed = self._replace(obj, "arguments", StreamText(oi, "args"))
+            before = self._flush(StreamText(oi, _ARGS))
+            changed = self._replace(obj, "arguments", StreamText(oi, _ARGS))
         elif etype == "response.content_part.done":
             part = obj.get("part") or {}
             chan = f"{'refusal' if part.get('type') == 'refusal' else 'block'}:{obj.get('content_index', 0)}"
@@ -382,7 +384,7 @@ class StreamProcessor:
     def _replace_item(self, item: dict, oi: int) -> bool:
         changed = False
         if item.get("type") == "function_call":
-            changed = self._replace(item, "arguments", StreamText(oi, "args"))
+            changed = self._replace(item, "arguments", StreamText(oi, _ARGS))
         for ci, part in enumerate(item.get("content") or ()):
             if isinstance(part, dict):
                 if part.get("type") == "refusal":
@@ -409,13 +411,15 @@ class StreamProcessor:
             idx = obj.get("index", 0)
             field = {"text_delta": "text", "input_json_delta": "partial_json"}.get(delta.get("type"))
             if field and isinstance(delta.get(field), str):
-                new = self._text(StreamText(0, f"block:{idx}"), delta[field], (ev.event, obj))
+                chan = f"{'tool' if field == 'partial_json' else 'block'}:{idx}"
+                new = self._text(StreamText(0, chan), delta[field], (ev.event, obj))
                 if new != delta[field]:
                     delta[field] = new
                     return [encode(orjson.dumps(obj), ev.event)]
             return [ev.raw]
         if etype == "content_block_stop":
-            return self._flush(StreamText(0, f"block:{obj.get('index', 0)}")) + [ev.raw]
+            idx = obj.get("index", 0)
+            return self._flush(StreamText(0, f"block:{idx}")) + self._flush(StreamText(0, f"tool:{idx}")) + [ev.raw]
         return [ev.raw]
 
     def _set_usage(self, usage: Any) -> None:

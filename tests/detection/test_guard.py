@@ -145,4 +145,4 @@ def test_monitor_stream_releases_everything():
     ex = exchange()
     released, verdict = _stream(g, ex, ["a ZEBRA-", "7731 b"])
     assert verdict is None and released == "a ZEBRA-7731 b"
-    assert ex.findings[-1].action == "would_block"
+    assert ex.findings[-1].action == "would_block" and ex.decision == "monitored"

@@ -135,24 +135,31 @@ def _arm_faults(monkeypatch) -> None:
             raise TypeError(f"unexpected body {body!r} {PROVIDER_KEY} {FP_SECRET}")
         return real_model(endpoint, body)
 
-    real_feed = SSEParser.feed
+    real_feed, real_blocks = SSEParser.feed, SSEParser.blocks
 
-    def stream_bug(self, chunk):
+    def stream_bug(self, chunk):   # after the first byte, when no answer can be sent any more
         if "stream" in FAULTS.armed:
             raise RuntimeError(f"cannot parse {chunk!r} {CLIENT_KEY}")
         return real_feed(self, chunk)
+
+    def passive_stream_bug(self, chunk):   # streams no guard rewrites are read block by block
+        if "stream" in FAULTS.armed:
+            raise RuntimeError(f"cannot parse {chunk!r} {CLIENT_KEY}")
+        return real_blocks(self, chunk)
 
     real_write = FileSink.write
 
     def audit_write(sink, data):
         if "audit" in FAULTS.armed:
-            raise OSError(errno.ENOSPC, f"No space left on device {data[:200]!r}")
+            record = bytes(data)   # noqa: F841 - a local holding the record (prompt text at redacted)
+            raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(sink, data)
 
     monkeypatch.setattr(InjectionGuard, "on_request", request_hook)
     monkeypatch.setattr(InjectionGuard, "on_response", response_hook)
     monkeypatch.setattr(edge_module, "request_model", edge_bug)
     monkeypatch.setattr(SSEParser, "feed", stream_bug)
+    monkeypatch.setattr(SSEParser, "blocks", passive_stream_bug)
     monkeypatch.setattr(FileSink, "write", audit_write)
 
 
@@ -189,6 +196,7 @@ def chat(model: str = "gpt-4o-mini", stream: bool = False, text: str = f"hello {
 # --- what the fuzzer draws ---------------------------------------------------------------------
 ODD = [b"\xff", b"\x80", b"\xc3\x28", b"\xe2\x82", "é".encode(), b"\x7f", b"\t", b" "]
 FAULT_NAMES = ["guard", "guard-response", "edge", "stream", "audit"]
+REQUEST_FAULTS = FAULT_NAMES[:-1]   # the audit sink fails after the answer: see audit_outage
 MODELS = ["gpt-4o-mini", "dead-model", "limited-model", "claude-3-5-haiku", "gpt-4o"]
 PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/messages",
          "/v1/models", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "/v1/files"]
@@ -254,6 +262,24 @@ async def exchange(world: World, which: int, path: str, headers, body: bytes, fa
     return status
 
 
+async def audit_outage(world: World, which: int, headers) -> None:
+    """The audit sink fails (ENOSPC) while exchanges run, and then recovers."""
+    proxy = world.proxies[which]
+    FAULTS.armed = {"audit"}
+    try:
+        async with asyncio.timeout(20):
+            while proxy.holder.refusal() is None:
+                await send(proxy.url, request_bytes("POST", "/v1/chat/completions", headers, chat()))
+                await asyncio.sleep(0.05)
+        # failing closed: refused while the sink is broken
+        assert await send(proxy.url, request_bytes("POST", "/v1/chat/completions", headers, chat())) == 503
+    finally:
+        FAULTS.armed = set()
+    async with asyncio.timeout(20):
+        while proxy.holder.refusal() is not None:
+            await asyncio.sleep(0.05)
+
+
 async def scan(world: World, capfd) -> None:
     """Every marker is absent from every place an operator or a collector reads."""
     for proxy in world.proxies:                       # let completions, audit and telemetry finish
@@ -289,7 +315,7 @@ async def test_every_fault_logs_no_secret_and_no_prompt(world, capfd):
             assert await exchange(world, which, "/v1/chat/completions", bad + json_ct, chat()) == 401
         assert await exchange(world, which, "/v1/chat/completions", hdrs + [(b"x-aifw-user", b"\xff")],
                               chat()) == 400
-        for fault in FAULT_NAMES:
+        for fault in REQUEST_FAULTS:
             for stream in (False, True):
                 await exchange(world, which, "/v1/chat/completions", hdrs, chat(stream=stream), [fault])
         assert await exchange(world, which, "/v1/chat/completions", hdrs, chat("dead-model")) == 502
@@ -298,13 +324,16 @@ async def test_every_fault_logs_no_secret_and_no_prompt(world, capfd):
             await exchange(world, which, "/v1/chat/completions", hdrs + [(b"x-fake-mode", mode)], chat(stream=True))
         await exchange(world, which, "/v1/chat/completions", hdrs, chat()[:-3])        # orjson error text
         await exchange(world, which, "/v1/chat/completions", hdrs, chat().replace(b"hello", b"\xff"))
+        await audit_outage(world, which, hdrs)
     # a request aiohttp's parser refuses, quoting the client's bytes at DEBUG
     await send(world.proxies[0].url, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                                      b"Authorization: Bearer " + CLIENT_KEY.encode() + b"\r\nContent-Length: 2\r\n"
                                      b"Content-Length: 3\r\n\r\n{}")
     assert 500 in world.statuses or 503 in world.statuses     # the faults did fire
     logged = world.logs.getvalue()
-    assert '"exception"' in logged and "KeyError" in logged and "TypeError" in logged
+    for expected in ("KeyError", "TypeError", "ValueError", "RuntimeError", "after its first byte",
+                     "audit_sink_broken", "audit_sink_recovered", "redis unreachable"):
+        assert expected in logged, f"the fault behind {expected!r} did not fire"
     await asyncio.sleep(0.3)                         # the audit writer's flush
     assert [p.name for p in world.audit_dir.iterdir()] and all(
         any(f.is_file() and f.stat().st_size for f in p.rglob("*")) for p in world.audit_dir.iterdir())
