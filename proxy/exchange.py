@@ -61,6 +61,9 @@ class Exchange:
     strip_usage_chunk: bool = False  # aifw added stream_options.include_usage: hide that chunk
     streamed: bool = False          # first byte already went to the client
     finish_reason: str | None = None
+    # StreamText -> name of the tool whose call streams on that channel (set by the stream
+    # processor before the call's first delta reaches the guards)
+    tool_streams: dict = field(default_factory=dict)
     # decisions
     findings: list[Finding] = field(default_factory=list)
     verdict: Verdict | None = None

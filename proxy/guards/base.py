@@ -46,6 +46,9 @@ class Guard:
     # Set by the compiler from the guard section, the policy and the scope.
     mode: str = "enforce"          # enforce | monitor
     failure_mode: str = "closed"   # closed | open
+    # True when on_chunk/on_end only read tool-call channels: a stream whose guards all say so
+    # passes events that carry no tool call without parsing them.
+    tool_calls_only: bool = False
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         """Inspect/rewrite ``ex.request_slots`` / ``ex.body``; return a Verdict to block."""
