@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 60) -> None:
+    """Block until a synchronous test's `aifw serve` answers /healthz (its stderr on death)."""
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                assert resp.status == 200
+                return
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "aifw serve did not come up"
+            time.sleep(0.1)
+
+
 def policy_file(tmp_path: Path, fake, *, audit: dict | None = None, guards: dict | None = None,
                 name: str = "policy.yaml") -> Path:
     policy = {

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from proxy.serve import loop_factory
+from tests.serve_proc import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,16 +52,7 @@ def test_serve_says_which_loop_it_runs_on(tmp_path, choice, expected):
                              "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-                    assert resp.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "aifw did not come up"
-                time.sleep(0.1)
+        wait_healthy(proc, port)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -6,11 +6,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import yaml
+from tests.serve_proc import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,16 +45,7 @@ def test_two_workers_share_the_port(tmp_path):
     proc = _serve(_policy(tmp_path, audit={"sink": "stdout"}), "--workers", "2", "--port", str(port),
                   tmp_path=tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-                    assert resp.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "workers did not come up"
-                time.sleep(0.1)
+        wait_healthy(proc, port)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
