@@ -6,9 +6,9 @@ content deltas, on paced streams (4-character deltas every 20 ms, about 50 token
     .venv/bin/python -m bench.bench_streams --rounds 2  # quicker
 
 Targets: the fake provider directly, the bare aiohttp pass-through (bench/passthrough.py), aifw
-with no answer-side guard ("core"), aifw under policies/default.yaml, aifw with every answer-side
-guard on (injection canaries and exfiltration markup, PII detection with block and restore) and
-policies/strict.yaml's guards without its Redis and virtual keys. Every request measures from
+with no scanning guard (bench/policies/noscan.yaml, "core"), aifw under policies/default.yaml,
+and aifw with every answer-side guard on (bench/policies/answer-guards.yaml: canaries and
+exfiltration markup, PII detection with block and restore: the answer side of strict.yaml). Every request measures from
 just before it is sent: first content delta, each later content delta (gap to the previous
 one), how many content deltas arrived. Reported as medians over all requests (p50/p99 of gaps
 over all gaps) and as differences against the pass-through measured in the same rounds.
@@ -41,60 +41,16 @@ REPLY = ("Sure. The quarterly report covers three regions and 12 product lines; 
          "for the board meeting on Friday. Happy to help with the slides too, of course. Thanks!")
 DELTA_CHARS = 4
 PACES_MS = (20, 5)
-CANARY = "ZX-CANARY-51f0c2"
-
-ALL_GUARDS = f"""
-version: 1
-name: bench-all-answer-guards
-upstreams:
-  openai: {{provider: openai, baseUrl: "${{AIFW_UPSTREAM_URL}}"}}
-routes: [{{models: ["*"], upstream: openai}}]
-guards:
-  pii:
-    restore: true
-    entities: {{US_SSN: block, CREDIT_CARD: {{request: mask, response: block}}}}
-  injection:
-    paranoiaLevel: 1
-    threshold: 5
-    response: {{canaries: ["{CANARY}"], exfiltration: true}}
-"""
-CORE = """
-version: 1
-name: bench-core
-upstreams:
-  openai: {provider: openai, baseUrl: "${AIFW_UPSTREAM_URL}"}
-routes: [{models: ["*"], upstream: openai}]
-guards:
-  access: {maxOutputTokens: 4096}
-"""
-STRICT_LOCAL = """
-version: 1
-name: bench-strict-guards
-upstreams:
-  openai: {provider: openai, baseUrl: "${AIFW_UPSTREAM_URL}"}
-routes: [{models: ["*"], upstream: openai}]
-guards:
-  pii:
-    restore: true
-    entities: {US_SSN: block, CREDIT_CARD: {request: mask, response: block}}
-  injection: {paranoiaLevel: 1, threshold: 5}
-  access: {denyModels: ["*-realtime*"], maxOutputTokens: 8192, maxBodyBytes: 2MiB}
-audit: {level: redacted}
-"""
+POLICIES = ROOT / "bench" / "policies"
 
 
-def targets(policy_dir: Path) -> list[Target]:
-    files = {"aifw-core": CORE, "aifw-all-answer-guards": ALL_GUARDS, "aifw-strict-guards": STRICT_LOCAL}
-    out = [Target(DIRECT, None),
-           Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}"))]
-    audit = {"AIFW_AUDIT_DIR": str(policy_dir / "audit-{port}")}
-    out.append(aifw_target("aifw-core", str(policy_dir / "aifw-core.yaml"), audit))
-    out.append(aifw_target("aifw-default", str(ROOT / "policies" / "default.yaml"), audit))
-    for name in ("aifw-strict-guards", "aifw-all-answer-guards"):
-        out.append(aifw_target(name, str(policy_dir / f"{name}.yaml"), audit))
-    for name, text in files.items():
-        (policy_dir / f"{name}.yaml").write_text(text)
-    return out
+def targets(scratch: Path) -> list[Target]:
+    audit = {"AIFW_AUDIT_DIR": str(scratch / "audit-{port}")}     # one audit writer per directory
+    return [Target(DIRECT, None),
+            Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}")),
+            aifw_target("aifw-core", str(POLICIES / "noscan.yaml"), audit),
+            aifw_target("aifw-default", str(ROOT / "policies" / "default.yaml"), audit),
+            aifw_target("aifw-answer-guards", str(POLICIES / "answer-guards.yaml"), audit)]
 
 
 async def one_stream(session: aiohttp.ClientSession, url: str, pace_ms: int) -> tuple[float, list[float], int]:

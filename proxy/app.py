@@ -5,6 +5,7 @@ This module and upstream.py are the only ones that import aiohttp.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 import uuid
@@ -22,7 +23,7 @@ from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
-from .identity import apply_user_assertion, identify
+from .identity import apply_user_assertion, identify, reject_malformed_headers
 from .parsing import strictjson
 from .parsing.request import Refused, Unrecognized, check_fields, check_model, parse_request, request_model
 from .parsing.response import apply_usage, parse_response
@@ -53,10 +54,16 @@ def _error(status: int, code: str, message: str, request_id: str, headers: dict 
     return web.Response(status=status, body=error_body(message, code, type, param), headers=hdrs)
 
 
-def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
-    message = v.message
+def block_message(v: Verdict) -> str:
+    """What the client reads: the guard's message, then the rule ids of a content block, named
+    here once for every guard (guards' messages do not list them)."""
     if v.rule_ids and v.code == "content_filter":
-        message = f"{message} (rules: {', '.join(v.rule_ids)})"
+        return f"{v.message} (rules: {', '.join(v.rule_ids)})"
+    return v.message
+
+
+def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
+    message = block_message(v)
     hdrs = dict(v.headers)
     hdrs.update(ex.response_headers)
     return _error(v.status, v.code, message, ex.request_id, hdrs, v.type)
@@ -113,6 +120,9 @@ class Edge:
                                         else "internal_error")
                 if not ex.streamed:
                     ex.status = None
+                if not isinstance(exc, ConnectionResetError):
+                    # aiohttp cannot answer once bytes are out and logs nothing: say it here
+                    log.exception("unhandled error in exchange %s after its first byte", ex.request_id)
                 raise
             log.exception("unhandled error in exchange %s", ex.request_id)
             ex.status, ex.error, ex.decision = 500, "internal_error", "error"
@@ -127,6 +137,7 @@ class Edge:
 
     async def _handle(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         policy = ex.policy
+        reject_malformed_headers(request.headers)
         refusal = self.holder.refusal()
         if refusal:
             raise ProxyError(503, "guardrail_unavailable", refusal)
@@ -525,7 +536,7 @@ def _decompress_capped(encoding: str | None, data: bytes, limit: int) -> bytes |
 def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:
     if trust_forwarded:
         fwd = request.headers.get("x-forwarded-for")
-        if fwd:
+        if fwd and fwd.isascii():   # an address is ASCII; other bytes must not reach the record
             return fwd.split(",")[0].strip()[:64]
     return request.remote
 
@@ -556,7 +567,15 @@ def create_app(holder: PolicyHolder) -> web.Application:
 
     async def readyz(request: web.Request) -> web.Response:
         ready, details = holder.readiness()
-        return web.Response(status=200 if ready else 503, body=orjson.dumps(details),
+        body = {"status": "ready" if ready else "not_ready"}
+        auth = request.headers.get("authorization")
+        token = holder.policy.server.readiness_token
+        if auth is not None and token:
+            # detail (policy path, reload error text, backend problems) is for operators only
+            if not hmac.compare_digest(auth.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
+                return _error(401, "invalid_api_key", "Wrong readiness token.", "req_" + uuid.uuid4().hex)
+            body.update(details)
+        return web.Response(status=200 if ready else 503, body=orjson.dumps(body),
                             content_type="application/json")
 
     async def metrics(request: web.Request) -> web.Response:

@@ -23,6 +23,12 @@ _TYPES = {
 }
 
 
+class ReportedOutage(Exception):
+    """A backend is down and reports that itself, once per state change (a log line when it
+    goes down and when it comes back, readiness, a metric). The pipeline still records the
+    fault on every exchange it hits, but does not log it again per request."""
+
+
 class ProxyError(Exception):
     """An error the proxy itself answers, before or instead of the upstream."""
 

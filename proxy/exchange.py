@@ -61,6 +61,9 @@ class Exchange:
     strip_usage_chunk: bool = False  # aifw added stream_options.include_usage: hide that chunk
     streamed: bool = False          # first byte already went to the client
     finish_reason: str | None = None
+    # StreamText -> name of the tool whose call streams on that channel (set by the stream
+    # processor before the call's first delta reaches the guards)
+    tool_streams: dict = field(default_factory=dict)
     # decisions
     findings: list[Finding] = field(default_factory=list)
     verdict: Verdict | None = None
@@ -87,6 +90,11 @@ class Exchange:
 
     def add_finding(self, finding: Finding) -> None:
         self.findings.append(finding)
+
+    def mark_monitored(self) -> None:
+        """A monitor-mode guard would have blocked: the record says so unless it says more."""
+        if self.decision == "allowed":
+            self.decision = "monitored"
 
     def mark_uninspected(self, reason: str) -> None:
         if reason not in self.uninspected:

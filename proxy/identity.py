@@ -33,6 +33,21 @@ def _plain(key: str) -> str:
     return key
 
 
+def reject_malformed_headers(headers: Mapping[str, str]) -> None:
+    """Any header that is not UTF-8 is refused before anything tries to encode it (hash,
+    fingerprint, forward, write to the audit log): in a key header as the wrong key (401),
+    elsewhere as a malformed request (400). Neither is ever quoted back."""
+    for name, value in headers.items():
+        if value.isascii():
+            continue
+        if name.lower() in KEY_HEADERS:
+            _plain(value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProxyError(400, "invalid_request", "A request header is not valid UTF-8.") from None
+
+
 def reject_ambiguous_keys(headers: Mapping[str, str], user_header: str) -> None:
     """Two different keys (or user assertions) in one request are refused: the caller would be
     identified by one and the upstream would be called with the other."""

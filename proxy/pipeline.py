@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .errors import ProxyError
+from .errors import ProxyError, ReportedOutage
 from .exchange import Exchange
 from .guards.base import Guard, StreamText
 from .verdict import Finding, Verdict
@@ -22,7 +22,8 @@ def _fault(ex: Exchange, guard: Guard, hook: str, exc: BaseException) -> Verdict
     ex.mark_uninspected(f"{guard.name}.{hook}: {type(exc).__name__}")
     ex.add_finding(Finding(guard.name, (f"{guard.name}.fault",), action="fault",
                            direction="response" if hook != "on_request" else "request"))
-    log.error("guard %s.%s failed: %s", guard.name, hook, type(exc).__name__, exc_info=exc)
+    if not isinstance(exc, ReportedOutage):
+        log.error("guard %s.%s failed: %s", guard.name, hook, type(exc).__name__, exc_info=exc)
     if guard.failure_mode == "open":
         ex.decision = "bypassed"
         return None
@@ -35,8 +36,7 @@ def _decide(ex: Exchange, guard: Guard, verdict: Verdict) -> Verdict | None:
     if guard.mode == "monitor" and verdict.code != "guardrail_unavailable":
         if not any(f.guard == guard.name and f.action == "would_block" for f in ex.findings):
             ex.add_finding(Finding(guard.name, verdict.rule_ids, action="would_block"))
-        if ex.decision == "allowed":
-            ex.decision = "monitored"
+        ex.mark_monitored()
         return None
     ex.verdict = verdict
     ex.decision = "blocked"
@@ -145,6 +145,7 @@ async def run_complete(ex: Exchange) -> None:
             await guard.on_complete(ex)
         except Exception as exc:  # noqa: BLE001 - completion must reach every guard
             ex.mark_uninspected(f"{guard.name}.on_complete: {type(exc).__name__}")
-            log.error("guard %s.on_complete failed", guard.name, exc_info=exc)
+            if not isinstance(exc, ReportedOutage):
+                log.error("guard %s.on_complete failed", guard.name, exc_info=exc)
         finally:
             _timed(ex, guard, start)

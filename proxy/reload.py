@@ -58,7 +58,7 @@ class PolicyHolder:
 
     def reload(self) -> bool:
         try:
-            new = compile_policy(self.path, self.services, self.env)
+            new = compile_policy(self.path, self.services, self.env, reload=True)
         except PolicyError as exc:
             self.last_error = str(exc)
             self.reloads_failed += 1

@@ -22,6 +22,7 @@ from .policy.compile import PolicyError
 from .reload import PolicyHolder
 from .runtime import attach_subsystems, check_workers
 from .server import make_runner
+from .telemetry.logs import route_uncaught
 
 log = logging.getLogger("aifw")
 
@@ -74,6 +75,7 @@ async def _serve(policy_path: str, sock: socket.socket, worker: int = 0, workers
                  holder: PolicyHolder | None = None) -> None:
     holder = holder or PolicyHolder(policy_path)
     attach_subsystems(holder, logging=True, worker=worker, workers=workers)
+    route_uncaught()
     policy = holder.policy
     if policy.identity.fingerprint_secret_random and policy.identity.mode == "passthrough":
         log.warning("identity.fingerprintSecret is not set: caller fingerprints are stable for this "

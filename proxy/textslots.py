@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # Roles a slot can have. "document" is retrieved/tool-provided content (indirect injection path).
-ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
+# "definition" is the text of tool and output-schema definitions the request declares.
+ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input", "definition")
 
 # Kinds say where in the wire format the text sits.
 KINDS = (
@@ -23,6 +24,7 @@ KINDS = (
     "input_item",           # Responses API input text
     "instructions",         # Responses API instructions
     "embedding_input",      # embeddings input text
+    "tool_definition",      # description and schema text of a declared tool or output schema
     "system",               # Anthropic top-level system prompt
     "output",               # model answer text (response direction)
 )

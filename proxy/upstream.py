@@ -144,3 +144,19 @@ def decoder(encoding: str | None):
     if enc == "deflate":
         return zlib.decompressobj(wbits=zlib.MAX_WBITS)
     raise ValueError(f"cannot decode content-encoding {encoding!r}")
+
+
+async def post_json(pool: UpstreamPool, up, path: str, body, timeout: float):
+    """POST a JSON body to ``up.base_url + path`` (a side call of a guard, e.g. a classifier) and
+    return the decoded JSON answer. Raises on a non-2xx status, a timeout or a connection error."""
+    url = up.base_url + path
+    if urlsplit(url).netloc != urlsplit(up.base_url).netloc:
+        raise ValueError("side-call URL escaped its host")
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if up.api_key:
+        headers["authorization"] = f"Bearer {up.api_key}"
+    async with pool.session(up).post(url, json=body, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        if resp.status // 100 != 2:
+            raise RuntimeError(f"{up.name}: HTTP {resp.status}")
+        return await resp.json(content_type=None)

@@ -48,10 +48,15 @@ class RunningProxy:
         await self.runner.cleanup()
 
 
+# lets tests read /readyz detail (tests/e2e/helpers.readiness)
+READINESS_TOKEN = "test-readiness-token-0123456789"
+
+
 def minimal_policy(**overrides) -> str:
     policy = {
         "version": 1,
         "name": "test",
+        "server": {"readinessToken": READINESS_TOKEN},
         "upstreams": {
             "openai": {"provider": "openai", "baseUrl": "${FAKE_OPENAI_URL}",
                        "timeouts": {"connect": "2s", "firstByte": "5s", "streamIdle": "5s", "total": "10s"}},
@@ -65,6 +70,33 @@ def minimal_policy(**overrides) -> str:
     for key, value in overrides.items():
         policy[key] = value
     return yaml.safe_dump(policy, sort_keys=False)
+
+
+@pytest.fixture
+def restore_logging():
+    """For tests that call proxy.telemetry.logs.setup_logging: undo it afterwards."""
+    yield
+    import logging
+    import structlog
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
+        root.removeHandler(h)
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def log_stream(restore_logging):
+    """The real logging setup (JSON, DEBUG) writing into a StringIO."""
+    import gc
+    import io
+    import logging
+    from proxy.telemetry.logs import setup_logging
+    # Earlier tests' garbage (SDK clients never closed, whose loop is gone) logs asyncio errors
+    # when collected: collect it now, so the stream holds this test's lines only.
+    gc.collect()
+    stream = io.StringIO()
+    setup_logging("json", stream, level=logging.DEBUG)
+    return stream
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from proxy.policy.compile import check_files
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"```yaml\n(version: 1\n.*?)```", re.S)
-DOCS = ("limits.md", "resilience.md")
+DOCS = ("limits.md", "resilience.md", "detection.md", "agents.md")
 
 
 def examples():

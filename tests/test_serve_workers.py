@@ -118,7 +118,7 @@ async def test_redis_limits_are_shared_by_two_workers(fake, tmp_path):
     with RedisServer() as redis_server:
         guards = {"access": {}, "ratelimit": {
             "backend": "redis", "redis": {"url": redis_server.url},
-            "limits": [{"name": "shared", "scope": "global", "requests": "6/minute"}]}}
+            "limits": [{"name": "shared", "scope": "global", "requests": "6/hour"}]}}
         served = Served(policy_file(tmp_path, fake, guards=guards), "--workers", "2")
         await served.ready()
         statuses = await _spread(served, 24)

@@ -10,8 +10,6 @@ import orjson
 from .config import DEFAULT_KEY_ENV
 from .query import Filter, compute_stats, parse_when, select
 from .reader import iter_records
-from .signing import generate_ed25519, parse_key
-from .verify import verify
 
 
 def _safe(command):
@@ -96,6 +94,10 @@ _VERDICTS = {"ok": "OK", "tampered": "TAMPERED", "unclosed": "UNCLOSED"}
 
 
 def cmd_verify(args) -> int:
+    # signing and verify pull in cryptography (~40 ms): imported by the commands that use them,
+    # not by every `aifw` invocation that builds the parser (`aifw policy check`, `aifw serve`)
+    from .signing import parse_key
+    from .verify import verify
     specs = args.key or ([os.environ[args.key_env]] if os.environ.get(args.key_env) else [])
     keys = []
     for spec in specs:
@@ -216,6 +218,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_keygen(args) -> int:
+    from .signing import generate_ed25519, parse_key
     private, public = generate_ed25519()
     _out(f"{DEFAULT_KEY_ENV}={private}\n# public key for `aifw audit verify --key` "
          f"(kid {parse_key(public).kid}):\n{public}\n")

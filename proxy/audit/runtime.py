@@ -97,7 +97,7 @@ class AuditLog:
                 if self._writer is not None:
                     await self._flush_once()
             except Exception as exc:  # noqa: BLE001 - the writer task must outlive any bug
-                log.error("audit_writer_error", error=repr(exc))
+                log.error("audit_writer_error", exc_info=exc)   # scrubbed: type and frames
 
     async def _flush_once(self, closing: bool = False) -> bool:
         writer = self._writer

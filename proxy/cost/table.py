@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import yaml
+from .. import yamlfast
 
 from .prices import Price
 
@@ -77,7 +77,7 @@ class PriceTable:
 
 def load_shipped(path: str = SHIPPED) -> tuple[dict[str, Price], str]:
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yamlfast.safe_load(fh)
     return {name: _price(raw) for name, raw in data["prices"].items()}, str(data["date"])
 
 

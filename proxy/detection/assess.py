@@ -26,6 +26,9 @@ class Assessment:
     roles_flagged: dict[str, int] = field(default_factory=dict)
     max_model_probability: float | None = None   # None: no slot's score was close enough to run it
     timed_out: bool = False
+    # (role, text, score) of every scanned slot: model escalation (escalation.py) re-judges those
+    # whose score falls in the policy's band. Never logged.
+    slot_scores: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 def _ids(slot: SlotScore) -> list[str]:
@@ -57,6 +60,7 @@ def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]],
         if slot.model_probability is not None:
             out.max_model_probability = max(out.max_model_probability or 0.0, slot.model_probability)
         out.score = max(out.score, slot.score)
+        out.slot_scores.append((role, text, slot.score))
         if slot.score >= cfg.threshold:
             out.roles_flagged[role] = out.roles_flagged.get(role, 0) + 1
             flagged.extend(_ids(slot))

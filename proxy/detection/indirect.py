@@ -20,6 +20,8 @@ in a paragraph. The count of such sentences is the ``secondary_task`` signal (ru
 """
 from __future__ import annotations
 
+import re
+
 import regex
 
 WINDOW = 1500          # characters of context read on each side of a candidate sentence
@@ -28,9 +30,10 @@ SHARED = 0             # shared content words tolerated: 1 per SHARED (0: none)
 MAX_UNIT = 400         # a longer "sentence" is a paragraph or code blob, never a planted request
 MIN_CONTEXT_WORDS = 12  # too little text around a sentence to call it off-topic
 
-# Sentence-like units: split after sentence punctuation, at line breaks and at code braces.
-_SPLIT = regex.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
-_LEAD = regex.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
+# Sentence-like units: split after sentence punctuation, at line breaks and at code braces (the
+# stdlib engine: a few times faster than the regex package on these simple classes).
+_SPLIT = re.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
+_LEAD = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
 _WORD = regex.compile(r"[^\W\d_]{3,}")
 
 # Verbs an assistant is asked to perform. Not verbs of a how-to's physical steps (stir, click,
@@ -70,6 +73,22 @@ _FOREIGN_REQUEST = regex.compile(
     r"silakan\s+jawab|mohon\s+jawab|कृपया\s+निम्नलिखित|कृपया\s+(?:उत्तर|बताएं)|"
     r"โปรดตอบ|กรุณาตอบ|pakisagot|sagutin\s+ang)", regex.IGNORECASE)
 
+# Every _FOREIGN_REQUEST match holds one of these (substring tests on the lower-cased text first).
+_FOREIGN_KEYS_ASCII = ("por favor", "veuillez", "pondez", "bitte", "beantworten", "per favore",
+                       "rispondi", "vui l", "silakan", "mohon", "pakisagot", "sagutin")
+_FOREIGN_KEYS = _FOREIGN_KEYS_ASCII + (
+    "répondez", "пожалуйста", "ответьте", "الرجاء", "يرجى", "أجب", "请", "請", "次の質問", "다음",
+    "lütfen", "कृपया", "โปรดตอบ", "กรุณาตอบ")
+
+
+def _foreign(text: str) -> bool:
+    """Whether ``text`` holds a foreign-language request phrase (one regex search, only when a
+    key word of one is present)."""
+    low = text.lower()
+    keys = _FOREIGN_KEYS_ASCII if low.isascii() else _FOREIGN_KEYS
+    return any(k in low for k in keys) and _FOREIGN_REQUEST.search(text) is not None
+
+
 # Function words and words every document shares; never evidence that two sentences are on topic.
 _STOP = frozenset("""
 the and for are but not you your yours all any can had her was one our out has have him his how
@@ -96,9 +115,10 @@ def _content(unit: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(unit) if w.casefold() not in _STOP}
 
 
-def _is_request(unit: str) -> bool:
-    """A sentence that asks an assistant to do something (see the module docstring)."""
-    if _FOREIGN_REQUEST.search(unit):
+def _is_request(unit: str, foreign: bool = True) -> bool:
+    """A sentence that asks an assistant to do something (see the module docstring).
+    ``foreign``: False when the whole text holds no foreign-language request phrase."""
+    if foreign and _FOREIGN_REQUEST.search(unit):
         return True
     # A request opens a sentence; "Search results: 1." or "Output: {" is a label.
     if not unit[:1].isupper() or len(unit.split()) < 3 or _HEADING.match(unit):
@@ -113,14 +133,21 @@ def _is_request(unit: str) -> bool:
 
 
 def _units(text: str) -> list[tuple[int, str]]:
+    """(offset, sentence) pairs, leading bullets, numbers and comment marks removed."""
     out, pos = [], 0
-    for piece in _SPLIT.split(text):
-        start = text.find(piece, pos) if piece else pos
-        pos = start + len(piece)
-        unit = _LEAD.sub("", piece).strip()
-        if unit:
-            out.append((start, unit))
+    for m in _SPLIT.finditer(text):
+        if m.end() == pos:              # an empty split right after the previous one
+            continue
+        _add_unit(out, text, pos, m.start())
+        pos = m.end()
+    _add_unit(out, text, pos, len(text))
     return out
+
+
+def _add_unit(out: list, text: str, start: int, end: int) -> None:
+    unit = _LEAD.sub("", text[start:end]).strip()
+    if unit:
+        out.append((start, unit))
 
 
 # "Translate the following sentence into Chinese." / "Polish the above text.": a task whose object
@@ -130,6 +157,12 @@ _PROCESS = regex.compile(
     r"classify|analy[sz]e|continue|complete|expand|shorten|simplify)\b[^.!?\n]{0,20}?\b(?:the\s+)?"
     r"(?:following|above|below|next|this|these)\s+(?:sentences?|text|content|paragraphs?|passages?|"
     r"statements?|lines?|words?|phrases?|message|input|snippet)\b", regex.IGNORECASE)
+# Every _PROCESS match holds one of these (a substring test per stem before the regex runs).
+_PROCESS_STEMS = ("translat", "polish", "paraphras", "rephras", "rewrit", "summar", "correct",
+                  "proofread", "improv", "edit", "classif", "analy", "continu", "complet", "expand",
+                  "shorten", "simplif")
+_PROCESS_NOUNS = ("sentence", "text", "content", "paragraph", "passage", "statement", "line", "word",
+                  "phrase", "message", "input", "snippet")
 _HEADING = regex.compile(r"^\S+(?:\s+\S+)?:")
 _LABEL = regex.compile(r"^(?:[A-Za-z]{2,15}\s?){1,2}:\s*")
 
@@ -137,13 +170,15 @@ _LABEL = regex.compile(r"^(?:[A-Za-z]{2,15}\s?){1,2}:\s*")
 def embedded_tasks(text: str) -> int:
     """A message that asks to process a text it carries, where that text is itself a request to an
     assistant: the data is the real instruction (0 or 1). Cheap: the process phrase comes first."""
-    m = _PROCESS.search(text)
-    if m is None:
+    low = text.lower()
+    if not any(v in low for v in _PROCESS_STEMS) or not any(n in low for n in _PROCESS_NOUNS) \
+            or _PROCESS.search(text) is None:
         return 0
+    foreign = _foreign(text)
     for _, unit in _units(text):
         if _PROCESS.search(unit):
             continue
-        if _is_request(_LABEL.sub("", unit)):
+        if _is_request(_LABEL.sub("", unit), foreign):
             return 1
     return 0
 
@@ -151,7 +186,8 @@ def embedded_tasks(text: str) -> int:
 def secondary_tasks(text: str) -> int:
     """How many off-topic requests to an assistant ``text`` holds (0 for ordinary data)."""
     units = _units(text)
-    requests = {i for i, (_, u) in enumerate(units) if len(u) <= MAX_UNIT and _is_request(u)}
+    foreign = _foreign(text)
+    requests = {i for i, (_, u) in enumerate(units) if len(u) <= MAX_UNIT and _is_request(u, foreign)}
     if not requests:
         return 0
     found = 0

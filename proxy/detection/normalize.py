@@ -72,6 +72,7 @@ _B64 = regex.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+
 _HEX = regex.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){8,}")
 _URLENC = regex.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){4,}")
 _BINARY = regex.compile(r"(?:[01]{8}\s?){4,}")
+_B64_TAIL = regex.compile(r"[A-Za-z0-9+/]{24,}={0,2}[\s\"'`.)\]]*$")
 _ROT13_HINT = regex.compile(r"\brot[\s\-_]?13\b", regex.I)
 _MAX_SEGMENTS = 32
 # Necessary conditions for the encoded-segment patterns, run with the stdlib engine (several times
@@ -151,6 +152,10 @@ def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
     last = text.rstrip().rsplit("\n", 1)[-1][-SUFFIX_CHARS:]
     if len(last) < 100 or (adversarial_suffix(text) if adversarial is None else adversarial):
         return 0         # JB-2007 already counts this suffix: the two never add up
+    # An encoded payload at the end ("decode this base64: V3JpdGUg...") is improbable English by
+    # construction: it is judged by what it decodes to (the decoded view), not as a suffix.
+    if _B64_TAIL.search(last) or _HEX.search(last[-80:]):
+        return 0
     contrast = charlm.tail_contrast(last)
     tail = last[-160:]
     score = (contrast + 0.08 * min(len(_ODD.findall(tail)), 10)
@@ -313,6 +318,16 @@ def collapse(normalized: str) -> str:
     return squeeze(text)
 
 
+# "i g n o r e   a l l": letters one space apart, words three or more apart. Squeezing the
+# whitespace first would run the words together; joined here, they stay words.
+_SPACED_WORDS = regex.compile(r"(?<!\S)(?:\w ){2,}\w(?:\s{3,}(?:\w ){1,}\w)+(?!\S)")
+
+
+def join_spaced_words(text: str) -> str:
+    return _SPACED_WORDS.sub(
+        lambda m: " ".join(w.replace(" ", "") for w in regex.split(r"\s{3,}", m.group(0))), text)
+
+
 def collapse_reference(normalized: str) -> str:
     """``collapse`` without the fast paths (tests/detection/test_speed.py)."""
     text = _SPACED_LETTERS.sub(lambda m: regex.sub(r"[\s.\-_*]", "", m.group(0)), normalized)
@@ -383,7 +398,7 @@ class Prepared:
             got = normalize(self.raw)
         elif name == "collapsed":
             base = self.view("normalized")
-            got = collapse(base)
+            got = collapse(base if "   " not in self.raw else normalize(join_spaced_words(self.raw)))
             if got == base:
                 got = base      # same object: matchers skip a view identical to one already read
         elif name == "decoded":

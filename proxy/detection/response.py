@@ -94,10 +94,6 @@ def scan_markup(text: str, start: int, allowed: tuple[str, ...], final: bool) ->
     return False, hold
 
 
-def exfiltration(text: str, allowed: tuple[str, ...]) -> bool:
-    return scan_markup(text, 0, allowed, final=True)[0]
-
-
 def canary_leak(text: str, settings: ResponseSettings) -> bool:
     if settings.canary_pattern is None:
         return False
@@ -106,12 +102,8 @@ def canary_leak(text: str, settings: ResponseSettings) -> bool:
 
 
 def check(text: str, settings: ResponseSettings) -> tuple[str, ...]:
-    hits = []
-    if canary_leak(text, settings):
-        hits.append(CANARY_RULE)
-    if settings.exfiltration and exfiltration(text, settings.allowed_hosts):
-        hits.append(EXFIL_RULE)
-    return tuple(hits)
+    """Rule ids a whole answer hits."""
+    return _hits(text, 0, settings, final=True)
 
 
 def _partial_canary(norm: str, settings: ResponseSettings) -> int:
@@ -194,6 +186,8 @@ class StreamWindow:
 
 
 def _hits(view: str, off: int, settings: ResponseSettings, final: bool) -> tuple[str, ...]:
+    """Rule ids hit by ``view[off:]`` read after the context ``view[:off]``; not ``final``:
+    markup not decided yet is left for later."""
     hits = []
     if canary_leak(view, settings):
         hits.append(CANARY_RULE)

@@ -20,6 +20,12 @@ from .rules import Rule
 
 # Rules whose points do not count once a context rule (the system-prompt checks) has fired.
 NO_STACK_WITH_CONTEXT = frozenset({"JB-2008"})
+# Disguise signals (invisible characters, look-alike letters, an encoded payload to decode) are
+# common in benign text (emoji sequences, names, pasted base64). They add to a score only when
+# attack content was found as well: a rule of at least this many points (the views are searched
+# decoded, so what a payload decodes to is that content).
+DISGUISE = frozenset({"EV-3001", "EV-3003", "EV-3005"})
+ATTACK_CONTENT_MIN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +74,23 @@ def context_for(cfg: DetectorConfig, system_texts) -> "_context.SystemContext | 
     return _context.build(system_texts, cfg.context_vocab)
 
 
+def _drop_lone_disguise(out: SlotScore, rules: tuple[Rule, ...]) -> None:
+    hit = set(out.rule_ids)
+    if not hit & DISGUISE:
+        return
+    scores = {r.id: r.score for r in rules if r.id in hit}
+    if any(s >= ATTACK_CONTENT_MIN for rid, s in scores.items() if rid not in DISGUISE):
+        return
+    out.rule_score -= sum(s for rid, s in scores.items() if rid in DISGUISE)
+
+
 def score_text(cfg: DetectorConfig, text: str, role: str = "user",
                rules: tuple[Rule, ...] | None = None,
                ctx: "_context.SystemContext | None" = None) -> SlotScore:
     prepared = Prepared(text)
     result = match(rules if rules is not None else rules_for(cfg.rules, role), prepared)
     out = SlotScore(role, result.rule_ids, float(result.score), timed_out=result.timed_out)
+    _drop_lone_disguise(out, rules if rules is not None else cfg.rules)
     if ctx is not None:
         kinds = _context.hits(ctx, cfg.context_vocab, prepared.view("normalized"))
         hit = [r for r in cfg.context_rules

@@ -8,11 +8,12 @@ from typing import Any, Mapping
 import regex
 
 from . import context as context_mod
+from . import escalation as escalation_mod
 from . import model as model_mod
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
 
-SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input")
+SCANNABLE_ROLES = ("system", "developer", "user", "assistant", "tool", "document", "prompt", "input", "definition")
 DEFAULT_ROLES = ("user", "tool", "document", "prompt", "input")
 DEFAULT_SETS = ("injection", "jailbreak", "evasion", "context", "indirect")
 # The model tips a rule score over the threshold; it never blocks alone. At weight 1 it adds at
@@ -39,7 +40,8 @@ SCHEMA: dict[str, Any] = {
                           "description": "Rule ids to switch off (exclusions)."},
         "roles": {"type": "array", "items": {"enum": list(SCANNABLE_ROLES)}, "uniqueItems": True,
                   "description": "Slot roles to scan. Default: user, tool, document, prompt, input "
-                                 "(system/developer prompts are the application's own)."},
+                                 "(system/developer prompts are the application's own; 'definition' is "
+                                 "the text of declared tools and output schemas)."},
         "model": {
             "type": "object", "additionalProperties": False,
             "description": "The second signal: a linear n-gram model combined with the rule score.",
@@ -51,6 +53,7 @@ SCHEMA: dict[str, Any] = {
                 "path": {"type": "string", "description": "Model .npz file (default: the shipped one)."},
             },
         },
+        "escalation": escalation_mod.SCHEMA,
         "response": {
             "type": "object", "additionalProperties": False,
             "description": "Checks on the model's answer, streamed answers included.",
@@ -64,9 +67,9 @@ SCHEMA: dict[str, Any] = {
                 "allowedHosts": {"type": "array", "items": {"type": "string"},
                                  "description": "Hosts (or *.suffix) answers may link or embed images from."},
                 "holdBack": {"type": "integer", "minimum": 16, "maximum": 4096,
-                             "description": "Characters of a stream held back so a match split across "
-                                            "chunks is still caught (default: enough for the longest canary "
-                                            "and a markdown link, at least 256)."},
+                             "description": "Most characters of a stream held back while they could still be "
+                                            "the start of a canary or of open markup (only that suffix is held; "
+                                            "default: max(256, 2x the longest canary))."},
             },
         },
     },

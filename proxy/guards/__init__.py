@@ -6,6 +6,7 @@ from . import access
 from . import injection
 from . import pii
 from . import ratelimit
+from . import tools
 
 # Keep this a plain tuple: adding a guard is one line here.
 GUARD_SPECS: tuple[GuardSpec, ...] = (
@@ -13,6 +14,7 @@ GUARD_SPECS: tuple[GuardSpec, ...] = (
     injection.SPEC,
     pii.SPEC,
     ratelimit.SPEC,
+    tools.SPEC,
 )
 
 GUARDS: dict[str, GuardSpec] = {spec.name: spec for spec in GUARD_SPECS}

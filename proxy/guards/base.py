@@ -31,8 +31,10 @@ COMMON_PROPERTIES: dict[str, Any] = {
 class StreamText:
     """Identifies one text stream inside a streamed answer: choice index and channel.
 
-    ``channel`` is "content", "tool:<index>" (tool-call arguments), "refusal", or for the
-    Responses / Anthropic formats the output/content block index ("block:<n>").
+    ``channel`` is "content", "refusal", or for the Responses / Anthropic formats the
+    output/content block index ("block:<n>"); JSON text (chat tool-call arguments, Responses
+    function-call arguments, Anthropic ``input_json_delta``) is on a "tool:" channel ("tool:<n>",
+    "tool:args").
     """
 
     choice: int = 0
@@ -44,6 +46,9 @@ class Guard:
     # Set by the compiler from the guard section, the policy and the scope.
     mode: str = "enforce"          # enforce | monitor
     failure_mode: str = "closed"   # closed | open
+    # True when on_chunk/on_end only read tool-call channels: a stream whose guards all say so
+    # passes events that carry no tool call without parsing them.
+    tool_calls_only: bool = False
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         """Inspect/rewrite ``ex.request_slots`` / ``ex.body``; return a Verdict to block."""
@@ -80,6 +85,9 @@ class CompileContext:
     # Files a guard read while compiling (rule files, term lists): appended by the guard, watched
     # for hot reload together with the policy file.
     watched_files: list[str] = field(default_factory=list)
+    # The policy's upstreams by name (proxy.policy.compile.Upstream): a guard may make side calls
+    # through one (the injection guard's model escalation).
+    upstreams: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,16 @@ import asyncio
 from typing import Any, Mapping
 
 from ..detection.assess import Assessment, assess
+from ..detection.escalation import (EscalationError, EscalationSettings, VerdictCache,
+                                    apply_verdicts, compile_escalation, parse_verdicts,
+                                    request_body, text_key)
 from ..detection.context import CONTEXT_ROLES
 from ..detection.response import StreamWindow, check
 from ..detection.settings import SCHEMA, InjectionSettings, compile_settings
 from ..detection.slotcache import cached_scorer, memo_for
 from ..exchange import Exchange
+# The classifier side call goes through the edge's HTTP client (pooled sessions, bounded time).
+from ..upstream import UpstreamPool, post_json
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
 
@@ -29,9 +34,11 @@ INLINE_CHARS = 16_000
 class InjectionGuard(Guard):
     name = NAME
 
-    def __init__(self, settings: InjectionSettings):
+    def __init__(self, settings: InjectionSettings, escalation: EscalationSettings | None = None,
+                 pool: UpstreamPool | None = None, cache: VerdictCache | None = None):
         self.settings = settings
         self.memo = memo_for(settings)     # slots judged before are not scanned again
+        self.escalation, self.pool, self.cache = escalation, pool, cache
 
     def _action(self) -> str:
         return "would_block" if self.mode == "monitor" else "blocked"
@@ -50,14 +57,51 @@ class InjectionGuard(Guard):
             result = assess(self.settings, slots, score)
         if result.timed_out:
             ex.mark_uninspected("injection: scan time bound reached")
+        escalated = await self._escalate(ex, result) if self.escalation is not None else None
         if not result.rule_ids and not result.attack:
             return None
-        ex.add_finding(self._finding(result))
+        finding = self._finding(result)
+        if escalated:
+            finding.counts["escalation"] = escalated
+        ex.add_finding(finding)
         if not result.attack:
             return None
-        return Verdict(guard=NAME, rule_ids=result.rule_ids, message=(
-            "Request blocked by the prompt-injection policy (rules: "
-            + ", ".join(result.rule_ids) + ")"))
+        # the edge names the rules (proxy.app._verdict_response), once for every guard
+        return Verdict(guard=NAME, rule_ids=result.rule_ids,
+                       message="Request blocked by the prompt-injection policy.")
+
+    async def _escalate(self, ex: Exchange, result: Assessment) -> dict | None:
+        """Slots in the policy's band go to the operator's classifier (cached by text hash, one
+        batched call, bounded by the timeout); its verdicts decide them. A failure follows the
+        guard's failure mode: closed raises (503), open keeps the local verdict, marked."""
+        esc = self.escalation
+        texts = list(dict.fromkeys(t for _, t, score in result.slot_scores if esc.in_band(score)))
+        if not texts:
+            return None
+        prefix = f"{esc.upstream.base_url}{esc.path}|{esc.kind}|{esc.model}|"
+        verdicts = {t: self.cache.get(text_key(prefix + t)) for t in texts}
+        todo = [t for t, v in verdicts.items() if v is None]
+        info = {"slots": len(texts), "cached": len(texts) - len(todo)}
+        if todo:
+            try:
+                fresh = await asyncio.wait_for(self._classify(todo), esc.timeout)
+            except Exception as exc:       # timeout, connection, HTTP status, unreadable answer
+                if self.failure_mode != "open":
+                    raise EscalationError(f"injection escalation to {esc.upstream.name} failed: "
+                                          f"{type(exc).__name__}") from exc
+                ex.mark_uninspected("injection: model escalation failed")
+                return {**info, "failed": True}
+            for t, v in zip(todo, fresh):
+                verdicts[t] = v
+                self.cache.put(text_key(prefix + t), v)
+        info["attacks"] = apply_verdicts(result, esc, self.settings.detector.threshold, verdicts)
+        return info
+
+    async def _classify(self, texts: list[str]) -> list[bool]:
+        esc = self.escalation
+        answers = await asyncio.gather(*(post_json(self.pool, esc.upstream, esc.path, body, esc.timeout)
+                                         for body in request_body(esc, texts)))
+        return parse_verdicts(esc, list(answers), len(texts))
 
     def _finding(self, result: Assessment) -> Finding:
         return Finding(
@@ -72,8 +116,8 @@ class InjectionGuard(Guard):
     def _response_block(self, ex: Exchange, rule_ids: tuple[str, ...]) -> Verdict:
         ex.add_finding(Finding(guard=NAME, rule_ids=rule_ids, score=float(len(rule_ids)),
                                action=self._action(), direction="response"))
-        return Verdict(guard=NAME, rule_ids=rule_ids, message=(
-            "Response blocked by the prompt-injection policy (rules: " + ", ".join(rule_ids) + ")"))
+        return Verdict(guard=NAME, rule_ids=rule_ids,
+                       message="Response blocked by the prompt-injection policy.")
 
     async def on_response(self, ex: Exchange) -> Verdict | None:
         if not self.settings.response.active:
@@ -112,14 +156,23 @@ class InjectionGuard(Guard):
             # Monitor lets the answer through; release what was held so nothing is lost.
             ex.add_finding(Finding(guard=NAME, rule_ids=hits, score=float(len(hits)),
                                    action="would_block", direction="response"))
+            ex.mark_monitored()
             return release + win.flush()
         win.flush()       # dropped: nothing more of this answer may reach the client
         return self._response_block(ex, hits)
 
 
 def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionGuard:
-    body = {k: v for k, v in section.items() if k not in ("enabled", "mode", "failureMode")}
-    return InjectionGuard(compile_settings(body, ctx.policy_dir))
+    body = {k: v for k, v in section.items()
+            if k not in ("enabled", "mode", "failureMode", "escalation")}
+    escalation = compile_escalation(section.get("escalation"), ctx.upstreams)
+    if escalation is None:
+        return InjectionGuard(compile_settings(body, ctx.policy_dir))
+    # Pool and verdicts live in the process's services: a policy reload keeps both.
+    pool = ctx.services.get_or_create("injection.escalation.pool", UpstreamPool)
+    cache = ctx.services.get_or_create("injection.escalation.cache",
+                                       lambda: VerdictCache(escalation.cache_size))
+    return InjectionGuard(compile_settings(body, ctx.policy_dir), escalation, pool, cache)
 
 
 SPEC = GuardSpec(

@@ -142,6 +142,7 @@ class PiiGuard(Guard):
             # recorded once; the text goes on as a monitored whole answer's would
             masker.reported = True
             self._block(ex, set(masker.blocked), "response", {})
+            ex.mark_monitored()
             return out
         return self._block(ex, set(masker.blocked), "response", {})
 

@@ -5,13 +5,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+from ..errors import ReportedOutage
 from .charges import Charge
 
 NEVER = math.inf     # retry_after when waiting cannot help (the request exceeds the limit itself)
 
 
-class BackendUnavailable(RuntimeError):
-    """The shared backend cannot be reached; the guard applies the failure mode."""
+class BackendUnavailable(ReportedOutage, RuntimeError):
+    """The shared backend cannot be reached; the guard applies the failure mode. The backend
+    logs the outage when it starts and when it ends, not per request."""
 
 
 @dataclass(slots=True)

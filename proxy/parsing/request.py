@@ -36,6 +36,10 @@ _STRUCTURAL = frozenset({"type", "id", "call_id", "tool_call_id", "tool_use_id",
 _MEDIA = frozenset({"image_url", "input_audio", "file", "file_data", "file_id", "file_url", "detail",
                     "format", "audio", "image"})
 _PART_SKIP = _STRUCTURAL | _MEDIA | {"source"}
+# In tool and output-schema definitions: names the model must echo back as they are, and schema
+# keywords whose values are identifiers, not prose. Descriptions, titles, enum values, examples
+# are read by the model and become slots.
+_DEFINITION_SKIP = _STRUCTURAL | {"name", "required", "$ref", "$schema", "$id", "format", "strict"}
 MEDIA_UNINSPECTED = "media content (image, audio or file) not inspected"
 
 # The field names the parser reads. A key that differs from one of them only by case or by
@@ -44,7 +48,8 @@ MEDIA_UNINSPECTED = "media content (image, audio or file) not inspected"
 # folding, so the upstream would read text the parser never saw.
 _KNOWN = frozenset({"messages", "content", "role", "text", "tool_calls", "function", "arguments",
                     "function_call", "input", "prompt", "instructions", "system", "output", "type",
-                    "source", "data", "refusal", "model", "stream", "stream_options", "thinking"})
+                    "source", "data", "refusal", "model", "stream", "stream_options", "thinking",
+                    "tools", "functions", "response_format"})
 
 
 def _fold(key: str) -> str:
@@ -273,6 +278,24 @@ def _messages(body: dict, w: _Walk) -> None:
         w.content(msg, "content", msg["role"], i, "message")
 
 
+def _definitions(body: dict, w: _Walk) -> None:
+    """Tool definitions (OpenAI ``tools``/``functions``, Responses and Anthropic ``tools``) and
+    output schemas (``response_format``, Responses ``text.format``): the model reads their
+    descriptions like a system prompt, and a third-party tool's description is a known
+    injection route (tool poisoning). They are slots of role "definition", which guards scan
+    when a policy lists that role (PII masking reads every slot)."""
+    for key in ("tools", "functions"):
+        tools = body.get(key)
+        if isinstance(tools, list):
+            for i, tool in enumerate(tools):
+                w.leaves(tool, "definition", "tool_definition", i, _DEFINITION_SKIP)
+        elif tools is not None:
+            raise Unrecognized(f"'{key}' must be a list")
+    for holder, key in ((body, "response_format"), (body.get("text"), "format")):
+        if isinstance(holder, dict):
+            w.leaves(holder.get(key), "definition", "tool_definition", 0, _DEFINITION_SKIP)
+
+
 def parse_request(kind: str, body: Any, skipped: list[str] | None = None) -> list[TextSlot]:
     """The body's text slots. What is forwarded unread (media) is appended to ``skipped``.
     Raises Unrecognized for a shape the parser cannot read, Refused for one that must not pass."""
@@ -290,6 +313,8 @@ def parse_request(kind: str, body: Any, skipped: list[str] | None = None) -> lis
         _responses(body, w)
     elif kind == "messages":
         _messages(body, w)
+    if kind in ("chat", "responses", "messages"):
+        _definitions(body, w)
     if skipped is not None:
         skipped.extend(r for r in w.skipped if r not in skipped)
     return w.slots

@@ -18,6 +18,7 @@ from ..guards.base import StreamText
 from ..verdict import Finding, Verdict
 from .response import set_usage
 from .sse import Event, encode, parse_block
+from .tools import CALL_ITEMS
 
 ChunkRunner = Callable[[Exchange, StreamText, str], "str | Verdict"]
 EndRunner = Callable[[Exchange, StreamText], "str | Verdict"]
@@ -25,8 +26,12 @@ EndRunner = Callable[[Exchange, StreamText], "str | Verdict"]
 _ANTHROPIC_REASON = {"content_filter": "refusal", "length": "max_tokens"}
 # Bytes that mark the events a passive stream still reads: usage, and the end of the stream.
 _OBSERVED = (b'"usage":{', b'"usage": {', b"[DONE]", b"message_start", b"message_stop", b"response.")
+# Bytes in every event that starts a tool call, in any dialect ("tool" for tool_calls/tool_use).
+_TOOL_MARKERS = (b"tool", b"function_call")
 # Named events that end a stream in the Anthropic and Responses dialects.
 _END_EVENTS = frozenset({"message_stop", "response.completed", "response.incomplete", "response.failed"})
+# Function-call arguments of the Responses API: JSON text, like the other "tool:" channels.
+_ARGS = "tool:args"
 _RESPONSES_REASON = {"content_filter": "content_filter", "length": "max_output_tokens"}
 
 
@@ -58,6 +63,10 @@ class StreamProcessor:
         self.on_chunk = on_chunk
         self.on_end = on_end
         self.active = on_chunk is not None or on_end is not None or ex.capture_text
+        # Guards that read tool calls only (Guard.tool_calls_only): events that carry no tool
+        # call pass without being parsed, so answers without tool calls cost what they did.
+        self.tools_only = self.active and not ex.capture_text and ex.scope is not None and all(
+            getattr(g, "tool_calls_only", False) for g in (*ex.scope.chunk_guards, *ex.scope.end_guards))
         self.streams: dict[StreamText, _Stream] = {}
         self.meta: dict[str, Any] = {}   # id/model/created (OpenAI), response object (Responses)
         self.done = False                # saw the dialect's end of stream
@@ -69,7 +78,9 @@ class StreamProcessor:
         if ev.data == b"[DONE]":
             self.done = True
             return self._flush_all() + [ev.raw]
-        if not self.active and not self._may_carry_usage(ev):
+        if ((not self.active or (self.tools_only and not self.ex.tool_streams
+                                 and _TOOL_MARKERS[0] not in ev.data and _TOOL_MARKERS[1] not in ev.data))
+                and not self._may_carry_usage(ev)):
             if ev.event in _END_EVENTS:
                 self.done = True
             return [ev.raw]
@@ -121,7 +132,7 @@ class StreamProcessor:
         if self.kind == "messages":
             out = []
             for st in self.streams.values():
-                if not st.closed and st.key.channel.startswith("block:"):
+                if not st.closed and st.key.channel.startswith(("block:", "tool:")):
                     st.closed = True
                     idx = int(st.key.channel.split(":", 1)[1])
                     out.append(encode(orjson.dumps({"type": "content_block_stop", "index": idx}),
@@ -218,6 +229,8 @@ class StreamProcessor:
         if self.kind == "chat":
             if key.channel.startswith("tool:"):
                 delta = {"tool_calls": [{"index": int(key.channel[5:]), "function": {"arguments": text}}]}
+            elif key.channel == "function_call":
+                delta = {"function_call": {"arguments": text}}
             else:
                 delta = {key.channel: text}
             obj = {**self._openai_meta(), "choices": [
@@ -274,10 +287,16 @@ class StreamProcessor:
                     if new != delta[field]:
                         delta[field] = new
                         changed = True
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or {}
+            calls = [(StreamText(idx, f"tool:{call.get('index', 0)}"), call.get("function") or {})
+                     for call in delta.get("tool_calls") or ()]
+            if isinstance(delta.get("function_call"), dict):   # the legacy single call
+                calls.append((StreamText(idx, "function_call"), delta["function_call"]))
+            for key, fn in calls:
+                if isinstance(fn.get("name"), str):
+                    self.ex.tool_streams[key] = fn["name"]
+                    fn.setdefault("arguments", "")   # the guards see the call start
                 if isinstance(fn.get("arguments"), str):
-                    new = self._text(StreamText(idx, f"tool:{call.get('index', 0)}"), fn["arguments"], (ev.event, None))
+                    new = self._text(key, fn["arguments"], (ev.event, None))
                     if new != fn["arguments"]:
                         fn["arguments"] = new
                         changed = True
@@ -331,9 +350,16 @@ class StreamProcessor:
         if self.meta.get("shift") and isinstance(obj.get("sequence_number"), int):
             obj["sequence_number"] += self.meta["shift"]
             ev = Event(encode(orjson.dumps(obj), ev.event), ev.event, ev.data)
+        if etype == "response.output_item.added":
+            item = obj.get("item") or {}
+            if item.get("type") == "function_call" and isinstance(item.get("name"), str):
+                key = StreamText(obj.get("output_index", 0), _ARGS)
+                self.ex.tool_streams[key] = item["name"]
+                self._text(key, "", (ev.event, obj))   # the guards see the call start
+            return [ev.raw]
         if etype in ("response.output_text.delta", "response.refusal.delta",
                      "response.function_call_arguments.delta"):
-            chan = ("args" if etype.startswith("response.function_call") else
+            chan = (_ARGS if etype.startswith("response.function_call") else
                     f"{'refusal' if 'refusal' in etype else 'block'}:{obj.get('content_index', 0)}")
             key = StreamText(obj.get("output_index", 0), chan)
             text = obj.get("delta")
@@ -354,8 +380,8 @@ class StreamProcessor:
             before = self._flush(StreamText(oi, chan))
             changed = self._replace(obj, field, StreamText(oi, chan))
         elif etype == "response.function_call_arguments.done":
-            before = self._flush(StreamText(oi, "args"))
-            changed = self._replace(obj, "arguments", StreamText(oi, "args"))
+            before = self._flush(StreamText(oi, _ARGS))
+            changed = self._replace(obj, "arguments", StreamText(oi, _ARGS))
         elif etype == "response.content_part.done":
             part = obj.get("part") or {}
             chan = f"{'refusal' if part.get('type') == 'refusal' else 'block'}:{obj.get('content_index', 0)}"
@@ -382,7 +408,7 @@ class StreamProcessor:
     def _replace_item(self, item: dict, oi: int) -> bool:
         changed = False
         if item.get("type") == "function_call":
-            changed = self._replace(item, "arguments", StreamText(oi, "args"))
+            changed = self._replace(item, "arguments", StreamText(oi, _ARGS))
         for ci, part in enumerate(item.get("content") or ()):
             if isinstance(part, dict):
                 if part.get("type") == "refusal":
@@ -404,18 +430,32 @@ class StreamProcessor:
                 return self._flush_all() + [ev.raw]
         if not self.active:
             return [ev.raw]
+        if etype == "content_block_start":
+            block = obj.get("content_block") or {}
+            if block.get("type") in CALL_ITEMS and isinstance(block.get("name"), str):
+                key = StreamText(0, f"tool:{obj.get('index', 0)}")
+                self.ex.tool_streams[key] = block["name"]
+                # the guards see the call start; until this event goes out, a stop must not
+                # close a block the client never saw open
+                st = self.streams[key] = _Stream(key, (ev.event, obj))
+                st.closed = True
+                self._text(key, "", (ev.event, obj))
+                st.closed = False
+            return [ev.raw]
         if etype == "content_block_delta":
             delta = obj.get("delta") or {}
             idx = obj.get("index", 0)
             field = {"text_delta": "text", "input_json_delta": "partial_json"}.get(delta.get("type"))
             if field and isinstance(delta.get(field), str):
-                new = self._text(StreamText(0, f"block:{idx}"), delta[field], (ev.event, obj))
+                chan = f"{'tool' if field == 'partial_json' else 'block'}:{idx}"
+                new = self._text(StreamText(0, chan), delta[field], (ev.event, obj))
                 if new != delta[field]:
                     delta[field] = new
                     return [encode(orjson.dumps(obj), ev.event)]
             return [ev.raw]
         if etype == "content_block_stop":
-            return self._flush(StreamText(0, f"block:{obj.get('index', 0)}")) + [ev.raw]
+            idx = obj.get("index", 0)
+            return self._flush(StreamText(0, f"block:{idx}")) + self._flush(StreamText(0, f"tool:{idx}")) + [ev.raw]
         return [ev.raw]
 
     def _set_usage(self, usage: Any) -> None:

@@ -35,7 +35,7 @@ SCHEMA: dict[str, Any] = {
             ]},
         },
         "phoneRegions": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                         "description": "Regions whose national phone formats are recognised (default US, GB, DE, FR, IN)."},
+                         "description": "Regions whose national phone numbers count without a contact word when written with the region's trunk prefix or digit grouping (default US, GB, DE, FR, IN; replaces the default). International numbers count in any region."},
         "allowList": {
             "type": "object", "additionalProperties": False,
             "description": "Values that are never masked (e.g. the company's own support address).",
@@ -71,7 +71,7 @@ SCHEMA: dict[str, Any] = {
         },
         "hashKeyEnv": {"type": "string", "description": "Environment variable holding the HMAC key for `hash` (default AIFW_PII_HASH_KEY)."},
         "encryptKeyEnv": {"type": "string", "description": "Environment variable holding the 16/24/32-byte AES key for `encrypt` (default AIFW_PII_ENCRYPTION_KEY)."},
-        "streamHoldBack": {"type": "integer", "minimum": 8, "maximum": 1024, "description": "Characters of a streamed answer held back to find entities split across chunks (default 32)."},
+        "streamHoldBack": {"type": "integer", "minimum": 8, "maximum": 1024, "description": "How far back from the end of a streamed answer words that could belong to an entity spanning white space (digits, symbols, capitals) are held (default 32); the last word is held until white space ends it."},
         "maxHold": {"type": "integer", "minimum": 256, "maximum": 1048576, "description": "Most characters held back while waiting for an entity to end (default 8192)."},
     },
 }

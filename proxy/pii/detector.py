@@ -10,6 +10,7 @@ from .recognizers.birthdate import BirthDateRecognizer
 from .recognizers.financial import CardRecognizer, IbanRecognizer, SsnRecognizer
 from .recognizers.network import EmailRecognizer, IpRecognizer
 from .recognizers.phone import DEFAULT_REGIONS, PhoneRecognizer
+from .recognizers.probe import Probe
 from .recognizers.secrets import SECRET_ENTITIES, SecretRecognizer
 from .spans import Span, resolve_overlaps
 
@@ -43,20 +44,22 @@ class Detector:
     def detect(self, text: str) -> list[Span]:
         found: list[Span] = []
         weak: list[PhoneRecognizer] = []
+        probe = Probe(text)         # shared: digit runs and the folded text are computed once
         for rec in self.recognizers:
             if not self.entities.intersection(rec.entities):
                 continue
             if isinstance(rec, PhoneRecognizer):
                 weak.append(rec)
                 continue
-            for span in rec.find(text):
+            for span in rec.find(text, probe):
                 if span.entity in self.entities:
                     found.append(span)
         if weak:
             # Phone parsing is the costliest step: skip digits a validated entity already holds.
             taken = [(s.start, s.end) for s in found if s.score >= 0.8]
+            contested = [(s.start, s.end) for s in found if s.score < 0.8]
             for rec in weak:
-                found.extend(rec.find(text, taken))
+                found.extend(rec.find(text, probe, taken, contested))
         kept = resolve_overlaps(found)
         if self.allow.values or self.allow.patterns:
             kept = [s for s in kept if not self.allow.allows(text[s.start:s.end])]

@@ -55,6 +55,9 @@ class Upstream:
         return DIALECT[self.provider]
 
 
+MIN_READINESS_TOKEN = 16
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -68,6 +71,8 @@ class ServerConfig:
     trust_forwarded_for: bool = False
     max_inspected_response_bytes: int = 64 * 1024 * 1024
     oversized_response: str = "block"
+    # unlocks /readyz detail for operators; never in a repr (a traceback, a log line)
+    readiness_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +258,11 @@ def _upstream(name: str, raw: Mapping[str, Any], breaker: BreakerPolicy | None) 
     )
 
 
-def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
-    """Compile a loaded document; raises PolicyError listing every problem found."""
+def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False) -> Policy:
+    """Compile a loaded document; raises PolicyError listing every problem found.
+
+    ``reload``: a keys file that does not exist is a problem (the running keys stay), where a
+    first start accepts it as empty (keys are created with `aifw keys create` once it runs)."""
     # Load problems (duplicate keys, unset variables) do not hide schema problems: a check
     # should list every problem in one run, not one per edit.
     if doc.problems and not isinstance(doc.data, dict):
@@ -299,9 +307,13 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
         keep_alive=parse_duration(s.get("keepAlive", dflt.keep_alive)),
         shutdown_grace=parse_duration(s.get("shutdownGrace", dflt.shutdown_grace)),
         trust_forwarded_for=bool(s.get("trustForwardedFor", False)),
+        readiness_token=s.get("readinessToken") or "",
         max_inspected_response_bytes=parse_size(s.get("maxInspectedResponseBytes",
                                                       dflt.max_inspected_response_bytes)),
         oversized_response=s.get("oversizedResponse", dflt.oversized_response))
+    if server.readiness_token and len(server.readiness_token) < MIN_READINESS_TOKEN:
+        doc.problem(("server", "readinessToken"),
+                    f"must be at least {MIN_READINESS_TOKEN} characters (a random secret)")
 
     ident = data.get("identity") or {}
     secret = ident.get("fingerprintSecret") or ""
@@ -324,6 +336,9 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
             try:
                 keys = load_keys(identity.keys_file)
             except FileNotFoundError:
+                if reload:
+                    doc.problem(("identity", "keysFile"),
+                                f"keys file {identity.keys_file} does not exist (moved or deleted?)")
                 keys = KeyStore(identity.keys_file, {}, "")
             except (OSError, ValueError, Exception) as exc:  # yaml errors included
                 doc.problem(("identity", "keysFile"), f"cannot load keys file: {exc}")
@@ -332,7 +347,8 @@ def compile_document(doc: Document, raw: bytes, services: Any) -> Policy:
                 doc.problem(("upstreams", up.name, "apiKey"),
                             "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
 
-    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name)
+    ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
+                         upstreams=upstreams)
     base_guard_sections = data.get("guards") or {}
     base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
     base = _scope("default", None, base_guards, {})
@@ -375,12 +391,13 @@ def _process_secret() -> bytes:
     return _SECRET
 
 
-def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None) -> Policy:
+def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None, *,
+                   reload: bool = False) -> Policy:
     try:
         doc, raw = load_file(path, env)
     except OSError as exc:
         raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
-    return compile_document(doc, raw, services)
+    return compile_document(doc, raw, services, reload=reload)
 
 
 def check_files(paths: list[str], env: Mapping[str, str] | None = None) -> list[Problem]:

@@ -112,6 +112,10 @@ def build_schema() -> dict:
             "keepAlive": {**DURATION_SCHEMA, "description": "Idle keep-alive timeout (default 30s)."},
             "shutdownGrace": {**DURATION_SCHEMA, "description": "Time given to running streams on shutdown (default 30s)."},
             "trustForwardedFor": {"type": "boolean", "description": "Take the client address from X-Forwarded-For (behind a trusted load balancer)."},
+            "readinessToken": {"type": "string", "description":
+                               "Bearer token that shows operators /readyz detail: policy, reloads, last reload error, "
+                               "backend problems (write ${AIFW_READINESS_TOKEN}; at least 16 characters). "
+                               "Without it, or without the header, /readyz answers status only."},
             "maxInspectedResponseBytes": {**SIZE_SCHEMA, "description":
                                           "Largest non-streamed upstream answer read and inspected, after decompression (default 64MiB)."},
             "oversizedResponse": {"enum": ["block", "pass"], "description":

@@ -89,7 +89,7 @@ class Telemetry:
         except Exception as exc:  # telemetry must never fail a request
             if not self._failed_once:
                 self._failed_once = True
-                log.error("telemetry_observe_failed", error=repr(exc))
+                log.error("telemetry_observe_failed", exc_info=exc)
 
     def _metrics(self, ex: Any) -> None:
         m = self.metrics

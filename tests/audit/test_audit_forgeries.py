@@ -355,3 +355,16 @@ def test_interleaved_stdout_chains_verify_and_edits_fail(tmp_path, keys):
     log.write_bytes(b"".join(merged[:i] + merged[i + 1:]))
     res = verify([str(log)], parse_key(keys[1]))
     assert res.exit_code == 1 and "missing before it" in "\n".join(map(str, res.problems))
+
+
+def test_a_collected_log_split_anywhere_into_files_verifies(tmp_path, keys):
+    write_log(tmp_path / "d", 10, key=keys[0])
+    [path] = files_of(tmp_path / "d")
+    lines = path.read_bytes().splitlines(keepends=True)
+    for n, part in enumerate((lines[:5], lines[5:9], lines[9:])):
+        (tmp_path / f"pod-{n}.log").write_bytes(b"".join(part))
+    res = verify([str(tmp_path / f"pod-{n}.log") for n in range(3)], parse_key(keys[1]))
+    assert res.ok, [str(p) for p in res.problems]
+    (tmp_path / "pod-1.log").unlink()
+    res = verify([str(tmp_path / f"pod-{n}.log") for n in (0, 2)], parse_key(keys[1]))
+    assert res.exit_code == 1 and "missing before it" in "\n".join(map(str, res.problems))

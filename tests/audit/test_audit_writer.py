@@ -281,3 +281,20 @@ async def test_an_unserialisable_record_is_counted_as_lost_and_the_chain_says_so
     assert [e["id"] for e in es if e["t"] == "request"] == ["req-0002"]
     assert [e["count"] for e in es if e["t"] == "lost"] == [1]
     assert verify([str(tmp_path)], KEY).ok
+
+
+def test_stdout_sink_writes_whole_lines_a_pipe_keeps_whole():
+    """Workers share stdout: each write is whole lines of at most PIPE_BUF bytes (atomic on a
+    pipe) unless one line alone is longer."""
+    from proxy.audit.sinks import PIPE_BUF, StdoutSink
+    r, w = os.pipe()
+    try:
+        sink = StdoutSink(fd=w)
+        data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 90) for i in range(100))
+        n = sink.write(memoryview(data))
+        assert 0 < n <= PIPE_BUF and data[n - 1:n] == b"\n"
+        long_line = b"y" * (PIPE_BUF + 100) + b"\n"
+        assert sink.write(memoryview(long_line + data)) == len(long_line)
+    finally:
+        os.close(r)
+        os.close(w)

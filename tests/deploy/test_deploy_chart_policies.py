@@ -40,7 +40,7 @@ def pod_env(objects) -> dict[str, str]:
                 value = value.replace(f"$({known})", resolved)
             env[name] = value
         elif "secretKeyRef" in var.get("valueFrom", {}):
-            env[name] = "rediss://:from-secret@redis.example:6380/0" if name == "AIFW_REDIS_URL" else "from-secret"
+            env[name] = "rediss://:from-secret@redis.example:6380/0" if name == "AIFW_REDIS_URL" else "from-secret-0123456789"
         else:
             env[name] = "aifw-7d9f8-abcde"
     return env

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import itertools
 
+import aiohttp
 import anthropic
 import openai
 import yaml
 
-from tests.conftest import minimal_policy
+from tests.conftest import READINESS_TOKEN, minimal_policy
 
 FAST_TIMEOUTS = {"connect": "1s", "firstByte": "1s", "streamIdle": "1s", "total": "5s"}
 
@@ -19,6 +20,13 @@ def oa(url: str, key: str = "sk-test", **kw) -> openai.AsyncOpenAI:
 
 def ant(url: str, key: str = "sk-ant-test") -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0, timeout=10)
+
+
+async def readiness(url: str) -> tuple[int, dict]:
+    """/readyz with the operators' token: status and detail."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/readyz", headers={"Authorization": f"Bearer {READINESS_TOKEN}"}) as r:
+            return r.status, await r.json()
 
 
 _AUDIT_DIRS = itertools.count()

@@ -7,8 +7,11 @@ import gzip
 import aiohttp
 import openai
 import pytest
+import yaml
 
-from tests.e2e.helpers import MSG, oa, policy
+from proxy.policy.compile import PolicyError, compile_policy
+from tests.conftest import READINESS_TOKEN
+from tests.e2e.helpers import MSG, oa, policy, readiness
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,14 +162,37 @@ async def test_health_and_ready(fake, start_proxy):
         async with s.get(proxy.url + "/healthz") as r:
             assert r.status == 200 and (await r.json())["status"] == "ok"
         async with s.get(proxy.url + "/readyz") as r:
-            details = await r.json()
-            assert r.status == 200 and details["ready"] is True
-            assert details["policy"]["name"] == "test" and details["lastReloadError"] is None
+            # a load balancer gets the status and nothing else
+            assert r.status == 200 and (await r.json()) == {"status": "ready"}
+    status, details = await readiness(proxy.url)
+    assert status == 200 and details["ready"] is True and details["status"] == "ready"
+    assert details["policy"]["name"] == "test" and details["lastReloadError"] is None
     proxy.holder.services.health["redis"] = "problem"
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.url + "/readyz") as r:
-            assert r.status == 503 and (await r.json())["backends"] == {"redis": "problem"}
+            assert r.status == 503 and (await r.json()) == {"status": "not_ready"}
+    status, details = await readiness(proxy.url)
+    assert status == 503 and details["backends"] == {"redis": "problem"}
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/readyz", headers={"Authorization": "Bearer wrong-token-0123456789"}) as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "invalid_api_key"
     assert fake.requests == []
+
+
+async def test_readiness_detail_needs_a_configured_token(fake, start_proxy, tmp_path):
+    # no token in the policy: no header unlocks the detail (policy path, reload error text)
+    data = yaml.safe_load(policy())
+    del data["server"]["readinessToken"]
+    proxy = await start_proxy(yaml.safe_dump(data))
+    async with aiohttp.ClientSession() as s:
+        for headers in ({}, {"Authorization": f"Bearer {READINESS_TOKEN}"}, {"Authorization": "Bearer "}):
+            async with s.get(proxy.url + "/readyz", headers=headers) as r:
+                assert r.status == 200 and (await r.text()) == '{"status":"ready"}'
+    data["server"]["readinessToken"] = "short"
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match=r"\$.server.readinessToken: must be at least 16 characters"):
+        compile_policy(str(tmp_path / "short.yaml"), env={"AIFW_AUDIT_DIR": str(tmp_path), "FAKE_URL": fake.url,
+                                                         "FAKE_OPENAI_URL": fake.openai_url})
 
 
 async def test_every_response_carries_request_id(fake, start_proxy):

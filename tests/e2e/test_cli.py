@@ -12,16 +12,14 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.e2e.helpers import MSG, oa, policy
+from tests.e2e.helpers import MSG, oa, policy, readiness
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def readyz(url: str) -> dict:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(url + "/readyz") as r:
-            return await r.json()
+    return (await readiness(url))[1]
 
 
 async def test_serve_healthz_and_sighup_reload(fake, tmp_path):

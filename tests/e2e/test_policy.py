@@ -7,7 +7,7 @@ import openai
 import pytest
 import yaml
 
-from tests.e2e.helpers import MSG, oa, policy
+from tests.e2e.helpers import MSG, oa, policy, readiness
 from tests.e2e.test_identity import PROVIDER_KEY, create_key, virtual_policy
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,10 +79,7 @@ async def test_scopes_by_group_and_user(fake, start_proxy, tmp_path):
 
 async def test_digest_is_reported(fake, start_proxy):
     proxy = await start_proxy()
-    import aiohttp
-    async with aiohttp.ClientSession() as s:
-        async with s.get(proxy.url + "/readyz") as r:
-            details = await r.json()
+    _, details = await readiness(proxy.url)
     assert details["policy"]["digest"] == proxy.holder.policy.digest
     assert details["policy"]["name"] == "test"
     text = yaml.safe_load(Path(proxy.policy_path).read_text())

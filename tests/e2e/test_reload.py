@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import proxy.reload
-from tests.e2e.helpers import MSG, oa, policy
+from tests.e2e.helpers import MSG, oa, policy, readiness
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,12 +33,6 @@ async def until(predicate, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def readyz(url: str) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(url + "/readyz") as r:
-            return r.status, await r.json()
-
-
 def rewrite(path: str, text: str) -> None:
     # write-then-rename, as editors and config tools do
     tmp = path + ".tmp"
@@ -56,7 +50,7 @@ async def test_changed_file_is_picked_up_by_the_watcher(fake, start_proxy):
     await until(lambda: proxy.holder.policy.digest != old)
     with pytest.raises(openai.PermissionDeniedError):
         await client.chat.completions.create(model="gpt-4o", messages=MSG)
-    status, details = await readyz(proxy.url)
+    status, details = await readiness(proxy.url)
     assert status == 200 and details["policy"]["digest"] == proxy.holder.policy.digest
     assert details["reloads"]["ok"] == 1 and details["lastReloadError"] is None
 
@@ -97,7 +91,7 @@ async def test_bad_file_keeps_last_good_policy(fake, start_proxy):
     await until(lambda: proxy.holder.last_error is not None)
     assert proxy.holder.policy.digest == good
     await oa(proxy.openai_url).chat.completions.create(model="gpt-4o", messages=MSG)
-    status, details = await readyz(proxy.url)
+    status, details = await readiness(proxy.url)
     assert details["policy"]["digest"] == good
     assert "$.bogus: unknown key 'bogus'" in details["lastReloadError"]
     assert proxy.policy_path in details["lastReloadError"]
@@ -112,7 +106,7 @@ async def test_bad_file_keeps_last_good_policy(fake, start_proxy):
     rewrite(proxy.policy_path, with_guards(text, {"access": {"maxOutputTokens": 5}}))
     await until(lambda: proxy.holder.last_error is None)
     assert proxy.holder.policy.digest != good
-    status, details = await readyz(proxy.url)
+    status, details = await readiness(proxy.url)
     assert details["lastReloadError"] is None
 
 
@@ -155,3 +149,34 @@ async def test_stream_in_flight_keeps_its_policy(fake, start_proxy):
     second = proxy.holder.policy.digest
     assert second != first
     assert sorted(judged) == sorted([(first, 200, None), (second, 403, None)])
+
+
+async def test_missing_keys_file_keeps_last_good_keys(fake, start_proxy, caplog):
+    # issue 12: a keys file that disappears (deleted, a bad mount) was accepted as "no keys",
+    # and every client got 401. It is refused like a malformed one: the last good keys stay.
+    from proxy.keys import create_key
+    from tests.e2e.test_identity import PROVIDER_KEY, virtual_policy
+    proxy = await start_proxy(virtual_policy(), env={"PROVIDER_KEY": PROVIDER_KEY})
+    keys = Path(proxy.dir) / "keys.yaml"
+    _, key = create_key(str(keys), user="alice")
+    await until(lambda: proxy.holder.policy.keys.lookup(key) is not None)
+    good = proxy.holder.policy
+    saved = keys.read_text()
+    keys.unlink()
+    await until(lambda: proxy.holder.last_error is not None)
+    assert proxy.holder.policy is good
+    await oa(proxy.openai_url, key=key).chat.completions.create(model="gpt-4o", messages=MSG)
+    status, details = await readiness(proxy.url)
+    assert f"keys file {keys} does not exist" in details["lastReloadError"]
+    assert "$.identity.keysFile" in details["lastReloadError"]
+    assert any("policy reload failed" in r.getMessage() and "does not exist" in r.getMessage()
+               for r in caplog.records)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/metrics") as r:
+            metrics = await r.text()
+    assert "aifw_policy_reload_failing 1" in metrics
+    assert 'aifw_policy_reloads_total{result="failed"} 1' in metrics
+    # the file back: it loads, and the failure is cleared
+    keys.write_text(saved)
+    await until(lambda: proxy.holder.last_error is None)
+    assert proxy.holder.policy is not good and proxy.holder.policy.keys.lookup(key) is not None

@@ -424,3 +424,30 @@ async def test_key_that_is_not_plain_ascii_is_401_not_500(fake, start_proxy, aut
                              % len(body) + body)
     assert status_of(raw) == 401 and error_of(raw)["code"] == "invalid_api_key"
     assert fake.requests == []
+
+
+# --- tool and output-schema definitions are read by the model: guards see them ----------------
+DEFINITIONS = minimal_policy(guards={"access": {}, "injection": {"roles": ["user", "definition"]}, "pii": {}})
+POISONED_TOOL = {"type": "function", "function": {
+    "name": "lookup", "description": "Looks up an order. " + ATTACK,
+    "parameters": {"type": "object", "properties": {"id": {"type": "string", "description": "order id"}}}}}
+
+
+async def test_poisoned_tool_description_is_scanned_when_the_policy_lists_definitions(fake, start_proxy):
+    proxy = await start_proxy(DEFINITIONS)
+    with pytest.raises(openai.BadRequestError) as err:
+        await oa(proxy.openai_url).chat.completions.create(model="gpt-4o-mini", tools=[POISONED_TOOL],
+                                                messages=[{"role": "user", "content": "where is order 7?"}])
+    assert err.value.code == "content_filter" and fake.requests == []
+
+
+async def test_pii_in_a_tool_description_is_masked_before_the_upstream(fake, start_proxy):
+    proxy = await start_proxy(DEFINITIONS)
+    tool = {"type": "function", "function": {
+        "name": "notify", "description": "Sends the report to jane.roe@example.com every Monday.",
+        "parameters": {"type": "object", "properties": {"to": {"type": "string", "enum": ["jane.roe@example.com"]}}}}}
+    await oa(proxy.openai_url).chat.completions.create(model="gpt-4o-mini", tools=[tool],
+                                            messages=[{"role": "user", "content": "send it"}])
+    sent = fake.last_request.json
+    assert "jane.roe@example.com" not in orjson.dumps(sent).decode()
+    assert sent["tools"][0]["function"]["name"] == "notify"

@@ -1,7 +1,8 @@
 """Streams stay streams under the shipped policies, and a stream's record says what the client
 got. No timings: the fake provider stops after the first content delta and waits for a signal
 that the test sends only once the SDK has handed it that delta, so a proxy that held the delta
-back would never deliver it (the wait_for turns that deadlock into a failure)."""
+back would never deliver it (the wait_for turns that deadlock into a failure). strict.yaml needs
+Redis: its test is in tests/policy/test_strict_policy_e2e.py."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,6 @@ import orjson
 import pytest
 
 from tests.e2e.helpers import MSG, ant, oa, policy
-from tests.limits.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REPLY = "Hello, here is the answer you asked for, in plain words."
 
 
-async def _first_delta_while_provider_waits(client: openai.AsyncOpenAI, fake, **kw) -> str:
+async def first_delta_while_provider_waits(client: openai.AsyncOpenAI, fake, **kw) -> str:
     fake.state.release.clear()
     stream = await client.chat.completions.create(
         model="gpt-4o-mini", messages=MSG, stream=True,
@@ -40,32 +40,7 @@ async def _first_delta_while_provider_waits(client: openai.AsyncOpenAI, fake, **
 async def test_default_policy_first_delta_before_the_rest_exists(fake, start_proxy, monkeypatch):
     proxy = await start_proxy((ROOT / "policies" / "default.yaml").read_text(),
                               env={"AIFW_UPSTREAM_URL": fake.openai_url})
-    text = await _first_delta_while_provider_waits(oa(proxy.openai_url), fake)
-    assert text == REPLY
-
-
-@pytest.fixture
-def private_redis():
-    server = RedisServer()
-    server.start()
-    yield server.url
-    server.close()
-
-
-async def test_strict_policy_first_delta_before_the_rest_exists(fake, start_proxy, tmp_path, private_redis,
-                                                                 monkeypatch):
-    import subprocess
-    import sys
-    keys = tmp_path / "keys.yaml"
-    key = subprocess.run([sys.executable, "-m", "proxy", "keys", "create", "--keys-file", str(keys),
-                          "--user", "alice", "--group", "eng"],
-                         capture_output=True, text=True, cwd=ROOT, check=True, timeout=120).stdout.strip()
-    monkeypatch.setenv("AIFW_REDIS_URL", private_redis)
-    proxy = await start_proxy((ROOT / "policies" / "strict.yaml").read_text(), env={
-        "AIFW_KEYS_FILE": str(keys), "OPENAI_API_KEY": "sk-provider", "ANTHROPIC_API_KEY": "sk-ant-provider",
-        "AIFW_UPSTREAM_URL": fake.openai_url,
-        "AIFW_REDIS_URL": private_redis})
-    text = await _first_delta_while_provider_waits(oa(proxy.openai_url, key=key), fake)
+    text = await first_delta_while_provider_waits(oa(proxy.openai_url), fake)
     assert text == REPLY
 
 

@@ -67,6 +67,8 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from .classifier import add_classifier_routes
+
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small")
 STATE_KEY = web.AppKey("fake_state", object)
 COMMAND_KEY = web.RequestKey("fake_command", str)
@@ -933,6 +935,7 @@ def make_provider_app(state: FakeState | None = None) -> web.Application:
     app.router.add_post("/v1/messages", anthropic_post)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
+    add_classifier_routes(app)    # /classify, /predict: the injection guard's escalation targets
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

@@ -2,6 +2,8 @@
 values two parsers could read differently are refused; no body makes the parser crash."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -177,3 +179,43 @@ def test_fuzz_parser_only_documented_outcomes(kind, body):
         assert isinstance(slot.text, str)
         slot.set(slot.text + "!")   # every slot is rewritable in place
         assert slot.container[slot.key] == slot.text
+
+
+# Tool and output-schema definitions: the model reads their descriptions (tool poisoning), so
+# they are slots of role "definition"; names and schema keywords stay untouched.
+_PARAMS = {"type": "object", "required": ["city"], "properties": {
+    "city": {"type": "string", "description": X, "enum": [X, "Paris"]}}}
+
+
+@pytest.mark.parametrize("kind, body", [
+    ("chat", {"messages": [], "tools": [{"type": "function", "function": {
+        "name": "get_weather", "description": X, "parameters": _PARAMS}}]}),
+    ("chat", {"messages": [], "functions": [{"name": "get_weather", "description": X, "parameters": _PARAMS}]}),
+    ("chat", {"messages": [], "response_format": {"type": "json_schema", "json_schema": {
+        "name": "answer", "description": X, "schema": _PARAMS, "strict": True}}}),
+    ("responses", {"input": "hi", "tools": [{"type": "function", "name": "get_weather", "description": X,
+                                             "parameters": _PARAMS}]}),
+    ("responses", {"input": "hi", "text": {"format": {"type": "json_schema", "name": "a", "schema": _PARAMS}}}),
+    ("messages", {"messages": [], "tools": [{"name": "get_weather", "description": X, "input_schema": _PARAMS}]}),
+])
+def test_tool_definitions_are_slots(kind, body):
+    body = copy.deepcopy(body)   # the cases share _PARAMS
+    slots = [s for s in parse_request(kind, body) if s.role == "definition"]
+    assert slots and all(s.kind == "tool_definition" for s in slots)
+    assert X in [s.text for s in slots]
+    for slot in slots:
+        slot.set(slot.text.replace("CANARY", "[masked]"))
+    assert "CANARY" not in repr(body)
+    # identifiers the model must echo and schema keywords are not text to rewrite
+    assert "get_weather" in repr(body) or "answer" in repr(body) or "'a'" in repr(body)
+    assert "'required': ['city']" in repr(body)
+
+
+def test_tools_not_a_list_is_unrecognised():
+    with pytest.raises(Unrecognized):
+        parse_request("chat", {"messages": [], "tools": {"type": "function"}})
+
+
+def test_tools_key_in_another_case_is_refused():
+    with pytest.raises(Refused):
+        parse_request("chat", {"messages": [], "Tools": [{"type": "function"}]})

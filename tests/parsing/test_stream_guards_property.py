@@ -26,7 +26,9 @@ from proxy.services import Services
 from proxy.textslots import TextSlot
 
 CANARY = "ZEBRA-CANARY-7781"
-CALLER = {"<EMAIL_ADDRESS_1>": "jane.roe@example.com", "<PHONE_NUMBER_1>": "+44 20 7946 0958"}
+# (a backslash in a restored value must be escaped inside JSON text)
+CALLER = {"<EMAIL_ADDRESS_1>": "jane.roe@example.com", "<PHONE_NUMBER_1>": "+44 20 7946 0958",
+          "<PASSWORD_1>": "hunter\\2x"}
 MODEL_PII = ["bob@corp.io", "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE", "+1 415-555-0132"]
 BLOCKED = "SSN 536-22-8741"
 ATTACKS = [CANARY, CANARY.lower(), "ZEBRA-\u200bCANARY-7781", "ＺＥＢＲＡ-CANARY-7781",
@@ -53,7 +55,7 @@ def _guards():
 async def _exchange(kind: str) -> Exchange:
     ex = Exchange("req_p", "POST", "/", "", {}, None, None)
     ex.scope = _scope("t", None, _guards(), {})
-    text = "I am " + ", ".join(CALLER.values())
+    text = "I am jane.roe@example.com, +44 20 7946 0958, password=hunter\\2x"
     ex.request_slots = [TextSlot("user", "message", text, {"content": text}, "content", 0)]
     await pipeline.run_request(ex)
     assert all(s.text != text for s in ex.request_slots)   # the caller's values were masked
@@ -71,6 +73,8 @@ def _whole(kind: str, answer: str, tool: bool) -> dict:
     if kind == "completions":
         return {"choices": [{"index": 0, "text": answer, "finish_reason": "stop"}]}
     if kind == "responses":
+        if tool:
+            return {"output": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": answer}]}
         return {"output": [{"type": "message", "content": [{"type": "output_text", "text": answer}]}]}
     return {"content": [{"type": "text", "text": answer}]}
 
@@ -102,9 +106,20 @@ def _stream(kind: str, pieces: list[str], tool: bool) -> bytes:
 
         def ev(etype, **fields):
             return _sse({"type": etype, "sequence_number": next(seq), **fields}, etype)
+        resp = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
+        if tool:
+            item = {"type": "function_call", "id": "fc1", "call_id": "c1", "name": "f", "arguments": full,
+                    "status": "completed"}
+            out = [ev("response.created", response=resp),
+                   ev("response.output_item.added", output_index=0, item={**item, "arguments": ""})]
+            out += [ev("response.function_call_arguments.delta", output_index=0, item_id="fc1", delta=p)
+                    for p in pieces]
+            out += [ev("response.function_call_arguments.done", output_index=0, item_id="fc1", arguments=full),
+                    ev("response.output_item.done", output_index=0, item=item),
+                    ev("response.completed", response={**resp, "status": "completed", "output": [item]})]
+            return b"".join(out)
         part = {"type": "output_text", "text": full, "annotations": []}
         item = {"type": "message", "id": "m1", "status": "completed", "role": "assistant", "content": [part]}
-        resp = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
         out = [ev("response.created", response=resp),
                ev("response.output_item.added", output_index=0, item={**item, "content": []}),
                ev("response.content_part.added", output_index=0, content_index=0, part={**part, "text": ""})]
@@ -150,10 +165,12 @@ def _delivered(kind: str, events: list[bytes], tool: bool) -> tuple[str, str | N
                     text.append(c.get("text") or "")
                 reason = c.get("finish_reason") or reason
         elif kind == "responses":
-            if obj["type"] == "response.output_text.delta":
+            if obj["type"] in ("response.output_text.delta", "response.function_call_arguments.delta"):
                 text.append(obj["delta"])
             elif obj["type"] == "response.output_text.done":
                 assert obj["text"] == "".join(text)       # done events repeat what the client got
+            elif obj["type"] == "response.function_call_arguments.done":
+                assert obj["arguments"] == "".join(text)
             elif obj["type"] in ("response.completed", "response.incomplete"):
                 reason = (obj["response"].get("incomplete_details") or {}).get("reason", "stop")
         else:
@@ -200,7 +217,7 @@ BLOCK_REASON = {"chat": "content_filter", "completions": "content_filter", "resp
 async def _assert_safe(kind: str, text: str, tool: bool) -> None:
     """Nothing that the policy stops reached the client before the stream was cut: what it got
     passes the whole-answer check, and holds no part of what was stopped."""
-    assert not (await _whole_result("chat" if tool else kind, text, tool))[0], text
+    assert not (await _whole_result("chat" if tool and kind == "messages" else kind, text, tool))[0], text
     assert "zebra-canary" not in normalize(text)
     assert "536-22-8741" not in text
     for value in MODEL_PII:
@@ -214,7 +231,7 @@ async def _compare(kind: str, pieces: list[str], tool: bool = False, read: int =
         # JSON text cut anywhere: re-split the encoded arguments at the same number of places
         step = max(1, len(wire) // max(1, len(pieces)))
         pieces = [wire[i:i + step] for i in range(0, len(wire), step)]
-    whole_kind = "chat" if tool else kind           # Anthropic tool input is judged as JSON text too
+    whole_kind = "chat" if tool and kind == "messages" else kind   # Anthropic tool input: as JSON text
     blocked, expected = await _whole_result(whole_kind, wire, tool)
     s_blocked, text, reason = await _streamed(kind, pieces, tool, read)
     assert s_blocked == blocked, (pieces, text)
@@ -224,6 +241,8 @@ async def _compare(kind: str, pieces: list[str], tool: bool = False, read: int =
     else:
         assert text == expected, pieces
         assert reason in ("stop", "end_turn")
+        if tool:
+            orjson.loads(text)            # restored values kept the arguments valid JSON
 
 
 piece = st.one_of(st.sampled_from(HARMLESS), st.sampled_from(MODEL_PII), st.sampled_from(list(CALLER)),
@@ -256,7 +275,7 @@ async def test_every_two_piece_split_agrees(answer):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["chat", "messages"]), answers, cuts)
+@given(st.sampled_from(["chat", "responses", "messages"]), answers, cuts)
 async def test_tool_arguments_agree_with_whole_answer(kind, answer, sizes):
     await _compare(kind, _split(answer, sizes), tool=True)
 
@@ -283,3 +302,10 @@ async def test_prose_goes_out_delta_for_delta():
             if obj and obj["choices"] and obj["choices"][0]["delta"].get("content"):
                 released.append(obj["choices"][0]["delta"]["content"])
     assert released == pieces
+
+
+async def test_restored_values_keep_tool_arguments_valid_json_in_every_dialect():
+    answer = "log in with <PASSWORD_1> as <EMAIL_ADDRESS_1>"
+    for kind in ("chat", "responses", "messages"):
+        for size in (1, 3, 7):
+            await _compare(kind, _split(answer, [size]), tool=True)

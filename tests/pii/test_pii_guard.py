@@ -174,3 +174,16 @@ def test_vault_restores_only_request_values():
     v.placeholder("EMAIL_ADDRESS", "a@b.co", restorable=True)
     v.placeholder("EMAIL_ADDRESS", "c@d.co", restorable=False)
     assert v.restore("<EMAIL_ADDRESS_1> <EMAIL_ADDRESS_2>")[0] == "a@b.co <EMAIL_ADDRESS_2>"
+
+
+async def test_monitored_block_in_a_stream_lets_the_text_through_once():
+    guard, _ = make_guard({"entities": {"US_SSN": {"request": "replace", "response": "block"}}})
+    guard.mode = "monitor"
+    ex = chat_exchange(("user", "hi"))
+    await guard.on_request(ex)
+    s = StreamText()
+    chunks = ["Your SSN is 536-", "22-8741 and ", "again 536-22-8741 ok"]
+    out = "".join(guard.on_chunk(ex, s, c) for c in chunks) + guard.on_end(ex, s)
+    assert out == "".join(chunks)                     # nothing lost, nothing repeated
+    assert ex.decision == "monitored"
+    assert [f.action for f in ex.findings if f.direction == "response"] == ["would_block"]

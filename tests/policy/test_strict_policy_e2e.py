@@ -22,17 +22,22 @@ def redis_url():
     server.close()
 
 
-async def test_strict_policy(fake, start_proxy, tmp_path, redis_url, monkeypatch):
+async def start_strict(fake, start_proxy, tmp_path, redis_url, monkeypatch):
+    """policies/strict.yaml in front of the fake, with a key created by the CLI: (proxy, key)."""
     keys = tmp_path / "keys.yaml"
     created = subprocess.run([sys.executable, "-m", "proxy", "keys", "create", "--keys-file", str(keys),
                               "--user", "alice", "--group", "eng"],
                              capture_output=True, text=True, cwd=ROOT, check=True, timeout=120)
-    key = created.stdout.strip()
     monkeypatch.setenv("AIFW_REDIS_URL", redis_url)
     env = {"AIFW_KEYS_FILE": str(keys), "OPENAI_API_KEY": "sk-provider-secret",
            "ANTHROPIC_API_KEY": "sk-ant-provider", "AIFW_UPSTREAM_URL": fake.openai_url,
            "AIFW_REDIS_URL": redis_url}
     proxy = await start_proxy((ROOT / "policies" / "strict.yaml").read_text(), env=env)
+    return proxy, created.stdout.strip()
+
+
+async def test_strict_policy(fake, start_proxy, tmp_path, redis_url, monkeypatch):
+    proxy, key = await start_strict(fake, start_proxy, tmp_path, redis_url, monkeypatch)
     client = openai.AsyncOpenAI(base_url=proxy.openai_url, api_key=key, max_retries=0)
 
     email = "alice.smith@example.org"
@@ -54,3 +59,11 @@ async def test_strict_policy(fake, start_proxy, tmp_path, redis_url, monkeypatch
         await openai.AsyncOpenAI(base_url=proxy.openai_url, api_key="aifw-nope-x", max_retries=0
                                  ).chat.completions.create(model="gpt-4o-mini",
                                                            messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_strict_policy_streams_first_delta_before_the_rest_exists(fake, start_proxy, tmp_path, redis_url,
+                                                                       monkeypatch):
+    from tests.e2e.test_stream_first_token import REPLY, first_delta_while_provider_waits
+    proxy, key = await start_strict(fake, start_proxy, tmp_path, redis_url, monkeypatch)
+    client = openai.AsyncOpenAI(base_url=proxy.openai_url, api_key=key, max_retries=0, timeout=30)
+    assert await first_delta_while_provider_waits(client, fake) == REPLY

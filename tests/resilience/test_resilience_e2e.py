@@ -12,7 +12,7 @@ import yaml
 
 from proxy.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 from tests.conftest import minimal_policy
-from tests.e2e.helpers import MSG, ant, oa
+from tests.e2e.helpers import MSG, ant, oa, readiness
 from proxy.policy.compile import check_files
 from tests.e2e.test_identity import create_key
 from tests.fakes.provider import run_fake_provider
@@ -65,12 +65,6 @@ def records(directory):
     for path in sorted(directory.glob("audit-*.jsonl")):
         out += [r for r in map(orjson.loads, path.read_bytes().splitlines()) if r["t"] == "request"]
     return out
-
-
-async def get_json(url: str) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url) as resp:
-            return resp.status, await resp.json()
 
 
 async def test_primary_down_secondary_answers_once_and_audit_says_so(start_proxy, second, tmp_path):
@@ -169,7 +163,7 @@ async def test_flapping_primary_opens_the_breaker_then_probes_and_closes(start_p
     for _ in range(2):
         await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert proxy.holder.breaker_states() == {"primary": OPEN}
-    status, body = await get_json(proxy.url + "/readyz")
+    status, body = await readiness(proxy.url)
     assert status == 200 and body["breakers"] == {"primary": OPEN}   # the secondary still serves
     async with aiohttp.ClientSession() as http:
         async with http.get(proxy.url + "/metrics") as resp:
@@ -198,7 +192,7 @@ async def test_single_upstream_with_open_breaker_answers_503_at_once(start_proxy
         await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert info.value.status_code == 503 and info.value.code == "upstream_unavailable"
     assert 1 <= int(info.value.response.headers["retry-after"]) <= 60 and len(fake.requests) == 1
-    status, body = await get_json(proxy.url + "/readyz")
+    status, body = await readiness(proxy.url)
     # the anthropic route still has a closed upstream: ready
     assert status == 200 and body["breakers"] == {"openai": OPEN}
 

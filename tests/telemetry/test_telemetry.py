@@ -16,6 +16,8 @@ from proxy.telemetry import Telemetry, compile_section
 from proxy.telemetry.logs import setup_logging
 from tests.audit.helpers import make_exchange
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -166,11 +168,3 @@ def test_console_logs():
     out = stream.getvalue()
     assert "reloaded" in out and "policy=default" in out and not out.startswith("{")
 
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    yield
-    root = logging.getLogger()
-    for h in [h for h in root.handlers if h.get_name() == "aifw"]:
-        root.removeHandler(h)
-    structlog.reset_defaults()

@@ -100,7 +100,7 @@ app.kubernetes.io/component: redis
 
 {{/* The environment variables the proxy reads from the Secret, in a fixed order. */}}
 {{- define "aifw.secretEnvNames" -}}
-OPENAI_API_KEY ANTHROPIC_API_KEY AZURE_OPENAI_API_KEY AIFW_FINGERPRINT_SECRET AIFW_AUDIT_SIGNING_KEY AIFW_PII_ENCRYPTION_KEY AIFW_PII_HASH_KEY
+OPENAI_API_KEY ANTHROPIC_API_KEY AZURE_OPENAI_API_KEY AIFW_FINGERPRINT_SECRET AIFW_AUDIT_SIGNING_KEY AIFW_PII_ENCRYPTION_KEY AIFW_PII_HASH_KEY AIFW_READINESS_TOKEN
 {{- end }}
 
 {{- define "aifw.redisConfigured" -}}

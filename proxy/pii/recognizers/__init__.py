@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Iterable, Protocol
 
 from ..spans import Span
+from .probe import Probe
 
 
 class Recognizer(Protocol):
     entities: tuple[str, ...]
 
-    def find(self, text: str) -> Iterable[Span]: ...
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        """``probe``: the detector's shared look at ``text`` (built on demand when omitted)."""
+        ...

@@ -8,6 +8,7 @@ import regex
 
 from ..spans import Span
 from .context import Context
+from .probe import Probe, needles, probe_of
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
@@ -20,8 +21,11 @@ _DATE = regex.compile(
     rf"|(?P<m4>{_MONTH})\s+(?P<d4>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y4>\d{{4}})"
     r")(?![\p{L}\p{N}])"
 )
-_BIRTH = Context.of(("born", "birth", "birthday", "dob", "d.o.b", "date of birth", "birthdate",
-                     "geboren", "geburtsdatum", "né", "née", "date de naissance"), before=30, after=0)
+_BIRTH_WORDS = ("born", "birth", "birthday", "dob", "d.o.b", "date of birth", "birthdate",
+                "geboren", "geburtsdatum", "né", "née", "date de naissance")
+_BIRTH = Context.of(_BIRTH_WORDS, before=30, after=0)
+# Substrings of every birth word, for a cheap test that the text holds one at all.
+_BIRTH_STEMS = needles("born", "birth", "dob", "d.o.b", "geboren", "geburtsdatum", "né", "naissance")
 
 
 def _plausible(y: int, m: int, d: int) -> bool:
@@ -48,7 +52,10 @@ def _is_date(g: dict) -> bool:
 class BirthDateRecognizer:
     entities = ("DATE_OF_BIRTH",)
 
-    def find(self, text: str) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        probe = probe_of(text, probe)
+        if not probe.runs or not probe.has_any(_BIRTH_STEMS):
+            return
         for m in _DATE.finditer(text):
             if _BIRTH.near(text, m.start(), m.end()) and _is_date(m.groupdict()):
                 yield Span(m.start(), m.end(), "DATE_OF_BIRTH", 0.8)

@@ -59,7 +59,7 @@ class PatternRecognizer:
     def entities(self) -> tuple[str, ...]:
         return (self.entity,)
 
-    def find(self, text: str) -> Iterable[Span]:
+    def find(self, text: str, probe: object = None) -> Iterable[Span]:
         for m in self.pattern.finditer(text):
             if m.end() == m.start():
                 continue
@@ -116,6 +116,6 @@ class TermListRecognizer:
     def entities(self) -> tuple[str, ...]:
         return (self.entity,)
 
-    def find(self, text: str) -> Iterable[Span]:
+    def find(self, text: str, probe: object = None) -> Iterable[Span]:
         for m in self.pattern.finditer(text):
             yield Span(m.start(), m.end(), self.entity, self.score)

@@ -7,6 +7,7 @@ import regex
 from stdnum import iban as stdnum_iban
 
 from ..spans import Span
+from .probe import Probe, probe_of
 from .context import Context
 
 
@@ -64,8 +65,21 @@ class CardRecognizer:
     _pattern = regex.compile(r"(?<![\p{L}\p{N}\-.])\d+(?:[ \-]\d+)*(?![\p{L}\p{N}]|[\-.]\d)")
     _group = regex.compile(r"\d+")
 
-    def find(self, text: str) -> Iterable[Span]:
-        for m in self._pattern.finditer(text):
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        probe = probe_of(text, probe)
+        if probe.digits < 12:
+            return
+        last = 0
+        for run_start, run_end in probe.runs:      # a run of groups starts where a digit run does
+            if run_start < last:
+                continue
+            if run_end - run_start < 12 and not (text[run_end:run_end + 1] in (" ", "-")
+                                                 and text[run_end + 1:run_end + 2].isdigit()):
+                continue                           # shorter than a card, and nothing follows
+            m = self._pattern.match(text, run_start)
+            if m is None:
+                continue
+            last = m.end()
             if m.end() - m.start() < 12:
                 continue
             groups = [(g.start(), g.end()) for g in self._group.finditer(text, m.start(), m.end())]
@@ -75,6 +89,9 @@ class CardRecognizer:
             while i < len(groups):
                 for j in range(min(len(groups), i + 6) - 1, i - 1, -1):
                     start, end = groups[i][0], groups[j][1]
+                    # Digits and separators alternate, so this counts the stretch's digits.
+                    if not 12 <= end - start - (j - i) <= 19:
+                        continue
                     if self._is_card(text[start:end]):
                         yield Span(start, end, "CREDIT_CARD", 0.9)
                         i = j
@@ -98,12 +115,16 @@ class IbanRecognizer:
     # Country code, check digits, then BBAN characters optionally grouped by single spaces.
     _pattern = regex.compile(r"(?<![\p{L}\p{N}])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![\p{L}\p{N}])")
 
-    def find(self, text: str) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
         pos = 0
-        while True:
-            m = self._pattern.search(text, pos)
+        # An IBAN's check digits start a digit run right after its two-letter country code.
+        for run_start, _ in probe_of(text, probe).runs:
+            start = run_start - 2
+            if start < pos or not text[start:run_start].isascii() or not text[start:run_start].isalpha():
+                continue
+            m = self._pattern.match(text, start)
             if m is None:
-                return
+                continue
             raw = m.group()
             pos = m.start() + 1
             # The greedy match may swallow a following word or a second IBAN: retry shorter at
@@ -132,8 +153,18 @@ class SsnRecognizer:
     entities = ("US_SSN",)
     _pattern = regex.compile(r"(?<![\d\-./])(\d{3})([- .]?)(\d{2})\2(\d{4})(?![\d]|[\-.]\d)")
 
-    def find(self, text: str) -> Iterable[Span]:
-        for m in self._pattern.finditer(text):
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        probe = probe_of(text, probe)
+        if probe.digits < 9:
+            return
+        last = 0
+        for run_start, run_end in probe.runs:    # an SSN starts a digit run of three
+            if run_start < last or run_end - run_start not in (3, 9):
+                continue
+            m = self._pattern.match(text, run_start)
+            if m is None:
+                continue
+            last = m.end()
             area, sep, group, serial = m.groups()
             if not ssn_ok(area, group, serial):
                 continue

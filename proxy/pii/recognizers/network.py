@@ -7,6 +7,7 @@ from typing import Iterable
 import regex
 
 from ..spans import Span
+from .probe import Probe, probe_of
 
 
 class EmailRecognizer:
@@ -16,12 +17,27 @@ class EmailRecognizer:
         r"(?:[\p{L}\p{N}](?:[\p{L}\p{N}\-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,63}(?![\p{L}\p{N}\-])"
     )
 
-    def find(self, text: str) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        if "@" not in text:
+            return
         for m in self._pattern.finditer(text):
             local = m.group().split("@", 1)[0]
             if local.startswith(".") or local.endswith(".") or ".." in local:
                 continue
             yield Span(m.start(), m.end(), "EMAIL_ADDRESS", 0.95)
+
+
+def _two_colons_close(text: str) -> bool:
+    """An IPv6 address has two colons at most five characters apart; most prose has none."""
+    at = text.find(":")
+    while at != -1:
+        nxt = text.find(":", at + 1)
+        if nxt == -1:
+            return False
+        if nxt - at <= 5:
+            return True
+        at = nxt
+    return False
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -36,9 +52,17 @@ class IpRecognizer:
         r"(?:%[0-9A-Za-z]+)?(?![\w:])"
     )
 
-    def find(self, text: str) -> Iterable[Span]:
-        for m in self._v4.finditer(text):
-            yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)
+    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+        last = 0
+        for start, end in probe_of(text, probe).runs:   # an IPv4 address starts a digit run
+            if start < last or end >= len(text) or text[end] != ".":
+                continue
+            m = self._v4.match(text, start)
+            if m is not None:
+                last = m.end()
+                yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)
+        if not _two_colons_close(text):
+            return
         for m in self._v6.finditer(text):
             raw = m.group()
             if raw.count(":") < 2 or len(raw) < 3:

@@ -1,18 +1,29 @@
-"""Phone numbers: phone-shaped candidates validated by ``phonenumbers`` or a nearby context word.
+"""Phone numbers: phone-shaped candidates judged by how they are written, ``phonenumbers`` and
+nearby words.
 
 Candidates come from one cheap regex, so ``phonenumbers`` parses a handful of strings instead
 of scanning the whole text once per region (its matcher is pure Python and slow on long text).
+Without a telling word a candidate counts only when its writing says "phone": an international
+prefix (``+``, ``00``, ``+49 (0)``), the national trunk prefix of a hinted region (``0458 922
+359`` in AU, FR, DE...), the hinted region's own digit grouping, a North American
+``(NXX) NXX-XXXX`` shape, or ten or more digits in groups; and the number must be valid (or,
+after a ``+``, at least possible) for its country. A bare run of digits without a trunk prefix is
+an id far more often than a phone, so it needs a telling word.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+import datetime
+from bisect import bisect_left
+from functools import lru_cache
 from typing import Iterable
 
 import phonenumbers
 import regex
+from phonenumbers import PhoneNumberFormat
 
 from ..spans import Span
 from .context import Context
+from .probe import Probe, probe_of
 
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IN")
 
@@ -23,21 +34,84 @@ PHONE_CONTEXT_WORDS = (
     "telefon", "handy", "téléphone", "portable", "tél", "mob",
 )
 
+_EXT = r"(?:[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?\d{1,6})"
 _CANDIDATE = regex.compile(
     r"(?<![\p{L}\p{N}+\-./])"
-    r"(?:\+\d{1,3}[ .\-]?|00\d{1,3}[ .\-])?"        # international prefix
-    r"(?:\(0\)[ ]?)?"                                # the UK/CH style "(0)"
-    r"(?:\(\d{1,5}\)[ .\-]?)?"                       # area code in parentheses
-    r"\d{1,12}(?:[ .\-]\d{1,12}){0,6}"               # digit groups, one separator each
-    r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?"            # extension
+    r"(?:\+\d{1,3}[ .\-]?|00\d{1,3}[ .\-]?)?"       # international prefix
+    r"(?:[ ]?\(0\)[ ]?)?"                            # the DE/UK/CH style "(0)"
+    r"(?:(?:\d{1,2}[ ]?)?\(\d{1,5}\)[ .\-]?)?"         # area code in parentheses, maybe after a trunk prefix
+    r"\d{1,12}(?:[ .\-/]\d{1,12}){0,6}"              # digit groups, one separator each
+    rf"{_EXT}?"
     r"(?![\p{L}\p{N}:]|[.,\-/]\d)"
 )
-# Numbers next to these words are identifiers of another kind, whatever their shape.
+# Numbers labelled by these words are identifiers of another kind, whatever their shape.
 NOT_PHONE_WORDS = ("license", "licence", "passport", "account", "order", "invoice", "zip",
-                   "postal", "postcode", "iban", "card", "ssn", "id", "serial", "tracking")
-_EXTENSION = regex.compile(r"[ ]?(?:x|ext\.?|#)[ ]?\d{1,6}$")
+                   "postal", "postcode", "iban", "card", "ssn", "id", "serial", "tracking",
+                   "version", "build", "release", "isbn", "sku", "ean")
+_LABEL_GAP = regex.compile(r"(?i)(?:[\s:#.,=()'\"\-]|\b(?:no|nr|num|number|numbers|is|was|of|the|code|on|file|s)\b)*")
+_EXTENSION = regex.compile(rf"{_EXT}$")
+_EXT_GAP = regex.compile(r"[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?")
 _DATE_PREFIX = regex.compile(r"^\d{4}-\d{2}-\d{2}(?!\d)")
 _DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})$")
+_ZIP4 = regex.compile(r"^\d{5}-\d{4}$")
+_RANGE = regex.compile(r"^(?:(?:19|20)\d\d[\-/]\d+$|(?:19|20)\d\d[\-/](?:19|20)\d\d|(?:[01]\d|2[0-3])[0-5]\d-(?:[01]\d|2[0-3])[0-5]\d)$")
+_CARD_GROUPS = regex.compile(r"^\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,4})?$")
+_VERSION = regex.compile(r"^\d+(?:\.\d+)*\.\d\.\d+")           # a one-digit inner group: 10.0.19041
+_NANP = regex.compile(r"^(?:(?:\+|00)?1[ .\-]?)?(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d[.\-])\d{3}[.\-]\d{4}$")
+_CC_IN_PARENS = regex.compile(r"^\((\d{1,3})\)[ ]?\d")
+_CURRENCY = regex.compile(r"(?:[$€£¥₹]|\b(?:USD|EUR|GBP|CHF|JPY|INR|AUD|CAD))[ ]?\Z")
+_NON_DIGIT = regex.compile(r"\D+")
+
+
+def _date_digits(d: str) -> bool:
+    """Eight bare digits that read as a date (yyyymmdd, ddmmyyyy, mmddyyyy)."""
+    def ok(y: str, m: str, day: str) -> bool:
+        try:
+            return 1900 <= datetime.date(int(y), int(m), int(day)).year <= 2099
+        except ValueError:
+            return False
+    return len(d) == 8 and (ok(d[:4], d[4:6], d[6:]) or ok(d[4:], d[2:4], d[:2]) or ok(d[4:], d[:2], d[2:4]))
+
+
+def _cluster_digits(text: str, runs: list[tuple[int, int]]) -> list[int]:
+    """For each digit run, the digits of the cluster it belongs to (runs linked by gaps that a
+    candidate can span: up to three characters, or an extension mark)."""
+    totals: list[int] = []
+    first = total = previous = 0
+    for i, (start, end) in enumerate(runs):
+        gap = start - previous
+        if i and gap > 3 and (gap > 11 or not _EXT_GAP.fullmatch(text, previous, start)):
+            totals.extend([total] * (i - first))
+            first, total = i, 0
+        total += end - start
+        previous = end
+    totals.extend([total] * (len(runs) - first))
+    return totals
+
+
+@lru_cache(maxsize=4096)
+def _parsed(core: str, region: str | None) -> "tuple[phonenumbers.PhoneNumber | None, bool]":
+    """``phonenumbers``' reading of ``core`` and whether it is a valid number. Parsing and
+    validating cost 25-60 µs (a +1 number is checked against 25 regions), and the same numbers
+    come back with every turn of a conversation, so readings are remembered (bounded)."""
+    try:
+        number = phonenumbers.parse(core, region)
+    except phonenumbers.NumberParseException:
+        return None, False
+    # Valid for the region it was read in (or its country's main region) implies valid; that
+    # one check spares is_valid_number's search through every region sharing the code.
+    home = region or phonenumbers.region_code_for_country_code(number.country_code)
+    return number, (phonenumbers.is_valid_number_for_region(number, home)
+                    or phonenumbers.is_valid_number(number))
+
+
+def forget_phone_numbers() -> None:
+    """Empty the parse memory (benchmarks measure the cold cost)."""
+    _parsed.cache_clear()
+
+
+def _groups(s: str) -> list[int]:
+    return [len(g) for g in _NON_DIGIT.split(s) if g]
 
 
 class PhoneRecognizer:
@@ -48,82 +122,172 @@ class PhoneRecognizer:
         self.regions = regions
         self.context = Context.of(context_words, before=40, after=12)
         self.veto = Context.of(NOT_PHONE_WORDS, before=30, after=0)
-
-    def find(self, text: str, taken: list[tuple[int, int]] = ()) -> Iterable[Span]:
-        """``taken``: spans stronger recognisers already hold; a candidate inside one is not
-        parsed at all (phonenumbers is the costliest step of detection)."""
-        taken = sorted(taken)
-        starts = [a for a, _ in taken]
-        for m in _CANDIDATE.finditer(text):
-            near = taken[max(0, bisect_right(starts, m.start()) - 1):bisect_right(starts, m.end())]
-            if any(a <= m.start() and m.end() <= b for a, b in near):
+        self._prefixes: dict[str, str | None] = {}
+        self._lengths: dict[str, tuple[int, int]] = {}   # digits a national number may have
+        for r in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(r)
+            if meta is None:
                 continue
-            if self.veto.near(text, m.start(), m.end()):
+            self._prefixes[r] = meta.national_prefix
+            lengths = meta.general_desc.possible_length or ()
+            if lengths:
+                # Room for the trunk prefix and whatever else the region strips when parsing.
+                self._lengths[r] = (min(lengths), max(lengths) + 6)
+
+    def find(self, text: str, probe: Probe | None = None, taken: list[tuple[int, int]] = (),
+             contested: list[tuple[int, int]] | None = None) -> Iterable[Span]:
+        """``taken``: spans stronger recognisers already hold. Candidates are sought only
+        between them, so a number right after (or before) another entity is still judged on
+        its own, and nothing inside one is parsed (phonenumbers is the costliest step).
+        ``contested``: spans of weaker recognisers. A number a telling word already admits is
+        validated only when it overlaps one of them, since its score (0.75 valid, 0.55 not)
+        matters only against an overlapping span; None: every such number is validated."""
+        probe = probe_of(text, probe)
+        if probe.digits < 7:
+            return
+        pos = 0
+        runs = probe.runs
+        cluster = _cluster_digits(text, runs)
+        for a, b in sorted(taken) + [(len(text), len(text))]:
+            if a > pos:
+                yield from self._find_in(text, pos, a, runs, cluster, contested)
+            pos = max(pos, b)
+
+    @staticmethod
+    def _candidates(text: str, lo: int, hi: int, runs: list[tuple[int, int]],
+                    cluster: list[int]) -> Iterable["regex.Match[str]"]:
+        """``_CANDIDATE.finditer(text, lo, hi)`` less the candidates too short to judge, tried
+        only where a match can start: every candidate has a digit run starting at most two
+        characters in ("+4", "(0", " (0)"), and lies within one cluster of runs that no more
+        than three characters (or an extension mark) apart; a cluster of fewer than seven
+        digits holds no phone number."""
+        pos = lo
+        for i in range(bisect_left(runs, (lo, -1)), len(runs)):
+            start = runs[i][0]
+            if start >= hi:
+                return
+            if cluster[i] < 7:
+                continue
+            for at in range(max(pos, start - 2), start + 1):
+                m = _CANDIDATE.match(text, at, hi)
+                if m is not None:
+                    yield m
+                    pos = m.end()
+                    break
+
+    def _find_in(self, text: str, lo: int, hi: int, runs: list[tuple[int, int]],
+                 cluster: list[int], contested: list[tuple[int, int]] | None) -> Iterable[Span]:
+        for m in self._candidates(text, lo, hi, runs, cluster):
+            if m.end() - m.start() < 7 or self._labelled_otherwise(text, m.start()):
                 continue
             for end in self._ends(m, text):
-                if any(a < end and m.start() < b for a, b in near):
-                    continue
-                span = self._judge(text, m.start(), end)
+                span = self._judge(text, m.start(), end, contested)
                 if span is not None:
                     yield span
                     break
+
+    def _labelled_otherwise(self, text: str, start: int) -> bool:
+        """A non-phone word ("order", "SSN") vetoes only the number it labels: the words between
+        them may only be fillers ("order no. is 4155550132"). Another number, a placeholder or
+        a name between them means the word labelled something else."""
+        last = None
+        for last in self.veto.pattern.finditer(text, max(0, start - self.veto.before), start):
+            pass
+        return last is not None and _LABEL_GAP.fullmatch(text, last.end(), start) is not None
 
     def _ends(self, m: "regex.Match[str]", text: str) -> list[int]:
         """The whole candidate, or when it holds too many digits ("+1 415-555-0132 4111 ..."),
         its prefixes at group boundaries that could still be one number (only where it is
         clearly meant as a phone number: international, or next to a telling word)."""
         raw = m.group()
-        if sum(c.isdigit() for c in raw) <= 15:
+        ext = _EXTENSION.search(raw)
+        body = raw[:ext.start()] if ext else raw
+        if sum(c.isdigit() for c in body) <= 15:
             return [m.end()]
         if not (raw.startswith("+") or self.context.near(text, m.start(), m.end())):
             return []
         ends = []
         digits = 0
-        for i, ch in enumerate(raw):
+        for i, ch in enumerate(body):
             if ch.isdigit():
                 digits += 1
                 if digits > 15:
                     break
-                if i + 1 == len(raw) or not raw[i + 1].isdigit():
+                if i + 1 == len(body) or not body[i + 1].isdigit():
                     ends.append(m.start() + i + 1)
-        return [e for e in reversed(ends)]
+        return ends[::-1]
 
-    def _judge(self, text: str, start: int, end: int) -> Span | None:
+    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None) -> Span | None:
         core = _EXTENSION.sub("", text[start:end])
         digits = sum(c.isdigit() for c in core)
         if not 7 <= digits <= 15 or _DATE_SHAPE.match(core) or _DATE_PREFIX.match(core):
             return None
-        score = self._score(text, start, end, core, digits)
+        if _CURRENCY.search(text, max(0, start - 5), start):
+            return None
+        unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
+        score = self._score(text, start, end, core, digits, unopposed)
         return Span(start, end, "PHONE_NUMBER", score) if score else None
 
-    def _score(self, text: str, start: int, end: int, core: str, digits: int) -> float:
-        formatted = not core.isdigit()
-        international = core.startswith("+") or core.startswith("00")
-        # Without a telling word only a number that is unmistakably a phone number counts:
-        # international, or a full national number in written form; short groups of digits are
-        # house numbers, zip codes and ids far more often.
-        if international or (formatted and digits >= 10):
-            if self._valid(core, international):
-                return 0.75 if (international or self.context.near(text, start, end)) else 0.6
-        # Numbers from regions outside the configured list, or bare digit runs, count only
-        # next to a telling word: a ten-digit order id is not a phone number.
-        if self.context.near(text, start, end):
-            if self._valid(core, international):
+    def _score(self, text: str, start: int, end: int, core: str, digits: int, unopposed: bool) -> float:
+        context = self.context.near(text, start, end)
+        if context and unopposed:
+            return 0.55         # admitted either way; the score would only break a tie
+        if core.startswith("+") or core.startswith("00"):
+            number, valid = _parsed("+" + core[2:] if core.startswith("00") else core, None)
+            if number is None:
+                return 0.55 if context else 0.0
+            if valid:
                 return 0.75
-            return 0.55
+            # A "+" is written for phone numbers only; "00" also starts zero-padded ids.
+            if core.startswith("+") and phonenumbers.is_possible_number(number) or self._nanp(core):
+                return 0.65
+            return 0.55 if context else 0.0
+        trunk = tuple(r for r in self.regions if self._prefixes.get(r) and core.lstrip("(").startswith(self._prefixes[r]))
+        if context:     # valid anywhere: the regions whose trunk prefix it has are likeliest
+            likely = trunk + tuple(r for r in self.regions if r not in trunk)
+            return 0.75 if next(self._valid_in(core, likely), None) else 0.55
+        if self._not_a_phone_shape(core):
+            return 0.0
+        bare = core.isdigit()
+        # A bare run of digits counts only with a trunk prefix, so only those regions are tried.
+        for region, number in self._valid_in(core, trunk if bare else self.regions):
+            if region in trunk or digits >= 10 and not bare or self._grouped_as_in(region, number, core):
+                return 0.6
+        if self._nanp(core):
+            return 0.6
+        cc = _CC_IN_PARENS.match(core)
+        if cc and int(cc.group(1)) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            if _parsed("+" + "".join(c for c in core if c.isdigit()), None)[1]:
+                return 0.6  # "(351) 912 345 678": a country code written without its "+"
         return 0.0
 
-    def _valid(self, core: str, international: bool) -> bool:
-        if international:
-            number = "+" + core[2:] if core.startswith("00") else core
-            try:
-                return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
-            except phonenumbers.NumberParseException:
-                return False
-        for region in self.regions:
-            try:
-                if phonenumbers.is_valid_number(phonenumbers.parse(core, region)):
-                    return True
-            except phonenumbers.NumberParseException:
+    def _nanp(self, core: str) -> bool:
+        """Written as North American numbers are ("(NXX) NXX-XXXX"), even if the area code is
+        unassigned: no other number is written so."""
+        return ("US" in self.regions or "CA" in self.regions) and _NANP.match(core) is not None
+
+    @staticmethod
+    def _not_a_phone_shape(core: str) -> bool:
+        return bool(_ZIP4.match(core) or _RANGE.match(core) or _CARD_GROUPS.match(core)
+                    or _VERSION.match(core) or (core.isdigit() and _date_digits(core)))
+
+    @staticmethod
+    def _grouped_as_in(region: str, number: "phonenumbers.PhoneNumber", core: str) -> bool:
+        """Written with separators exactly as the region groups its numbers ("612 34 56 78")."""
+        if core.isdigit():
+            return False
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        return _groups(national) == _groups(core)
+
+
+    def _valid_in(self, core: str, regions: tuple[str, ...]) -> "Iterable[tuple[str, phonenumbers.PhoneNumber]]":
+        """The regions (lazily, in order) in which ``core`` is a valid national number. Parsing
+        costs ~25 µs a region, so regions whose lengths cannot fit are skipped unparsed."""
+        digits = sum(c.isdigit() for c in core)
+        for region in regions:
+            low, high = self._lengths.get(region, (0, 99))
+            if not low <= digits <= high:
                 continue
-        return False
+            number, valid = _parsed(core, region)
+            if valid:
+                yield region, number

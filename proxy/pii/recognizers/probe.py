@@ -1,0 +1,75 @@
+"""One cheap look at a text that all recognisers share, so most of them can tell in a few
+string operations that they have nothing to find.
+
+Every numeric entity (card, IBAN, SSN, IPv4, phone, date) starts at or near a run of digits, so
+the runs are found once (a single C-speed scan) and those recognisers try their patterns only
+there instead of at every character. The others need a literal their pattern cannot match
+without ("sk-", "PRIVATE KEY", a birth word): all such needles are found in one Aho-Corasick pass
+over the case-folded text. Each view is computed on first use.
+"""
+from __future__ import annotations
+
+import ahocorasick
+import regex
+
+_DIGIT_RUN = regex.compile(r"\d+")
+_NEEDLES: set[str] = set()
+_automaton: "ahocorasick.Automaton | None" = None
+
+
+def needles(*words: str) -> frozenset[str]:
+    """Register ``words`` (at import time) as needles a recogniser tests with ``Probe.has_any``.
+    They are case-folded: a test is then true for every casing, a superset of what a
+    case-sensitive pattern needs, so a recogniser never misses what it would have found."""
+    global _automaton
+    folded = frozenset(w.casefold() for w in words)
+    if not folded <= _NEEDLES:
+        _NEEDLES.update(folded)
+        _automaton = None
+    return folded
+
+
+def _needle_automaton() -> "ahocorasick.Automaton":
+    global _automaton
+    automaton = _automaton
+    if automaton is None:
+        automaton = ahocorasick.Automaton()
+        for word in _NEEDLES:
+            automaton.add_word(word, word)
+        automaton.make_automaton()
+        _automaton = automaton
+    return automaton
+
+
+class Probe:
+    __slots__ = ("text", "_runs", "_digits", "_found")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._runs: list[tuple[int, int]] | None = None
+        self._digits: int | None = None
+        self._found: set[str] | None = None
+
+    @property
+    def runs(self) -> list[tuple[int, int]]:
+        """(start, end) of every maximal run of (Unicode) digits, in text order."""
+        if self._runs is None:
+            self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.text)]
+        return self._runs
+
+    @property
+    def digits(self) -> int:
+        if self._digits is None:
+            self._digits = sum(b - a for a, b in self.runs)
+        return self._digits
+
+    def has_any(self, words: frozenset[str]) -> bool:
+        """Whether the text holds one of ``words`` (a ``needles(...)`` result), in any case.
+        Case-folding maps at least every character that case-insensitive matching equates."""
+        if self._found is None:
+            self._found = {w for _, w in _needle_automaton().iter(self.text.casefold())}
+        return not self._found.isdisjoint(words)
+
+
+def probe_of(text: str, probe: Probe | None) -> Probe:
+    return probe if probe is not None and probe.text is text else Probe(text)

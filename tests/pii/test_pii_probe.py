@@ -1,0 +1,84 @@
+"""The shared probe lets recognisers skip text: each skip must be one that could never have
+found anything. Property tests over texts built from entity fragments, separators, Unicode
+digits and case-folding traps check every shortcut against the plain pattern scan."""
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.pii.recognizers import birthdate, secrets
+from proxy.pii.recognizers.financial import CardRecognizer, IbanRecognizer, SsnRecognizer
+from proxy.pii.recognizers.network import IpRecognizer, _two_colons_close
+from proxy.pii.recognizers.phone import _CANDIDATE, _EXTENSION, PhoneRecognizer, _cluster_digits
+from proxy.pii.recognizers.probe import Probe
+
+FRAGMENTS = [
+    "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005", "GB82 WEST 1234 5698 7654 32",
+    "DE89370400440532013000", "gb82west12345698765432", "536-22-8741", "536 22 8741", "SSN ",
+    "192.168.1.20", "2001:db8::1", "fe80::", "12:30:45", "+44 20 7946 0958", "+49 (0)30 901820",
+    "(0)", "(415) ", "555-0132", "+49 (0) (30) 9018", "12 (0) (3) 4", ") (", " (", "8 (301) 123-45-67", " ext. 12", "x123", " extension 4", "#5",
+    "0044 ", "001-", "2024-03-02", "12/03/1985", "born ", "Date of Birth: ", "NÉ le ", "DOB",
+    "sk-proj-", "sk-ant-", "AKIA", "ASIA", "A3T", "ghp_", "github_pat_", "xoxb-", "_live_", "whsec_",
+    "AIza", "-----BEGIN PRIVATE KEY-----", "PRIVATE KEY", "eyJ", "password=", "PASSWORD: ", "paſſword=",
+    "to\u212aen: ", "api_key=", "aws_secret_access_key = ", "https://u:p@h", "://", "@",
+    "٣٤٥", "١٢٣٤٥٦٧", "²", "０１２", "İ", "ß", "\u00a0", "\n",
+]
+ALPHABET = "0123456789 -./()+:#x_@=AaBbKkSs\u0663"
+texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet=ALPHABET, max_size=6)),
+                 max_size=14).map("".join)
+
+
+def _starts(probe: Probe) -> set[int]:
+    return {a for a, _ in probe.runs}
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_numeric_patterns_start_where_a_digit_run_does(text):
+    probe = Probe(text)
+    starts = _starts(probe)
+    for pattern in (CardRecognizer._pattern, SsnRecognizer._pattern, IpRecognizer._v4):
+        assert all(m.start() in starts for m in pattern.finditer(text))
+    assert all(m.start() + 2 in starts for m in IbanRecognizer._pattern.finditer(text))
+    assert all(b - a in (3, 9) for m in SsnRecognizer._pattern.finditer(text)
+               for a, b in probe.runs if a == m.start())
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_anchored_ipv4_scan_finds_what_the_full_scan_finds(text):
+    v4 = [m.span() for m in IpRecognizer._v4.finditer(text)]
+    found = [(s.start, s.end) for s in IpRecognizer().find(text, Probe(text))]
+    assert [span for span in found if span in v4] == v4
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_phone_candidates_are_the_full_scan_less_the_short_ones(text):
+    probe = Probe(text)
+    runs = probe.runs
+    anchored = [m.span() for m in PhoneRecognizer._candidates(text, 0, len(text), runs,
+                                                               _cluster_digits(text, runs))]
+    full = [m for m in _CANDIDATE.finditer(text)]
+    judged = [m.span() for m in full
+              if sum(c.isdigit() for c in _EXTENSION.sub("", m.group())) >= 7]
+    assert set(judged) <= set(anchored) <= {m.span() for m in full}
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_needles_are_present_whenever_a_pattern_matches(text):
+    probe = Probe(text)
+    for rule in secrets._RULES:
+        if rule.pattern.search(text):
+            assert probe.has_any(rule.needles), rule.entity
+    if secrets._JWT.search(text):
+        assert probe.has_any(secrets._JWT_NEEDLE)
+    if birthdate._BIRTH.pattern.search(text):
+        assert probe.has_any(birthdate._BIRTH_STEMS)
+    if any(m.group().count(":") >= 2 for m in IpRecognizer._v6.finditer(text)):
+        assert _two_colons_close(text)
+
+
+def test_case_folding_traps_still_reach_the_patterns():
+    for text in ("paſſword=hunter22", "to\u212aen: abc123xyz", "PASSWORD: s3cret!"):
+        spans = list(secrets.SecretRecognizer().find(text))
+        assert [s.entity for s in spans] == ["PASSWORD"], text
