@@ -110,6 +110,7 @@ class PolicyHolder:
         if self.audit is not None:
             await self.audit.start()
         self._watcher = asyncio.create_task(self._watch())
+        await self.services.prime()
         self.services.warm_up()
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)

@@ -44,6 +44,14 @@ class Services:
         thread.start()
         return thread
 
+    async def prime(self) -> None:
+        """Run every backend's async ``prime()`` (connections and server-side scripts) at start,
+        before the process takes traffic."""
+        for item in list(self._items.values()):
+            prime = getattr(item, "prime", None)
+            if prime is not None:
+                await prime()
+
     async def close(self) -> None:
         for item in list(self._items.values()):
             close = getattr(item, "close", None)

@@ -169,23 +169,37 @@ class RedisBackend:
             raise BackendUnavailable("redis unreachable")
 
     async def _run(self, script: str, keys: list[str], args: list) -> Any:
+        # The client is made (redis-py imported, maybe waiting on the warm-up thread's import)
+        # before the command's timeout starts: a slow import is not an unreachable Redis.
+        client = self.client
         try:
             async with asyncio.timeout(self.settings.timeout):
                 sha = self._sha.get(script)
                 if sha is None:
-                    sha = self._sha[script] = await self.client.script_load(script)
+                    sha = self._sha[script] = await client.script_load(script)
                 try:
-                    result = await self.client.evalsha(sha, len(keys), *keys, *args)
+                    result = await client.evalsha(sha, len(keys), *keys, *args)
                 except _no_script_error():
                     # Redis restarted (or failed over) and forgot the script.
-                    sha = self._sha[script] = await self.client.script_load(script)
-                    result = await self.client.evalsha(sha, len(keys), *keys, *args)
+                    sha = self._sha[script] = await client.script_load(script)
+                    result = await client.evalsha(sha, len(keys), *keys, *args)
         except unreachable() as exc:
             self._mark_down(exc)
             raise BackendUnavailable(f"redis unreachable: {type(exc).__name__}") from None
         if self.down:
             self._mark_up()
         return result
+
+    async def prime(self) -> None:
+        """At start, before traffic: connect and load the scripts, so the first request does not
+        pay for them inside its command timeout. Unreachable is the usual outage state."""
+        client = self.client
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout + self.settings.timeout):
+                for script in (RESERVE, SETTLE):
+                    self._sha[script] = await client.script_load(script)
+        except unreachable() as exc:
+            self._mark_down(exc)
 
     async def reserve(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:
         if not charges:

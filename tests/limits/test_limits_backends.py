@@ -1,6 +1,7 @@
 """The two backends must count identically: every test runs against memory and a real Redis."""
 from __future__ import annotations
 
+import socket
 import asyncio
 import math
 
@@ -257,3 +258,29 @@ async def test_spend_budget_counts_micro_dollars_and_settles(backend, clock):
     third[0].cost = 2_000_000
     out = await backend.reserve(third, "c", clock())
     assert not out.allowed and math.isinf(out.items[0].retry_after)   # more than the budget itself
+
+
+async def test_prime_connects_and_loads_scripts_before_traffic(redis_url):
+    """Services.prime at start: the first request pays no connect or script load inside its
+    command timeout (a worker answered 503 to its first request when it did)."""
+    from proxy.limits.redis_scripts import RESERVE, SETTLE
+    from proxy.services import Services
+    services = Services()
+    backend = services.set("ratelimit.redis", RedisBackend(RedisSettings(url=redis_url, timeout=5, connect_timeout=5)))
+    await services.prime()
+    try:
+        assert set(backend._sha) == {RESERVE, SETTLE} and not backend.down
+    finally:
+        await backend.close()
+
+
+async def test_prime_marks_an_unreachable_redis_down_without_raising():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]            # nothing listens there
+    backend = RedisBackend(RedisSettings(url=f"redis://127.0.0.1:{port}/0", timeout=0.5, connect_timeout=0.5))
+    await backend.prime()
+    try:
+        assert backend.down and backend.outages == 1
+    finally:
+        await backend.close()
