@@ -1,9 +1,9 @@
 """The two backends must count identically: every test runs against memory and a real Redis."""
 from __future__ import annotations
 
-import socket
 import asyncio
 import math
+import socket
 
 import pytest
 import redis.asyncio as aioredis
