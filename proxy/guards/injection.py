@@ -9,7 +9,7 @@ Findings carry rule ids and scores only, never the matched text.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..detection.assess import Assessment, assess
 from ..detection.escalation import (EscalationError, EscalationSettings, VerdictCache,
@@ -21,9 +21,13 @@ from ..detection.settings import SCHEMA, InjectionSettings, compile_settings
 from ..detection.slotcache import cached_scorer, memo_for
 from ..exchange import Exchange
 # The classifier side call goes through the edge's HTTP client (pooled sessions, bounded time).
-from ..upstream import UpstreamPool, post_json
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
+
+if TYPE_CHECKING:
+    # The edge's client module imports aiohttp (~0.2 s): only a policy with escalation needs it,
+    # so `aifw policy check` and guards without escalation never load it.
+    from ..upstream import UpstreamPool
 
 NAME = "injection"
 # Above this many characters the scan runs in a thread: at roughly 0.2-0.5 ms per KB inline
@@ -98,6 +102,7 @@ class InjectionGuard(Guard):
         return info
 
     async def _classify(self, texts: list[str]) -> list[bool]:
+        from ..upstream import post_json
         esc = self.escalation
         answers = await asyncio.gather(*(post_json(self.pool, esc.upstream, esc.path, body, esc.timeout)
                                          for body in request_body(esc, texts)))
@@ -168,6 +173,7 @@ def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionG
     escalation = compile_escalation(section.get("escalation"), ctx.upstreams)
     if escalation is None:
         return InjectionGuard(compile_settings(body, ctx.policy_dir))
+    from ..upstream import UpstreamPool
     # Pool and verdicts live in the process's services: a policy reload keeps both.
     pool = ctx.services.get_or_create("injection.escalation.pool", UpstreamPool)
     cache = ctx.services.get_or_create("injection.escalation.cache",
