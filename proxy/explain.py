@@ -125,7 +125,7 @@ def _quote(text: str) -> str:
 
 def _slot_lines(slot: dict) -> list[str]:
     where = f"{slot['role']}[{slot['index']}]" if slot["index"] is not None else slot["role"]
-    model = ""
+    model = "; model not run: it could not change the verdict" if slot["model_operating_point"] else ""
     if slot["model_probability"] is not None:
         model = (f" + model {slot['model_points']} (probability {slot['model_probability']}, "
                  f"operating point {slot['model_operating_point']})")
