@@ -24,7 +24,7 @@ from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
 from .identity import apply_user_assertion, identify, reject_malformed_headers
-from .intake import read_slots, route_request
+from .intake import read_slots, refused_in_answer, route_request
 from .parsing import strictjson
 from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
@@ -331,10 +331,10 @@ class Edge:
                 if ex.capture_text:
                     ex.response_text.extend(s.text for s in ex.response_slots)
                 verdict = await pipeline.run_response(ex)
-                if verdict is not None:
+                if verdict is not None and not refused_in_answer(ex, verdict):
                     ex.status = verdict.status
                     return _verdict_response(verdict, ex)
-                if any(s.changed for s in ex.response_slots):
+                if verdict is not None or any(s.changed for s in ex.response_slots):
                     data = orjson.dumps(ex.response_body)
                     headers = response_headers(resp.headers, drop_encoding=True)
         headers.update(ex.response_headers)

@@ -90,15 +90,18 @@ def _verdict(j: Judgement) -> dict:
     if j.refused is not None:
         exc = j.refused
         return {"decision": "refused", "status": exc.status, "code": exc.code, "guard": None,
-                "rules": [], "direction": "request", "message": exc.message}
+                "rules": [], "direction": "request", "message": exc.message, "finish_reason": None}
     v = j.verdict
     if v is None:
         return {"decision": ex.decision, "status": 200, "code": None, "guard": None, "rules": [],
-                "direction": None, "message": None}
+                "direction": None, "message": None, "finish_reason": None}
+    in_answer = ex.finish_reason is not None and v.status == 200
     return {"decision": ex.decision, "status": v.status, "code": v.code, "guard": v.guard,
             "rules": list(dict.fromkeys(v.rule_ids)),
             "direction": "request" if j.request_verdict is not None else "response",
-            "message": block_message(v)}
+            # a refusal inside the answer (200, finish_reason) carries no error message
+            "message": None if in_answer else block_message(v),
+            "finish_reason": ex.finish_reason if in_answer else None}
 
 
 def explain(j: Judgement) -> dict:
@@ -186,6 +189,9 @@ def render(report: dict) -> str:
     if v["decision"] == "refused":
         lines.append(f"verdict: REFUSED {v['status']} {v['code']} before any guard ran")
         lines.append(f"  message: {v['message']}")
+    elif v.get("finish_reason"):
+        lines.append(f"verdict: BLOCKED by {v['guard']} ({v['direction']}): the answer becomes a refusal, "
+                     f"200 with finish_reason {v['finish_reason']} (rules: {', '.join(v['rules'])})")
     elif v["message"] is not None:
         lines.append(f"verdict: BLOCKED {v['status']} {v['code']} by {v['guard']} ({v['direction']})")
         lines.append(f"  message: {v['message']}")

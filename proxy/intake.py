@@ -1,13 +1,17 @@
 """What the edge does with a request between reading its body and running its guards, as plain
 Python: the JSON body becomes text slots, the model picks a route, the caller and model pick a
-scope. The edge (app.py) and the offline judge (offline.py: ``aifw scan``, ``aifw replay``)
+scope; and how a verdict on a whole answer becomes the answer's refusal. The edge (app.py) and the offline judge (offline.py: ``aifw scan``, ``aifw replay``)
 share these steps, so a dry run sees a request exactly as the proxy does.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .errors import ProxyError
 from .exchange import Exchange
 from .parsing.request import Refused, Unrecognized, check_fields, check_model, parse_request, request_model
+from .parsing.tools import refuse
+from .verdict import Verdict
 
 
 def read_slots(ex: Exchange) -> None:
@@ -45,3 +49,13 @@ def route_request(ex: Exchange, model: str | None = None) -> None:
                          f"No upstream is configured for model {ex.model!r} on {ex.endpoint.name}.",
                          param="model")
     ex.upstream = ex.route.targets[0].upstream
+
+
+def refused_in_answer(ex: Exchange, verdict: Verdict) -> bool:
+    """A verdict that refuses a whole answer as an answer (Verdict.in_answer): the body becomes
+    the dialect's refusal, ended with ``verdict.finish_reason``, as the stream would have."""
+    if not verdict.in_answer or not refuse(ex.endpoint.kind, ex.response_body):
+        return False
+    ex.verdict = replace(verdict, status=ex.status)
+    ex.finish_reason = verdict.finish_reason
+    return True

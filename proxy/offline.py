@@ -21,7 +21,7 @@ from . import pipeline
 from .endpoints import Endpoint, resolve
 from .errors import ProxyError
 from .exchange import Exchange, Identity
-from .intake import read_slots, route_request
+from .intake import read_slots, refused_in_answer, route_request
 from .outcome import settle
 from .parsing.response import parse_response
 from .policy.compile import Policy, PolicyError, Scope, compile_policy
@@ -160,7 +160,10 @@ async def judge(ex: Exchange, *, body: Any = None, slots: list[TextSlot] | None 
     if j.request_verdict is None and answer is not None:
         answer_slots(ex, answer)
         j.answer_judged = True
+        ex.status = 200                        # the upstream's answer, as the edge has it
         j.response_verdict = await pipeline.run_response(ex)
+        if j.response_verdict is not None and refused_in_answer(ex, j.response_verdict):
+            j.response_verdict = ex.verdict        # the answer itself says it was refused
     verdict = j.verdict
     ex.status = verdict.status if verdict is not None else 200
     await pipeline.run_complete(ex)

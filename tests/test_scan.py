@@ -150,3 +150,20 @@ def test_scan_route_refusal_and_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     res = aifw("scan", "--policy", policy, "--request", str(tmp_path / "bad.json"))
     assert res.returncode == 2 and "is not JSON" in res.stderr
+
+
+def test_scan_tool_call_refused_inside_the_answer(tmp_path):
+    policy = write(tmp_path, guarded(guards={"tools": {"deny": ["send_email"], "onRequest": "monitor"}}))
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "mail bob"}],
+               "tools": [{"type": "function", "function": {"name": "send_email", "parameters": {"type": "object"}}}]}
+    answer = {"id": "c", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "send_email", "arguments": "{}"}}]}}]}
+    (tmp_path / "req.json").write_text(json.dumps(request))
+    code, out = scan_json("--policy", policy, "--request", str(tmp_path / "req.json"), "--answer", json.dumps(answer))
+    assert code == 1
+    assert [(f["guard"], f["action"], f["direction"]) for f in out["findings"]] == \
+           [("tools", "would_block", "request"), ("tools", "blocked", "response")]
+    # as the proxy answers it: a 200 whose answer says it was refused, no error message
+    assert out["verdict"]["status"] == 200 and out["verdict"]["finish_reason"] == "content_filter"
+    assert out["verdict"]["message"] is None and out["verdict"]["rules"] == ["tools.call.denied"]
