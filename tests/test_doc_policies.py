@@ -26,7 +26,7 @@ def test_doc_policy_passes_policy_check(text, tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     env = {"OPENAI_API_KEY": "sk-x", "AZURE_OPENAI_API_KEY": "az-x", "ANTHROPIC_API_KEY": "sk-ant-x",
-           "AIFW_REDIS_URL": "redis://127.0.0.1:1/0"}
+           "AIFW_REDIS_URL": "redis://127.0.0.1:1/0", "HOOK_TOKEN": "hk-x"}
     assert check_files([str(path)], env) == []
 
 

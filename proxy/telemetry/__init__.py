@@ -118,6 +118,9 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for hook, direction, outcome, seconds in ex.hook_calls:
+            m.hook_calls.add(1, {"hook": hook, "direction": direction, "outcome": outcome})
+            m.hook_duration.record(seconds, {"hook": hook})
         for attempt in ex.attempts:
             m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
             if attempt.error is not None:
