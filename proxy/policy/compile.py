@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .. import secretenv
 from ..durations import parse_duration, parse_size
 from ..globs import GlobSet
 from ..guards import GUARDS
@@ -183,16 +184,25 @@ def deep_merge(base: Any, over: Any) -> Any:
 
 def _compile_guards(doc: Document, sections: Mapping[str, Any], path: tuple, ctx: CompileContext,
                     policy_mode: str, policy_failure: str,
-                    own: Mapping[str, Any] | None = None) -> tuple[Guard, ...]:
+                    own: Mapping[str, Any] | None = None, check: bool = False) -> tuple[Guard, ...]:
     """``own``: a scope's own guard sections. A problem with a key the scope does not set was
-    reported at the policy's guards already, and is not reported again at the scope."""
+    reported at the policy's guards already, and is not reported again at the scope.
+    ``check``: secrets the guard reads from the environment may be unset (a warning)."""
     guards: list[Guard] = []
     for name, section in sections.items():
         section = dict(section or {})
         if not section.get("enabled", True):
             continue
         try:
-            guard = GUARDS[name].compile(section, ctx)
+            if check:
+                with secretenv.checking() as unset:
+                    guard = GUARDS[name].compile(section, ctx)
+                for env_name in dict.fromkeys(unset):
+                    message = f"{env_name} is not set here; the proxy needs it at start"
+                    if not any(p.path == ("guards", name) and p.message == message for p in doc.problems):
+                        doc.problem(path + (name,), message, warning=True)
+            else:
+                guard = GUARDS[name].compile(section, ctx)
         except SectionError as exc:
             for sub, message in exc.problems:
                 if own is None or _sets(own.get(name), sub):
@@ -368,7 +378,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
     ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
                          upstreams=upstreams)
     base_guard_sections = data.get("guards") or {}
-    base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
+    base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure, check=check)
     base = _scope("default", None, base_guards, {})
     scopes = []
     for i, sc in enumerate(data.get("scopes") or []):
@@ -378,7 +388,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         merged = deep_merge(base_guard_sections, own)
         # A scope may enable a guard the base policy lists nowhere: keep policy order, then new ones.
         merged = {k: v for k, v in merged.items() if k not in broken_guards}
-        guards = _compile_guards(doc, merged, ("scopes", i, "guards"), ctx, mode, failure, own)
+        guards = _compile_guards(doc, merged, ("scopes", i, "guards"), ctx, mode, failure, own, check)
         m = sc["match"]
         match = ScopeMatch(*(GlobSet.of(m.get(k, ())) for k in ("groups", "users", "keys", "models", "routes")))
         extra = {k: v for k, v in sc.items() if k not in ("name", "match", "guards")}

@@ -127,3 +127,23 @@ def test_cli_prints_warnings_and_passes(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert lines[-1] == f"{path}: ok" and len(lines) == 5 and all(": warning: " in x for x in lines[:-1])
+
+
+def test_secrets_a_guard_reads_by_name_are_warnings_in_a_check(tmp_path, monkeypatch):
+    for name in ("CHECK_REDIS_PASSWORD", "CHECK_PII_HASH_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    text = HEAD + ("guards:\n"
+                   "  pii: {entities: {EMAIL_ADDRESS: hash}, hashKeyEnv: CHECK_PII_HASH_KEY}\n"
+                   "  ratelimit:\n"
+                   "    backend: redis\n"
+                   "    redis: {url: 'redis://127.0.0.1:1/0', passwordEnv: CHECK_REDIS_PASSWORD}\n"
+                   "    limits: [{name: a, scope: user, requests: 10/minute}]\n")
+    assert check(tmp_path, text, warnings=True) == [
+        "5: $.guards.pii: warning: CHECK_PII_HASH_KEY is not set here; the proxy needs it at start",
+        "6: $.guards.ratelimit: warning: CHECK_REDIS_PASSWORD is not set here; the proxy needs it at start"]
+    with pytest.raises(PolicyError) as info:          # serving needs them
+        compile_policy(str(tmp_path / "p.yaml"), None, {})
+    assert len(info.value.problems) == 2
+    monkeypatch.setenv("CHECK_PII_HASH_KEY", "k" * 32)
+    monkeypatch.setenv("CHECK_REDIS_PASSWORD", "pw")
+    assert check(tmp_path, text, warnings=True) == []
