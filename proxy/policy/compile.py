@@ -419,6 +419,8 @@ PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY",
 def _missing_provider_key(doc: Document, up: Upstream, check: bool) -> None:
     path = ("upstreams", up.name, "apiKey")
     names = doc.env_refs.get(path)
+    if check and any(p.path == path and p.warning for p in doc.problems):
+        return      # its unset variable is a warning already: one per variable
     if check and names:
         # The check runs where the secret is not (an image build, CI): that it is referenced is
         # what can be checked; the proxy refuses to start without it.

@@ -7,7 +7,6 @@ guard compile problems) is still checked without one mistake being reported twic
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
 from typing import Any
 
 import jsonschema
@@ -53,9 +52,10 @@ def secrets_as_warnings(doc: Document) -> None:
     secret = {p for p in doc.unset if p and p[-1] in SECRET_KEYS}
     if not secret:
         return
-    doc.problems = [replace(p, warning=True) if p.path in secret and "is not set" in p.message else p for p in doc.problems]
+    doc.problems = [p for p in doc.problems if not (p.path in secret and "is not set" in p.message)]
     for path in secret:
-        del doc.unset[path]
+        for name in doc.unset.pop(path):
+            doc.problem(path, f"{name} is not set here; the proxy needs it at start", warning=True)
 
 
 def schema_problems(doc: Document) -> None:
