@@ -3,6 +3,8 @@
 Markers (an HTML comment on the line before a block; invisible when the Markdown is rendered):
 - ``<!-- fragment -->`` before a ```yaml block: a piece of a policy, not a whole one. It must
   still parse as YAML; whole policies must pass `aifw policy check`.
+- ``<!-- not-policy: WHAT -->`` before a ```yaml block: YAML that is not an aifw policy (another
+  tool's config); it must parse.
 - ``<!-- not-run: REASON -->`` before a ```sh or ```console block: it cannot run offline here
   (it needs a provider, a cluster, a container runtime, ...); the reason is required.
 Every other ```sh / ```console block runs, line by line, in a sandbox holding a copy of
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                    re.S | re.M)
-MARKER = re.compile(r"<!--\s*(fragment|not-run)(?::\s*(.*?))?\s*-->\s*$")
+MARKER = re.compile(r"<!--\s*(fragment|not-run|not-policy)(?::\s*(.*?))?\s*-->\s*$")
 # Variables a doc example must not see: provider keys and the proxy's own settings.
 PRIVATE_ENV = re.compile(r"^(AIFW_|OPENAI_|ANTHROPIC_|AZURE_)")
 
@@ -33,7 +35,7 @@ class Example:
     line: int          # line of the opening fence
     lang: str
     text: str
-    marker: str | None  # "fragment", "not-run" or None
+    marker: str | None  # "fragment", "not-policy", "not-run" or None
     reason: str
 
     @property

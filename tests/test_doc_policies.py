@@ -2,7 +2,8 @@
 
 - A ```yaml block is a whole policy and passes `aifw policy check`, or is marked
   `<!-- fragment -->`: it parses as YAML, and a fragment made of policy sections (guards:,
-  audit:, server: ...) passes the check inside a minimal policy.
+  audit:, server: ...) passes the check inside a minimal policy; or `<!-- not-policy: WHAT -->`
+  (another tool's config): it parses.
 - A ```sh / ```console block runs offline in a sandbox (exit 0), or is marked
   `<!-- not-run: REASON -->`.
 - Every fence names its language, so a command cannot hide in an untagged block.
@@ -63,6 +64,12 @@ def test_fragment_parses_and_checks_inside_a_policy(example, tmp_path):
         assert _check(yaml.safe_dump({**MINIMAL, **data}, sort_keys=False), tmp_path) == []
 
 
+@pytest.mark.parametrize("example", _params(("yaml",), "not-policy"))
+def test_other_yaml_parses(example):
+    assert example.reason, f"{example.id}: say what it is: <!-- not-policy: WHAT -->"
+    yaml.safe_load(example.text)
+
+
 @pytest.mark.parametrize("example", _params(SHELL, None))
 def test_shell_example_runs_offline(example, tmp_path):
     cwd, env = sandbox(tmp_path)
@@ -74,7 +81,7 @@ def test_examples_that_do_not_run_say_why():
     for example in examples(SHELL + ("yaml",)):
         if example.marker == "not-run":
             assert example.lang in SHELL and example.reason, example.id
-        if example.marker == "fragment":
+        if example.marker in ("fragment", "not-policy"):
             assert example.lang == "yaml", example.id
 
 
