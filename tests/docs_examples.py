@@ -7,6 +7,8 @@ Markers (an HTML comment on the line before a block; invisible when the Markdown
   tool's config); it must parse.
 - ``<!-- not-run: REASON -->`` before a ```sh or ```console block: it cannot run offline here
   (it needs a provider, a cluster, a container runtime, ...); the reason is required.
+- ``<!-- exits: 0 1 -->`` before a ```sh block: it runs, and each command may end with any of
+  these statuses (a command whose status is its answer, as `aifw scan`'s 1 for blocked).
 Every other ```sh / ```console block runs, line by line, in a sandbox holding a copy of
 policies/ and rules/ (``$ `` prompts are stripped from console blocks; output lines, without a
 prompt, are not run).
@@ -24,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                    re.S | re.M)
-MARKER = re.compile(r"<!--\s*(fragment|not-run|not-policy)(?::\s*(.*?))?\s*-->\s*$")
+MARKER = re.compile(r"<!--\s*(fragment|not-run|not-policy|exits)(?::\s*(.*?))?\s*-->\s*$")
 # Variables a doc example must not see: provider keys and the proxy's own settings.
 PRIVATE_ENV = re.compile(r"^(AIFW_|OPENAI_|ANTHROPIC_|AZURE_)")
 
@@ -35,7 +37,7 @@ class Example:
     line: int          # line of the opening fence
     lang: str
     text: str
-    marker: str | None  # "fragment", "not-policy", "not-run" or None
+    marker: str | None  # "fragment", "not-policy", "not-run", "exits" or None
     reason: str
 
     @property
@@ -95,5 +97,13 @@ def sandbox(tmp: Path) -> tuple[Path, dict[str, str]]:
 
 
 def run(example: Example, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", commands(example)], cwd=cwd, env=env,
+    script = commands(example)
+    flags = "-euo"
+    if example.marker == "exits":
+        allowed = " ".join(example.reason.split())
+        # no -e: the ERR trap stops the script at the first status not allowed, and says which
+        script = (f"trap 'rc=$?; case \" {allowed} \" in *\" $rc \"*) ;; "
+                  f"*) echo \"exit $rc: $BASH_COMMAND\" >&2; exit $rc;; esac' ERR\n" + script + "\ntrue\n")
+        flags = "-Euo"
+    return subprocess.run(["bash", flags, "pipefail", "-c", script], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)

@@ -4,8 +4,8 @@
   `<!-- fragment -->`: it parses as YAML, and a fragment made of policy sections (guards:,
   audit:, server: ...) passes the check inside a minimal policy; or `<!-- not-policy: WHAT -->`
   (another tool's config): it parses.
-- A ```sh / ```console block runs offline in a sandbox (exit 0), or is marked
-  `<!-- not-run: REASON -->`.
+- A ```sh / ```console block runs offline in a sandbox (exit 0, or a status that
+  `<!-- exits: 0 1 -->` allows), or is marked `<!-- not-run: REASON -->`.
 - Every fence names its language, so a command cannot hide in an untagged block.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_other_yaml_parses(example):
     yaml.safe_load(example.text)
 
 
-@pytest.mark.parametrize("example", _params(SHELL, None))
+@pytest.mark.parametrize("example", _params(SHELL, None) + _params(SHELL, "exits"))
 def test_shell_example_runs_offline(example, tmp_path):
     cwd, env = sandbox(tmp_path)
     out = run(example, cwd, env)
@@ -83,6 +83,8 @@ def test_examples_that_do_not_run_say_why():
             assert example.lang in SHELL and example.reason, example.id
         if example.marker in ("fragment", "not-policy"):
             assert example.lang == "yaml", example.id
+        if example.marker == "exits":
+            assert example.lang in SHELL and example.reason.replace(" ", "").isdigit(), example.id
 
 
 def test_every_fence_names_its_language():
@@ -99,3 +101,16 @@ def test_the_docs_show_policies_and_commands():
     assert len(_params(("yaml",), None)) >= 7
     assert any(e.file == "README.md" for e in examples(("yaml",)) if e.marker is None)
     assert len(_params(SHELL, None)) >= 1
+
+
+def test_the_runner_allows_only_the_listed_statuses(tmp_path):
+    from tests.docs_examples import Example
+    cwd, env = tmp_path, {"PATH": "/usr/bin:/bin"}
+    allowed = Example("x.md", 1, "sh", "false\n(exit 1)\necho after\n", "exits", "0 1")
+    out = run(allowed, cwd, env)
+    assert out.returncode == 0 and out.stdout == "after\n"
+    stopped = Example("x.md", 1, "sh", "(exit 3)\necho after\n", "exits", "0 1")
+    out = run(stopped, cwd, env)
+    assert out.returncode == 3 and out.stdout == "" and "exit 3" in out.stderr
+    plain = Example("x.md", 1, "sh", "false\necho after\n", None, "")
+    assert run(plain, cwd, env).returncode == 1

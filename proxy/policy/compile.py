@@ -275,13 +275,15 @@ def _left_out(left_out: set[tuple], key: str, data: Mapping[str, Any]) -> set[st
 
 
 def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False,
-                     check: bool = False) -> Policy:
+                     check: bool = False, provider_keys: bool = True) -> Policy:
     """Compile a loaded document; raises PolicyError listing every problem found.
 
     ``reload``: a keys file that does not exist is a problem (the running keys stay), where a
     first start accepts it as empty (keys are created with `aifw keys create` once it runs).
     ``check`` (`aifw policy check`): secrets need not be set, only referenced as ${VAR}; the
-    Policy's ``warnings`` say which are unset. Serving needs them, so there they are errors."""
+    Policy's ``warnings`` say which are unset. Serving needs them, so there they are errors.
+    ``provider_keys=False``: a command that calls no upstream (`aifw scan`, `aifw replay`) does
+    not need the provider keys virtualKeys mode otherwise demands."""
     if check:
         secrets_as_warnings(doc)
     # Load problems (duplicate keys, unset variables) do not hide schema problems, and schema
@@ -371,7 +373,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
                 keys = KeyStore(identity.keys_file, {}, "")
             except (OSError, ValueError, Exception) as exc:  # yaml errors included
                 doc.problem(("identity", "keysFile"), f"cannot load keys file: {exc}")
-        for up in upstreams.values():
+        for up in upstreams.values() if provider_keys else ():
             if not up.api_key:
                 _missing_provider_key(doc, up, check)
 
@@ -443,12 +445,12 @@ def _process_secret() -> bytes:
 
 
 def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None, *,
-                   reload: bool = False, check: bool = False) -> Policy:
+                   reload: bool = False, check: bool = False, provider_keys: bool = True) -> Policy:
     try:
         doc, raw = load_file(path, env)
     except OSError as exc:
         raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
-    return compile_document(doc, raw, services, reload=reload, check=check)
+    return compile_document(doc, raw, services, reload=reload, check=check, provider_keys=provider_keys)
 
 
 def check_files(paths: list[str], env: Mapping[str, str] | None = None, *,
