@@ -75,6 +75,11 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.breaker_source = states
 
+    def watch_reachability(self, reachable: Any) -> None:
+        """Expose ``reachable()`` (upstream -> its host answered the last probe) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.reachability_source = reachable
+
     def setup_logging(self, fmt: str | None = None) -> str:
         return _setup_logging(fmt or self.config.log_format)
 

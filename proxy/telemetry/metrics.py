@@ -129,6 +129,15 @@ def render_local(instruments: list, gauges: list[tuple[str, str, str, float]]) -
     return ("\n".join(out) + "\n").encode()
 
 
+def labelled_gauge(name: str, description: str, label: str, values: dict[str, float]) -> bytes:
+    """One gauge with one label, a series per key (sorted); nothing at all when empty."""
+    if not values:
+        return b""
+    lines = [f"# HELP {name} {description}", f"# TYPE {name} gauge"]
+    lines += [f"{name}{_labels({label: key})} {_num(value)}" for key, value in sorted(values.items())]
+    return ("\n".join(lines) + "\n").encode()
+
+
 class Metrics:
     """The proxy's instruments. ``audit_source`` (set later) feeds the audit gauges."""
 
@@ -184,6 +193,7 @@ class Metrics:
                             self.upstream_duration, self.request_duration, self.bypasses, self.reloads,
                             self.upstream_attempts, self.upstream_errors, self.attempt_duration]
         self.breaker_source: Any = None    # () -> {upstream: state}, set by watch_breakers
+        self.reachability_source: Any = None   # () -> {upstream: bool}, set by watch_reachability
         if meter is not None:
             meter.create_observable_gauge(
                 "aifw.audit.queue.depth", callbacks=[self._queue_depth],
@@ -222,17 +232,15 @@ class Metrics:
             ]
         text = render_local(self.instruments, gauges)
         if self.breaker_source is not None:
-            text += self._breaker_text(self.breaker_source())
+            from ..resilience.breaker import STATE_CODES
+            text += labelled_gauge("aifw_upstream_breaker_state",
+                                   "Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.", "upstream",
+                                   {up: STATE_CODES[state] for up, state in self.breaker_source().items()})
+        if self.reachability_source is not None:
+            text += labelled_gauge("aifw_upstream_reachable",
+                                   "1 when the last TCP/TLS probe of the upstream's host connected, 0 when it failed.",
+                                   "upstream", {up: int(ok) for up, ok in self.reachability_source().items()})
         return text
-
-    @staticmethod
-    def _breaker_text(states: dict[str, str]) -> bytes:
-        from ..resilience.breaker import STATE_CODES
-        name = "aifw_upstream_breaker_state"
-        lines = [f"# HELP {name} Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.",
-                 f"# TYPE {name} gauge"]
-        lines += [f"{name}{_labels({'upstream': up})} {STATE_CODES[state]}" for up, state in sorted(states.items())]
-        return ("\n".join(lines) + "\n").encode()
 
     def shutdown(self) -> None:
         if self.provider is not None:
