@@ -153,10 +153,11 @@ class HookGuard(Guard):
         log.warning("guard hook %s failed on the %s: %s", hook.name, direction, why)
         ex.mark_uninspected(f"hook {hook.name} ({direction}): {why}")
         rule = f"hook.{hook.name}.unavailable"
-        if (hook.failure_mode or self.failure_mode) == "open":
-            self._record(ex, hook, direction, (rule,), "bypassed", {}, why)
-            return None
+        # a fault either way (as the pipeline records a guard's exception, and aifw_guard_faults
+        # counts); open or closed is in the outcome: bypassed (uninspected) or the 503 verdict
         self._record(ex, hook, direction, (rule,), "fault", {}, why)
+        if (hook.failure_mode or self.failure_mode) == "open":
+            return None
         return Verdict(self.name, f"Guard hook {hook.name!r} is unavailable ({why}); the "
                        f"{'request was not forwarded' if direction == 'request' else 'answer was withheld'}.",
                        (rule,), status=503, code="guardrail_unavailable", type="server_error")

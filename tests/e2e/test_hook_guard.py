@@ -175,11 +175,11 @@ async def test_fail_open_passes_and_says_so(fake, start_proxy, hook):
     async with aiohttp.ClientSession() as s, s.get(proxy.url + "/metrics") as r:
         metrics = await r.text()
     assert 'aifw_hook_calls_total{direction="answer",hook="check",outcome="failed"} 1' in metrics
-    assert "aifw_bypasses_total" in metrics
+    assert "aifw_bypasses_total" in metrics and 'aifw_guard_faults_total{guard="hook"}' in metrics
     recs = await settled(proxy, 1)
     assert recs[0]["decision"] == "bypassed" and recs[0]["status"] == 200
     assert [(f["action"], f["direction"], f["detail"]["reason"]) for f in recs[0]["findings"]] == [
-        ("bypassed", "request", "HTTP 502"), ("bypassed", "response", "HTTP 502")]
+        ("fault", "request", "HTTP 502"), ("fault", "response", "HTTP 502")]
     assert recs[0]["uninspected"] == ["hook check (request): HTTP 502", "hook check (answer): HTTP 502"]
 
 
