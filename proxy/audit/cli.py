@@ -8,7 +8,7 @@ import sys
 import orjson
 
 from .config import DEFAULT_KEY_ENV
-from .query import Filter, compute_stats, parse_when, select
+from .query import Filter, compute_stats, parse_when, record_caller, select
 from .reader import iter_records
 
 
@@ -53,7 +53,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--since", help="UTC time (2025-01-31, 2025-01-31T12:00) or age (2h, 7d)")
         p.add_argument("--until", help="UTC time or age, exclusive")
         p.add_argument("--user")
-        p.add_argument("--key", help="key fingerprint or key name")
+        p.add_argument("--key", help="key fingerprint, virtual key id or key name")
+        p.add_argument("--caller", help="a caller exactly as search and stats print it")
         p.add_argument("--decision", choices=["allowed", "blocked", "masked", "monitored",
                                               "bypassed", "error"])
         p.add_argument("--rule", help="a rule id in the findings or the verdict")
@@ -65,7 +66,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="show at most N records (the newest)")
     s.set_defaults(func=_safe(cmd_search))
 
-    st = sub.add_parser("stats", help="totals by decision, rule, user and model; tokens and dollars spent")
+    st = sub.add_parser("stats", help="totals by decision, rule, caller, user and model; tokens and dollars spent")
     filters(st)
     st.set_defaults(func=_safe(cmd_stats))
 
@@ -82,7 +83,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _filter(args) -> Filter:
     return Filter(since=parse_when(args.since) if args.since else None,
                   until=parse_when(args.until) if args.until else None,
-                  user=args.user, key=args.key, decision=args.decision, rule=args.rule,
+                  user=args.user, key=args.key, caller=args.caller, decision=args.decision, rule=args.rule,
                   model=args.model)
 
 
@@ -172,10 +173,10 @@ def cmd_search(args) -> int:
     rows = []
     for r in recs:
         tok = r.get("tokens") or {}
-        rows.append([r.get("time", ""), r.get("id", ""), r.get("user") or "-", r.get("model") or "-",
+        rows.append([r.get("time", ""), r.get("id", ""), record_caller(r), r.get("model") or "-",
                      str(r.get("status")), r.get("decision", ""), _rules(r) or "-",
                      f"{tok.get('prompt') or 0}/{tok.get('completion') or 0}"])
-    _out(_table(rows, ["time", "request", "user", "model", "status", "decision", "rules",
+    _out(_table(rows, ["time", "request", "caller", "model", "status", "decision", "rules",
                        "tokens p/c"]))
     _out(f"{len(rows)} record(s)\n")
     return 0
@@ -193,11 +194,11 @@ def cmd_stats(args) -> int:
                                          if stats.unpriced else "") + "\n")
     _out(f"not fully inspected: {stats.uninspected}\n\n")
     for title, counter in (("decision", stats.decisions), ("blocking rule", stats.rules),
-                           ("user", stats.users), ("model", stats.models)):
+                           ("caller", stats.callers), ("user", stats.users), ("model", stats.models)):
         rows = [[k, str(v)] for k, v in counter.most_common()]
         _out(_table(rows, [title, "requests"]) + "\n")
-    rows = [[k, str(v)] for k, v in stats.tokens_by_user.most_common()]
-    _out(_table(rows, ["user", "tokens"]) + "\n")
+    rows = [[k, str(v)] for k, v in stats.tokens_by_caller.most_common()]
+    _out(_table(rows, ["caller", "tokens"]) + "\n")
     rows = [[k, str(v)] for k, v in stats.tokens_by_model.most_common()]
     _out(_table(rows, ["model", "tokens"]))
     for title, counter in stats.spend_counters():

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Iterable
 
-from .query import Stats, blocking_rules, to_epoch
+from .query import Stats, blocking_rules, record_caller, to_epoch
 
 BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 COLORS = {"ok": "#3b82f6", "blocked": "#dc2626", "prompt": "#0d9488", "completion": "#f59e0b",
@@ -130,7 +130,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
     size, start, buckets = _timeline(records)
     blocked = sum(stats.decisions[d] for d in BLOCKED)
     cards = [("requests", f"{stats.total:,}"), ("blocked", f"{blocked:,}"),
-             ("users", f"{len(stats.users):,}"), ("models", f"{len(stats.models):,}"),
+             ("callers", f"{len(stats.callers):,}"), ("models", f"{len(stats.models):,}"),
              ("prompt tokens", f"{stats.prompt_tokens:,}"),
              ("completion tokens", f"{stats.completion_tokens:,}"),
              ("spend (USD)", f"{stats.spend:,.2f}"),
@@ -155,16 +155,16 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
         _stacked_bars("Traffic and blocks over time", buckets, ("ok", "blocked"),
                       ("passed", "blocked"), size, start),
         _hbars("Top blocking rules", stats.rules.most_common(10), "blocks", "No request was blocked."),
-        _hbars("Top users by requests", stats.users.most_common(10), "requests", "No records."),
+        _hbars("Top callers by requests", stats.callers.most_common(10), "requests", "No records."),
         _stacked_bars("Token use over time", buckets, ("prompt", "completion"),
                       ("prompt tokens", "completion tokens"), size, start),
-        _hbars("Tokens by user", stats.tokens_by_user.most_common(10), "tokens", "No token use."),
+        _hbars("Tokens by caller", stats.tokens_by_caller.most_common(10), "tokens", "No token use."),
         _hbars("Tokens by model", stats.tokens_by_model.most_common(10), "tokens", "No token use."),
         *(_table(f"Spend by {name}", (name, "USD"), ((k, f"{v:,.4f}") for k, v in counter.most_common(20)))
           for name, counter in stats.spend_counters()),
         _table("Decisions", ("decision", "requests"), stats.decisions.most_common()),
-        _table("Recent blocks", ("time", "request", "user", "model", "rules"),
-               ((r.get("time"), r.get("id"), r.get("user"), r.get("model"),
+        _table("Recent blocks", ("time", "request", "caller", "model", "rules"),
+               ((r.get("time"), r.get("id"), record_caller(r), r.get("model"),
                  ", ".join(blocking_rules(r))) for r in reversed(recent_blocks))),
         "</body></html>",
     ]

@@ -78,7 +78,7 @@ def test_report_is_self_contained_and_escapes_log_values(log_dir, tmp_path, caps
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "default-src 'none'" in page
     assert page.count("<svg") >= 5
-    for title in ("Traffic and blocks over time", "Top blocking rules", "Top users by requests",
+    for title in ("Traffic and blocks over time", "Top blocking rules", "Top callers by requests",
                   "Token use over time"):
         assert title in page
 
