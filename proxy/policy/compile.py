@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from ..resilience.routes import check_keys as check_route_keys
 from ..resilience.routes import single as single_route
 from .loader import Document, Problem, load_file
 from .schema import build_schema
+from .sources import SourceFile, policy_digest
 from .sections import SECTIONS
 
 DIALECT = {"openai": "openai", "azure": "openai", "openai-compatible": "openai", "anthropic": "anthropic"}
@@ -143,6 +143,7 @@ class Policy:
     scopes: tuple[Scope, ...]
     sections: Mapping[str, Any]
     watched_files: tuple[str, ...]
+    sources: tuple[SourceFile, ...] = ()    # files besides the policy that its digest covers
 
     def select_scope(self, ex) -> Scope:
         for scope in self.scopes:
@@ -168,9 +169,11 @@ class Policy:
 
 
 class PolicyError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], watched: tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+        # files the failed compile read or tried to read: fixing any of them retries the reload
+        self.watched = watched
 
 
 _VALIDATOR: jsonschema.Draft202012Validator | None = None
@@ -368,16 +371,16 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
             compiled_sections[sec_name] = spec.compile(data.get(sec_name) or {}, ctx)
         except (ValueError, OSError, KeyError, TypeError) as exc:
             doc.problem((sec_name,), f"cannot compile section {sec_name!r}: {exc}")
-    watched.extend(getattr(ctx, "watched_files", ()))
+    watched.extend(ctx.sources.watched)
     if doc.problems:
-        raise PolicyError(doc.problems)
+        raise PolicyError(doc.problems, tuple(dict.fromkeys(watched)))
     return Policy(
-        name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
+        name=name, digest=policy_digest(raw, ctx.sources.files), path=os.path.abspath(doc.file),
         mode=mode, failure_mode=failure, server=server, identity=identity, keys=keys,
         upstreams=upstreams, routes=tuple(routes), default_routes=default_routes, passthrough_paths=GlobSet.of(pt.get("paths", ())),
         passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
         base=base, scopes=tuple(scopes), sections=compiled_sections,
-        watched_files=tuple(dict.fromkeys(watched)))
+        watched_files=tuple(dict.fromkeys(watched)), sources=ctx.sources.files)
 
 
 _SECRET: bytes | None = None
