@@ -73,6 +73,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="one self-contained HTML page with charts")
     filters(r)
     r.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    r.add_argument("--verify-key", dest="key_for_chain", action="append", default=[],
+                   metavar="KEY", help="verification key for the chain shown at the top (as for "
+                                      f"verify --key; repeatable); default: ${DEFAULT_KEY_ENV}")
+    r.add_argument("--key-env", default=DEFAULT_KEY_ENV, help="variable holding the key")
     r.set_defaults(func=_safe(cmd_report))
 
     k = sub.add_parser("keygen", help="print a new Ed25519 signing key, its public key and kid")
@@ -94,19 +98,24 @@ def _out(text: str) -> None:
 _VERDICTS = {"ok": "OK", "tampered": "TAMPERED", "unclosed": "UNCLOSED"}
 
 
-def cmd_verify(args) -> int:
-    # signing and verify pull in cryptography (~40 ms): imported by the commands that use them,
-    # not by every `aifw` invocation that builds the parser (`aifw policy check`, `aifw serve`)
+def _verification_keys(specs: list[str], env: str) -> list:
+    """The --key values, else the key in ``$env``; a malformed one is a ValueError (exit 2)."""
     from .signing import parse_key
-    from .verify import verify
-    specs = args.key or ([os.environ[args.key_env]] if os.environ.get(args.key_env) else [])
+    specs = specs or ([os.environ[env]] if os.environ.get(env) else [])
     keys = []
     for spec in specs:
         try:
             keys.append(parse_key(spec))
         except ValueError as exc:
-            print(f"error: bad --key: {exc}", file=sys.stderr)
-            return 2
+            raise ValueError(f"bad --key: {exc}") from None
+    return keys
+
+
+def cmd_verify(args) -> int:
+    # signing and verify pull in cryptography (~40 ms): imported by the commands that use them,
+    # not by every `aifw` invocation that builds the parser (`aifw policy check`, `aifw serve`)
+    from .verify import verify
+    keys = _verification_keys(args.key, args.key_env)
     res = verify(args.paths, keys, allow_partial=args.allow_partial, live=args.live,
                  mixed=args.mixed)
     if args.json:
@@ -192,7 +201,12 @@ def cmd_stats(args) -> int:
          f"total {stats.prompt_tokens + stats.completion_tokens}\n")
     _out(f"spend: ${stats.spend:.6f}" + (f" ({stats.unpriced} answered record(s) without a price)"
                                          if stats.unpriced else "") + "\n")
+    _out(f"security blocks: {stats.security_blocks}  rate-limit and quota refusals: {stats.refusals}  "
+         f"monitored (would block): {stats.decisions['monitored']}\n")
     _out(f"not fully inspected: {stats.uninspected}\n\n")
+    rows = [[p.name or "-", p.digest or "-", p.first, p.last, str(p.records)]
+            for p in sorted(stats.policies.values(), key=lambda p: p.first)]
+    _out(_table(rows, ["policy", "digest", "first", "last", "requests"]) + "\n")
     for title, counter in (("decision", stats.decisions), ("blocking rule", stats.rules),
                            ("caller", stats.callers), ("user", stats.users), ("model", stats.models)):
         rows = [[k, str(v)] for k, v in counter.most_common()]
@@ -208,10 +222,14 @@ def cmd_stats(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ..ruleinfo import describe
     from .report import render_html   # only this command needs it
+    from .verify import verify
 
+    keys = _verification_keys(args.key_for_chain, args.key_env)
     recs = _selected(args)
-    page = render_html(recs, compute_stats(recs), args.paths)
+    page = render_html(recs, compute_stats(recs), args.paths, verdict=verify(args.paths, keys),
+                       keys=keys, describe=describe)
     with open(args.html, "w", encoding="utf-8") as fh:
         fh.write(page)
     _out(f"wrote {args.html} ({len(recs)} records)\n")

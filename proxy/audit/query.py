@@ -56,6 +56,33 @@ def record_caller(rec: dict) -> str:
         or UNIDENTIFIED
 
 
+# Blocks that enforce a quota, not security: rate limits, token and spend budgets.
+REFUSAL_CODES = frozenset({"rate_limit_exceeded", "insufficient_quota"})
+
+
+def is_refusal(rec: dict) -> bool:
+    """A block by a rate limit or a budget (429s and the limiter's own cut-offs), which a
+    security review counts apart from the blocks of the security guards."""
+    verdict = rec.get("verdict") or {}
+    return verdict.get("guard") == "ratelimit" or verdict.get("code") in REFUSAL_CODES
+
+
+def would_block_rules(rec: dict) -> list[str]:
+    """Rules a guard in monitor mode would have blocked on."""
+    return list(dict.fromkeys(r for f in rec.get("findings") or () if f.get("action") == "would_block"
+                              for r in f.get("rules") or ()))
+
+
+@dataclass
+class PolicySeen:
+    """One policy version (name and digest) in force over part of the period."""
+    name: str | None
+    digest: str | None
+    first: str
+    last: str
+    records: int = 0
+
+
 @dataclass(frozen=True)
 class Filter:
     since: str | None = None
@@ -104,6 +131,10 @@ class Stats:
     last: str | None = None
     decisions: Counter = field(default_factory=Counter)
     rules: Counter = field(default_factory=Counter)            # rules that blocked
+    security_rules: Counter = field(default_factory=Counter)   # ... apart from refusals
+    refusal_rules: Counter = field(default_factory=Counter)    # rate-limit and quota refusals
+    monitored_rules: Counter = field(default_factory=Counter)  # would have blocked (monitor mode)
+    refusals: int = 0
     findings: Counter = field(default_factory=Counter)         # every rule seen in findings
     users: Counter = field(default_factory=Counter)
     callers: Counter = field(default_factory=Counter)
@@ -122,6 +153,7 @@ class Stats:
     spend_by_key: Counter = field(default_factory=Counter)
     spend_by_group: Counter = field(default_factory=Counter)   # a record counts for each of its groups
     spend_by_model: Counter = field(default_factory=Counter)
+    policies: dict = field(default_factory=dict)                # (name, digest) -> PolicySeen
 
     def add(self, rec: dict) -> None:
         self.total += 1
@@ -140,7 +172,15 @@ class Stats:
         self.models[model] += 1
         self.statuses[str(rec.get("status"))] += 1
         if decision == "blocked":
-            self.rules.update(blocking_rules(rec))
+            blocking = blocking_rules(rec)
+            self.rules.update(blocking)
+            if is_refusal(rec):
+                self.refusals += 1
+                self.refusal_rules.update(blocking)
+            else:
+                self.security_rules.update(blocking)
+        self.monitored_rules.update(would_block_rules(rec))
+        self._add_policy(rec, t)
         self.findings.update(record_rules(rec))
         p, c = _tokens(rec)
         self.prompt_tokens += p
@@ -151,6 +191,19 @@ class Stats:
         if rec.get("uninspected"):
             self.uninspected += 1
         self._add_spend(rec, user, caller, model)
+
+    @property
+    def security_blocks(self) -> int:
+        return self.decisions["blocked"] - self.refusals
+
+    def _add_policy(self, rec: dict, t: str) -> None:
+        pol = rec.get("policy") or {}
+        key = (pol.get("name"), pol.get("digest"))
+        seen = self.policies.get(key)
+        if seen is None:
+            seen = self.policies[key] = PolicySeen(key[0], key[1], t, t)
+        seen.first, seen.last = min(seen.first, t), max(seen.last, t)
+        seen.records += 1
 
     def _add_spend(self, rec: dict, user: str, caller: str, model: str) -> None:
         cost = rec.get("cost")
@@ -172,6 +225,10 @@ class Stats:
         return {"total": self.total, "first": self.first, "last": self.last,
                 "decisions": dict(self.decisions.most_common()),
                 "blocking_rules": dict(self.rules.most_common()),
+                "security_blocks": self.security_blocks, "refusals": self.refusals,
+                "refusal_rules": dict(self.refusal_rules.most_common()),
+                "monitored_rules": dict(self.monitored_rules.most_common()),
+                "policies": [vars(p) for p in sorted(self.policies.values(), key=lambda p: p.first)],
                 "finding_rules": dict(self.findings.most_common()),
                 "users": dict(self.users.most_common()),
                 "callers": dict(self.callers.most_common()), "models": dict(self.models.most_common()),
