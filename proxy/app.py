@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from .parsing.request import Refused, Unrecognized, check_fields, check_model, p
 from .parsing.response import apply_usage, parse_response
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
+from .parsing.tools import refuse
 from .reload import PolicyHolder
 from .resilience.plan import AttemptPlan
 from .resilience.retry import exception_failure, is_retryable_status, status_failure
@@ -366,10 +368,10 @@ class Edge:
                 if ex.capture_text:
                     ex.response_text.extend(s.text for s in ex.response_slots)
                 verdict = await pipeline.run_response(ex)
-                if verdict is not None:
+                if verdict is not None and not _refused_in_answer(ex, verdict):
                     ex.status = verdict.status
                     return _verdict_response(verdict, ex)
-                if any(s.changed for s in ex.response_slots):
+                if verdict is not None or any(s.changed for s in ex.response_slots):
                     data = orjson.dumps(ex.response_body)
                     headers = response_headers(resp.headers, drop_encoding=True)
         headers.update(ex.response_headers)
@@ -494,6 +496,16 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
+
+
+def _refused_in_answer(ex: Exchange, verdict: Verdict) -> bool:
+    """A verdict that refuses a whole answer as an answer (Verdict.in_answer): the body becomes
+    the dialect's refusal, ended with ``verdict.finish_reason``, as the stream would have."""
+    if not verdict.in_answer or not refuse(ex.endpoint.kind, ex.response_body):
+        return False
+    ex.verdict = replace(verdict, status=ex.status)
+    ex.finish_reason = verdict.finish_reason
+    return True
 
 
 def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:

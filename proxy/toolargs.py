@@ -51,18 +51,23 @@ class Constraint:
 
     def check(self, args: Any) -> str | None:
         """A message when ``args`` breaks this rule, else None. Never echoes argument text."""
+        broken = self.violation(args)
+        return None if broken is None else f"{broken[0]} {broken[1]}"
+
+    def violation(self, args: Any) -> tuple[str, str] | None:
+        """(argument path, what is wrong there) when ``args`` breaks this rule, else None."""
         for where, value in _at(args, self.path, "$"):
             if self.values is not None and value not in self.values:
-                return f"{where} is not one of the allowed values"
+                return where, "is not one of the allowed values"
             if self.max_length is not None and _size(value) > self.max_length:
-                return f"{where} is longer than {self.max_length} characters"
+                return where, f"is longer than {self.max_length} characters"
             for text in _strings(value):
                 if self.pattern is not None and self.pattern.fullmatch(text) is None:
-                    return f"{where} does not match the required pattern"
+                    return where, "does not match the required pattern"
                 if self.hosts is not None:
                     host = _foreign_host(text, self.hosts)
                     if host is not None:
-                        return f"{where} holds a URL to host {host!r}, which is not allowed"
+                        return where, f"holds a URL to host {host!r}, which is not allowed"
         return None
 
 
@@ -138,18 +143,27 @@ def declared_schemas(body: Any) -> dict[str, Any]:
 
 
 def schema_error(schema: dict, args: Any) -> str | None:
-    """The first way ``args`` breaks ``schema`` (the draft its ``$schema`` names, else 2020-12,
-    the draft OpenAI's and Anthropic's tool schemas follow), or None."""
+    """The first way ``args`` breaks ``schema`` as one message, or None."""
+    broken = schema_violation(schema, args)
+    if broken is None:
+        return None
+    return broken[1] if broken[0] is None else f"{broken[0]}: {broken[1]}"
+
+
+def schema_violation(schema: dict, args: Any) -> tuple[str | None, str] | None:
+    """(argument path, keyword and its value) of the first way ``args`` breaks ``schema`` (the
+    draft its ``$schema`` names, else 2020-12, the draft OpenAI's and Anthropic's tool schemas
+    follow), or None. The path is None when the schema itself is invalid."""
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError:
-        return "the request declared an invalid schema for this tool"
+        return None, "the request declared an invalid schema for this tool"
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(args))
     if error is None:
         return None
     where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"{where}: {error.validator} {_short(error.validator_value)}"
+    return where, f"{error.validator} {_short(error.validator_value)}"
 
 
 def _short(value: Any) -> str:

@@ -13,7 +13,8 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 
 from . import report_explore
-from .query import Stats, blocking_rules, is_refusal, record_caller, to_epoch, would_block_rules
+from .query import (Stats, blocking_rules, finding_details, is_refusal, record_caller, to_epoch,
+                    would_block_rules)
 
 BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 COLORS = {"ok": "#3b82f6", "blocked": "#dc2626", "prompt": "#0d9488", "completion": "#f59e0b",
@@ -201,6 +202,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], *, verdic
              ("completion tokens", f"{stats.completion_tokens:,}"),
              ("spend (USD)", spend)]
     card_html = "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
+    details = [(r.get("time"), r.get("id"), *d) for r in records for d in finding_details(r)][-RECENT:]
     period = f"{stats.first or '-'} to {stats.last or '-'}"
     csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
            f"script-src {report_explore.script_hash()}")
@@ -248,6 +250,8 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], *, verdic
                 ("time", "request", "caller", "model", "decision", "not inspected"),
                 lambda r: (*who(r), r.get("decision"), "; ".join(r.get("uninspected") or ()) or "-"),
                 "Every exchange was fully inspected."),
+        _table("Recent tool and hook decisions", ("time", "request", "rules", "action", "detail"),
+               reversed(details)),
         report_explore.section(records, describe),
         "</body></html>",
     ]
