@@ -50,6 +50,13 @@ class Guard:
     # True when on_chunk/on_end only read tool-call channels: a stream whose guards all say so
     # passes events that carry no tool call without parsing them.
     tool_calls_only: bool = False
+    # Judging offline (proxy/offline.py: `aifw scan`, `aifw replay`) leaves out a guard whose
+    # verdict depends on the traffic seen before rather than on the exchange itself (limits,
+    # budgets): a dry run must neither spend a caller's quota nor be refused for it.
+    counts_traffic: bool = False
+    # Reads the request or answer body beyond its text slots (declared tools, tool calls): an
+    # audit record keeps the text slots only, so `aifw replay` leaves such a guard out.
+    reads_body: bool = False
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         """Inspect/rewrite ``ex.request_slots`` / ``ex.body``; return a Verdict to block."""
