@@ -110,10 +110,16 @@ def _hbars(title: str, items: list[tuple[str, int]], unit: str, empty: str) -> s
     return f'<section><h2>{_e(title)}</h2>{"".join(parts)}</section>'
 
 
-def _table(title: str, header: tuple[str, ...], rows: Iterable[tuple]) -> str:
+def _table(title: str, header: tuple[str, ...], rows: Iterable[tuple], *, wrap: bool = False,
+           empty: str | None = None) -> str:
+    """``wrap``: long values (digests) may break anywhere; ``empty``: said instead of no rows."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<section><h2>{_e(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+    if not body and empty is not None:
+        return f"<section><h2>{_e(title)}</h2><p class=\"empty\">{_e(empty)}</p></section>"
+    cls = ' class="wrap"' if wrap else ""
+    return (f"<section><h2>{_e(title)}</h2><table{cls}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></section>")
 
 
 CSS = """
@@ -125,6 +131,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 svg.chart{max-width:100%;height:auto}svg text{font-size:11px;fill:#374151}svg .grid{stroke:#e5e7eb}
 .legend{font-size:12px;color:#374151;margin-bottom:4px}.key{margin-right:14px}.key i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:13px}
+table.wrap td{overflow-wrap:anywhere}
 .empty{color:#6b7280}
 .chain{border-radius:8px;padding:10px 14px;margin:12px 0}.chain.ok{background:#ecfdf5;border:1px solid #10b981}
 .chain.bad{background:#fef2f2;border:1px solid #dc2626}.chain.warn{background:#fffbeb;border:1px solid #f59e0b}
@@ -166,11 +173,10 @@ def _chain(verdict: Any, keys: list) -> str:
 def _recent(title: str, records: list[dict], pick: Callable[[dict], bool], header: tuple[str, ...],
             row: Callable[[dict], tuple], empty: str) -> str:
     chosen = [r for r in records if pick(r)]
-    if not chosen:
-        return f"<section><h2>{_e(title)}</h2><p class=\"empty\">{_e(empty)}</p></section>"
     shown = chosen[-RECENT:][::-1]
-    more = f" (newest {len(shown)} of {len(chosen)})" if len(chosen) > len(shown) else f" ({len(chosen)})"
-    return _table(title + more, header, (row(r) for r in shown))
+    more = (f" (newest {len(shown)} of {len(chosen)})" if len(chosen) > len(shown)
+            else f" ({len(chosen)})" if chosen else "")
+    return _table(title + more, header, (row(r) for r in shown), empty=empty)
 
 
 def _rules_table(stats: Stats, describe: Callable[[str], str]) -> str:
@@ -221,7 +227,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], *, verdic
         f'<div class="cards">{card_html}</div>',
         _table("Policies in force", ("policy", "digest", "first", "last", "requests"),
                ((p.name, p.digest, p.first, p.last, p.records)
-                for p in sorted(stats.policies.values(), key=lambda p: p.first))),
+                for p in sorted(stats.policies.values(), key=lambda p: p.first)), wrap=True),
         _stacked_bars("Traffic and blocks over time", buckets, ("ok", "blocked"),
                       ("passed", "blocked"), size, start),
         _hbars("Top blocking rules", stats.security_rules.most_common(10), "blocks",
@@ -251,7 +257,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], *, verdic
                 lambda r: (*who(r), r.get("decision"), "; ".join(r.get("uninspected") or ()) or "-"),
                 "Every exchange was fully inspected."),
         _table("Recent tool and hook decisions", ("time", "request", "rules", "action", "detail"),
-               reversed(details)),
+               reversed(details), empty="No decision about a tool or a hook."),
         report_explore.section(records, describe),
         "</body></html>",
     ]
