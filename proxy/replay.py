@@ -18,7 +18,7 @@ from typing import Iterable
 import orjson
 
 from .exchange import Identity
-from .offline import ENDPOINT_PATHS, endpoint_named, judge, load_policy, new_exchange
+from .offline import ENDPOINT_PATHS, endpoint_named, finish, judge, load_policy, new_exchange
 from .ruleinfo import describe
 from .textslots import TextSlot
 
@@ -142,7 +142,17 @@ def compare(old: Side, new: Side) -> str | None:
     return None
 
 
-async def replay(policy, records: Iterable[dict]) -> Summary:
+async def replay(policy, records: Iterable[dict], services=None) -> Summary:
+    """Judge ``records`` under ``policy``; ``services`` (the policy's backends) are closed with
+    the policy at the end when given."""
+    try:
+        return await _replay(policy, records)
+    finally:
+        if services is not None:
+            await finish(policy, services)
+
+
+async def _replay(policy, records: Iterable[dict]) -> Summary:
     summary = Summary({"name": policy.name, "digest": policy.digest, "path": policy.path})
     left_out = _left_out(policy)
     for rec in records:
@@ -205,10 +215,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .audit.query import Filter, parse_when
     from .audit.reader import iter_records
     from .policy.compile import PolicyError
+    from .services import Services
+    services = Services()
     try:
         flt = Filter(since=parse_when(args.since) if args.since else None,
                      until=parse_when(args.until) if args.until else None)
-        policy = load_policy(args.policy)
+        policy = load_policy(args.policy, services)
         records = sorted((r for r in iter_records(args.paths) if flt(r)), key=lambda r: r.get("time") or "")
     except PolicyError as exc:
         print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
@@ -216,7 +228,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = asyncio.run(replay(policy, records))
+    summary = asyncio.run(replay(policy, records, services))
     if args.json:
         sys.stdout.write(orjson.dumps(as_dict(summary, args.examples), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
