@@ -17,10 +17,10 @@ from typing import Iterable
 
 import orjson
 
-from .exchange import Identity
-from .offline import ENDPOINT_PATHS, endpoint_named, finish, judge, load_policy, new_exchange
 from .ruleinfo import describe
-from .textslots import TextSlot
+
+# The judging machinery (guards, pipeline: ~0.3 s to import) is loaded by the command that runs,
+# not by every `aifw` invocation that builds the parser.
 
 # Actions of a finding that decide an exchange (or would, in monitor mode). Masking is left out
 # of the comparison: a record keeps the request as forwarded (already masked) and the answer as
@@ -93,6 +93,7 @@ def _deciding_rules(findings: Iterable, left_out: set[str]) -> tuple[str, ...]:
 
 def not_replayable(rec: dict, left_out: set[str]) -> str | None:
     """Why a record cannot be judged again, or None."""
+    from .offline import ENDPOINT_PATHS
     content = rec.get("content")
     if not isinstance(content, dict):
         return "no text (audit.level: metadata)"
@@ -117,6 +118,9 @@ def old_side(rec: dict, left_out: set[str]) -> Side:
 
 
 async def replay_record(policy, rec: dict, left_out: set[str]) -> Side:
+    from .exchange import Identity
+    from .offline import endpoint_named, judge, new_exchange
+    from .textslots import TextSlot
     content = rec["content"]
     slots = [TextSlot(str(s.get("role")), str(s.get("kind")), str(s.get("text") or ""),
                       index=int(s.get("index") or 0)) for s in content.get("request") or ()]
@@ -145,6 +149,7 @@ def compare(old: Side, new: Side) -> str | None:
 async def replay(policy, records: Iterable[dict], services=None) -> Summary:
     """Judge ``records`` under ``policy``; ``services`` (the policy's backends) are closed with
     the policy at the end when given."""
+    from .offline import finish
     try:
         return await _replay(policy, records)
     finally:
@@ -214,6 +219,7 @@ def render(s: Summary, examples: int = EXAMPLES) -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .audit.query import Filter, parse_when
     from .audit.reader import iter_records
+    from .offline import load_policy
     from .policy.compile import PolicyError
     from .services import Services
     services = Services()

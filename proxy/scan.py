@@ -161,7 +161,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "scan", help="judge a text, request or answer as the proxy would and explain the verdict",
         description="Runs the policy's guards on the input exactly as the proxy would (its parser, "
-                    "scopes, guards and pipeline; rate limits left out, no upstream called, no "
+                    "scopes, guards and pipeline; rate limits left out, no provider called, no "
                     "provider key needed) and prints each finding: guard, rule id and description, "
                     "the matched span in context, points, the model's probability, each slot's "
                     "score against the threshold, the text as PII masking leaves it; then the "
