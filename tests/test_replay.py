@@ -124,4 +124,3 @@ def test_not_replayable_records_say_why():
            "verdict": {"guard": "ratelimit", "rules": ["ratelimit.requests.r"]}}
     assert "ratelimit" in not_replayable(rec, {"ratelimit"})
     assert not_replayable(rec, set()) is None
-
