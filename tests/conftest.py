@@ -21,12 +21,20 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
+from hypothesis import settings as hypothesis_settings
 
 from proxy.app import create_app
 from proxy.reload import PolicyHolder
 from proxy.runtime import attach_subsystems
 from proxy.server import make_runner
 from tests.fakes.provider import run_fake_provider
+
+# CI replays the same examples on every run, so a merge is judged on what it changed, not on
+# the examples a random seed happens to draw; local runs keep exploring new ones (and keep
+# what they find in .hypothesis/).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_configure(config) -> None:
