@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,14 @@ class Finding:
     action: str = "observed"   # observed | blocked | would_block | masked | restored | cut
     direction: str = "request"  # request | response
     counts: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairRequest:
+    """A response guard asks the edge to send the request once more with the answer and its
+    problem appended (``proxy.parsing.structured.repair_body``), and judges the new answer."""
+
+    answer: Hashable                # which answer broke the format (its key in ``answers``)
+    problem: str                    # what is wrong with it; never the answer's text
+    failed: Finding                 # recorded when no new answer comes (the attempt failed)
+    fallback: Verdict | None        # then: the block to answer with, or None (the answer passes)
