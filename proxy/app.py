@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from .parsing.response import apply_usage, parse_response
 from .parsing.structured import add_usage
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
+from .parsing.tools import refuse
 from .reload import PolicyHolder
 from .resilience.attempts import Attempt
 from .resilience.plan import AttemptPlan
@@ -359,7 +361,7 @@ class Edge:
                 ex.mark_uninspected("response larger than server.maxInspectedResponseBytes")
                 ex.decision = "bypassed" if ex.decision == "allowed" else ex.decision
             return await self._relay(request, ex, resp, data, headers, deadline)
-        add = apply_usage
+        add, answered = apply_usage, resp.headers
         while inspect:   # once, or again for each corrected answer a guard asked for
             try:
                 ex.response_body = orjson.loads(plain)
@@ -371,24 +373,29 @@ class Edge:
             if ex.capture_text:
                 ex.response_text.extend(s.text for s in ex.response_slots)
             verdict = await pipeline.run_response(ex)
-            if verdict is not None:
+            if verdict is not None and not _refused_in_answer(ex, verdict):
                 ex.status = verdict.status
                 return _verdict_response(verdict, ex)
-            if any(s.changed for s in ex.response_slots):
+            if verdict is not None or any(s.changed for s in ex.response_slots):
                 data = orjson.dumps(ex.response_body)
-                headers = response_headers(resp.headers, drop_encoding=True)
+                headers = response_headers(answered, drop_encoding=True)
             repair, ex.repair = ex.repair, None
-            if repair is None:
+            if repair is None or verdict is not None:
                 break
             again = await self._repair(request, ex, repair, plain)
             if again is None:   # no corrected answer came: the guard's fallback decides
                 ex.add_finding(repair.failed)
-                if repair.fallback is not None:
-                    ex.verdict, ex.decision, ex.status = repair.fallback, "blocked", repair.fallback.status
-                    return _verdict_response(repair.fallback, ex)
+                block = repair.fallback
+                if block is not None:
+                    ex.verdict, ex.decision = block, "blocked"
+                    if not _refused_in_answer(ex, block):
+                        ex.status = block.status
+                        return _verdict_response(block, ex)
+                    data = orjson.dumps(ex.response_body)
+                    headers = response_headers(answered, drop_encoding=True)
                 break
-            resp_headers, plain = again
-            data, headers, add = plain, response_headers(resp_headers, drop_encoding=True), add_usage
+            answered, plain = again
+            data, headers, add = plain, response_headers(answered, drop_encoding=True), add_usage
         headers.update(ex.response_headers)
         headers[REQUEST_ID] = ex.request_id
         return web.Response(status=resp.status, body=data, headers=headers)
@@ -550,6 +557,16 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
+
+
+def _refused_in_answer(ex: Exchange, verdict: Verdict) -> bool:
+    """A verdict that refuses a whole answer as an answer (Verdict.in_answer): the body becomes
+    the dialect's refusal, ended with ``verdict.finish_reason``, as the stream would have."""
+    if not verdict.in_answer or not refuse(ex.endpoint.kind, ex.response_body):
+        return False
+    ex.verdict = replace(verdict, status=ex.status)
+    ex.finish_reason = verdict.finish_reason
+    return True
 
 
 def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:

@@ -52,18 +52,23 @@ class Constraint:
 
     def check(self, args: Any) -> str | None:
         """A message when ``args`` breaks this rule, else None. Never echoes argument text."""
+        broken = self.violation(args)
+        return None if broken is None else f"{broken[0]} {broken[1]}"
+
+    def violation(self, args: Any) -> tuple[str, str] | None:
+        """(argument path, what is wrong there) when ``args`` breaks this rule, else None."""
         for where, value in _at(args, self.path, "$"):
             if self.values is not None and value not in self.values:
-                return f"{where} is not one of the allowed values"
+                return where, "is not one of the allowed values"
             if self.max_length is not None and _size(value) > self.max_length:
-                return f"{where} is longer than {self.max_length} characters"
+                return where, f"is longer than {self.max_length} characters"
             for text in _strings(value):
                 if self.pattern is not None and self.pattern.fullmatch(text) is None:
-                    return f"{where} does not match the required pattern"
+                    return where, "does not match the required pattern"
                 if self.hosts is not None:
                     host = _foreign_host(text, self.hosts)
                     if host is not None:
-                        return f"{where} holds a URL to host {host!r}, which is not allowed"
+                        return where, f"holds a URL to host {host!r}, which is not allowed"
         return None
 
 
@@ -139,9 +144,11 @@ def declared_schemas(body: Any) -> dict[str, Any]:
 
 
 def schema_error(schema: dict, args: Any) -> str | None:
-    """The first way ``args`` breaks ``schema`` as "<path>: <keyword> <value>", or None."""
-    found = first_violation(schema, args)
-    return None if found is None else (found[1] if found[0] is None else f"{found[0]}: {found[1]}")
+    """The first way ``args`` breaks ``schema`` as one message, or None."""
+    broken = schema_violation(schema, args)
+    if broken is None:
+        return None
+    return broken[1] if broken[0] is None else f"{broken[0]}: {broken[1]}"
 
 
 # A key of the answer goes into a JSON path only when it looks like an identifier: the path is
@@ -178,9 +185,9 @@ def _validator(schema: Any) -> Any:
     return cls(schema)
 
 
-def first_violation(schema: dict, value: Any) -> tuple[str | None, str] | None:
-    """(JSON path, "<keyword> <value>") of the first way ``value`` breaks ``schema``, or None.
-    A schema that is itself invalid gives (None, message): nothing can satisfy it."""
+def schema_violation(schema: dict, args: Any) -> tuple[str | None, str] | None:
+    """(JSON path, keyword and its value) of the first way ``args`` breaks ``schema``, or None.
+    The path is None when the schema itself is invalid: nothing can satisfy it."""
     try:
         text = orjson.dumps(schema)
     except TypeError:            # e.g. an integer beyond 64 bits: valid JSON, not cacheable
@@ -188,7 +195,7 @@ def first_violation(schema: dict, value: Any) -> tuple[str | None, str] | None:
     validator = _cached_validator(text) if 0 < len(text) <= _CACHED_SCHEMA_BYTES else _validator(schema)
     if validator is None:
         return None, "the request declared an invalid schema"
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
     if error is None:
         return None
     return json_path(error.absolute_path), f"{error.validator} {_short(error.validator_value)}"

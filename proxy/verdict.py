@@ -22,6 +22,10 @@ class Verdict:
     type: str = "invalid_request_error"
     headers: tuple[tuple[str, str], ...] = ()
     finish_reason: str = "content_filter"
+    # A whole (non-streamed) answer this verdict refuses is still delivered as an answer (200)
+    # with its content and calls removed and ``finish_reason``: how a stream it refuses ends too
+    # (the tools guard's refused calls). Otherwise the client gets the HTTP error above.
+    in_answer: bool = False
 
 
 @dataclass(slots=True)
@@ -34,6 +38,9 @@ class Finding:
     action: str = "observed"   # observed | blocked | would_block | masked | restored | cut
     direction: str = "request"  # request | response
     counts: dict = field(default_factory=dict)
+    # What the decision is about, named by the application or the policy, never prompt text:
+    # {"tool": "fetch_url", "path": "$.url"}, {"hook": "classifier", "reason": "..."}.
+    detail: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

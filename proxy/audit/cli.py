@@ -8,7 +8,7 @@ import sys
 import orjson
 
 from .config import DEFAULT_KEY_ENV
-from .query import Filter, compute_stats, parse_when, select
+from .query import Filter, compute_stats, finding_details, parse_when, select
 from .reader import iter_records
 
 
@@ -172,11 +172,14 @@ def cmd_search(args) -> int:
     rows = []
     for r in recs:
         tok = r.get("tokens") or {}
+        # what the findings name (a tool and its argument path, a hook): of the --rule asked for
+        details = "; ".join(f"{rules} {action} {detail}" for rules, action, detail
+                            in finding_details(r, args.rule))
         rows.append([r.get("time", ""), r.get("id", ""), r.get("user") or "-", r.get("model") or "-",
                      str(r.get("status")), r.get("decision", ""), _rules(r) or "-",
-                     f"{tok.get('prompt') or 0}/{tok.get('completion') or 0}"])
+                     f"{tok.get('prompt') or 0}/{tok.get('completion') or 0}", details or "-"])
     _out(_table(rows, ["time", "request", "user", "model", "status", "decision", "rules",
-                       "tokens p/c"]))
+                       "tokens p/c", "detail"]))
     _out(f"{len(rows)} record(s)\n")
     return 0
 

@@ -37,6 +37,24 @@ def record_rules(rec: dict) -> list[str]:
     return rules
 
 
+# records keep keys sorted; a reader wants the subject first
+_DETAIL_ORDER = {"tool": 0, "path": 1, "hook": 2, "reason": 3}
+
+
+def finding_details(rec: dict, rule: str | None = None) -> list[tuple[str, str, str]]:
+    """(rules, action, detail) of the findings that name what they are about (a tool and its
+    argument path, a hook), e.g. ("tools.args.fetch-hosts", "blocked", "tool=fetch_url
+    path=$.url"); only those with ``rule`` when given."""
+    out = []
+    for f in rec.get("findings") or ():
+        detail = f.get("detail")
+        rules = f.get("rules") or ()
+        if detail and (rule is None or rule in rules):
+            keys = sorted(detail, key=lambda k: (_DETAIL_ORDER.get(k, len(_DETAIL_ORDER)), k))
+            out.append((",".join(rules), str(f.get("action")), " ".join(f"{k}={detail[k]}" for k in keys)))
+    return out
+
+
 def blocking_rules(rec: dict) -> list[str]:
     verdict = rec.get("verdict") or {}
     rules = list(verdict.get("rules") or ())

@@ -66,6 +66,14 @@ def _reason(ex: Any) -> str | None:
     return None
 
 
+def _finding(f: Any) -> dict:
+    out = {"guard": f.guard, "rules": list(f.rule_ids), "score": f.score, "action": f.action,
+           "direction": f.direction, "counts": {str(k): v for k, v in f.counts.items()}}
+    if f.detail:      # only decisions about something named (a tool, an argument path, a hook)
+        out["detail"] = {str(k): cap(v) for k, v in f.detail.items()}
+    return out
+
+
 def _attempt(attempt: Any) -> dict:
     rec = attempt.as_record()
     rec["model"] = cap(rec.get("model"))     # the client's model name, once per attempt
@@ -130,10 +138,7 @@ def record_parts(ex: Any, level: str = "metadata",
         "decision": ex.decision,
         "endpoint": getattr(endpoint, "name", endpoint),
         "error": cap(scrub_secrets(error)) if error else None,
-        "findings": [{"guard": f.guard, "rules": list(f.rule_ids), "score": f.score,
-                      "action": f.action, "direction": f.direction,
-                      "counts": {str(k): v for k, v in f.counts.items()}}
-                     for f in ex.findings],
+        "findings": [_finding(f) for f in ex.findings],
         "groups": groups,
         "id": ex.request_id,
         "key": key,

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Iterable
 
-from .query import Stats, blocking_rules, to_epoch
+from .query import Stats, blocking_rules, finding_details, to_epoch
 
 BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 COLORS = {"ok": "#3b82f6", "blocked": "#dc2626", "prompt": "#0d9488", "completion": "#f59e0b",
@@ -137,6 +137,7 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
              ("not fully inspected", f"{stats.uninspected:,}")]
     card_html = "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
     recent_blocks = [r for r in records if r.get("decision") in BLOCKED][-20:]
+    details = [(r.get("time"), r.get("id"), *d) for r in records for d in finding_details(r)][-20:]
     period = f"{stats.first or '-'} to {stats.last or '-'}"
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -166,6 +167,8 @@ def render_html(records: list[dict], stats: Stats, sources: list[str], verify_su
         _table("Recent blocks", ("time", "request", "user", "model", "rules"),
                ((r.get("time"), r.get("id"), r.get("user"), r.get("model"),
                  ", ".join(blocking_rules(r))) for r in reversed(recent_blocks))),
+        _table("Recent tool and hook decisions", ("time", "request", "rules", "action", "detail"),
+               reversed(details)),
         "</body></html>",
     ]
     return "".join(parts)

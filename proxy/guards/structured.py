@@ -2,9 +2,9 @@
 ``text.format``, Anthropic ``output_config.format``) must be JSON, and satisfy the request's own
 JSON Schema when it declared one.
 
-``flag`` records a broken answer and lets it pass; ``block`` refuses it (a whole answer becomes
-400 ``content_filter``; a streamed one is held until complete, then released whole or ended with
-``finish_reason: content_filter``: partial JSON is of no use to a client anyway); ``repair`` asks
+``flag`` records a broken answer and lets it pass; ``block`` refuses it (a whole answer comes
+back without its content, ``finish_reason: content_filter``; a streamed one is held until
+complete, then released whole or ended the same way: partial JSON is of no use to a client); ``repair`` asks
 the same upstream again, once by default, with the answer and what is wrong with it (the edge
 sends it: proxy/app.py), and falls back to block or flag when no valid answer comes. Streams
 cannot be asked again: they get the fallback. Requests that ask for no structured output leave
@@ -19,7 +19,7 @@ import orjson
 
 from ..exchange import Exchange
 from ..parsing import structured as wire
-from ..toolargs import first_violation
+from ..toolargs import schema_violation
 from ..verdict import Finding, RepairRequest, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
 
@@ -82,7 +82,7 @@ def judge(fmt: wire.OutputFormat, text: str) -> tuple[str, str, str] | None:
         return INVALID_JSON, "$", f"it is not JSON ({exc})"
     if fmt.kind == "json_object":
         return None if isinstance(value, dict) else (SCHEMA_VIOLATION, "$", "it is not a JSON object")
-    found = first_violation(fmt.schema, value)
+    found = schema_violation(fmt.schema, value)
     if found is None:
         return None
     path, problem = found
@@ -101,11 +101,9 @@ class StructuredOutputGuard(Guard):
     def __init__(self, config: StructuredConfig) -> None:
         self.config = config
 
-    def _finding(self, ex: Exchange, rules: tuple[str, ...], action: str, path: str | None = None) -> Finding:
-        finding = Finding(self.name, rules, action=action, direction="response",
-                          counts={path: 1} if path else {})
-        ex.add_finding(finding)
-        return finding
+    def _finding(self, ex: Exchange, rules: tuple[str, ...], action: str, path: str | None = None) -> None:
+        ex.add_finding(Finding(self.name, rules, action=action, direction="response",
+                               detail={"path": path} if path else {}))
 
     def _act(self, ex: Exchange, judging: _Judging, key: Hashable, problem: tuple[str, str, str],
              streamed: bool) -> Verdict | None:
@@ -122,7 +120,8 @@ class StructuredOutputGuard(Guard):
             if not streamed and judging.repairs < cfg.attempts and wire.repairable(ex.endpoint.kind, ex.body):
                 judging.repairs += 1
                 self._finding(ex, (rule,), "retried", path)
-                fallback = None if cfg.fallback == "flag" else Verdict(self.name, message, (rule, REPAIR_FAILED))
+                fallback = None if cfg.fallback == "flag" else Verdict(self.name, message, (rule, REPAIR_FAILED),
+                                                                        in_answer=True)
                 failed = Finding(self.name, (REPAIR_FAILED,), action="observed" if fallback is None else "blocked",
                                  direction="response")
                 ex.repair = RepairRequest(key, why, failed, fallback)
@@ -133,7 +132,9 @@ class StructuredOutputGuard(Guard):
             self._finding(ex, rules, "observed", path)
             return None
         self._finding(ex, rules, "blocked", path)
-        return Verdict(self.name, message, rules)
+        # a whole answer is still an answer (as the tools guard refuses one): its content
+        # removed, finish_reason content_filter; a stream ends the same way
+        return Verdict(self.name, message, rules, in_answer=True)
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         fmt = wire.requested(ex.endpoint.kind, ex.body) if ex.endpoint is not None else None

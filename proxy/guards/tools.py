@@ -1,16 +1,18 @@
 """Tools: which tools a request may offer and which a model may call (name globs per policy/scope).
 
 A request's forbidden tools are blocked, stripped from the request, or only recorded. A model's
-call of a forbidden tool ends the answer: a whole answer is refused, a streamed one ends with
-``finish_reason: content_filter``. In a stream the call's name is judged on the event that starts
-the call, before that event goes out, and the call's argument deltas are held until the call is
-complete, so nothing of a forbidden call reaches the client and later checks see whole arguments.
+call of a forbidden tool ends the answer with ``finish_reason: content_filter``: a whole answer
+comes back without its content and calls, a streamed one stops. In a stream the call's name is
+judged on the event that starts the call, before that event goes out, and the call's argument
+deltas are held until the call is complete, so nothing of a forbidden call reaches the client and
+later checks see whole arguments.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..bounded import cap
 from ..exchange import Exchange
 from ..globs import GlobSet
 from .. import toolargs as args
@@ -67,23 +69,27 @@ class ToolsGuard(Guard):
     def __init__(self, config: ToolsConfig) -> None:
         self.config = config
 
-    def _record(self, ex: Exchange, rule: str, names: list[str], action: str, direction: str) -> None:
+    def _record(self, ex: Exchange, rule: str, name: str, action: str, direction: str,
+                path: str | None = None) -> None:
+        """One finding per decision: the rule, the tool (also as a count, the record's older
+        form) and, for an argument rule, the argument path it was broken at."""
         if action == "blocked" and self.mode == "monitor":
             action = "would_block"
-        counts: dict[str, int] = {}
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-        ex.add_finding(Finding(self.name, (rule,), action=action, direction=direction, counts=counts))
+        detail = {"tool": cap(name)} if path is None else {"tool": cap(name), "path": cap(path)}
+        ex.add_finding(Finding(self.name, (rule,), action=action, direction=direction,
+                               counts={name: 1}, detail=detail))
         if action == "would_block" and ex.decision == "allowed":
             ex.decision = "monitored"
 
-    def _act(self, ex: Exchange, rule: str, name: str, action: str, message: str) -> Verdict | None:
+    def _act(self, ex: Exchange, rule: str, name: str, action: str, message: str,
+             path: str | None = None) -> Verdict | None:
         """A call broke ``rule``: end the answer, or (monitor) only record it."""
         if action == "monitor" or self.mode == "monitor":
-            self._record(ex, rule, [name], "would_block", "response")
+            self._record(ex, rule, name, "would_block", "response", path)
             return None
-        self._record(ex, rule, [name], "blocked", "response")
-        return Verdict(self.name, message, (rule,))
+        self._record(ex, rule, name, "blocked", "response", path)
+        # a whole answer is still an answer: its calls removed, finish_reason content_filter
+        return Verdict(self.name, message, (rule,), in_answer=True)
 
     def _judge_call(self, ex: Exchange, name: str) -> Verdict | None:
         broken = self.config.rule(name)
@@ -97,26 +103,34 @@ class ToolsGuard(Guard):
         if not cfg.validate and not cfg.constraints:
             return None
         value, ok = args.parse_arguments(raw)
-        problem: tuple[str, str] | None = None
+        problem: tuple[str, str | None, str] | None = None     # rule, path, what is wrong
         if not ok:
-            problem = ("tools.args.invalid_json", "are not valid JSON")
+            problem = ("tools.args.invalid_json", "$", "are not valid JSON")
         elif cfg.validate:
             schemas = ex.state.get("tools.schemas")
             if schemas is None:
                 schemas = ex.state["tools.schemas"] = args.declared_schemas(ex.body)
-            error = args.schema_error(schemas[name], value) if name in schemas else None
+            error = args.schema_violation(schemas[name], value) if name in schemas else None
             if error is not None:
-                problem = ("tools.args.schema", f"break the schema the request declared ({error})")
+                where, what = error
+                problem = ("tools.args.schema", where,
+                           f"break the schema the request declared ({what if where is None else f'{where}: {what}'})")
         for rule in cfg.constraints if problem is None else ():
             if rule.tools.match(name):
-                error = rule.check(value)
+                error = rule.violation(value)
                 if error is not None:
-                    problem = (f"tools.args.{rule.name}", f"break rule {rule.name!r}: {error}")
+                    problem = (f"tools.args.{rule.name}", error[0],
+                               f"break rule {rule.name!r}: {error[0]} {error[1]}")
                     break
         if problem is None:
             return None
         return self._act(ex, problem[0], name, cfg.on_arguments,
-                         f"The arguments of the model's call of {name!r} {problem[1]}.")
+                         f"The arguments of the model's call of {name!r} {problem[2]}.", problem[1])
+
+    def _record_all(self, ex: Exchange, by_rule: dict[str, list[str]], action: str) -> None:
+        for rule, names in by_rule.items():
+            for name in dict.fromkeys(names):
+                self._record(ex, rule, name, action, "request")
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         names = wire.offered(ex.body)
@@ -131,19 +145,16 @@ class ToolsGuard(Guard):
         if not by_rule:
             return None
         if cfg.on_request == "monitor" or (cfg.on_request == "strip" and self.mode == "monitor"):
-            for rule, bad in by_rule.items():
-                self._record(ex, rule, bad, "would_block" if cfg.on_request == "monitor" else "would_strip", "request")
+            self._record_all(ex, by_rule, "would_block" if cfg.on_request == "monitor" else "would_strip")
             if ex.decision == "allowed":
                 ex.decision = "monitored"
             return None
         if cfg.on_request == "strip":
             wire.strip(ex.body, lambda n: cfg.rule(n) is not None)
             ex.body_changed = True
-            for rule, bad in by_rule.items():
-                self._record(ex, rule, bad, "stripped", "request")
+            self._record_all(ex, by_rule, "stripped")
             return None
-        for rule, bad in by_rule.items():
-            self._record(ex, rule, bad, "blocked", "request")
+        self._record_all(ex, by_rule, "blocked")
         listed = ", ".join(repr(n) for names_ in by_rule.values() for n in names_)
         return Verdict(self.name, f"The request offers tools the policy does not allow: {listed}.",
                        tuple(by_rule))

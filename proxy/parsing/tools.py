@@ -99,3 +99,34 @@ def calls(kind: str, body: Any) -> list[tuple[str, Any]]:
             if isinstance(item, dict) and item.get("type") in CALL_ITEMS:
                 out.append((str(item.get("name")), item.get("arguments", item.get("input"))))
     return out
+
+
+# Dialects whose answers make tool calls, and so can be refused as an answer.
+_REFUSABLE = frozenset({"chat", "responses", "messages"})
+
+
+def refuse(kind: str, body: Any) -> bool:
+    """Turn a whole answer into a refusal in its own dialect, in place: content and calls
+    removed, ``finish_reason: content_filter`` (Responses: ``status: incomplete`` with reason
+    ``content_filter``; Anthropic: ``stop_reason: refusal``). False when ``kind`` has no tool
+    calls or the body is not an answer of that dialect."""
+    if kind not in _REFUSABLE or not isinstance(body, dict):
+        return False
+    if kind == "chat":
+        choices = body.get("choices")
+        if not isinstance(choices, list):
+            return False
+        for choice in choices:
+            if isinstance(choice, dict):
+                msg = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+                msg.pop("tool_calls", None)
+                msg.pop("function_call", None)
+                msg["content"] = None
+                choice["message"] = msg
+                choice["finish_reason"] = "content_filter"
+        return True
+    if kind == "responses":
+        body.update(status="incomplete", output=[], incomplete_details={"reason": "content_filter"})
+        return True
+    body.update(content=[], stop_reason="refusal", stop_sequence=None)
+    return True

@@ -49,14 +49,15 @@ async def test_valid_answers_pass_and_broken_ones_are_refused(fake, start_proxy)
                                               extra_headers=reply(GOOD))
     assert out.choices[0].message.parsed == Weather(city="Paris", temp=21)
     assert fake.requests[-1].json["response_format"]["type"] == "json_schema"
-    for text, rule in ((NOT_JSON, "invalid_json"), (WRONG_TYPE, "schema_violation")):
-        with pytest.raises(openai.BadRequestError) as info:
+    # a broken answer is refused as an answer: its content removed, finish_reason content_filter,
+    # which the SDK's parse helper raises as such
+    for text in (NOT_JSON, WRONG_TYPE):
+        with pytest.raises(openai.ContentFilterFinishReasonError):
             await client.chat.completions.parse(model="gpt-4o-mini", messages=MSG, response_format=Weather,
                                                 extra_headers=reply(text))
-        assert info.value.code == "content_filter" and f"structured_output.{rule}" in info.value.message
-    with pytest.raises(openai.BadRequestError):     # json_object: JSON, and an object
-        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG,
-                                             response_format={"type": "json_object"}, extra_headers=reply("[1, 2]"))
+    out = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG,
+                                               response_format={"type": "json_object"}, extra_headers=reply("[1, 2]"))
+    assert out.choices[0].finish_reason == "content_filter" and out.choices[0].message.content is None
     # a plain request is not judged at all
     out = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=reply(NOT_JSON))
     assert out.choices[0].message.content == NOT_JSON
@@ -64,23 +65,27 @@ async def test_valid_answers_pass_and_broken_ones_are_refused(fake, start_proxy)
     parsed = await client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather,
                                           extra_headers=reply(GOOD))
     assert parsed.output_parsed == Weather(city="Paris", temp=21)
-    with pytest.raises(openai.BadRequestError):
-        await client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather,
-                                     extra_headers=reply(WRONG_TYPE))
+    refused = await client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather,
+                                           extra_headers=reply(WRONG_TYPE))
+    assert refused.status == "incomplete" and refused.incomplete_details.reason == "content_filter"
+    assert refused.output == [] and refused.output_parsed is None
     msg = await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
                                                output_config=ANT_FORMAT, extra_headers=reply(GOOD))
     assert orjson.loads(msg.content[0].text) == {"city": "Paris", "temp": 21}
-    with pytest.raises(anthropic.BadRequestError):
-        await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
-                                             output_config=ANT_FORMAT, extra_headers=reply(NOT_JSON))
+    msg = await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
+                                               output_config=ANT_FORMAT, extra_headers=reply(NOT_JSON))
+    assert msg.stop_reason == "refusal" and msg.content == []
 
     recs = await settled(proxy, 9)
     assert [r["decision"] for r in recs] == ["allowed", "blocked", "blocked", "blocked", "allowed", "allowed",
                                              "blocked", "allowed", "blocked"]
+    assert [r["status"] for r in recs] == [200] * 9
     findings = [f for r in recs for f in r["findings"] if f["guard"] == "structured_output"]
-    assert [(f["rules"], f["action"], f["counts"]) for f in findings[:2]] == [
-        (["structured_output.invalid_json"], "blocked", {"$": 1}),
-        (["structured_output.schema_violation"], "blocked", {"$.temp": 1})]
+    assert [(f["rules"], f["action"], f["detail"]) for f in findings[:2]] == [
+        (["structured_output.invalid_json"], "blocked", {"path": "$"}),
+        (["structured_output.schema_violation"], "blocked", {"path": "$.temp"})]
+    for rec in recs:
+        VALIDATOR.validate(rec)
 
 
 async def test_streams_are_held_under_block_and_flow_under_flag(fake, start_proxy, capsys):
@@ -117,8 +122,8 @@ async def test_streams_are_held_under_block_and_flow_under_flag(fake, start_prox
     assert "".join(pieces) == WRONG_TYPE and len(pieces) == 6     # streamed as it came: no repair
     (rec,) = await settled(flagged, 1)
     assert rec["decision"] == "allowed" and len(rec["attempts"]) == 1
-    assert [(f["rules"], f["action"], f["counts"]) for f in rec["findings"]] == [
-        (["structured_output.schema_violation"], "observed", {"$.temp": 1})]
+    assert [(f["rules"], f["action"], f["detail"]) for f in rec["findings"]] == [
+        (["structured_output.schema_violation"], "observed", {"path": "$.temp"})]
 
 
 async def test_repair_that_succeeds_is_a_second_attempt_charged_to_the_caller(fake, start_proxy):
@@ -158,17 +163,17 @@ async def test_repair_that_fails_falls_back(fake, start_proxy):
     fake.state.replies = [NOT_JSON, WRONG_TYPE, NOT_JSON, NOT_JSON, NOT_JSON]
     proxy = await start_proxy(structured_policy(action="repair"))
     client = oa(proxy.openai_url)
-    with pytest.raises(openai.BadRequestError) as info:
-        await client.chat.completions.parse(model="gpt-4o-mini", messages=MSG, response_format=Weather)
-    assert info.value.code == "content_filter" and "structured_output.repair_failed" in info.value.message
+    fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": Weather.model_json_schema()}}
+    out = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, response_format=fmt)
+    assert out.choices[0].finish_reason == "content_filter" and out.choices[0].message.content is None
     assert len(fake.requests) == 2                              # one repair by default, no more
     # the Responses API is asked again the same way
-    with pytest.raises(openai.BadRequestError):
-        await client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather)
+    refused = await client.responses.parse(model="gpt-4o-mini", input="weather?", text_format=Weather)
+    assert refused.status == "incomplete"
     assert [i["role"] for i in fake.requests[-1].json["input"]] == ["user", "assistant", "user"]
     # the repair attempt gets no answer (an upstream error): the fallback decides at once
     fake.state.fail_next = ["", "error:500"]
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.ContentFilterFinishReasonError):
         await client.chat.completions.parse(model="gpt-4o-mini", messages=MSG, response_format=Weather)
     recs = await settled(proxy, 3)
     assert all(r["decision"] == "blocked" for r in recs)

@@ -7,6 +7,7 @@ import openai
 import orjson
 import pytest
 
+from proxy.cli import main as cli_main
 from tests.audit.test_audit_decisions import settled
 from tests.e2e.helpers import MSG, ant, oa, policy
 
@@ -31,7 +32,8 @@ def call(args: str, chunks: int) -> dict:
     return {"x-fake-tool-call": "fetch_url", "x-fake-tool-args": args, "x-fake-chunks": str(chunks)}
 
 
-async def test_a_url_to_a_foreign_host_split_across_deltas_never_reaches_the_client(fake, start_proxy):
+async def test_a_url_to_a_foreign_host_split_across_deltas_never_reaches_the_client(fake, start_proxy, capsys,
+                                                                                    tmp_path):
     proxy = await start_proxy(policy(guards={"access": {}, "tools": {"arguments": HOSTS}}))
     client = oa(proxy.openai_url)
     # 11 deltas: the host name itself is cut in pieces
@@ -58,25 +60,30 @@ async def test_a_url_to_a_foreign_host_split_across_deltas_never_reaches_the_cli
     blocked = [f for r in recs for f in r["findings"] if f["action"] == "blocked"]
     assert [f["rules"] for f in blocked] == [["tools.args.fetch-hosts"]] * 2
     assert all(f["counts"] == {"fetch_url": 1} for f in blocked)
+    assert all(f["detail"] == {"tool": "fetch_url", "path": "$.url"} for f in blocked)
     assert "sk-live" not in orjson.dumps(recs).decode()
+    # the review tools name the tool and the argument path of each decision
+    log = str(proxy.holder.policy.sections["audit"].path)
+    capsys.readouterr()
+    assert cli_main(["audit", "search", log, "--rule", "tools.args.fetch-hosts"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("tools.args.fetch-hosts blocked tool=fetch_url path=$.url") == 2 and "2 record(s)" in out
+    assert cli_main(["audit", "report", log, "--html", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "Recent tool and hook decisions" in page and page.count("tool=fetch_url path=$.url") == 2
 
 
 async def test_schema_violations_and_invalid_json(fake, start_proxy):
     proxy = await start_proxy(policy(guards={"access": {}, "tools": {}}))
     client = oa(proxy.openai_url)
-    for args, rule in (('{"url": "https://x", "cmd": "rm -rf /"}', "additionalProperties"),
-                       ('{"link": "https://x"}', "required"), ('{"url": 7}', "type")):
-        with pytest.raises(openai.BadRequestError) as info:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=chat_fetch(),
-                                                 extra_headers=call(args, 1))
-        assert info.value.code == "content_filter" and rule in info.value.message
-    with pytest.raises(openai.BadRequestError) as info:
-        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=chat_fetch(),
-                                             extra_headers=call('{"url": "https://x"', 1))
-    assert "not valid JSON" in info.value.message
-    with pytest.raises(anthropic.BadRequestError):
-        await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
-                                             tools=ant_fetch(), extra_headers=call('{"url": 7}', 1))
+    for args in ('{"url": "https://x", "cmd": "rm -rf /"}', '{"link": "https://x"}', '{"url": 7}',
+                 '{"url": "https://x"'):
+        out = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=chat_fetch(),
+                                                   extra_headers=call(args, 1))
+        assert out.choices[0].finish_reason == "content_filter" and out.choices[0].message.tool_calls is None
+    msg = await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
+                                               tools=ant_fetch(), extra_headers=call('{"url": 7}', 1))
+    assert msg.stop_reason == "refusal" and msg.content == []
     # streamed Responses call breaking the schema: ended, nothing of the arguments sent
     events = [e async for e in await client.responses.create(
         model="gpt-4o-mini", input="hi", stream=True, extra_headers=call('{"cmd": "id"}', 4),
@@ -88,8 +95,14 @@ async def test_schema_violations_and_invalid_json(fake, start_proxy):
     assert out.choices[0].message.tool_calls[0].function.arguments == OK
     recs = await settled(proxy, 7)
     assert [r["decision"] for r in recs] == ["blocked"] * 6 + ["allowed"]
-    rules = [f["rules"][0] for r in recs for f in r["findings"] if f["action"] == "blocked"]
-    assert rules == ["tools.args.schema"] * 3 + ["tools.args.invalid_json"] + ["tools.args.schema"] * 2
+    blocked = [f for r in recs for f in r["findings"] if f["action"] == "blocked"]
+    assert [f["rules"][0] for f in blocked] == (["tools.args.schema"] * 3 + ["tools.args.invalid_json"]
+                                                + ["tools.args.schema"] * 2)
+    # each names the tool and where in the arguments (the keyword is in the reason, not the record)
+    assert [f["detail"] for f in blocked] == [{"tool": "fetch_url", "path": p}
+                                              for p in ("$", "$", "$.url", "$", "$.url", "$")]
+    assert all(rule in r["reason"] for r, rule in zip(recs, ("additionalProperties", "required", "type",
+                                                             "not valid JSON", "type", "required")))
 
 
 async def test_monitored_arguments_pass_and_are_recorded(fake, start_proxy):

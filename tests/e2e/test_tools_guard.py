@@ -86,10 +86,15 @@ async def test_a_call_of_a_forbidden_tool_never_reaches_the_client(fake, start_p
     proxy = await start_proxy(tools_policy(deny=["send_email"], onRequest="monitor"))
     client = oa(proxy.openai_url)
     tools = [chat_tool("send_email")]
-    with pytest.raises(openai.BadRequestError) as info:
-        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=tools,
-                                             extra_headers=calls("send_email"))
-    assert info.value.code == "content_filter"
+    # a whole answer ends as a refused stream does: finish_reason content_filter, no call in it
+    out = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=tools,
+                                               extra_headers=calls("send_email"))
+    assert out.choices[0].finish_reason == "content_filter"
+    assert out.choices[0].message.tool_calls is None and out.choices[0].message.content is None
+    resp = await client.responses.create(model="gpt-4o-mini", input="hi", tools=[resp_tool("send_email")],
+                                         extra_headers=calls("send_email"))
+    assert resp.status == "incomplete" and resp.incomplete_details.reason == "content_filter"
+    assert resp.output == []
 
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, tools=tools, stream=True,
                                                   extra_headers=calls("send_email"))
@@ -104,9 +109,9 @@ async def test_a_call_of_a_forbidden_tool_never_reaches_the_client(fake, start_p
                    for e in events)
     assert events[-1].type == "response.incomplete"
 
-    with pytest.raises(anthropic.BadRequestError):
-        await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
-                                             tools=[ant_tool("send_email")], extra_headers=calls("send_email"))
+    msg = await ant(proxy.url).messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
+                                               tools=[ant_tool("send_email")], extra_headers=calls("send_email"))
+    assert msg.stop_reason == "refusal" and msg.content == []
     async with ant(proxy.url).messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=MSG,
                                               tools=[ant_tool("send_email")],
                                               extra_headers=calls("send_email")) as astream:
@@ -115,10 +120,13 @@ async def test_a_call_of_a_forbidden_tool_never_reaches_the_client(fake, start_p
     assert not any(e.type == "content_block_delta" for e in aevents)
     assert (await astream.get_final_message()).stop_reason == "refusal"
 
-    recs = await settled(proxy, 5)
+    recs = await settled(proxy, 6)
     assert all(r["decision"] == "blocked" for r in recs)
+    assert [r["status"] for r in recs] == [200] * 6     # answers that say they were refused
+    assert all(r["verdict"]["rules"] == ["tools.call.denied"] for r in recs)
     denied = [f for r in recs for f in r["findings"] if f["rules"] == ["tools.call.denied"] and f["action"] == "blocked"]
-    assert len(denied) == 5 and all(f["counts"] == {"send_email": 1} for f in denied)
+    assert len(denied) == 6 and all(f["counts"] == {"send_email": 1} for f in denied)
+    assert all(f["detail"] == {"tool": "send_email"} for f in denied)
 
 
 async def test_allowed_streamed_calls_arrive_whole(fake, start_proxy):

@@ -104,7 +104,7 @@ def guard_of(ex) -> StructuredOutputGuard:
 
 
 def rules(ex) -> list[tuple]:
-    return [(f.rule_ids, f.action, f.counts) for f in ex.findings]
+    return [(f.rule_ids, f.action, f.detail) for f in ex.findings]
 
 
 def test_whole_answers_flag_block_monitor():
@@ -112,17 +112,18 @@ def test_whole_answers_flag_block_monitor():
     assert answer(ex, GOOD) is None and ex.findings == []
     verdict = answer(ex, WRONG_TYPE)
     assert verdict.code == "content_filter" and verdict.rule_ids == (SCHEMA_VIOLATION,) and "$.temp" in verdict.message
-    assert rules(ex) == [((SCHEMA_VIOLATION,), "blocked", {"$.temp": 1})]
+    assert verdict.in_answer             # refused as an answer, like the tools guard refuses one
+    assert rules(ex) == [((SCHEMA_VIOLATION,), "blocked", {"path": "$.temp"})]
 
     ex = exchange("chat", StructuredOutputGuard(StructuredConfig(action="flag")))
-    assert answer(ex, NOT_JSON) is None and rules(ex) == [((INVALID_JSON,), "observed", {"$": 1})]
+    assert answer(ex, NOT_JSON) is None and rules(ex) == [((INVALID_JSON,), "observed", {"path": "$"})]
     assert ex.decision == "allowed"
 
     guard = StructuredOutputGuard(StructuredConfig(action="block"))
     guard.mode = "monitor"
     ex = exchange("chat", guard)
     assert answer(ex, NOT_JSON) is None and ex.decision == "monitored"
-    assert rules(ex) == [((INVALID_JSON,), "would_block", {"$": 1})]
+    assert rules(ex) == [((INVALID_JSON,), "would_block", {"path": "$"})]
 
 
 def test_requests_without_structured_output_leave_no_state():
@@ -150,7 +151,7 @@ def test_repair_asks_for_bounded_attempts_then_falls_back():
     answer(ex, NOT_JSON)
     ex.repair = None
     assert answer(ex, GOOD) is None
-    assert rules(ex) == [((INVALID_JSON,), "retried", {"$": 1}), ((REPAIRED,), "observed", {})]
+    assert rules(ex) == [((INVALID_JSON,), "retried", {"path": "$"}), ((REPAIRED,), "observed", {})]
     # several choices cannot be continued as one conversation: the fallback at once
     ex = exchange("chat", StructuredOutputGuard(StructuredConfig(action="repair", fallback="flag")),
                   extra={**FORMATS["chat"], "n": 2})
@@ -216,14 +217,14 @@ def test_block_ends_a_broken_stream_with_nothing_of_it(streams):
         events = decoded(sent + stop.value.events)
         assert streamed_text(kind, events) == [], kind
         assert stop.value.verdict.rule_ids == (SCHEMA_VIOLATION,) and ex.repair is None
-        assert rules(ex) == [((SCHEMA_VIOLATION,), "blocked", {"$.temp": 1})]
+        assert rules(ex) == [((SCHEMA_VIOLATION,), "blocked", {"path": "$.temp"})]
 
 
 def test_flag_streams_as_it_comes_and_records_at_the_end(streams):
     for kind in ("chat", "responses", "messages"):
         ex = exchange(kind, StructuredOutputGuard(StructuredConfig(action="flag")))
         assert len(streamed_text(kind, decoded(run_stream(ex, kind, streams[kind, WRONG_TYPE])))) == 5, kind
-        assert rules(ex) == [((SCHEMA_VIOLATION,), "observed", {"$.temp": 1})]
+        assert rules(ex) == [((SCHEMA_VIOLATION,), "observed", {"path": "$.temp"})]
 
 
 def test_a_stream_longer_than_the_hold_ends_or_passes_unjudged(streams):

@@ -99,3 +99,21 @@ def test_streams_without_tool_calls_pass_byte_for_byte_and_calls_are_still_held(
                   for _, o in events if o != "[DONE]" and (kind != "chat" or o["choices"])
                   and (kind != "responses" or o["type"].endswith("arguments.delta"))]
         assert len([p for p in pieces if p]) == 1, kind    # held, released whole
+
+
+def test_refuse_turns_a_whole_answer_into_a_refusal_of_its_dialect():
+    chat = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": "calling", "tool_calls": [{"function": {"name": "x", "arguments": "{}"}}],
+        "function_call": {"name": "y", "arguments": "{}"}}}]}
+    assert wire.refuse("chat", chat)
+    assert chat["choices"][0] == {"index": 0, "finish_reason": "content_filter",
+                                  "message": {"role": "assistant", "content": None}}
+    resp = {"status": "completed", "output": [{"type": "function_call", "name": "x"}]}
+    assert wire.refuse("responses", resp)
+    assert resp == {"status": "incomplete", "output": [], "incomplete_details": {"reason": "content_filter"}}
+    msg = {"content": [{"type": "tool_use", "name": "x", "input": {}}], "stop_reason": "tool_use"}
+    assert wire.refuse("messages", msg)
+    assert msg == {"content": [], "stop_reason": "refusal", "stop_sequence": None}
+    # nothing to refuse as an answer: the edge answers with the HTTP error instead
+    assert not wire.refuse("embeddings", {"data": []}) and not wire.refuse("chat", {"error": {}})
+    assert not wire.refuse("chat", None)
