@@ -10,7 +10,6 @@ import logging
 import time
 import uuid
 import zlib
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -25,20 +24,19 @@ from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
 from .identity import apply_user_assertion, identify, reject_malformed_headers
+from .intake import read_slots, refused_in_answer, route_request
 from .parsing import strictjson, structured
-from .parsing.request import Refused, Unrecognized, check_fields, check_model, parse_request, request_model
 from .parsing.response import apply_usage, parse_response
 from .parsing.structured import add_usage
 from .parsing.sse import SSEParser
-from .parsing.stream import StreamProcessor, StreamStopped, finding_for_stop
-from .parsing.tools import refuse
+from .parsing.stream import StreamProcessor, StreamStopped, record_stop
 from .reload import PolicyHolder
 from .resilience.attempts import Attempt
 from .resilience.plan import AttemptPlan
 from .resilience.retry import exception_failure, is_retryable_status, status_failure
 from .resilience.routes import passthrough_route
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
-from .verdict import RepairRequest, Verdict
+from .verdict import RepairRequest, Verdict, block_message
 
 log = logging.getLogger("aifw")
 
@@ -56,14 +54,6 @@ def _error(status: int, code: str, message: str, request_id: str, headers: dict 
     if headers:
         hdrs.update(headers)
     return web.Response(status=status, body=error_body(message, code, type, param), headers=hdrs)
-
-
-def block_message(v: Verdict) -> str:
-    """What the client reads: the guard's message, then the rule ids of a content block, named
-    here once for every guard (guards' messages do not list them)."""
-    if v.rule_ids and v.code == "content_filter":
-        return f"{v.message} (rules: {', '.join(v.rule_ids)})"
-    return v.message
 
 
 def _verdict_response(v: Verdict, ex: Exchange) -> web.Response:
@@ -161,18 +151,7 @@ class Edge:
             apply_user_assertion(ex.identity, request.headers, ex.body, policy.identity.user_header)
 
         if endpoint.inspected:
-            ex.model = request_model(endpoint, ex.body)
-            try:
-                check_model(ex.model)
-            except Refused as exc:   # the record caps the name it keeps (proxy/audit)
-                raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
-            ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
-            ex.route = policy.route(ex.model, endpoint.dialect)
-            if ex.route is None:
-                raise ProxyError(400, "model_not_allowed",
-                                 f"No upstream is configured for model {ex.model!r} on {endpoint.name}.",
-                                 param="model")
-            ex.upstream = ex.route.targets[0].upstream
+            route_request(ex)
         else:
             ex.upstream = policy.passthrough_upstream
             ex.route = passthrough_route(ex.upstream)
@@ -227,21 +206,7 @@ class Edge:
             ex.body = strictjson.loads(ex.raw_body)
         except strictjson.JSONRefused as exc:
             raise ProxyError(400, "invalid_json", str(exc)) from None
-        skipped: list[str] = []
-        try:
-            check_fields(ex.body)
-            ex.request_slots = parse_request(ex.endpoint.kind, ex.body, skipped)
-            ex.parsed = True
-        except Refused as exc:
-            raise ProxyError(400, "invalid_request", str(exc), param=exc.param) from None
-        except Unrecognized as exc:
-            if ex.policy.unrecognized_body == "block":
-                raise ProxyError(400, "invalid_request", f"Unrecognised request body: {exc}.") from None
-            ex.mark_uninspected(f"unrecognised body: {exc}")
-            ex.decision = "bypassed"
-        for reason in skipped:
-            ex.mark_uninspected(reason)
-            ex.decision = "bypassed"
+        read_slots(ex)
 
     # --- forwarding -------------------------------------------------------------------
     async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
@@ -373,7 +338,7 @@ class Edge:
             if ex.capture_text:
                 ex.response_text.extend(s.text for s in ex.response_slots)
             verdict = await pipeline.run_response(ex)
-            if verdict is not None and not _refused_in_answer(ex, verdict):
+            if verdict is not None and not refused_in_answer(ex, verdict):
                 ex.status = verdict.status
                 return _verdict_response(verdict, ex)
             if verdict is not None or any(s.changed for s in ex.response_slots):
@@ -388,7 +353,7 @@ class Edge:
                 block = repair.fallback
                 if block is not None:
                     ex.verdict, ex.decision = block, "blocked"
-                    if not _refused_in_answer(ex, block):
+                    if not refused_in_answer(ex, block):
                         ex.status = block.status
                         return _verdict_response(block, ex)
                     data = orjson.dumps(ex.response_body)
@@ -548,7 +513,7 @@ class Edge:
             await out.write_eof()
         except StreamStopped as stop:
             ex.finish_reason = stop.verdict.finish_reason
-            ex.add_finding(finding_for_stop(stop.verdict))
+            record_stop(ex, stop.verdict)
             await out.write(b"".join(stop.events))
             await out.write_eof()
             resp.close()   # stop the upstream generating (and charging for) the rest
@@ -557,16 +522,6 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
-
-
-def _refused_in_answer(ex: Exchange, verdict: Verdict) -> bool:
-    """A verdict that refuses a whole answer as an answer (Verdict.in_answer): the body becomes
-    the dialect's refusal, ended with ``verdict.finish_reason``, as the stream would have."""
-    if not verdict.in_answer or not refuse(ex.endpoint.kind, ex.response_body):
-        return False
-    ex.verdict = replace(verdict, status=ex.status)
-    ex.finish_reason = verdict.finish_reason
-    return True
 
 
 def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:

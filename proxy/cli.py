@@ -81,7 +81,8 @@ def cmd_keys_list(args) -> int:
 
 
 # Subcommands owned by other modules: each module's register(subparsers) adds its own.
-EXTENSIONS: tuple[str, ...] = ("proxy.audit.cli", "proxy.pii.cli", "proxy.detection.cli")
+EXTENSIONS: tuple[str, ...] = ("proxy.audit.cli", "proxy.pii.cli", "proxy.detection.cli", "proxy.replay",
+                                "proxy.scan")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,6 +89,9 @@ class Exchange:
     # ``capture_text`` is set (audit level redacted/full)
     capture_text: bool = False
     response_text: list[str] = field(default_factory=list)
+    # Judging offline (proxy/offline.py) collects what the guards worked with here, to explain
+    # a verdict (slot scores); always None in the proxy.
+    trace: Any = None
 
     def add_finding(self, finding: Finding) -> None:
         self.findings.append(finding)

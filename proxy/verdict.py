@@ -28,6 +28,14 @@ class Verdict:
     in_answer: bool = False
 
 
+def block_message(v: Verdict) -> str:
+    """What the client reads: the guard's message, then the rule ids of a content block, named
+    here once for every guard (guards' messages do not list them)."""
+    if v.rule_ids and v.code == "content_filter":
+        return f"{v.message} (rules: {', '.join(dict.fromkeys(v.rule_ids))})"
+    return v.message
+
+
 @dataclass(slots=True)
 class Finding:
     """Something a guard noticed: rule ids with scores, counts. Never the matched text."""

@@ -57,7 +57,7 @@ def _reason(ex: Any) -> str | None:
     if ex.verdict is not None:
         return cap(ex.verdict.message)
     if ex.decision == "monitored":
-        rules = [r for f in ex.findings if f.action == "would_block" for r in f.rule_ids]
+        rules = list(dict.fromkeys(r for f in ex.findings if f.action == "would_block" for r in f.rule_ids))
         return cap("would block: " + ", ".join(rules) if rules else "would block")
     if ex.decision == "bypassed" and ex.uninspected:
         return cap("; ".join(ex.uninspected))

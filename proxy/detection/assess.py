@@ -31,7 +31,8 @@ class Assessment:
     slot_scores: list[tuple[str, str, float]] = field(default_factory=list)
 
 
-def _ids(slot: SlotScore) -> list[str]:
+def slot_rule_ids(slot: SlotScore) -> list[str]:
+    """The rule ids a slot that reached the threshold reports (the model's own id included)."""
     ids = list(slot.rule_ids)
     if slot.model_points >= 1.0:
         ids.append(MODEL_RULE_ID)
@@ -63,7 +64,7 @@ def assess(settings: InjectionSettings, slots: Iterable[tuple[str, str]],
         out.slot_scores.append((role, text, slot.score))
         if slot.score >= cfg.threshold:
             out.roles_flagged[role] = out.roles_flagged.get(role, 0) + 1
-            flagged.extend(_ids(slot))
+            flagged.extend(slot_rule_ids(slot))
         else:
             weak.extend(slot.rule_ids)
     out.attack = out.score >= cfg.threshold

@@ -90,6 +90,24 @@ def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT
     return False
 
 
+def locate(rule: Rule, prepared: Prepared) -> tuple[str, str, int, int] | None:
+    """Where a rule matches, to show it (``aifw scan``): (view, that view's text, start, end) of
+    its first match, or None for a signal or context rule (no span) or no match. Not used to
+    decide: ``rule_matches`` does that, with its prefilters."""
+    if rule.context is not None or rule.signal is not None:
+        return None
+    for view in rule.views:
+        text = prepared.view(view)
+        for pattern in rule.regexes if text else ():
+            try:
+                found = pattern.search(text, timeout=SEARCH_TIMEOUT)
+            except TimeoutError:
+                continue
+            if found is not None:
+                return view, text, found.start(), found.end()
+    return None
+
+
 def match(rules: tuple[Rule, ...], prepared: Prepared, budget: float | None = None) -> MatchResult:
     ids: list[str] = []
     score = 0

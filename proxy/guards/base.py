@@ -49,6 +49,13 @@ class Guard:
     # True when on_chunk/on_end only read tool-call channels: a stream whose guards all say so
     # passes events that carry no tool call without parsing them.
     tool_calls_only: bool = False
+    # Judging offline (proxy/offline.py: `aifw scan`, `aifw replay`) leaves out a guard whose
+    # verdict depends on the traffic seen before rather than on the exchange itself (limits,
+    # budgets): a dry run must neither spend a caller's quota nor be refused for it.
+    counts_traffic: bool = False
+    # Reads the request or answer body beyond its text slots (declared tools, tool calls): an
+    # audit record keeps the text slots only, so `aifw replay` leaves such a guard out.
+    reads_body: bool = False
     # True when on_chunk/on_end matter only to exchanges whose on_request left state under the
     # guard's name (ex.state[name]): other streams skip the guard, and may stay passive.
     streams_on_request: bool = False

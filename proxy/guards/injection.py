@@ -55,6 +55,8 @@ class InjectionGuard(Guard):
         if not any(r in self.settings.roles for r, _ in slots):
             return None
         score = cached_scorer(self.memo, slots)
+        if ex.trace is not None:     # judged offline (aifw scan): keep every slot's score
+            score = ex.trace.scorer(self.settings, score)
         if sum(len(t) for _, t in slots) > INLINE_CHARS:
             result = await asyncio.to_thread(assess, self.settings, slots, score)
         else:

@@ -22,6 +22,7 @@ NAME = "ratelimit"
 
 class RateLimitGuard(Guard):
     name = NAME
+    counts_traffic = True
 
     def __init__(self, limiter: Limiter, section: Mapping[str, Any] | None = None) -> None:
         self.limiter = limiter

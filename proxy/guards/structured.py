@@ -97,6 +97,7 @@ def _judged_channel(channel: str) -> bool:
 class StructuredOutputGuard(Guard):
     name = NAME
     streams_on_request = True
+    reads_body = True       # the request's response_format and the answer's body, not only text slots
 
     def __init__(self, config: StructuredConfig) -> None:
         self.config = config

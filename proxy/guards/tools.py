@@ -65,6 +65,7 @@ class ToolsConfig:
 class ToolsGuard(Guard):
     name = "tools"
     tool_calls_only = True
+    reads_body = True
 
     def __init__(self, config: ToolsConfig) -> None:
         self.config = config

@@ -463,5 +463,12 @@ class StreamProcessor:
         set_usage(self.ex, usage)
 
 
-def finding_for_stop(verdict: Verdict) -> Finding:
-    return Finding(verdict.guard, verdict.rule_ids, action="cut", direction="response")
+def record_stop(ex, verdict: Verdict) -> None:
+    """A guard cut the stream: the finding it recorded for the verdict stands, so the record
+    names the rules once (as the client's message does); a guard that recorded none gets a
+    ``cut`` finding."""
+    for f in reversed(ex.findings):
+        if (f.guard == verdict.guard and f.direction == "response" and f.action in ("blocked", "cut")
+                and set(verdict.rule_ids) <= set(f.rule_ids)):
+            return
+    ex.add_finding(Finding(verdict.guard, verdict.rule_ids, action="cut", direction="response"))

@@ -258,11 +258,14 @@ def _upstream(name: str, raw: Mapping[str, Any], breaker: BreakerPolicy | None) 
     )
 
 
-def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False) -> Policy:
+def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False,
+                     provider_keys: bool = True) -> Policy:
     """Compile a loaded document; raises PolicyError listing every problem found.
 
     ``reload``: a keys file that does not exist is a problem (the running keys stay), where a
-    first start accepts it as empty (keys are created with `aifw keys create` once it runs)."""
+    first start accepts it as empty (keys are created with `aifw keys create` once it runs).
+    ``provider_keys=False``: a command that calls no upstream (`aifw scan`, `aifw replay`) does
+    not need the provider keys virtualKeys mode otherwise demands."""
     # Load problems (duplicate keys, unset variables) do not hide schema problems: a check
     # should list every problem in one run, not one per edit.
     if doc.problems and not isinstance(doc.data, dict):
@@ -342,7 +345,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
                 keys = KeyStore(identity.keys_file, {}, "")
             except (OSError, ValueError, Exception) as exc:  # yaml errors included
                 doc.problem(("identity", "keysFile"), f"cannot load keys file: {exc}")
-        for up in upstreams.values():
+        for up in upstreams.values() if provider_keys else ():
             if not up.api_key:
                 doc.problem(("upstreams", up.name, "apiKey"),
                             "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
@@ -392,12 +395,12 @@ def _process_secret() -> bytes:
 
 
 def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None, *,
-                   reload: bool = False) -> Policy:
+                   reload: bool = False, provider_keys: bool = True) -> Policy:
     try:
         doc, raw = load_file(path, env)
     except OSError as exc:
         raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
-    return compile_document(doc, raw, services, reload=reload)
+    return compile_document(doc, raw, services, reload=reload, provider_keys=provider_keys)
 
 
 def check_files(paths: list[str], env: Mapping[str, str] | None = None) -> list[Problem]:

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from proxy import app as edge_module
+from proxy import intake as edge_module   # the edge's request steps (app.py runs them)
 from proxy.audit.sinks import FileSink
 from proxy.guards.injection import InjectionGuard
 from proxy.keys import create_key
