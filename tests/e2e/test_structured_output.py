@@ -108,8 +108,8 @@ async def test_streams_are_held_under_block_and_flow_under_flag(fake, start_prox
     assert final.choices[0].message.parsed == Weather(city="Paris", temp=21)
     recs = await settled(proxy, 3)
     assert [r["decision"] for r in recs] == ["allowed", "blocked", "allowed"]
-    assert {(tuple(f["rules"]), f["action"]) for f in recs[1]["findings"]} == {
-        (("structured_output.schema_violation",), "blocked"), (("structured_output.schema_violation",), "cut")}
+    assert [(f["rules"], f["action"], f["detail"]) for f in recs[1]["findings"]] == [
+        (["structured_output.schema_violation"], "blocked", {"path": "$.temp"})]
     code = cli_main(["audit", "search", str(proxy.holder.policy.sections["audit"].path),
                      "--rule", "structured_output.schema_violation", "--json"])
     found = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
