@@ -280,3 +280,10 @@ def test_policy_check_refuses_bad_sections(section, message, tmp_path):
     doc["guards"] = {"structured_output": {"action": "repair"}}
     path.write_text(yaml.safe_dump(doc))
     assert check_files([str(path)], env) == []
+
+
+def test_every_rule_the_guard_reports_is_described():
+    from proxy.ruleinfo import describe
+
+    for rule in (INVALID_JSON, SCHEMA_VIOLATION, REPAIRED, REPAIR_FAILED, TOO_LARGE):
+        assert describe(rule) != "(no description)", rule
