@@ -140,14 +140,18 @@ def create_key(path: str, *, user: str, groups=(), models=(), trusted: bool = Fa
 
 
 def revoke_key(path: str, key_id: str) -> bool:
+    """Revoke the key with this id, or else the one live key with this name (a name that two
+    live keys share revokes nothing: the id says which)."""
     data = _read_raw(path)
-    for record in data["keys"]:
-        if record.get("id") == key_id:
-            record["revoked"] = True
-            record["revokedAt"] = int(time.time())
-            _write_raw(path, data)
-            return True
-    return False
+    matches = [r for r in data["keys"] if r.get("id") == key_id]
+    if not matches:
+        matches = [r for r in data["keys"] if r.get("name") == key_id and not r.get("revoked")]
+    if len(matches) != 1:
+        return False
+    matches[0]["revoked"] = True
+    matches[0]["revokedAt"] = int(time.time())
+    _write_raw(path, data)
+    return True
 
 
 def list_keys(path: str) -> list[dict]:

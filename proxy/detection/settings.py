@@ -1,6 +1,7 @@
 """The injection guard's policy section: JSON Schema and compile into frozen settings."""
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -10,6 +11,7 @@ import regex
 from . import context as context_mod
 from . import escalation as escalation_mod
 from . import model as model_mod
+from ..policy.loader import SectionError
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
 
@@ -107,6 +109,19 @@ def _resolve(path: str, base: str) -> str:
     return path if os.path.isabs(path) else os.path.join(base or ".", path)
 
 
+def _check_rule_ids(ids, sets) -> None:
+    """An id that names no rule switches nothing off: a typo would leave the rule on."""
+    known = sorted({r.id for rules in sets.values() for r in rules})
+    problems = []
+    for i, rule_id in enumerate(ids):
+        if rule_id not in known:
+            hint = difflib.get_close_matches(rule_id, known, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append((("disabledRules", i), f"unknown rule id {rule_id!r}{extra}"))
+    if problems:
+        raise SectionError(problems)
+
+
 def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> InjectionSettings:
     rules_dir = _resolve(section["rulesDir"], policy_dir) if section.get("rulesDir") else DEFAULT_RULES_DIR
     sets = load_rules(rules_dir)
@@ -116,6 +131,7 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> Injec
         raise ValueError(f"unknown rule sets {missing}; available: {sorted(sets)}")
     paranoia = int(section.get("paranoiaLevel", 1))
     disabled = set(section.get("disabledRules") or ())
+    _check_rule_ids(section.get("disabledRules") or (), sets)
     rules = tuple(r for s in wanted for r in sets[s]
                   if r.paranoia <= paranoia and r.id not in disabled and r.direction == "request")
     model_cfg = section.get("model") or {}

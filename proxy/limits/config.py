@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .. import secretenv
 from ..globs import GlobSet
 from .spec import RATE_PATTERN, SPEND_PATTERN, LimitSpecError, parse_budget, parse_rate, parse_spend
 
@@ -164,7 +165,7 @@ def compile_redis(section: Mapping[str, Any], policy_dir: str, env: Mapping[str,
         raise LimitSpecError("ratelimit: redis.url must start with redis://, rediss:// or unix://")
     password = None
     if section.get("passwordEnv"):
-        password = env.get(section["passwordEnv"])
+        password = secretenv.read(section["passwordEnv"], env)
         if password is None:
             raise LimitSpecError(f"ratelimit: environment variable {section['passwordEnv']} is not set")
     tls = section.get("tls") or {}

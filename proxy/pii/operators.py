@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 
 import regex
 from presidio_anonymizer.operators import Decrypt, Encrypt, Mask, Redact
 
+from .. import secretenv
 from .vault import Vault
 
 OPERATORS = ("replace", "redact", "mask", "hash", "encrypt", "block", "none")
@@ -33,7 +33,7 @@ class Keys:
 
 
 def load_key(env_name: str, purpose: str, aes: bool = False) -> bytes:
-    value = os.environ.get(env_name)
+    value = secretenv.read(env_name)
     if not value:
         raise ValueError(f"pii: operator {purpose} needs a key in the environment variable {env_name}")
     key = value.encode("utf-8")

@@ -6,15 +6,13 @@ list of problems, so the caller keeps the last good policy running.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import jsonschema
-
+from .. import secretenv
 from ..durations import parse_duration, parse_size
 from ..globs import GlobSet
 from ..guards import GUARDS
@@ -24,9 +22,10 @@ from ..resilience.config import BreakerPolicy, compile_breaker, compile_defaults
 from ..resilience.routes import Route, compile_route
 from ..resilience.routes import check_keys as check_route_keys
 from ..resilience.routes import single as single_route
-from .loader import Document, Problem, load_file
-from .schema import build_schema
+from ..resilience.routes import upstream_names as route_upstreams
+from .loader import Document, Problem, SectionError, load_file
 from .sections import SECTIONS
+from .validate import schema_problems, secrets_as_warnings, usable_data, validator  # noqa: F401
 
 DIALECT = {"openai": "openai", "azure": "openai", "openai-compatible": "openai", "anthropic": "anthropic"}
 
@@ -143,6 +142,7 @@ class Policy:
     scopes: tuple[Scope, ...]
     sections: Mapping[str, Any]
     watched_files: tuple[str, ...]
+    warnings: tuple[Problem, ...] = ()     # `aifw policy check` prints them; they fail nothing
 
     def select_scope(self, ex) -> Scope:
         for scope in self.scopes:
@@ -173,35 +173,6 @@ class PolicyError(Exception):
         self.problems = problems
 
 
-_VALIDATOR: jsonschema.Draft202012Validator | None = None
-
-
-def validator() -> jsonschema.Draft202012Validator:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        _VALIDATOR = jsonschema.Draft202012Validator(build_schema())
-    return _VALIDATOR
-
-
-def _schema_problems(doc: Document) -> None:
-    for err in sorted(validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        path = tuple(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            known = list((err.schema.get("properties") or {}).keys())
-            for key in err.instance:
-                if key not in known:
-                    hint = difflib.get_close_matches(str(key), known, n=1)
-                    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                    if known:
-                        extra += f"; allowed: {', '.join(known)}"
-                    doc.problem(path + (key,), f"unknown key {key!r}{extra}")
-        elif err.validator in ("anyOf", "oneOf") and err.context:
-            best = jsonschema.exceptions.best_match(err.context)
-            doc.problem(path, best.message if best else err.message)
-        else:
-            doc.problem(path, err.message)
-
-
 def deep_merge(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
@@ -212,21 +183,54 @@ def deep_merge(base: Any, over: Any) -> Any:
 
 
 def _compile_guards(doc: Document, sections: Mapping[str, Any], path: tuple, ctx: CompileContext,
-                    policy_mode: str, policy_failure: str) -> tuple[Guard, ...]:
+                    policy_mode: str, policy_failure: str,
+                    own: Mapping[str, Any] | None = None, check: bool = False) -> tuple[Guard, ...]:
+    """``own``: a scope's own guard sections. A problem with a key the scope does not set was
+    reported at the policy's guards already, and is not reported again at the scope.
+    ``check``: secrets the guard reads from the environment may be unset (a warning)."""
     guards: list[Guard] = []
     for name, section in sections.items():
         section = dict(section or {})
         if not section.get("enabled", True):
             continue
         try:
-            guard = GUARDS[name].compile(section, ctx)
+            if check:
+                with secretenv.checking() as unset:
+                    guard = GUARDS[name].compile(section, ctx)
+                for env_name in dict.fromkeys(unset):
+                    message = f"{env_name} is not set here; the proxy needs it at start"
+                    if not any(p.path == ("guards", name) and p.message == message for p in doc.problems):
+                        doc.problem(path + (name,), message, warning=True)
+            else:
+                guard = GUARDS[name].compile(section, ctx)
+        except SectionError as exc:
+            for sub, message in exc.problems:
+                if own is None or _sets(own.get(name), sub):
+                    doc.problem(path + (name, *sub), message)
+            continue
         except (ValueError, OSError, KeyError, TypeError) as exc:
-            doc.problem(path + (name,), f"cannot compile guard {name!r}: {exc}")
+            message = f"cannot compile guard {name!r}: {exc}"
+            said = any(p.path == ("guards", name) and p.message == message for p in doc.problems)
+            if own is None or (name in own and not said):
+                doc.problem(path + (name,), message)
             continue
         guard.mode = section.get("mode", policy_mode)
         guard.failure_mode = section.get("failureMode", policy_failure)
         guards.append(guard)
     return tuple(guards)
+
+
+def _sets(section: Any, path: tuple) -> bool:
+    """True when ``section`` itself holds the key at ``path`` (or a part of it)."""
+    node = section
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
 
 
 def _scope(name: str, match: ScopeMatch | None, guards: tuple[Guard, ...], overrides_: Mapping) -> Scope:
@@ -258,34 +262,56 @@ def _upstream(name: str, raw: Mapping[str, Any], breaker: BreakerPolicy | None) 
     )
 
 
+def _names(data: Mapping[str, Any], key: str) -> list[str]:
+    entries = data.get(key)
+    return list(entries) if isinstance(entries, dict) else []
+
+
+def _left_out(left_out: set[tuple], key: str, data: Mapping[str, Any]) -> set[str]:
+    """Names of the ``key`` entries (upstreams, guards) left out for their own problems."""
+    if (key,) in left_out:
+        return set(_names(data, key))
+    return {unit[1] for unit in left_out if len(unit) == 2 and unit[0] == key}
+
+
 def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False,
-                     provider_keys: bool = True) -> Policy:
+                     check: bool = False, provider_keys: bool = True) -> Policy:
     """Compile a loaded document; raises PolicyError listing every problem found.
 
     ``reload``: a keys file that does not exist is a problem (the running keys stay), where a
     first start accepts it as empty (keys are created with `aifw keys create` once it runs).
+    ``check`` (`aifw policy check`): secrets need not be set, only referenced as ${VAR}; the
+    Policy's ``warnings`` say which are unset. Serving needs them, so there they are errors.
     ``provider_keys=False``: a command that calls no upstream (`aifw scan`, `aifw replay`) does
     not need the provider keys virtualKeys mode otherwise demands."""
-    # Load problems (duplicate keys, unset variables) do not hide schema problems: a check
-    # should list every problem in one run, not one per edit.
-    if doc.problems and not isinstance(doc.data, dict):
+    if check:
+        secrets_as_warnings(doc)
+    # Load problems (duplicate keys, unset variables) do not hide schema problems, and schema
+    # problems do not hide the rest: a check lists every problem in one run, not one per edit.
+    if doc.errors and not isinstance(doc.data, dict):
         raise PolicyError(doc.problems)
     if not isinstance(doc.data, dict):
         doc.problem((), "a policy is a mapping")
         raise PolicyError(doc.problems)
-    _schema_problems(doc)
-    if doc.problems:
+    schema_problems(doc)
+    data, left_out = usable_data(doc)
+    if data is None or not isinstance(data.get("upstreams", {}), dict):
         raise PolicyError(doc.problems)
-    data = doc.data
+    defined = tuple(_names(doc.data, "upstreams"))
+    broken_upstreams = _left_out(left_out, "upstreams", doc.data)
+    broken_guards = _left_out(left_out, "guards", doc.data)
     policy_dir = os.path.dirname(os.path.abspath(doc.file))
     name = data.get("name", "default")
     mode = data.get("mode", "enforce")
     failure = data.get("failureMode", "closed")
 
     defaults = compile_defaults(data.get("resilience"))
-    upstreams = {n: _upstream(n, u, defaults.breaker) for n, u in data["upstreams"].items()}
+    upstreams = {n: _upstream(n, u, defaults.breaker) for n, u in (data.get("upstreams") or {}).items()}
+    # A route to an upstream with problems of its own says nothing more (not "unknown upstream").
     routes = [r for i, raw in enumerate(data.get("routes") or [])
-              if (r := compile_route(doc, i, raw, upstreams, defaults.retry)) is not None]
+              if raw is not None and not (route_upstreams(raw) & broken_upstreams)
+              and (r := compile_route(doc, i, raw, upstreams, defaults.retry,
+                                      defined)) is not None]
     default_routes: dict[str, Route] = {}
     for up in upstreams.values():
         default_routes.setdefault(up.dialect, single_route(up, defaults.retry))
@@ -294,7 +320,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
     pt_up = None
     if pt.get("upstream"):
         pt_up = upstreams.get(pt["upstream"])
-        if pt_up is None:
+        if pt_up is None and pt["upstream"] not in broken_upstreams:
             doc.problem(("passthrough", "upstream"), f"unknown upstream {pt['upstream']!r}")
     else:
         pt_up = next((u for u in upstreams.values() if u.dialect == "openai"), None)
@@ -328,7 +354,9 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         user_header=ident.get("userHeader", "x-aifw-user").lower(),
         trust_passthrough_users=bool(ident.get("trustPassthroughUsers", False)),
         allow_anonymous=bool(ident.get("allowAnonymous", False)))
-    check_route_keys(doc, routes, identity.mode)
+    mode_known = ("identity", "mode") not in left_out and ("identity",) not in left_out
+    if mode_known:
+        check_route_keys(doc, routes, identity.mode)
     keys = EMPTY_KEYSTORE
     watched = [os.path.abspath(doc.file)]
     if identity.mode == "virtualKeys":
@@ -347,19 +375,22 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
                 doc.problem(("identity", "keysFile"), f"cannot load keys file: {exc}")
         for up in upstreams.values() if provider_keys else ():
             if not up.api_key:
-                doc.problem(("upstreams", up.name, "apiKey"),
-                            "virtualKeys mode needs the provider key (e.g. apiKey: ${OPENAI_API_KEY})")
+                _missing_provider_key(doc, up, check)
 
     ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
                          upstreams=upstreams)
     base_guard_sections = data.get("guards") or {}
-    base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure)
+    base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure, check=check)
     base = _scope("default", None, base_guards, {})
     scopes = []
     for i, sc in enumerate(data.get("scopes") or []):
-        merged = deep_merge(base_guard_sections, sc.get("guards") or {})
+        if sc is None:       # left out for its own problems
+            continue
+        own = sc.get("guards") or {}
+        merged = deep_merge(base_guard_sections, own)
         # A scope may enable a guard the base policy lists nowhere: keep policy order, then new ones.
-        guards = _compile_guards(doc, merged, ("scopes", i, "guards"), ctx, mode, failure)
+        merged = {k: v for k, v in merged.items() if k not in broken_guards}
+        guards = _compile_guards(doc, merged, ("scopes", i, "guards"), ctx, mode, failure, own, check)
         m = sc["match"]
         match = ScopeMatch(*(GlobSet.of(m.get(k, ())) for k in ("groups", "users", "keys", "models", "routes")))
         extra = {k: v for k, v in sc.items() if k not in ("name", "match", "guards")}
@@ -372,7 +403,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         except (ValueError, OSError, KeyError, TypeError) as exc:
             doc.problem((sec_name,), f"cannot compile section {sec_name!r}: {exc}")
     watched.extend(getattr(ctx, "watched_files", ()))
-    if doc.problems:
+    if doc.errors:
         raise PolicyError(doc.problems)
     return Policy(
         name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
@@ -380,7 +411,26 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         upstreams=upstreams, routes=tuple(routes), default_routes=default_routes, passthrough_paths=GlobSet.of(pt.get("paths", ())),
         passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
         base=base, scopes=tuple(scopes), sections=compiled_sections,
-        watched_files=tuple(dict.fromkeys(watched)))
+        watched_files=tuple(dict.fromkeys(watched)), warnings=tuple(doc.problems))
+
+
+PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY",
+                    "anthropic": "ANTHROPIC_API_KEY", "openai-compatible": "OPENAI_API_KEY"}
+
+
+def _missing_provider_key(doc: Document, up: Upstream, check: bool) -> None:
+    path = ("upstreams", up.name, "apiKey")
+    names = doc.env_refs.get(path)
+    if check and any(p.path == path and p.warning for p in doc.problems):
+        return      # its unset variable is a warning already: one per variable
+    if check and names:
+        # The check runs where the secret is not (an image build, CI): that it is referenced is
+        # what can be checked; the proxy refuses to start without it.
+        doc.problem(path, f"{', '.join(names)} is not set here; the proxy needs it at start "
+                          "(virtualKeys mode sends it upstream)", warning=True)
+        return
+    doc.problem(path, "virtualKeys mode needs the provider key "
+                      f"(e.g. apiKey: ${{{PROVIDER_KEY_ENV[up.provider]}}})")
 
 
 _SECRET: bytes | None = None
@@ -395,20 +445,22 @@ def _process_secret() -> bytes:
 
 
 def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None, *,
-                   reload: bool = False, provider_keys: bool = True) -> Policy:
+                   reload: bool = False, check: bool = False, provider_keys: bool = True) -> Policy:
     try:
         doc, raw = load_file(path, env)
     except OSError as exc:
         raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
-    return compile_document(doc, raw, services, reload=reload, provider_keys=provider_keys)
+    return compile_document(doc, raw, services, reload=reload, check=check, provider_keys=provider_keys)
 
 
-def check_files(paths: list[str], env: Mapping[str, str] | None = None) -> list[Problem]:
+def check_files(paths: list[str], env: Mapping[str, str] | None = None, *,
+                warnings: bool = False) -> list[Problem]:
+    """Every problem of every file (``warnings``: unset secrets too, marked as warnings)."""
     from ..services import Services
     problems: list[Problem] = []
     for path in paths:
         try:
-            compile_policy(path, Services(), env)
+            problems.extend(compile_policy(path, Services(), env, check=True).warnings)
         except PolicyError as exc:
             problems.extend(exc.problems)
-    return problems
+    return [p for p in problems if warnings or not p.warning]

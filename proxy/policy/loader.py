@@ -24,9 +24,21 @@ class Problem:
     line: int
     path: Path
     message: str
+    # A warning is printed by `aifw policy check` but does not fail it (an unset secret).
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {json_path(self.path)}: {self.message}"
+        kind = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}: {json_path(self.path)}: {kind}{self.message}"
+
+
+class SectionError(ValueError):
+    """Compile problems at keys inside a guard's or section's mapping: (path relative to it,
+    message) pairs, so `aifw policy check` points at the key, not at the whole guard."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = [(tuple(path), message) for path, message in problems]
 
 
 def json_path(path: Path) -> str:
@@ -47,6 +59,9 @@ class Document:
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Paths of values that read environment variables: the variables' names, and those unset.
+    env_refs: dict[Path, tuple[str, ...]] = field(default_factory=dict)
+    unset: dict[Path, tuple[str, ...]] = field(default_factory=dict)
 
     def line_of(self, path: Path) -> int:
         path = tuple(path)
@@ -56,8 +71,12 @@ class Document:
             path = path[:-1]
         return self.lines.get((), 1)
 
-    def problem(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(self.file, self.line_of(path), tuple(path), message))
+    def problem(self, path: Path, message: str, *, warning: bool = False) -> None:
+        self.problems.append(Problem(self.file, self.line_of(path), tuple(path), message, warning))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
 
 
 class _Builder:
@@ -106,6 +125,9 @@ class _Builder:
             return val
 
         out = _VAR.sub(sub, text)
+        self.doc.env_refs[path] = tuple(m.group(1) for m in _VAR.finditer(text))
+        if missing:
+            self.doc.unset[path] = tuple(missing)
         for name in missing:
             self.doc.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)")
         # An unquoted scalar takes its type after substitution (port: ${PORT:-8080} is a number).
@@ -119,6 +141,18 @@ class _Builder:
         return out
 
 
+_UNQUOTED_VAR_IN_FLOW = re.compile(r"[{\[,]\s*(?:[\w.-]+:\s*)?\$\{")
+
+
+def _flow_hint(text: str, line: int) -> str:
+    # `{key: ${VAR:-}}`: the braces of the variable end the flow mapping early. The fix is quotes.
+    lines = text.splitlines()
+    near = lines[max(0, line - 2):line]
+    if any(_UNQUOTED_VAR_IN_FLOW.search(x) for x in near):
+        return ' (inside {...} or [...], quote a value that holds ${VAR}: key: "${VAR:-default}")'
+    return ""
+
+
 def load_text(text: str, file: str, env: Mapping[str, str] | None = None) -> Document:
     doc = Document(file=file, data=None)
     builder = _Builder(doc, os.environ if env is None else env)
@@ -129,7 +163,7 @@ def load_text(text: str, file: str, env: Mapping[str, str] | None = None) -> Doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        doc.problems.append(Problem(file, line, (), f"invalid YAML: {exc.problem or exc}"))
+        doc.problems.append(Problem(file, line, (), f"invalid YAML: {exc.problem or exc}{_flow_hint(text, line)}"))
         return doc
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, 1, (), f"invalid YAML: {exc}"))

@@ -46,9 +46,16 @@ class Route:
         return self.targets[0].upstream.dialect
 
 
+def upstream_names(raw: Mapping[str, Any]) -> set[str]:
+    """The upstream names a (schema-valid) route entry refers to."""
+    items = [raw["upstream"]] if "upstream" in raw else raw.get("upstreams") or []
+    return {item if isinstance(item, str) else item.get("upstream") for item in items}
+
+
 def compile_route(doc, index: int, raw: Mapping[str, Any], upstreams: Mapping[str, Any],
-                  retry: RetryPolicy) -> Route | None:
-    """A route, or None after reporting its problems on ``doc``."""
+                  retry: RetryPolicy, defined: tuple[str, ...] | None = None) -> Route | None:
+    """A route, or None after reporting its problems on ``doc``. ``defined``: every upstream
+    name the policy has (some may have problems of their own and be missing from ``upstreams``)."""
     path = ("routes", index)
     if ("upstream" in raw) == ("upstreams" in raw):
         doc.problem(path, "a route names either upstream or upstreams")
@@ -60,7 +67,7 @@ def compile_route(doc, index: int, raw: Mapping[str, Any], upstreams: Mapping[st
         where = path + (("upstream",) if "upstream" in raw else ("upstreams", i))
         up = upstreams.get(name)
         if up is None:
-            doc.problem(where, f"unknown upstream {name!r}; defined: {', '.join(upstreams)}")
+            doc.problem(where, f"unknown upstream {name!r}; defined: {', '.join(defined or upstreams)}")
             continue
         if targets and up.dialect != targets[0].upstream.dialect:
             doc.problem(where, f"upstream {name!r} speaks {up.dialect}, the route's first upstream "

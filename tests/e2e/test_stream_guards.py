@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import proxy.policy.compile as compile_mod
 import proxy.policy.schema as schema_mod
+import proxy.policy.validate as validate_mod
 from proxy.guards import GUARDS
 from proxy.guards.base import GuardSpec
 from tests.e2e.helpers import MSG, ant, oa, policy
@@ -22,9 +22,9 @@ def test_guards(monkeypatch):
     monkeypatch.setattr(schema_mod, "GUARD_SPECS", schema_mod.GUARD_SPECS + specs)
     for spec in specs:
         monkeypatch.setitem(GUARDS, spec.name, spec)
-    monkeypatch.setattr(compile_mod, "_VALIDATOR", None)
+    monkeypatch.setattr(validate_mod, "_VALIDATOR", None)
     yield
-    compile_mod._VALIDATOR = None
+    validate_mod._VALIDATOR = None
 
 
 async def test_held_back_text_reaches_every_sdk(fake, start_proxy, test_guards):

@@ -61,7 +61,7 @@ def test_unknown_key_bad_enum_unknown_upstream_duplicate(tmp_path):
         f"{path}:7: $.modez: unknown key 'modez' (did you mean 'mode'?); allowed: " +
         ", ".join(build_schema()["properties"])]
     assert messages(tmp_path, GOOD + "mode: enforcing\n") == [
-        f"{path}:7: $.mode: 'enforcing' is not one of ['enforce', 'monitor']"]
+        f"{path}:7: $.mode: 'enforcing' is not one of ['enforce', 'monitor'] (did you mean 'enforce'?)"]
     assert messages(tmp_path, GOOD + "  - {models: [x], upstream: nowhere}\n") == [
         f"{path}:7: $.routes[1].upstream: unknown upstream 'nowhere'; defined: openai"]
     assert messages(tmp_path, GOOD + "name: twice\n") == [f"{path}:7: $.name: duplicate key 'name'"]
@@ -142,8 +142,9 @@ def test_cli_policy_check_and_schema(tmp_path):
     out = _cli("policy", "check", good, bad)
     assert out.returncode == 1
     assert out.stdout.splitlines() == [
-        f"{bad}:7: $.mode: 'enforcing' is not one of ['enforce', 'monitor']",
+        f"{bad}:7: $.mode: 'enforcing' is not one of ['enforce', 'monitor'] (did you mean 'enforce'?)",
         f"{bad}:8: $.foo: unknown key 'foo'; allowed: " + ", ".join(build_schema()["properties"]),
+        f"{good}: ok",
     ]
     missing = write(tmp_path, GOOD.replace(":-http://127.0.0.1:9/v1", ""), "env.yaml")
     out = _cli("policy", "check", missing)

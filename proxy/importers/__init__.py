@@ -1,0 +1,1 @@
+"""Converters from other gateways' configuration to aifw policies (`aifw import ...`)."""
