@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install system-deps clean
+.PHONY: run test bench install system-deps clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# The image's lock files (Dockerfile: pip --require-hashes). For the image's interpreter and
+# platform, whatever this machine runs: the runtime dependencies, the [speed] extra and the
+# build backend in requirements.lock; the SBOM tool in requirements-sbom.lock.
+LOCK_TARGET := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock" --quiet
+lock: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[lock]'
+	printf 'setuptools>=68\nwheel\n' | $(VENV)/bin/uv pip compile pyproject.toml - --extra speed \
+	  $(LOCK_TARGET) -o requirements.lock
+	echo 'cyclonedx-bom==7.5.0' | $(VENV)/bin/uv pip compile - $(LOCK_TARGET) -o requirements-sbom.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,7 +8,8 @@ content deltas, on paced streams (4-character deltas every 20 ms, about 50 token
 Targets: the fake provider directly, the bare aiohttp pass-through (bench/passthrough.py), aifw
 with no scanning guard (bench/policies/noscan.yaml, "core"), aifw under policies/default.yaml,
 and aifw with every answer-side guard on (bench/policies/answer-guards.yaml: canaries and
-exfiltration markup, PII detection with block and restore: the answer side of strict.yaml). Every request measures from
+exfiltration markup, PII detection with block and restore: the answer side of strict.yaml), and
+the same with e-mail addresses scanned in answers too (answer-guards-email.yaml). Every request measures from
 just before it is sent: first content delta, each later content delta (gap to the previous
 one), how many content deltas arrived. Reported as medians over all requests (p50/p99 of gaps
 over all gaps) and as differences against the pass-through measured in the same rounds.
@@ -50,7 +51,8 @@ def targets(scratch: Path) -> list[Target]:
             Target(PASSTHROUGH, ("{python}", "-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}")),
             aifw_target("aifw-core", str(POLICIES / "noscan.yaml"), audit),
             aifw_target("aifw-default", str(ROOT / "policies" / "default.yaml"), audit),
-            aifw_target("aifw-answer-guards", str(POLICIES / "answer-guards.yaml"), audit)]
+            aifw_target("aifw-answer-guards", str(POLICIES / "answer-guards.yaml"), audit),
+            aifw_target("aifw-answer-email", str(POLICIES / "answer-guards-email.yaml"), audit)]
 
 
 async def one_stream(session: aiohttp.ClientSession, url: str, pace_ms: int) -> tuple[float, list[float], int]:

@@ -18,6 +18,7 @@ from . import pipeline
 from .cost import exchange_cost
 from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
+from .resilience.reachability import Reachability
 from .resilience.status import any_route_serves, breaker_states
 from .services import Services
 
@@ -46,6 +47,8 @@ class PolicyHolder:
         self.reloads_failed = 0
         self._stamps = self._take_stamps(self.policy)
         self._watcher: asyncio.Task | None = None
+        self.reachability = Reachability()
+        self._prober: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._retired: list[Policy] = []
         # optional subsystems, attached by proxy.runtime
@@ -110,6 +113,7 @@ class PolicyHolder:
         if self.audit is not None:
             await self.audit.start()
         self._watcher = asyncio.create_task(self._watch())
+        self._prober = asyncio.create_task(self.reachability.run(lambda: self.policy))
         await self.services.prime()
         self.services.warm_up()
         try:
@@ -118,8 +122,9 @@ class PolicyHolder:
             pass   # not the main thread (tests) or no signals on this platform
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._prober):
+            if task is not None:
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.audit is not None:
@@ -150,6 +155,7 @@ class PolicyHolder:
             if ex.finished is None:
                 ex.finished = time.monotonic()
             settle(ex)        # the record and the metrics say what the client got
+            self.reachability.observe(ex.attempts)
             if self.audit is not None:
                 self.audit.submit(ex)
             if self.telemetry is not None:
@@ -158,6 +164,9 @@ class PolicyHolder:
     # --- status -------------------------------------------------------------------------
     def breaker_states(self) -> dict[str, str]:
         return breaker_states(self.policy)
+
+    def upstreams_reachable(self) -> dict[str, bool]:
+        return self.reachability.reachable(self.policy)
 
     def readiness(self) -> tuple[bool, dict]:
         problems = {k: v for k, v in self.services.health.items() if v}
@@ -175,6 +184,8 @@ class PolicyHolder:
             "lastReloadError": self.last_error,
             "backends": problems,
             "breakers": breakers,
+            # information, not a readiness condition: see docs/deployment.md
+            "upstreams": self.reachability.report(self.policy, breakers),
         }
         return not problems, details
 

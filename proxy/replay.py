@@ -18,7 +18,6 @@ from typing import Iterable
 import orjson
 
 from .exchange import Identity
-from .offline import ENDPOINT_PATHS, endpoint_named, judge, load_policy, new_exchange
 from .ruleinfo import describe
 from .textslots import TextSlot
 
@@ -93,6 +92,7 @@ def _deciding_rules(findings: Iterable, left_out: set[str]) -> tuple[str, ...]:
 
 def not_replayable(rec: dict, left_out: set[str]) -> str | None:
     """Why a record cannot be judged again, or None."""
+    from .offline import ENDPOINT_PATHS   # the guard stack: only when replaying, not for `aifw --help`
     content = rec.get("content")
     if not isinstance(content, dict):
         return "no text (audit.level: metadata)"
@@ -117,6 +117,7 @@ def old_side(rec: dict, left_out: set[str]) -> Side:
 
 
 async def replay_record(policy, rec: dict, left_out: set[str]) -> Side:
+    from .offline import endpoint_named, judge, new_exchange
     content = rec["content"]
     slots = [TextSlot(str(s.get("role")), str(s.get("kind")), str(s.get("text") or ""),
                       index=int(s.get("index") or 0)) for s in content.get("request") or ()]
@@ -202,6 +203,7 @@ def render(s: Summary, examples: int = EXAMPLES) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from .offline import load_policy
     from .audit.query import Filter, parse_when
     from .audit.reader import iter_records
     from .policy.compile import PolicyError

@@ -21,6 +21,8 @@ def attach_subsystems(holder: PolicyHolder, *, logging: bool = False, worker: in
                             chain=chain_name(worker), workers=workers)
     holder.telemetry.watch_audit(holder.audit)
     holder.telemetry.watch_breakers(holder.breaker_states)
+    holder.telemetry.watch_reachability(holder.upstreams_reachable)
+    holder.telemetry.watch_backends(holder.services.backend_up)
 
 
 def check_workers(policy, workers: int) -> str | None:

@@ -15,6 +15,13 @@ class Services:
         self._items: dict[str, Any] = {}
         # readiness problems reported by backends: name -> message (empty = ready)
         self.health: dict[str, str] = {}
+        # backends that report into ``health``, also while they have no problem (/metrics:
+        # aifw_backend_up has a series for each from the start, so an alert can compare)
+        self.monitored: set[str] = set()
+
+    def backend_up(self) -> dict[str, bool]:
+        """backend name -> no problem reported now."""
+        return {name: not self.health.get(name) for name in self.monitored | set(self.health)}
 
     def get(self, name: str) -> Any:
         return self._items.get(name)

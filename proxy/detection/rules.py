@@ -26,6 +26,7 @@ catastrophically on the proxy's hot path.
 from __future__ import annotations
 
 import functools
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,9 @@ SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_
            "gibberish_suffix", "secondary_task", "embedded_task", "filler_suffix")
 RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
              "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags", "context"}
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+# A checkout has rules/ beside proxy/; an installed package (the container image) has no such
+# sibling, so the image names the directory in AIFW_RULES_DIR.
+DEFAULT_RULES_DIR = Path(os.environ.get("AIFW_RULES_DIR") or Path(__file__).resolve().parents[2] / "rules")
 
 # A group that ends in a quantifier and is itself quantified: (a+)+, (\w*\s?)*, (x{2,}){3,}.
 _NESTED_QUANTIFIER = regex.compile(r"[+*}]\)[+*{]|[+*}]\)\?[+*{]")

@@ -140,6 +140,8 @@ class RedisBackend:
                  client: "aioredis.Redis | None" = None) -> None:
         self.settings = settings
         self.services = services
+        if services is not None:
+            services.monitored.add(HEALTH_KEY)
         self._client = client
         self._sha: dict[str, str] = {}
         self._reserves = _Batcher(self._reserve_batch)

@@ -71,7 +71,7 @@ SCHEMA: dict[str, Any] = {
         },
         "hashKeyEnv": {"type": "string", "description": "Environment variable holding the HMAC key for `hash` (default AIFW_PII_HASH_KEY)."},
         "encryptKeyEnv": {"type": "string", "description": "Environment variable holding the 16/24/32-byte AES key for `encrypt` (default AIFW_PII_ENCRYPTION_KEY)."},
-        "streamHoldBack": {"type": "integer", "minimum": 8, "maximum": 1024, "description": "How far back from the end of a streamed answer words that could belong to an entity spanning white space (digits, symbols, capitals) are held (default 32); the last word is held until white space ends it."},
+        "streamHoldBack": {"type": "integer", "minimum": 8, "maximum": 1024, "description": "How far back from the end of a streamed answer words that could belong to an entity spanning white space (digits, symbols, capitals) are held (default 32); the last word is held until white space ends it when it could still begin a value the answer is scanned for (every word, when e-mail addresses are)."},
         "maxHold": {"type": "integer", "minimum": 256, "maximum": 1048576, "description": "Most characters held back while waiting for an entity to end (default 8192)."},
     },
 }

@@ -17,17 +17,19 @@ from typing import Mapping
 
 import regex
 
-from .detector import Detector
+from .detector import BUILTIN_ENTITIES, Detector
 from .masking import mask_spans, without_placeholders
 from .operators import Keys
+from .recognizers.birthdate import BIRTH_STEMS
 from .spans import Span
 from .vault import PARTIAL_PLACEHOLDER, Vault
 
 # A word that may be part of an entity spanning white space (phone, card, IBAN, date, key):
 # it has a digit, a capital or a symbol, or is a word that sits inside such an entity.
-_ENTITY_WORD = regex.compile(
-    r"[\d@<>#+=:/_\\(\-]|\p{Lu}\S*\p{Lu}"
-    r"|(?i:\A(?:x|ext\.?|of|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?)\Z)")
+_ENTITY_WORD = regex.compile(r"[\d@<>#+=:/_\\(\-]|\p{Lu}\S*\p{Lu}|(?i:\A(?:x|ext\.?|extension)\Z)")
+# ... and words of a date ("3rd of March"), which count only near a birth word when the policy
+# says which entities the answer is scanned for.
+_DATE_WORD = regex.compile(r"(?i:\A(?:of|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?)\Z)")
 _LAST_RUN = regex.compile(r"\S+\Z")
 _WORDS_BACK = regex.compile(r"\S+\s*\Z|\s+\Z")
 _PEM_END = regex.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
@@ -35,17 +37,106 @@ _PEM_END = regex.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 CONTEXT_CHARS = 48
 
 
-def candidate_start(buf: str, span: int) -> int:
+# Beginnings of entities that start with letters, casefolded: a plain word at the end of the
+# buffer is held while it could still grow into one of these, or already starts with one
+# ("xoxb" goes on as "-1234..."; "mayo" could be a month followed by a date).
+_LETTER_LED: Mapping[str, tuple[str, ...]] = {
+    "AWS_ACCESS_KEY": ("akia", "asia", "abia", "acca", "a3t"),
+    "OPENAI_API_KEY": ("sk-",), "ANTHROPIC_API_KEY": ("sk-ant-",),
+    "GITHUB_TOKEN": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "SLACK_TOKEN": ("xox", "https://hooks.slack.com/"),
+    "STRIPE_KEY": ("sk_", "rk_", "pk_", "whsec_"), "GOOGLE_API_KEY": ("aiza",), "JWT": ("eyj",),
+    "PHONE_NUMBER": ("x", "extension"),     # "555-0132 ext. 12": an extension runs on
+}
+# A date of birth may begin with a word that starts with a month's stem ("march", "mayo"), but
+# only within a few words of a birth word ("born", "DOB"), as its recogniser requires.
+_DATE_WORDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "of")
+_PLAIN_RUN = regex.compile(r"(\p{Lu}?\p{Ll}*(?:'\p{Ll}+)?)[,.;!?)\]'\"]*")
+# A value after "password:", "token =", "aws secret:" is a secret whatever its letters are.
+_AFTER_ASSIGNMENT = regex.compile(r"(?i)(?:pass\w*|pwd|secret|key|token)[\"']?[ \t]*[=:][ \t]*[\"']?[ \t]*\Z")
+_ASSIGNED = frozenset({"PASSWORD", "AWS_SECRET_KEY"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunPolicy:
+    """Which whitespace-free run at the end of the buffer may go out before white space ends
+    it: a plain word may, unless it could still grow into an entity the answer is scanned for.
+    With e-mail or a custom entity scanned any run could, so every run waits (docs/pii.md)."""
+    hold_every_run: bool
+    prefixes: tuple[str, ...] = ()
+    iban_countries: frozenset[str] = frozenset()   # an IBAN opens with one of these codes
+    short_hex: int = 0          # IPv6: up to four hex digits, then a colon
+    assigned: bool = False      # a value after "password:" may be a secret
+    birth: bool = False         # a month after a birth word may begin a date of birth
+
+    @classmethod
+    def of(cls, entities: frozenset[str]) -> "RunPolicy":
+        if "EMAIL_ADDRESS" in entities or not entities <= frozenset(BUILTIN_ENTITIES):
+            return HOLD_EVERY_RUN
+        return cls(False, tuple(p for e in sorted(entities) for p in _LETTER_LED.get(e, ())),
+                   _iban_countries() if "IBAN_CODE" in entities else frozenset(),
+                   4 if "IP_ADDRESS" in entities else 0,
+                   bool(entities & _ASSIGNED), "DATE_OF_BIRTH" in entities)
+
+    def must_hold(self, before: str, run: str) -> bool:
+        if self.hold_every_run:
+            return True
+        plain = _PLAIN_RUN.fullmatch(run)
+        if plain is None or (self.assigned and _AFTER_ASSIGNMENT.search(before)):
+            return True
+        word = plain.group(1).casefold()
+        if not word:
+            return False
+        return (word in self.iban_countries
+                or (len(word) == 1 and any(c.startswith(word) for c in self.iban_countries))
+                or (len(word) <= self.short_hex and word.strip("abcdef") == "")
+                or any(p.startswith(word) or word.startswith(p) for p in self.prefixes)
+                or (self.birth and any(m.startswith(word) or word.startswith(m) for m in _DATE_WORDS)
+                    and _near_birth_word(before)))
+
+
+    def continues_entity(self, word: str, before: str) -> bool:
+        """Whether ``word``, followed by white space, may belong to an entity that spans it."""
+        if _ENTITY_WORD.search(word):
+            return True
+        return bool(_DATE_WORD.search(word)) and (self.hold_every_run or (self.birth and _near_birth_word(before)))
+
+
+HOLD_EVERY_RUN = RunPolicy(True)
+
+
+def _near_birth_word(before: str) -> bool:
+    folded = before.casefold()
+    return any(stem in folded for stem in BIRTH_STEMS)
+
+
+def _iban_countries() -> frozenset[str]:
+    from stdnum import numdb
+    return frozenset(p[1].casefold() for p in numdb.get("iban").prefixes)
+
+
+def candidate_start(buf: str, span: int, runs: RunPolicy, before: str) -> int:
     """Where the part of ``buf`` that could still be the beginning of an entity starts: the
     last whitespace-free run when nothing follows it (an email, a key, a placeholder is one
-    run), and before it the words, within ``span`` characters of the end, that could belong
-    to an entity spanning white space."""
+    run) unless ``runs`` knows it cannot begin one, and before it the words, within ``span``
+    characters of the end, that could belong to an entity spanning white space."""
     run = _LAST_RUN.search(buf)
-    cut = run.start() if run else len(buf)
+    if run is None:
+        cut = len(buf)
+    else:
+        start, word = run.start(), run.group()
+        if start == 0 and before[-1:].strip():
+            # The word began in text already sent: judge the whole word.
+            head = _LAST_RUN.search(before)
+            word, left = head.group() + word, before[:head.start()]
+        else:
+            left = before + buf[max(0, start - 40):start]
+        cut = start if runs.must_hold(left[-40:], word) else len(buf)
     floor = len(buf) - span
     while cut > 0 and cut > floor:
         word = _WORDS_BACK.search(buf, 0, cut)
-        if word is None or not _ENTITY_WORD.search(word.group().strip()) or word.start() < floor:
+        if word is None or word.start() < floor or not runs.continues_entity(
+                word.group().strip(), (before + buf[max(0, word.start() - 40):word.start()])[-40:]):
             break
         cut = word.start()
     return cut
@@ -59,6 +150,12 @@ class StreamSettings:
     restore: bool
     hold_back: int = 32
     max_hold: int = 8192
+    runs: RunPolicy | None = None   # derived from the detector's entities
+
+    def __post_init__(self) -> None:
+        if self.runs is None:
+            entities = self.detector.entities if self.detector is not None else frozenset()
+            object.__setattr__(self, "runs", RunPolicy.of(entities))
 
 
 @dataclass(slots=True)
@@ -124,7 +221,7 @@ class StreamMasker:
         return out
 
     def _cut(self, spans: list[Span]) -> int:
-        cut = candidate_start(self.buf, self.settings.hold_back)
+        cut = candidate_start(self.buf, self.settings.hold_back, self.settings.runs, self.tail)
         for s in spans:
             if s.start < cut < s.end:
                 cut = s.start

@@ -55,6 +55,7 @@ class Upstream:
 
 
 MIN_READINESS_TOKEN = 16
+MIN_PROBE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class ServerConfig:
     trust_forwarded_for: bool = False
     max_inspected_response_bytes: int = 64 * 1024 * 1024
     oversized_response: str = "block"
+    # seconds between TCP/TLS reachability probes of each upstream host (0: off); /readyz shows them
+    upstream_probe_interval: float = 30.0
     # unlocks /readyz detail for operators; never in a repr (a traceback, a log line)
     readiness_token: str = field(default="", repr=False)
 
@@ -339,7 +342,11 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
         readiness_token=s.get("readinessToken") or "",
         max_inspected_response_bytes=parse_size(s.get("maxInspectedResponseBytes",
                                                       dflt.max_inspected_response_bytes)),
-        oversized_response=s.get("oversizedResponse", dflt.oversized_response))
+        oversized_response=s.get("oversizedResponse", dflt.oversized_response),
+        upstream_probe_interval=parse_duration(s.get("upstreamProbeInterval", dflt.upstream_probe_interval)))
+    if 0 < server.upstream_probe_interval < MIN_PROBE_INTERVAL:
+        doc.problem(("server", "upstreamProbeInterval"),
+                    f"must be 0 (off) or at least {MIN_PROBE_INTERVAL:g}s: each round connects to every upstream")
     if server.readiness_token and len(server.readiness_token) < MIN_READINESS_TOKEN:
         doc.problem(("server", "readinessToken"),
                     f"must be at least {MIN_READINESS_TOKEN} characters (a random secret)")

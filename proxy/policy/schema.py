@@ -120,6 +120,9 @@ def build_schema() -> dict:
                                           "Largest non-streamed upstream answer read and inspected, after decompression (default 64MiB)."},
             "oversizedResponse": {"enum": ["block", "pass"], "description":
                                   "A larger answer on an inspected endpoint: block (502 upstream_error, default) or pass it through uninspected, recorded as bypassed."},
+            "upstreamProbeInterval": {**DURATION_SCHEMA, "description":
+                                      "How often each upstream host is checked for /readyz and /metrics with a TCP connect "
+                                      "(and TLS handshake), never a provider call (default 30s; 0 turns it off; at least 1s)."},
         }, "Listener settings."),
         "identity": _obj({
             "mode": {"enum": ["passthrough", "virtualKeys"], "description":

@@ -82,6 +82,8 @@ class RedisBreakers:
         self.settings = settings
         self.local = local
         self.services = services
+        if services is not None:
+            services.monitored.add(HEALTH_KEY)
         self.client = make_client(settings)
         self.script = self.client.register_script(SCRIPT)
         self.prefix = "{" + settings.key_prefix + "}:br:"

@@ -75,6 +75,16 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.breaker_source = states
 
+    def watch_reachability(self, reachable: Any) -> None:
+        """Expose ``reachable()`` (upstream -> its host answered the last probe) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.reachability_source = reachable
+
+    def watch_backends(self, up: Any) -> None:
+        """Expose ``up()`` (backend -> working) as a gauge."""
+        if self.metrics is not None:
+            self.metrics.backend_source = up
+
     def setup_logging(self, fmt: str | None = None) -> str:
         return _setup_logging(fmt or self.config.log_format)
 
@@ -118,6 +128,9 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for finding in ex.findings:
+            if finding.action == "fault":
+                m.guard_faults.add(1, {"guard": finding.guard})
         for attempt in ex.attempts:
             m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
             if attempt.error is not None:

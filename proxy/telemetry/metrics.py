@@ -129,6 +129,15 @@ def render_local(instruments: list, gauges: list[tuple[str, str, str, float]]) -
     return ("\n".join(out) + "\n").encode()
 
 
+def labelled_gauge(name: str, description: str, label: str, values: dict[str, float]) -> bytes:
+    """One gauge with one label, a series per key (sorted); nothing at all when empty."""
+    if not values:
+        return b""
+    lines = [f"# HELP {name} {description}", f"# TYPE {name} gauge"]
+    lines += [f"{name}{_labels({label: key})} {_num(value)}" for key, value in sorted(values.items())]
+    return ("\n".join(lines) + "\n").encode()
+
+
 class Metrics:
     """The proxy's instruments. ``audit_source`` (set later) feeds the audit gauges."""
 
@@ -178,12 +187,17 @@ class Metrics:
         self.upstream_errors = counter("aifw.upstream.errors", "Failed upstream attempts by upstream and error "
                                        "(connect, timeout, broken, status, slow, insufficient_quota, breaker_open).",
                                        ("upstream", "error"))
+        self.guard_faults = counter("aifw.guard.faults", "Guard hooks that raised instead of deciding, by guard "
+                                    "(the exchange failed closed with 503, or open and uninspected).", ("guard",))
         self.attempt_duration = histogram("aifw.upstream.attempt.duration", "Time of each upstream attempt until "
                                           "its answer's headers or its failure.", ("upstream",), UPSTREAM_BUCKETS)
         self.instruments = [self.requests, self.blocks, self.tokens, self.guard_duration,
                             self.upstream_duration, self.request_duration, self.bypasses, self.reloads,
-                            self.upstream_attempts, self.upstream_errors, self.attempt_duration]
+                            self.upstream_attempts, self.upstream_errors, self.attempt_duration,
+                            self.guard_faults]
         self.breaker_source: Any = None    # () -> {upstream: state}, set by watch_breakers
+        self.reachability_source: Any = None   # () -> {upstream: bool}, set by watch_reachability
+        self.backend_source: Any = None        # () -> {backend: bool}, set by watch_backends
         if meter is not None:
             meter.create_observable_gauge(
                 "aifw.audit.queue.depth", callbacks=[self._queue_depth],
@@ -222,17 +236,19 @@ class Metrics:
             ]
         text = render_local(self.instruments, gauges)
         if self.breaker_source is not None:
-            text += self._breaker_text(self.breaker_source())
+            from ..resilience.breaker import STATE_CODES
+            text += labelled_gauge("aifw_upstream_breaker_state",
+                                   "Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.", "upstream",
+                                   {up: STATE_CODES[state] for up, state in self.breaker_source().items()})
+        if self.backend_source is not None:
+            text += labelled_gauge("aifw_backend_up",
+                                   "1 when a shared backend (ratelimit, resilience: Redis) works, 0 while it fails.",
+                                   "backend", {name: int(ok) for name, ok in self.backend_source().items()})
+        if self.reachability_source is not None:
+            text += labelled_gauge("aifw_upstream_reachable",
+                                   "1 when the last TCP/TLS probe of the upstream's host connected, 0 when it failed.",
+                                   "upstream", {up: int(ok) for up, ok in self.reachability_source().items()})
         return text
-
-    @staticmethod
-    def _breaker_text(states: dict[str, str]) -> bytes:
-        from ..resilience.breaker import STATE_CODES
-        name = "aifw_upstream_breaker_state"
-        lines = [f"# HELP {name} Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.",
-                 f"# TYPE {name} gauge"]
-        lines += [f"{name}{_labels({'upstream': up})} {STATE_CODES[state]}" for up, state in sorted(states.items())]
-        return ("\n".join(lines) + "\n").encode()
 
     def shutdown(self) -> None:
         if self.provider is not None:

@@ -21,12 +21,12 @@ def inline_policy(values_file: Path | None) -> tuple[str, str] | None:
 
 
 def inline_policy_of(objects) -> tuple[str, str] | None:
-    configmaps = [o for o in objects if o["kind"] == "ConfigMap"]
+    configmaps = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "aifw-policy"]
     if not configmaps:
         return None  # existingConfigMap: the operator's files, not the chart's
     args = proxy_container(objects)["args"]
     name = Path(args[args.index("--policy") + 1]).name
-    return name, one(objects, "ConfigMap")["data"][name]
+    return name, configmaps[0]["data"][name]
 
 
 def pod_env(objects) -> dict[str, str]:

@@ -21,7 +21,7 @@ from kubernetes_validate import utils as kube_utils
 from packaging.version import Version
 
 # Kinds from CRDs that kubernetes-validate has no schema for; checked by hand below.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 LINT_CASES = [pytest.param(None, id="default")] + [pytest.param(p, id=p.stem) for p in CI_VALUES]
 
@@ -37,6 +37,7 @@ def test_ci_values_cover_the_optional_parts(rendered_cases):
     assert {
         "Deployment", "Service", "ServiceAccount", "ConfigMap", "Secret", "HorizontalPodAutoscaler",
         "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "Ingress", "PersistentVolumeClaim",
+        "PrometheusRule",
     } <= kinds
     assert len(CI_VALUES) >= 4
 

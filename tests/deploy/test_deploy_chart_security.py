@@ -172,7 +172,7 @@ def test_existing_objects_get_no_checksum(rendered_cases):
 
 def test_rule_files_in_subdirectories(rendered_cases):
     objects = rendered_cases["autoscaling-internal-redis-values"]
-    cm = one(objects, "ConfigMap")
+    cm = one(objects, "ConfigMap", "aifw-policy")
     assert "rules__custom-terms.txt" in cm["data"]
     volumes = one(objects, "Deployment", "aifw")["spec"]["template"]["spec"]["volumes"]
     (policy,) = [v for v in volumes if v["name"] == "policy"]

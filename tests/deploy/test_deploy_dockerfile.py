@@ -87,8 +87,9 @@ def test_multi_stage_on_a_pinned_slim_base(steps):
     assert len(froms) >= 2
     for args in froms:
         image = args.split()[0]
-        # python:<major>.<minor>.<patch>-slim[-<debian release>], optionally @sha256:...
-        assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", image), image
+        # python:<major>.<minor>.<patch>-slim[-<debian release>]@sha256:<index digest>: the tag
+        # says what it is, the digest makes the build reproducible
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?@sha256:[0-9a-f]{64}", image), image
     assert len({f.split()[0] for f in froms}) == 1, "builder and runtime must share the interpreter"
     final = stages(steps)[-1]
     copies_from_builder = [a for k, a in final if k == "COPY" and a.startswith("--from=builder")]
@@ -99,8 +100,9 @@ def test_multi_stage_on_a_pinned_slim_base(steps):
 def test_installs_the_project_in_the_builder(steps):
     builder = stages(steps)[0]
     runs = " ".join(a for k, a in builder if k == "RUN")
-    # with the speed extra: the image serves on uvloop
-    assert re.search(r"pip install --no-cache-dir '\.\[speed\]'(\s|$)", runs)
+    # the project without resolving anything; its dependencies come from the lock
+    # (tests/deploy/test_deploy_lock.py), which holds the speed extra: the image serves on uvloop
+    assert re.search(r"pip install --no-cache-dir --no-deps --no-build-isolation \.(\s|$)", runs)
 
 
 def test_compiled_rule_sets_are_cached_in_the_image(steps):

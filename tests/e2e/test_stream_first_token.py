@@ -20,18 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 REPLY = "Hello, here is the answer you asked for, in plain words."
 
 
-async def first_delta_while_provider_waits(client: openai.AsyncOpenAI, fake, **kw) -> str:
+async def first_delta_while_provider_waits(client: openai.AsyncOpenAI, fake, reply: str = REPLY,
+                                           first_piece: str | None = None, **kw) -> str:
     fake.state.release.clear()
+    sent_before = fake.state.events_sent
     stream = await client.chat.completions.create(
         model="gpt-4o-mini", messages=MSG, stream=True,
-        extra_headers={"x-fake-reply": REPLY, "x-fake-chunks": "8", "x-fake-mode": "hold:2"}, **kw)
+        extra_headers={"x-fake-reply": reply, "x-fake-chunks": "8", "x-fake-mode": "hold:2"}, **kw)
     chunks = stream.__aiter__()
     first = ""
     while not first:
         chunk = await asyncio.wait_for(chunks.__anext__(), 20)
         first = chunk.choices[0].delta.content if chunk.choices else ""
     # the provider sent the role chunk and one delta and is still holding the rest back
-    assert fake.state.events_sent == 2 and not fake.state.release.is_set()
+    assert fake.state.events_sent - sent_before == 2 and not fake.state.release.is_set()
+    assert first_piece is None or first == first_piece
     fake.state.release.set()
     rest = [c.choices[0].delta.content or "" async for c in chunks if c.choices]
     return first + "".join(rest)

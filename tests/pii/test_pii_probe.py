@@ -73,7 +73,7 @@ def test_needles_are_present_whenever_a_pattern_matches(text):
     if secrets._JWT.search(text):
         assert probe.has_any(secrets._JWT_NEEDLE)
     if birthdate._BIRTH.pattern.search(text):
-        assert probe.has_any(birthdate._BIRTH_STEMS)
+        assert probe.has_any(birthdate.BIRTH_STEMS)
     if any(m.group().count(":") >= 2 for m in IpRecognizer._v6.finditer(text)):
         assert _two_colons_close(text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import yaml
 
@@ -55,3 +56,13 @@ def test_keys_commands_say_what_is_missing(tmp_path):
     assert out.returncode == 0 and (tmp_path / "elsewhere" / "k.yaml").exists()
     out = aifw("keys", "revoke", "--policy", "policies/strict.yaml", "no-such-key")
     assert out.returncode == 1 and "no key with id no-such-key" in out.stderr
+
+
+def test_managing_keys_loads_no_guard(tmp_path):
+    # `aifw keys` and `aifw import` read YAML and write YAML: building the command line must not
+    # import the guard stack (numpy, the detection model, presidio), which only judging needs.
+    code = ("import sys; from proxy.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('proxy.pipeline', 'proxy.guards', 'proxy.offline', 'numpy') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

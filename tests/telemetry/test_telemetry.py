@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.telemetry import Telemetry, compile_section
 from proxy.telemetry.logs import setup_logging
+from proxy.verdict import Finding
 from tests.audit.helpers import make_exchange
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -88,7 +89,9 @@ def test_prometheus_text_has_every_metric():
     tel.observe(make_exchange(2))
     bypass = make_exchange(3)
     bypass.uninspected.append("pii failed open")
+    bypass.add_finding(Finding("pii", ("pii.fault",), action="fault"))
     tel.observe(bypass)
+    tel.watch_backends(lambda: {"ratelimit": False, "resilience": True})
     tel.count_reload(True)
     tel.count_reload(False)
     body, ctype = tel.prometheus_text()
@@ -104,6 +107,9 @@ def test_prometheus_text_has_every_metric():
     assert sample(text, "aifw_guard_duration_seconds_bucket", guard="pii", le="0.001") == 0
     assert sample(text, "aifw_upstream_duration_seconds_count", upstream="openai") == 3
     assert sample(text, "aifw_bypasses_total", endpoint="chat.completions") == 1
+    assert sample(text, "aifw_guard_faults_total", guard="pii") == 1
+    assert sample(text, "aifw_backend_up", backend="ratelimit") == 0
+    assert sample(text, "aifw_backend_up", backend="resilience") == 1
     assert sample(text, "aifw_policy_reloads_total", result="ok") == 1
     assert sample(text, "aifw_policy_reloads_total", result="failed") == 1
     assert sample(text, "aifw_policy_reload_failing") == 1

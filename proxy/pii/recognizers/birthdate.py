@@ -25,7 +25,7 @@ _BIRTH_WORDS = ("born", "birth", "birthday", "dob", "d.o.b", "date of birth", "b
                 "geboren", "geburtsdatum", "né", "née", "date de naissance")
 _BIRTH = Context.of(_BIRTH_WORDS, before=30, after=0)
 # Substrings of every birth word, for a cheap test that the text holds one at all.
-_BIRTH_STEMS = needles("born", "birth", "dob", "d.o.b", "geboren", "geburtsdatum", "né", "naissance")
+BIRTH_STEMS = needles("born", "birth", "dob", "d.o.b", "geboren", "geburtsdatum", "né", "naissance")
 
 
 def _plausible(y: int, m: int, d: int) -> bool:
@@ -54,7 +54,7 @@ class BirthDateRecognizer:
 
     def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
         probe = probe_of(text, probe)
-        if not probe.runs or not probe.has_any(_BIRTH_STEMS):
+        if not probe.runs or not probe.has_any(BIRTH_STEMS):
             return
         for m in _DATE.finditer(text):
             if _BIRTH.near(text, m.start(), m.end()) and _is_date(m.groupdict()):
