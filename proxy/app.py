@@ -23,7 +23,7 @@ from .cost.exchange import request_stream_usage
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
-from .identity import apply_user_assertion, identify, reject_malformed_headers
+from .identity import apply_user_assertion, identify, reject_malformed_headers, unverified_identity
 from .intake import read_slots, refused_in_answer, route_request
 from .parsing import strictjson, structured
 from .parsing.response import apply_usage, parse_response
@@ -98,6 +98,8 @@ class Edge:
         except ProxyError as exc:
             ex.status = exc.status
             ex.error = exc.code
+            if ex.identity is None:    # refused before its key was checked: still attributed
+                ex.identity = unverified_identity(policy, request.headers)
             if ex.decision == "allowed":
                 ex.decision = "error"
             return _error(exc.status, exc.code, exc.message, ex.request_id,

@@ -18,6 +18,7 @@ class Identity:
     models: Any = ()                # GlobSet of models this key may use; empty = any
     trusted: bool = False           # may assert end users
     virtual: bool = False           # proxy-issued key (provider key held by the proxy)
+    verified: bool = True           # False: only attributed (the request was refused first)
 
 
 @dataclass(slots=True)

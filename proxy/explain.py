@@ -12,6 +12,7 @@ from typing import Any
 from .detection.assess import slot_rule_ids
 from .detection.matcher import locate
 from .detection.normalize import Prepared
+from .detection.response import locate as locate_in_answer
 from .offline import Judgement
 from .ruleinfo import describe
 from .verdict import Finding, block_message
@@ -70,10 +71,27 @@ def injection_slots(j: Judgement) -> dict | None:
     return {"threshold": cfg.threshold, "slots": slots}
 
 
-def _finding(f: Finding) -> dict:
+def _answer_match(j: Judgement, rule_id: str) -> dict | None:
+    """Where the answer hit an injection answer check (canary, exfiltration markup)."""
+    guard = next((g for g in j.ex.scope.guards if g.name == "injection"), None) if j.ex.scope else None
+    for slot in j.ex.response_slots if guard is not None else ():
+        found = locate_in_answer(slot.text, guard.settings.response, rule_id)
+        if found is not None:
+            return _snippet(*found)
+    return None
+
+
+def _finding(j: Judgement, f: Finding) -> dict:
+    rules = []
+    for r in f.rule_ids:
+        rule = {"id": r, "description": describe(r)}
+        if f.guard == "injection" and f.direction == "response":
+            found = _answer_match(j, r)
+            if found is not None:
+                rule["match"] = found
+        rules.append(rule)
     return {"guard": f.guard, "action": f.action, "direction": f.direction, "score": f.score,
-            "rules": [{"id": r, "description": describe(r)} for r in f.rule_ids],
-            "counts": {str(k): v for k, v in f.counts.items()}}
+            "rules": rules, "counts": {str(k): v for k, v in f.counts.items()}}
 
 
 def _masked(j: Judgement) -> dict:
@@ -113,7 +131,7 @@ def explain(j: Judgement) -> dict:
         "request": [{"role": s.role, "kind": s.kind, "index": s.index, "chars": len(orig)}
                     for s, orig in zip(ex.request_slots, j.original)],
         "answer_judged": j.answer_judged,
-        "findings": [_finding(f) for f in ex.findings],
+        "findings": [_finding(j, f) for f in ex.findings],
         "injection": injection_slots(j),
         "masked": _masked(j),
         "uninspected": list(ex.uninspected),
@@ -124,6 +142,10 @@ def explain(j: Judgement) -> dict:
 # --- text -------------------------------------------------------------------------------------------
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def _match_text(m: dict) -> str:
+    return f"{m['view']}: \"...{_quote(m['before'])}[{_quote(m['match'])}]{_quote(m['after'])}...\""
 
 
 def _slot_lines(slot: dict) -> list[str]:
@@ -140,9 +162,7 @@ def _slot_lines(slot: dict) -> list[str]:
         lines.append(f"    {r['id']:{width}}  +{r.get('points', '?')}  {r['description']}")
         pad = " " * (width + 4)
         if "match" in r:
-            m = r["match"]
-            lines.append(f"    {pad}{m['view']}: \"...{_quote(m['before'])}[{_quote(m['match'])}]"
-                         f"{_quote(m['after'])}...\"")
+            lines.append(f"    {pad}{_match_text(r['match'])}")
         elif "signal" in r:
             s = r["signal"]
             lines.append(f"    {pad}signal {s['name']}: {s['count']} (fires at {s['min']})")
@@ -172,7 +192,10 @@ def render(report: dict) -> str:
             width = max(len(r["id"]) for r in f["rules"]) if f["rules"] else 0
             lines += [f"    {r['id']:{width}}  {r['description']}" for r in f["rules"]]
         elif f["direction"] == "response":
-            lines += [f"    {r['id']}  {r['description']}" for r in f["rules"]]
+            for r in f["rules"]:
+                lines.append(f"    {r['id']}  {r['description']}")
+                if "match" in r:
+                    lines.append(f"    {' ' * len(r['id'])}  {_match_text(r['match'])}")
     if report["injection"] and not any(f["guard"] == "injection" and f["direction"] == "request"
                                        for f in report["findings"]):
         lines.append("injection: nothing found (request)")

@@ -100,6 +100,34 @@ def identify(policy, headers: Mapping[str, str]) -> Identity:
     return Identity(key_id=fingerprint(cfg.fingerprint_secret, key), trusted=cfg.trust_passthrough_users)
 
 
+def unverified_identity(policy, headers: Mapping[str, str]) -> Identity | None:
+    """The caller of a request refused before (or while) its key was checked: the fingerprint of
+    the key it presented, so the audit record still says who tried. None when no key could be
+    read (malformed or ambiguous key headers). Grants nothing: only the record uses it."""
+    try:
+        reject_ambiguous_keys(headers, policy.identity.user_header)
+        key = client_key(headers)
+    except ProxyError:
+        return None
+    if key is None:
+        return Identity(key_id="anonymous", verified=False)
+    return Identity(key_id=fingerprint(policy.identity.fingerprint_secret, key), verified=False)
+
+
+def caller_label(key: str | None, key_name: str | None, user: str | None,
+                 verified: bool = True) -> str | None:
+    """Who made a call, in one string for people reading the audit log: the key (a virtual key's
+    name and id, or a pass-through key's fingerprint, or ``anonymous``), with the end user in
+    front when one is known (a virtual key's owner, or a user a trusted key asserted). It holds
+    the key's fingerprint or id, never the key, so ``--key`` filter values appear in it."""
+    if not key:
+        return None
+    label = f"{key_name} ({key})" if key_name else key
+    if not verified:
+        label += " (unverified)"
+    return f"{user} via {label}" if user else label
+
+
 def apply_user_assertion(identity: Identity, headers: Mapping[str, str], body: Any, user_header: str) -> None:
     """Only trusted keys may say which end user a request is for; others are ignored."""
     if identity.trusted:

@@ -46,21 +46,27 @@ def endpoint_named(name: str) -> Endpoint:
     return resolve("POST", path)
 
 
-def load_policy(path: str) -> Policy:
+def load_policy(path: str, services: Any) -> Policy:
     """Compile a policy for judging offline. Provider keys need not be set, nor the variables
     the policy uses without a default (provider keys, mostly): judging calls no upstream, so
-    each unset one stands for itself. Raises PolicyError for anything else."""
-    from .services import Services
+    each unset one stands for itself. Raises PolicyError for anything else. ``services``: the
+    process's backends (proxy.services.Services); ``finish`` closes them with the policy."""
     env = dict(os.environ)
     try:
-        return compile_policy(path, Services(), env, provider_keys=False)
+        return compile_policy(path, services, env, provider_keys=False)
     except PolicyError as exc:
         found = [_UNSET.search(p.message) for p in exc.problems]
         if not all(found):
             raise
         unset = {m.group(1) for m in found}
     env.update({name: f"unset-{name}" for name in unset})
-    return compile_policy(path, Services(), env, provider_keys=False)
+    return compile_policy(path, services, env, provider_keys=False)
+
+
+async def finish(policy: Policy, services: Any) -> None:
+    """Release what judging opened (the injection guard's escalation client, limit stores)."""
+    await policy.close()
+    await services.close()
 
 
 @dataclass

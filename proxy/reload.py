@@ -3,13 +3,14 @@
 Reload builds a new compiled Policy and swaps one reference; exchanges already running keep the
 one they started with. A bad file keeps the last good policy and says why (log, /readyz, metric).
 Files are polled by (inode, mtime, size) of their resolved target, which also catches
-Kubernetes' ConfigMap update (an atomic swap of the ``..data`` symlink).
+Kubernetes' ConfigMap update (an atomic swap of the ``..data`` symlink): the policy file, the
+files it references (term lists, rule files and their directory, the model: see
+proxy/policy/sources.py) and the keys file.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from . import pipeline
 from .cost import exchange_cost
 from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
+from .policy.sources import stamp
 from .resilience.reachability import Reachability
 from .resilience.status import any_route_serves, breaker_states
 from .services import Services
@@ -25,14 +27,6 @@ from .services import Services
 log = logging.getLogger("aifw.reload")
 
 POLL_SECONDS = 1.0
-
-
-def _stamp(path: str) -> tuple | None:
-    try:
-        st = os.stat(path)   # follows symlinks: a swapped target changes the inode
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class PolicyHolder:
@@ -57,7 +51,10 @@ class PolicyHolder:
 
     # --- reload -----------------------------------------------------------------------
     def _take_stamps(self, policy: Policy) -> dict[str, tuple | None]:
-        return {p: _stamp(p) for p in policy.watched_files}
+        # a file the compile read keeps the stamp of the bytes it read: an edit made while the
+        # policy compiled differs from it and is picked up at the next poll
+        read = {f.path: f.stamp for f in policy.sources}
+        return {p: read[p] if p in read else stamp(p) for p in policy.watched_files}
 
     def reload(self) -> bool:
         try:
@@ -65,7 +62,9 @@ class PolicyHolder:
         except PolicyError as exc:
             self.last_error = str(exc)
             self.reloads_failed += 1
-            self._stamps = {p: _stamp(p) for p in self._stamps}   # do not retry until it changes
+            # do not retry until something changes, including a file only the failed policy
+            # names (a term list it needs that does not exist yet)
+            self._stamps = {p: stamp(p) for p in (*self._stamps, *exc.watched)}
             log.error("policy reload failed; keeping policy %s (%s):\n%s", self.policy.name,
                       self.policy.digest[:19], exc)
             if self.telemetry is not None:
@@ -85,7 +84,7 @@ class PolicyHolder:
         return True
 
     def changed(self) -> bool:
-        return any(_stamp(p) != s for p, s in self._stamps.items())
+        return any(stamp(p) != s for p, s in self._stamps.items())
 
     async def _watch(self) -> None:
         while True:
@@ -179,7 +178,8 @@ class PolicyHolder:
         details = {
             "ready": not problems,
             "policy": {"name": self.policy.name, "digest": self.policy.digest, "path": self.policy.path,
-                       "loadedAt": self.loaded_at},
+                       "loadedAt": self.loaded_at,
+                       "files": [{"path": f.path, "sha256": f.sha256} for f in self.policy.sources]},
             "reloads": {"ok": self.reloads_ok, "failed": self.reloads_failed},
             "lastReloadError": self.last_error,
             "backends": problems,

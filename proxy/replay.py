@@ -17,9 +17,10 @@ from typing import Iterable
 
 import orjson
 
-from .exchange import Identity
 from .ruleinfo import describe
-from .textslots import TextSlot
+
+# The judging machinery (guards, pipeline: ~0.3 s to import) is loaded by the command that runs,
+# not by every `aifw` invocation that builds the parser.
 
 # Actions of a finding that decide an exchange (or would, in monitor mode). Masking is left out
 # of the comparison: a record keeps the request as forwarded (already masked) and the answer as
@@ -92,7 +93,7 @@ def _deciding_rules(findings: Iterable, left_out: set[str]) -> tuple[str, ...]:
 
 def not_replayable(rec: dict, left_out: set[str]) -> str | None:
     """Why a record cannot be judged again, or None."""
-    from .offline import ENDPOINT_PATHS   # the guard stack: only when replaying, not for `aifw --help`
+    from .offline import ENDPOINT_PATHS
     content = rec.get("content")
     if not isinstance(content, dict):
         return "no text (audit.level: metadata)"
@@ -117,7 +118,9 @@ def old_side(rec: dict, left_out: set[str]) -> Side:
 
 
 async def replay_record(policy, rec: dict, left_out: set[str]) -> Side:
+    from .exchange import Identity
     from .offline import endpoint_named, judge, new_exchange
+    from .textslots import TextSlot
     content = rec["content"]
     slots = [TextSlot(str(s.get("role")), str(s.get("kind")), str(s.get("text") or ""),
                       index=int(s.get("index") or 0)) for s in content.get("request") or ()]
@@ -143,7 +146,18 @@ def compare(old: Side, new: Side) -> str | None:
     return None
 
 
-async def replay(policy, records: Iterable[dict]) -> Summary:
+async def replay(policy, records: Iterable[dict], services=None) -> Summary:
+    """Judge ``records`` under ``policy``; ``services`` (the policy's backends) are closed with
+    the policy at the end when given."""
+    from .offline import finish
+    try:
+        return await _replay(policy, records)
+    finally:
+        if services is not None:
+            await finish(policy, services)
+
+
+async def _replay(policy, records: Iterable[dict]) -> Summary:
     summary = Summary({"name": policy.name, "digest": policy.digest, "path": policy.path})
     left_out = _left_out(policy)
     for rec in records:
@@ -203,14 +217,16 @@ def render(s: Summary, examples: int = EXAMPLES) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .offline import load_policy
     from .audit.query import Filter, parse_when
     from .audit.reader import iter_records
+    from .offline import load_policy
     from .policy.compile import PolicyError
+    from .services import Services
+    services = Services()
     try:
         flt = Filter(since=parse_when(args.since) if args.since else None,
                      until=parse_when(args.until) if args.until else None)
-        policy = load_policy(args.policy)
+        policy = load_policy(args.policy, services)
         records = sorted((r for r in iter_records(args.paths) if flt(r)), key=lambda r: r.get("time") or "")
     except PolicyError as exc:
         print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
@@ -218,7 +234,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = asyncio.run(replay(policy, records))
+    summary = asyncio.run(replay(policy, records, services))
     if args.json:
         sys.stdout.write(orjson.dumps(as_dict(summary, args.examples), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -122,29 +122,34 @@ def build(args: argparse.Namespace) -> tuple[str, dict, Any]:
     return endpoint, body, answer
 
 
-async def _judge(policy, endpoint: str, body: dict, answer: Any, args: argparse.Namespace):
+async def _judge(policy, services, endpoint: str, body: dict, answer: Any, args: argparse.Namespace):
     from .exchange import Identity
-    from .offline import endpoint_named, judge, new_exchange
+    from .offline import endpoint_named, finish, judge, new_exchange
     identity = Identity(key_id=args.key or "scan", user=args.user, groups=tuple(args.group or ()),
                         key_name=args.key)
     ex = new_exchange(policy, endpoint_named(endpoint), identity, trace=True)
-    return await judge(ex, body=body, answer=answer)
+    try:
+        return await judge(ex, body=body, answer=answer)
+    finally:
+        await finish(policy, services)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from .explain import explain, render
     from .offline import load_policy
     from .policy.compile import PolicyError
+    from .services import Services
+    services = Services()
     try:
         endpoint, body, answer = build(args)
-        policy = load_policy(args.policy)
+        policy = load_policy(args.policy, services)
     except PolicyError as exc:
         print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = explain(asyncio.run(_judge(policy, endpoint, body, answer, args)))
+    report = explain(asyncio.run(_judge(policy, services, endpoint, body, answer, args)))
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -156,7 +161,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "scan", help="judge a text, request or answer as the proxy would and explain the verdict",
         description="Runs the policy's guards on the input exactly as the proxy would (its parser, "
-                    "scopes, guards and pipeline; rate limits left out, no upstream called, no "
+                    "scopes, guards and pipeline; rate limits left out, no provider called, no "
                     "provider key needed) and prints each finding: guard, rule id and description, "
                     "the matched span in context, points, the model's probability, each slot's "
                     "score against the threshold, the text as PII masking leaves it; then the "

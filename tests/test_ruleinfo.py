@@ -42,3 +42,15 @@ def test_messages_come_from_the_rules_directory_given(tmp_path):
         "    severity: 3\n    paranoia: 1\n    phrases: [zebra]\n")
     assert describe("OWN-1", rule_messages(str(tmp_path))) == "Our own rule"
     assert str(DEFAULT_RULES_DIR).endswith("rules")
+
+
+def test_block_message_and_monitored_reason_name_each_rule_once():
+    from proxy.audit.record import build_record
+    from proxy.verdict import Finding, Verdict, block_message
+    from tests.audit.helpers import make_exchange
+    v = Verdict("injection", "Request blocked.", ("PI-1001", "ML-9001", "PI-1001"))
+    assert block_message(v) == "Request blocked. (rules: PI-1001, ML-9001)"
+    ex = make_exchange(decision="monitored")
+    ex.findings += [Finding("injection", ("PI-1001",), action="would_block"),
+                    Finding("injection", ("PI-1001", "RS-4002"), action="would_block", direction="response")]
+    assert build_record(ex)["reason"] == "would block: PI-1001, RS-4002"

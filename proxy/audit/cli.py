@@ -8,7 +8,7 @@ import sys
 import orjson
 
 from .config import DEFAULT_KEY_ENV
-from .query import Filter, compute_stats, finding_details, parse_when, select
+from .query import Filter, compute_stats, finding_details, parse_when, record_caller, select
 from .reader import iter_records
 
 
@@ -53,7 +53,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--since", help="UTC time (2025-01-31, 2025-01-31T12:00) or age (2h, 7d)")
         p.add_argument("--until", help="UTC time or age, exclusive")
         p.add_argument("--user")
-        p.add_argument("--key", help="key fingerprint or key name")
+        p.add_argument("--key", help="key fingerprint, virtual key id or key name")
+        p.add_argument("--caller", help="a caller exactly as search and stats print it")
         p.add_argument("--decision", choices=["allowed", "blocked", "masked", "monitored",
                                               "bypassed", "error"])
         p.add_argument("--rule", help="a rule id in the findings or the verdict")
@@ -65,13 +66,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="show at most N records (the newest)")
     s.set_defaults(func=_safe(cmd_search))
 
-    st = sub.add_parser("stats", help="totals by decision, rule, user and model; tokens and dollars spent")
+    st = sub.add_parser("stats", help="totals by decision, rule, caller, user and model; tokens and dollars spent")
     filters(st)
     st.set_defaults(func=_safe(cmd_stats))
 
     r = sub.add_parser("report", help="one self-contained HTML page with charts")
     filters(r)
     r.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    r.add_argument("--verify-key", dest="key_for_chain", action="append", default=[],
+                   metavar="KEY", help="verification key for the chain shown at the top (as for "
+                                      f"verify --key; repeatable); default: ${DEFAULT_KEY_ENV}")
+    r.add_argument("--key-env", default=DEFAULT_KEY_ENV, help="variable holding the key")
     r.set_defaults(func=_safe(cmd_report))
 
     k = sub.add_parser("keygen", help="print a new Ed25519 signing key, its public key and kid")
@@ -82,7 +87,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _filter(args) -> Filter:
     return Filter(since=parse_when(args.since) if args.since else None,
                   until=parse_when(args.until) if args.until else None,
-                  user=args.user, key=args.key, decision=args.decision, rule=args.rule,
+                  user=args.user, key=args.key, caller=args.caller, decision=args.decision, rule=args.rule,
                   model=args.model)
 
 
@@ -93,19 +98,24 @@ def _out(text: str) -> None:
 _VERDICTS = {"ok": "OK", "tampered": "TAMPERED", "unclosed": "UNCLOSED"}
 
 
-def cmd_verify(args) -> int:
-    # signing and verify pull in cryptography (~40 ms): imported by the commands that use them,
-    # not by every `aifw` invocation that builds the parser (`aifw policy check`, `aifw serve`)
+def _verification_keys(specs: list[str], env: str) -> list:
+    """The --key values, else the key in ``$env``; a malformed one is a ValueError (exit 2)."""
     from .signing import parse_key
-    from .verify import verify
-    specs = args.key or ([os.environ[args.key_env]] if os.environ.get(args.key_env) else [])
+    specs = specs or ([os.environ[env]] if os.environ.get(env) else [])
     keys = []
     for spec in specs:
         try:
             keys.append(parse_key(spec))
         except ValueError as exc:
-            print(f"error: bad --key: {exc}", file=sys.stderr)
-            return 2
+            raise ValueError(f"bad --key: {exc}") from None
+    return keys
+
+
+def cmd_verify(args) -> int:
+    # signing and verify pull in cryptography (~40 ms): imported by the commands that use them,
+    # not by every `aifw` invocation that builds the parser (`aifw policy check`, `aifw serve`)
+    from .verify import verify
+    keys = _verification_keys(args.key, args.key_env)
     res = verify(args.paths, keys, allow_partial=args.allow_partial, live=args.live,
                  mixed=args.mixed)
     if args.json:
@@ -175,10 +185,10 @@ def cmd_search(args) -> int:
         # what the findings name (a tool and its argument path, a hook): of the --rule asked for
         details = "; ".join(f"{rules} {action} {detail}" for rules, action, detail
                             in finding_details(r, args.rule))
-        rows.append([r.get("time", ""), r.get("id", ""), r.get("user") or "-", r.get("model") or "-",
+        rows.append([r.get("time", ""), r.get("id", ""), record_caller(r), r.get("model") or "-",
                      str(r.get("status")), r.get("decision", ""), _rules(r) or "-",
                      f"{tok.get('prompt') or 0}/{tok.get('completion') or 0}", details or "-"])
-    _out(_table(rows, ["time", "request", "user", "model", "status", "decision", "rules",
+    _out(_table(rows, ["time", "request", "caller", "model", "status", "decision", "rules",
                        "tokens p/c", "detail"]))
     _out(f"{len(rows)} record(s)\n")
     return 0
@@ -194,13 +204,18 @@ def cmd_stats(args) -> int:
          f"total {stats.prompt_tokens + stats.completion_tokens}\n")
     _out(f"spend: ${stats.spend:.6f}" + (f" ({stats.unpriced} answered record(s) without a price)"
                                          if stats.unpriced else "") + "\n")
+    _out(f"security blocks: {stats.security_blocks}  rate-limit and quota refusals: {stats.refusals}  "
+         f"monitored (would block): {stats.decisions['monitored']}\n")
     _out(f"not fully inspected: {stats.uninspected}\n\n")
+    rows = [[p.name or "-", p.digest or "-", p.first, p.last, str(p.records)]
+            for p in sorted(stats.policies.values(), key=lambda p: p.first)]
+    _out(_table(rows, ["policy", "digest", "first", "last", "requests"]) + "\n")
     for title, counter in (("decision", stats.decisions), ("blocking rule", stats.rules),
-                           ("user", stats.users), ("model", stats.models)):
+                           ("caller", stats.callers), ("user", stats.users), ("model", stats.models)):
         rows = [[k, str(v)] for k, v in counter.most_common()]
         _out(_table(rows, [title, "requests"]) + "\n")
-    rows = [[k, str(v)] for k, v in stats.tokens_by_user.most_common()]
-    _out(_table(rows, ["user", "tokens"]) + "\n")
+    rows = [[k, str(v)] for k, v in stats.tokens_by_caller.most_common()]
+    _out(_table(rows, ["caller", "tokens"]) + "\n")
     rows = [[k, str(v)] for k, v in stats.tokens_by_model.most_common()]
     _out(_table(rows, ["model", "tokens"]))
     for title, counter in stats.spend_counters():
@@ -210,10 +225,14 @@ def cmd_stats(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ..ruleinfo import describe
     from .report import render_html   # only this command needs it
+    from .verify import verify
 
+    keys = _verification_keys(args.key_for_chain, args.key_env)
     recs = _selected(args)
-    page = render_html(recs, compute_stats(recs), args.paths)
+    page = render_html(recs, compute_stats(recs), args.paths, verdict=verify(args.paths, keys),
+                       keys=keys, describe=describe)
     with open(args.html, "w", encoding="utf-8") as fh:
         fh.write(page)
     _out(f"wrote {args.html} ({len(recs)} records)\n")

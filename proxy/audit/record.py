@@ -1,7 +1,8 @@
 """Build one audit record (a plain dict) from a finished Exchange.
 
 The record never holds headers, so provider keys, proxy keys and Authorization headers cannot
-reach it; the identity appears only as the key fingerprint. Text appears only at the levels
+reach it; the identity appears only as the key fingerprint (or virtual key id), and ``caller``
+names the key and the end user in one string. Text appears only at the levels
 ``redacted`` and ``full``.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from ..bounded import cap
+from ..identity import caller_label
 
 RECORD_VERSION = 1
 
@@ -128,11 +130,13 @@ def record_parts(ex: Any, level: str = "metadata",
         # the user may be asserted by the client (x-aifw-user, the body's user field): bounded
         user, key, key_name = cap(ident.user), ident.key_id, cap(ident.key_name)
         groups = [cap(g) for g in ident.groups[:32]]
+        caller = caller_label(key, key_name, user, ident.verified)
     else:
-        user = key = key_name = None
+        user = key = key_name = caller = None
         groups = []
     before: dict[str, Any] = {
         "attempts": [_attempt(a) for a in ex.attempts],
+        "caller": caller,
         "client": cap(ex.client_ip, 64),
         "cost": ex.cost,
         "decision": ex.decision,

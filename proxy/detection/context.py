@@ -41,6 +41,7 @@ from typing import Any, Iterable
 import regex
 
 from .. import precompiled, yamlfast
+from ..policy.sources import Reader, read_plain
 from .lexicon import Lexicon, edge as _edge, hangul as _hangul
 from .normalize import decode_segments, normalize, words as _words
 
@@ -168,19 +169,18 @@ class SystemContext:
         return not (self.restrictive or self.values)
 
 
-def load_vocab(rules_dir: str) -> Vocab | None:
+def load_vocab(rules_dir: str, read: Reader = read_plain) -> Vocab | None:
     path = Path(rules_dir) / VOCAB_FILE
     if not path.is_file():
         return None
-    st = path.stat()    # an edited vocabulary is read again (hot reload), an unchanged one reused
-    return _load_vocab(str(path), st.st_mtime_ns, st.st_size)
+    # an edited vocabulary is built again (hot reload), an unchanged one reused
+    return _load_vocab(str(path), read(str(path)))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_vocab(name: str, mtime_ns: int, size: int) -> Vocab:
+def _load_vocab(name: str, raw: bytes) -> Vocab:
     # Building the lexicons normalises every term (~0.2 s): a new process loads the result
     # from the compiled-rules cache on disk (proxy/precompiled.py) when the file is unchanged.
-    raw = Path(name).read_bytes()
     return precompiled.load_or_build("vocab", name.encode() + b"\0" + raw, lambda: _build_vocab(raw))
 
 

@@ -4,6 +4,7 @@ Trained offline by ``train/train_injection_model.py``; inference is a sparse dot
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..policy.sources import Reader, read_plain
 from .features import N_FEATURES, featurize
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "injection_model.npz"
@@ -37,8 +39,9 @@ def save(path: str | Path, weights: np.ndarray, bias: float, threshold: float, m
     )
 
 
-def load(path: str | Path | None = None) -> LinearModel:
-    with np.load(path or DEFAULT_MODEL) as data:
+def load(path: str | Path | None = None, read: Reader = read_plain) -> LinearModel:
+    """``read`` reads the file (a policy compile passes its SourceRecorder's)."""
+    with np.load(io.BytesIO(read(str(path or DEFAULT_MODEL)))) as data:
         weights = data["weights"].astype(np.float32)
         if weights.shape != (N_FEATURES,):
             raise ValueError(f"{path}: model has {weights.shape[0]} features, expected {N_FEATURES}")

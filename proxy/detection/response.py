@@ -185,6 +185,21 @@ class StreamWindow:
         return out
 
 
+def locate(text: str, settings: ResponseSettings, rule_id: str) -> tuple[str, str, int, int] | None:
+    """Where a whole answer hits ``rule_id``, to show it (``aifw scan``): (view, that view's
+    text, start, end), or None. Not used to decide: ``check`` does that."""
+    if rule_id == CANARY_RULE and settings.canary_pattern is not None:
+        view = normalize(text)
+        found = settings.canary_pattern.search(view, timeout=0.05)
+        return None if found is None else ("normalized", view, found.start(), found.end())
+    if rule_id == EXFIL_RULE:
+        for pattern, needs_data in _MARKUP:
+            for m in pattern.finditer(text, timeout=0.05):
+                if _exfil_url(m.group(1), settings.allowed_hosts, needs_data):
+                    return "raw", text, m.start(), m.end()
+    return None
+
+
 def _hits(view: str, off: int, settings: ResponseSettings, final: bool) -> tuple[str, ...]:
     """Rule ids hit by ``view[off:]`` read after the context ``view[:off]``; not ``final``:
     markup not decided yet is left for later."""

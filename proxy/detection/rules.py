@@ -36,6 +36,7 @@ import regex
 import yaml
 
 from .. import precompiled, yamlfast
+from ..policy.sources import Reader, read_plain
 from . import prefilter as _prefilter
 from .lexicon import Lexicon, wordlist_phrases
 from .normalize import VIEWS, Prepared
@@ -262,19 +263,17 @@ def _checked_prefilter(pf: Any, pattern: Any, views: tuple[str, ...],
     return pf
 
 
-def load_file(path: Path) -> tuple[str, tuple[Rule, ...]]:
-    stat = path.stat()
-    return _load_file_cached(str(path), stat.st_mtime_ns, stat.st_size)
+def load_file(path: Path, read: Reader = read_plain) -> tuple[str, tuple[Rule, ...]]:
+    return _load_file_cached(str(path), read(str(path)))
 
 
 @functools.lru_cache(maxsize=64)
-def _load_file_cached(name: str, mtime_ns: int, size: int) -> tuple[str, tuple[Rule, ...]]:
+def _load_file_cached(name: str, raw: bytes) -> tuple[str, tuple[Rule, ...]]:
     """Vetting every pattern costs about a second; a policy reload with unchanged rule files
-    reuses the compiled (immutable) rules, and a new process its compiled copy on disk."""
-    path = Path(name)
-    raw = path.read_bytes()
+    reuses the compiled (immutable) rules, and a new process its compiled copy on disk. Keyed
+    by content: the bytes compiled are the bytes the policy's digest covers."""
     return precompiled.load_or_build("rules", name.encode() + b"\0" + raw,
-                                     lambda: _compile_file(path, raw))
+                                     lambda: _compile_file(Path(name), raw))
 
 
 def _compile_file(path: Path, raw: bytes) -> tuple[str, tuple[Rule, ...]]:
@@ -289,15 +288,16 @@ def _compile_file(path: Path, raw: bytes) -> tuple[str, tuple[Rule, ...]]:
     return set_name, rules
 
 
-def load_rules(rules_dir: str | Path | None = None) -> dict[str, tuple[Rule, ...]]:
-    """Every ``*.yaml`` rule file in ``rules_dir``: set name -> rules. Ids must be unique."""
+def load_rules(rules_dir: str | Path | None = None, read: Reader = read_plain) -> dict[str, tuple[Rule, ...]]:
+    """Every ``*.yaml`` rule file in ``rules_dir``: set name -> rules. Ids must be unique.
+    ``read`` reads each file (a policy compile passes its SourceRecorder's)."""
     base = Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR
     if not base.is_dir():
         raise RuleError(f"{base}: rules directory not found")
     sets: dict[str, tuple[Rule, ...]] = {}
     seen: set[str] = set()
     for path in sorted(base.glob("*.yaml")):
-        name, rules = load_file(path)
+        name, rules = load_file(path, read)
         for rule in rules:
             if rule.id in seen:
                 raise RuleError(f"{path}: duplicate rule id {rule.id}")

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import regex
 
+from ..policy.sources import SourceRecorder, read_plain
 from . import context as context_mod
 from . import escalation as escalation_mod
 from . import model as model_mod
@@ -122,9 +123,15 @@ def _check_rule_ids(ids, sets) -> None:
         raise SectionError(problems)
 
 
-def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> InjectionSettings:
+def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
+                     sources: SourceRecorder | None = None) -> InjectionSettings:
+    """``sources``: the policy compile's recorder; the rule files, the model and the rules
+    directory join the policy's digest and hot reload through it."""
+    read = sources.read if sources is not None else read_plain
     rules_dir = _resolve(section["rulesDir"], policy_dir) if section.get("rulesDir") else DEFAULT_RULES_DIR
-    sets = load_rules(rules_dir)
+    if sources is not None:
+        sources.watch_dir(str(rules_dir))
+    sets = load_rules(rules_dir, read)
     wanted = tuple(section.get("ruleSets") or DEFAULT_SETS)
     missing = [s for s in wanted if s not in sets]
     if missing:
@@ -138,13 +145,13 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".") -> Injec
     model = None
     if model_cfg.get("enabled", True):
         path = _resolve(model_cfg["path"], policy_dir) if model_cfg.get("path") else None
-        model = model_mod.load(path)
+        model = model_mod.load(path, read)
     context_rules = tuple(r for r in rules if r.context is not None)
     detector = DetectorConfig(rules=rules, model=model,
                               model_weight=float(model_cfg.get("weight", DEFAULT_MODEL_WEIGHT)),
                               threshold=float(section.get("threshold", 5.0)),
                               context_rules=context_rules,
-                              context_vocab=context_mod.load_vocab(str(rules_dir))
+                              context_vocab=context_mod.load_vocab(str(rules_dir), read)
                               if context_rules else None)
     roles = frozenset(section.get("roles") or DEFAULT_ROLES)
     by_role = {role: tuple(r for r in rules

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..exchange import Exchange
+from ..policy.sources import SourceRecorder
 from ..verdict import Verdict
 
 # Keys every guard section accepts, merged into each guard's schema.
@@ -92,9 +93,9 @@ class CompileContext:
     policy_dir: str                       # directory of the policy file (relative paths)
     services: Any                         # proxy.services.Services: shared runtime backends
     policy_name: str = "default"
-    # Files a guard read while compiling (rule files, term lists): appended by the guard, watched
-    # for hot reload together with the policy file.
-    watched_files: list[str] = field(default_factory=list)
+    # Files a guard reads while compiling (rule files, term lists, the model) go through
+    # ``sources.read``: they join the policy's digest and are watched for hot reload.
+    sources: SourceRecorder = field(default_factory=SourceRecorder)
     # The policy's upstreams by name (proxy.policy.compile.Upstream): a guard may make side calls
     # through one (the injection guard's model escalation).
     upstreams: Mapping[str, Any] = field(default_factory=dict)

@@ -174,13 +174,13 @@ def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionG
             if k not in ("enabled", "mode", "failureMode", "escalation")}
     escalation = compile_escalation(section.get("escalation"), ctx.upstreams)
     if escalation is None:
-        return InjectionGuard(compile_settings(body, ctx.policy_dir))
+        return InjectionGuard(compile_settings(body, ctx.policy_dir, ctx.sources))
     from ..upstream import UpstreamPool
     # Pool and verdicts live in the process's services: a policy reload keeps both.
     pool = ctx.services.get_or_create("injection.escalation.pool", UpstreamPool)
     cache = ctx.services.get_or_create("injection.escalation.cache",
                                        lambda: VerdictCache(escalation.cache_size))
-    return InjectionGuard(compile_settings(body, ctx.policy_dir), escalation, pool, cache)
+    return InjectionGuard(compile_settings(body, ctx.policy_dir, ctx.sources), escalation, pool, cache)
 
 
 SPEC = GuardSpec(

@@ -181,7 +181,7 @@ def make_redactor(fallback: PiiGuard):
 
 
 def compile_pii(section: Mapping[str, Any], ctx: CompileContext) -> PiiGuard:
-    guard = PiiGuard(compile_config(section, ctx.policy_dir))
+    guard = PiiGuard(compile_config(section, ctx.policy_dir, ctx.sources.read))
     ctx.services.set("pii_redactor", make_redactor(guard))
     return guard
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import regex
 
+from ..policy.sources import Reader, read_plain
 from .detector import BUILTIN_ENTITIES, AllowList, Detector, builtin_recognizers
 from .operators import OPERATORS, Keys, load_key
 from .recognizers.context import Context
@@ -106,7 +107,9 @@ def _directional(section: Mapping[str, Any], custom_names: list[str]) -> tuple[d
     return ({k: v for k, v in req.items() if v != "none"}, {k: v for k, v in resp.items() if v != "none"})
 
 
-def compile_config(section: Mapping[str, Any], policy_dir: str) -> PiiConfig:
+def compile_config(section: Mapping[str, Any], policy_dir: str, read: Reader = read_plain) -> PiiConfig:
+    """``read`` reads the term lists (a policy compile passes its SourceRecorder's: the lists
+    join the policy's digest and its hot reload)."""
     recognizers: list = builtin_recognizers(tuple(section.get("phoneRegions") or DEFAULT_REGIONS))
     custom_names: list[str] = []
     for item in section.get("custom") or ():
@@ -122,10 +125,11 @@ def compile_config(section: Mapping[str, Any], policy_dir: str) -> PiiConfig:
     for item in section.get("termLists") or ():
         path = os.path.join(policy_dir, item["file"])
         try:
-            with open(path, encoding="utf-8") as fh:
-                terms = fh.read().splitlines()
+            terms = read(path).decode("utf-8").splitlines()
         except OSError as exc:
             raise ValueError(f"pii.termLists {item['name']}: cannot read {item['file']}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"pii.termLists {item['name']}: {item['file']} is not UTF-8 text") from None
         recognizers.append(TermListRecognizer.build(item["name"], terms, bool(item.get("caseSensitive"))))
         custom_names.append(item["name"])
     known = set(BUILTIN_ENTITIES) | set(custom_names)

@@ -6,7 +6,6 @@ list of problems, so the caller keeps the last good policy running.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ..resilience.routes import check_keys as check_route_keys
 from ..resilience.routes import single as single_route
 from ..resilience.routes import upstream_names as route_upstreams
 from .loader import Document, Problem, SectionError, load_file
+from .sources import SourceFile, policy_digest
 from .sections import SECTIONS
 from .validate import schema_problems, secrets_as_warnings, usable_data, validator  # noqa: F401
 
@@ -145,6 +145,7 @@ class Policy:
     scopes: tuple[Scope, ...]
     sections: Mapping[str, Any]
     watched_files: tuple[str, ...]
+    sources: tuple[SourceFile, ...] = ()    # files besides the policy that its digest covers
     warnings: tuple[Problem, ...] = ()     # `aifw policy check` prints them; they fail nothing
 
     def select_scope(self, ex) -> Scope:
@@ -171,9 +172,11 @@ class Policy:
 
 
 class PolicyError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], watched: tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+        # files the failed compile read or tried to read: fixing any of them retries the reload
+        self.watched = watched
 
 
 def deep_merge(base: Any, over: Any) -> Any:
@@ -409,16 +412,17 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
             compiled_sections[sec_name] = spec.compile(data.get(sec_name) or {}, ctx)
         except (ValueError, OSError, KeyError, TypeError) as exc:
             doc.problem((sec_name,), f"cannot compile section {sec_name!r}: {exc}")
-    watched.extend(getattr(ctx, "watched_files", ()))
+    watched.extend(ctx.sources.watched)
     if doc.errors:
-        raise PolicyError(doc.problems)
+        raise PolicyError(doc.problems, tuple(dict.fromkeys(watched)))
     return Policy(
-        name=name, digest="sha256:" + hashlib.sha256(raw).hexdigest(), path=os.path.abspath(doc.file),
+        name=name, digest=policy_digest(raw, ctx.sources.files), path=os.path.abspath(doc.file),
         mode=mode, failure_mode=failure, server=server, identity=identity, keys=keys,
         upstreams=upstreams, routes=tuple(routes), default_routes=default_routes, passthrough_paths=GlobSet.of(pt.get("paths", ())),
         passthrough_upstream=pt_up, unrecognized_body=data.get("unrecognizedBody", "block"),
         base=base, scopes=tuple(scopes), sections=compiled_sections,
-        watched_files=tuple(dict.fromkeys(watched)), warnings=tuple(doc.problems))
+        watched_files=tuple(dict.fromkeys(watched)), sources=ctx.sources.files,
+        warnings=tuple(doc.problems))
 
 
 PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY",

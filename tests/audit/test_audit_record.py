@@ -31,6 +31,7 @@ def test_metadata_record_carries_every_field_and_no_text():
     rec = build_record(ex, "metadata")
     assert rec["id"] == "req-0007" and rec["user"] == "alice" and rec["key"] == "fp_3b1c9e"
     assert rec["groups"] == ["eng", "ml"] and rec["client"] == "192.0.2.1"
+    assert rec["caller"] == "alice via team-key (fp_3b1c9e)"
     assert rec["endpoint"] == "chat.completions" and rec["model"] == "gpt-4o"
     assert rec["upstream"] == "openai" and rec["status"] == 400
     assert rec["decision"] == "blocked" and rec["reason"] == "prompt injection detected"

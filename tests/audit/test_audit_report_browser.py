@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from proxy.cli import main as cli_main
+from tests.audit.test_audit_report_contents import rich_log  # noqa: F401  (fixture)
 from tests.audit.test_audit_review import log_dir  # noqa: F401  (fixture)
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
@@ -65,8 +66,10 @@ class Browser:
             self.proc.kill()
 
 
-async def load(binary, profile, url) -> tuple[list[str], dict]:
-    """Open ``url``; return (errors seen, facts about the rendered page)."""
+async def load(binary, profile, url, steps: tuple[str, ...] = ()) -> tuple[list[str], dict]:
+    """Open ``url``, then evaluate each of ``steps`` (JavaScript run as the user would act, e.g.
+    choosing a filter); return (errors seen, facts about the rendered page, with ``steps``: the
+    value of each step)."""
     browser = Browser(binary, profile)
     try:
         ws_url = await browser.page_ws()
@@ -110,8 +113,14 @@ async def load(binary, profile, url) -> tuple[list[str], dict]:
                 bars: document.querySelectorAll('svg.chart rect').length,
                 title: document.title,
                 h2: [...document.querySelectorAll('h2')].map(h => h.textContent)})""")
+            facts = result["result"].get("value", {})
+            facts["steps"] = []
+            for step in steps:
+                out = await call("Runtime.evaluate", returnByValue=True, expression=step)
+                facts["steps"].append(out["result"].get("value"))
+            await asyncio.sleep(0.2)       # errors a step caused
             task.cancel()
-        return errors, result["result"].get("value", {})
+        return errors, facts
     finally:
         browser.stop()
 
@@ -133,3 +142,31 @@ async def test_the_error_collector_sees_errors(chromium, tmp_path):
     errors, _ = await load(chromium, str(tmp_path / "profile"), bad.as_uri())
     assert any(e.startswith("exception") for e in errors)
     assert any(e.startswith("console") for e in errors)
+
+
+VISIBLE = "[...document.querySelectorAll('#exchanges tbody tr')].filter(r => !r.hidden).length"
+
+
+def choose(name: str, value: str) -> str:
+    """Pick an option of a filter as a user does (the select changes, then fires 'change')."""
+    return (f"(() => {{ const s = document.getElementById('filter-{name}'); s.value = {value!r}; "
+            f"s.dispatchEvent(new Event('change', {{bubbles: true}})); return {VISIBLE}; }})()")
+
+
+async def test_report_filters_change_the_visible_rows(chromium, rich_log, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "report.html"
+    assert cli_main(["audit", "report", str(rich_log), "--html", str(out)]) == 0
+    errors, page = await load(chromium, str(tmp_path / "profile"), out.as_uri(), steps=(
+        VISIBLE,
+        choose("decision", "blocked"),
+        choose("caller", "alice via team-key (fp_3b1c9e)"),
+        "document.getElementById('shown').textContent",
+        "document.getElementById('reset').click(); " + VISIBLE,
+        choose("rule", "ratelimit.requests.per_user"),
+        "document.getElementById('reset').click(); " + choose("model", "gpt-4o"),
+    ))
+    assert errors == []
+    # 12 rows; blocked: 3 security blocks + 2 refusals, of which alice's one; reset; the two
+    # refusals; reset, then half the rows are gpt-4o
+    assert page["steps"] == [12, 5, 1, "1", 12, 2, 6]
+    assert "Exchanges" in page["h2"] and "Policies in force" in page["h2"]

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from proxy.cli import main as cli_main
+from proxy.audit import report_explore
 from proxy.audit.query import parse_when
 from proxy.audit.record import build_record
 from proxy.audit.sinks import FileSink
@@ -75,10 +76,15 @@ def test_report_is_self_contained_and_escapes_log_values(log_dir, tmp_path, caps
     page = out_file.read_text()
     assert code == 0
     assert "<b>eve</b>" not in page and "&lt;b&gt;eve&lt;/b&gt;" in page
-    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "default-src 'none'" in page
+    # one inline script (the filters), admitted by its hash; nothing else may run or load
+    assert page.count("<script") == 1 and "<script>" in page and " src=" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page
+    for call in ("fetch", "XMLHttpRequest", "WebSocket", "import(", "eval("):
+        assert call not in report_explore.SCRIPT
+    assert f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src {report_explore.script_hash()}\"" in page
     assert page.count("<svg") >= 5
-    for title in ("Traffic and blocks over time", "Top blocking rules", "Top users by requests",
+    for title in ("Traffic and blocks over time", "Top blocking rules", "Top callers by requests",
                   "Token use over time"):
         assert title in page
 

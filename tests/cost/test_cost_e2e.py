@@ -2,14 +2,13 @@
 budgets refuse the request that would exceed them and settle what was really spent."""
 from __future__ import annotations
 
-import argparse
 import re
 
 import openai
 import orjson
 import pytest
 
-from proxy.audit import cli as audit_cli
+from proxy.cli import main as cli_main
 from tests.e2e.helpers import MSG, ant, oa, policy
 
 PRICES = {"gpt-4o-mini": {"input": 1000, "output": 10000}}   # $0.001 / $0.01 per token
@@ -65,20 +64,16 @@ async def test_every_audit_record_carries_cost_streams_included(start_proxy, fak
 
     (directory,) = {p.parent for p in (tmp_path / "audit").rglob("audit-*.jsonl")}
     capsys.readouterr()
-    args = argparse.Namespace(paths=[str(directory)], json=True, since=None, until=None,
-                              user=None, key=None, decision=None, rule=None, model=None)
-    assert audit_cli.cmd_stats(args) == 0
+    assert cli_main(["audit", "stats", str(directory), "--json"]) == 0
     spend = orjson.loads(capsys.readouterr().out)["spend"]
     assert spend["usd"] == pytest.approx(0.6 + 0.00016)
     assert spend["by_model"]["gpt-4o-mini"] == pytest.approx(0.6)
     assert spend["unpriced_records"] == 1 and set(spend["by_key"]) and spend["by_group"]
-    args.json = False
-    assert audit_cli.cmd_stats(args) == 0
+    assert cli_main(["audit", "stats", str(directory)]) == 0
     text = capsys.readouterr().out
     assert "spend: $0.600160 (1 answered record(s) without a price)" in text
     assert re.search(r"^gpt-4o-mini +0\.600000$", text, re.M)
-    args.html = str(tmp_path / "report.html")
-    assert audit_cli.cmd_report(args) == 0
+    assert cli_main(["audit", "report", str(directory), "--html", str(tmp_path / "report.html")]) == 0
     page = (tmp_path / "report.html").read_text()
     for title in ("Spend by user", "Spend by key", "Spend by group", "Spend by model", "spend (USD)"):
         assert title in page

@@ -132,8 +132,10 @@ def test_sbom_stage_runs_cyclonedx_on_the_lock_and_the_image_carries_it(tmp_path
     copied = [a for k, a in _dockerfile_stage("runtime") if k == "COPY" and a.startswith("--from=sbom")]
     assert copied and copied[0].split()[1] == output
 
-    # The very command of the Dockerfile, with this environment's cyclonedx-py and a temp output.
-    tool = Path(sys.executable).with_name("cyclonedx-py")
+    # The very command of the Dockerfile, with the tool `make test` installs from the same lock
+    # (.venv-sbom) and a temp output.
+    tool = REPO / ".venv-sbom" / "bin" / "cyclonedx-py"
+    assert tool.exists(), "make test installs it (the Makefile's .venv-sbom target)"
     argv = [str(tool)] + cyclonedx[1:]
     argv[argv.index("-o") + 1] = str(tmp_path / "sbom.json")
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}

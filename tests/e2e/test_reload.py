@@ -180,3 +180,36 @@ async def test_missing_keys_file_keeps_last_good_keys(fake, start_proxy, caplog)
     keys.write_text(saved)
     await until(lambda: proxy.holder.last_error is None)
     assert proxy.holder.policy is not good and proxy.holder.policy.keys.lookup(key) is not None
+
+
+async def test_an_edited_term_list_is_picked_up_without_sighup(fake, start_proxy, tmp_path):
+    """A term list is part of the policy: adding a name masks it from the next request on (the
+    scan cache keeps no judgement made under the old list), and the audit records of the two
+    requests carry two digests."""
+    from tests.audit.test_audit_e2e import audit_entries
+    audit_dir = tmp_path / "audit-terms"
+    data = yaml.safe_load(policy(guards={"pii": {
+        "termLists": [{"name": "CODENAME", "file": "codenames.txt"}],
+        "entities": {"CODENAME": "replace"}}}))
+    data["audit"] = {"path": str(audit_dir), "flushInterval": 0.05}
+    proxy = await start_proxy(yaml.safe_dump(data, sort_keys=False),
+                              files={"codenames.txt": "bluefin\n"})
+    client = oa(proxy.openai_url)
+    said = [{"role": "user", "content": "status of project marlin and bluefin?"}]
+    await client.chat.completions.create(model="gpt-4o", messages=said)
+    first = fake.last_request.json["messages"][0]["content"]
+    assert "marlin" in first and "bluefin" not in first          # the list as started
+
+    old = proxy.holder.policy.digest
+    rewrite(str(tmp_path / "codenames.txt"), "bluefin\nmarlin\n")
+    await until(lambda: proxy.holder.policy.digest != old)
+    await client.chat.completions.create(model="gpt-4o", messages=said)
+    second = fake.last_request.json["messages"][0]["content"]
+    assert "marlin" not in second and "bluefin" not in second    # the new name is masked too
+    status, details = await readiness(proxy.url)
+    assert details["reloads"]["ok"] == 1
+    assert str(tmp_path / "codenames.txt") in [f["path"] for f in details["policy"]["files"]]
+
+    await proxy.stop()
+    records = [e for e in audit_entries(audit_dir) if e["t"] == "request"]
+    assert [r["policy"]["digest"] for r in records] == [old, proxy.holder.policy.digest]
