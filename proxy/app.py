@@ -435,6 +435,13 @@ class Edge:
         except ValueError:
             dec = None
             ex.mark_uninspected("stream encoding not decodable")
+        held: list[bytes] = []      # read whole before anything goes out (answer hooks)
+        live = True                 # after the held chunks, read on from the upstream
+        if ex.scope.stream_answer_guards and "stream encoding not decodable" not in ex.uninspected:
+            outcome = await _hold(ex, resp)
+            if isinstance(outcome, web.Response):
+                return outcome
+            held, live = outcome
         headers = response_headers(resp.headers, drop_encoding=dec is not None)
         headers.update(ex.response_headers)
         headers[REQUEST_ID] = ex.request_id
@@ -456,11 +463,15 @@ class Edge:
             resp.close()
             return out
 
+        pending = iter(held)
         try:
             while True:
                 try:
-                    async with asyncio.timeout(up.timeouts.stream_idle):
-                        chunk = await resp.content.readany()
+                    # the held chunks first, then (unless the hold read to the end) the upstream's
+                    chunk = next(pending, b"") if held else b""
+                    if not chunk and live:
+                        async with asyncio.timeout(up.timeouts.stream_idle):
+                            chunk = await resp.content.readany()
                 except TimeoutError:
                     return await broke_off(f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")
                 except aiohttp.ClientError as exc:
@@ -524,6 +535,49 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
+
+
+async def _hold(ex: Exchange, resp: aiohttp.ClientResponse) -> tuple[list[bytes], bool] | web.Response:
+    """Answer hooks judge a streamed answer whole, before any of it goes out: read the stream to
+    its end (bounded like a whole answer) and run them. Returns the raw chunks read and whether
+    the upstream must still be read on (a stream too large to hold goes out live, uninspected
+    by them), or the HTTP error of a refusal. Nothing was sent yet, so faults are HTTP errors."""
+    up = ex.upstream
+    limit = ex.policy.server.max_inspected_response_bytes
+    dec = decoder(resp.headers.get("content-encoding"))
+    chunks: list[bytes] = []
+    plain: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(up.timeouts.stream_idle):
+                chunk = await resp.content.readany()
+        except TimeoutError:
+            raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} went silent mid-stream.") from None
+        except aiohttp.ClientError as exc:
+            raise ProxyError(502, "upstream_error",
+                             f"Upstream {up.name} broke off the stream ({type(exc).__name__}).") from None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        try:
+            text = dec.decompress(chunk) if dec is not None else chunk
+        except zlib.error:
+            raise ProxyError(502, "upstream_error", f"Upstream {up.name} sent a corrupt compressed stream.") from None
+        size += len(text)
+        if size > limit:
+            if ex.policy.server.oversized_response == "block":
+                raise ProxyError(502, "upstream_error", f"Upstream {up.name} streamed more than {limit} bytes, "
+                                 "the most aifw holds for answer hooks (server.maxInspectedResponseBytes).")
+            ex.mark_uninspected("streamed answer larger than server.maxInspectedResponseBytes: not held "
+                                "for the answer hooks")
+            return chunks, True
+        plain.append(text)
+    verdict = await pipeline.run_stream_answer(ex, b"".join(plain))
+    if verdict is not None:
+        ex.status = verdict.status
+        return _verdict_response(verdict, ex)
+    return chunks, False
 
 
 def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:

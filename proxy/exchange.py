@@ -84,6 +84,9 @@ class Exchange:
     upstream_first_byte: float | None = None
     finished: float | None = None
     guard_seconds: dict[str, float] = field(default_factory=dict)
+    # calls of operator guard hooks: (hook, direction, outcome allow|block|modify|failed, seconds);
+    # a tuple, so an exchange without hooks allocates nothing for it
+    hook_calls: tuple[tuple[str, str, str, float], ...] = ()
     # (name, start, end) in time.monotonic(): guard hooks and the upstream call, for spans
     spans: list[tuple[str, float, float]] = field(default_factory=list)
     # upstream answer text as produced (before response guards), captured only when

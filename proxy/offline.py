@@ -114,7 +114,7 @@ def offline_scope(scope: Scope, leave_out: tuple[str, ...]) -> Scope:
         return tuple(g for g in guards if not any(getattr(g, flag) for flag in leave_out))
     out = dataclasses.replace(scope, **{name: keep(getattr(scope, name)) for name in (
         "guards", "request_guards", "response_guards", "chunk_guards", "end_guards",
-        "complete_guards")})
+        "complete_guards", "stream_answer_guards")})
     if len(_SCOPES) > 256:
         _SCOPES.clear()
     _SCOPES[key] = (scope, out)

@@ -65,18 +65,27 @@ async def run_request(ex: Exchange) -> Verdict | None:
     return None
 
 
-async def run_response(ex: Exchange) -> Verdict | None:
-    for guard in ex.scope.response_guards:
+async def _run_answer(ex: Exchange, guards, hook: str, *args) -> Verdict | None:
+    for guard in guards:
         start = time.monotonic()
         try:
-            verdict = await guard.on_response(ex)
+            verdict = await getattr(guard, hook)(ex, *args)
         except Exception as exc:  # noqa: BLE001
-            verdict = _fault(ex, guard, "on_response", exc)
+            verdict = _fault(ex, guard, hook, exc)
         finally:
             _timed(ex, guard, start)
         if verdict is not None and _decide(ex, guard, verdict) is not None:
             return verdict
     return None
+
+
+async def run_response(ex: Exchange) -> Verdict | None:
+    return await _run_answer(ex, ex.scope.response_guards, "on_response")
+
+
+async def run_stream_answer(ex: Exchange, data: bytes) -> Verdict | None:
+    """A held stream (``data``: its decoded SSE) before any of it goes out."""
+    return await _run_answer(ex, ex.scope.stream_answer_guards, "on_stream_answer", data)
 
 
 def _stream_hook(ex: Exchange, guard: Guard, key: StreamText, text: str | None) -> str | Verdict:

@@ -11,6 +11,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict
 
 from .canonical import encode_path, encode_segment
@@ -146,17 +147,31 @@ def decoder(encoding: str | None):
     raise ValueError(f"cannot decode content-encoding {encoding!r}")
 
 
-async def post_json(pool: UpstreamPool, up, path: str, body, timeout: float):
-    """POST a JSON body to ``up.base_url + path`` (a side call of a guard, e.g. a classifier) and
-    return the decoded JSON answer. Raises on a non-2xx status, a timeout or a connection error."""
+class SideCallStatus(RuntimeError):
+    """A side call was answered with a non-2xx status."""
+
+    def __init__(self, target: str, status: int) -> None:
+        super().__init__(f"{target}: HTTP {status}")
+        self.status = status
+
+
+async def post_json(pool: UpstreamPool, up, path: str, body, timeout: float,
+                    headers: Mapping[str, str] | None = None):
+    """POST a JSON body to ``up.base_url + path`` (a side call of a guard: a classifier, an
+    operator's hook) and return the decoded JSON answer. ``up`` is any target with ``name``,
+    ``base_url``, ``max_connections`` and ``api_key``; ``headers`` are added (never logged).
+    Raises SideCallStatus on a non-2xx status, else on a timeout, a connection error or a body
+    that is not JSON."""
     url = up.base_url + path
     if urlsplit(url).netloc != urlsplit(up.base_url).netloc:
         raise ValueError("side-call URL escaped its host")
-    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    sent = {"content-type": "application/json", "accept-encoding": "identity"}
     if up.api_key:
-        headers["authorization"] = f"Bearer {up.api_key}"
-    async with pool.session(up).post(url, json=body, headers=headers,
+        sent["authorization"] = f"Bearer {up.api_key}"
+    if headers:
+        sent.update(headers)
+    async with pool.session(up).post(url, data=orjson.dumps(body), headers=sent,
                                      timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
         if resp.status // 100 != 2:
-            raise RuntimeError(f"{up.name}: HTTP {resp.status}")
-        return await resp.json(content_type=None)
+            raise SideCallStatus(up.name, resp.status)
+        return orjson.loads(await resp.read())

@@ -19,7 +19,7 @@ from tests.docs_examples import FENCE, doc_files, examples, run, sandbox
 
 SHELL = ("sh", "console")
 # Whole policies that name a keys file, a Redis URL or provider keys get them from here.
-ENV = {"AIFW_REDIS_URL": "redis://127.0.0.1:1/0"}
+ENV = {"AIFW_REDIS_URL": "redis://127.0.0.1:1/0", "HOOK_TOKEN": "hk-x"}
 # Keys whose values name a file beside the policy (term lists, CA certificates): the check
 # reads them, so the sandbox has one.
 FILE_KEYS = ("file", "caFile")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .base import GuardSpec
 from . import access
+from . import hook
 from . import injection
 from . import pii
 from . import ratelimit
@@ -12,6 +13,7 @@ from . import tools
 # Keep this a plain tuple: adding a guard is one line here.
 GUARD_SPECS: tuple[GuardSpec, ...] = (
     access.SPEC,
+    hook.SPEC,
     injection.SPEC,
     pii.SPEC,
     ratelimit.SPEC,

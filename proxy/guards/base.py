@@ -3,8 +3,8 @@
 A guard is a small object compiled once from its policy section. Hooks have pass-through
 defaults; the pipeline skips hooks a guard does not override, so an unused hook costs nothing.
 
-Order: ``on_request`` runs in policy order; ``on_response``, ``on_chunk`` and ``on_end`` run in
-reverse order (onion), so the guard that masks first on the way in restores last on the way out.
+Order: ``on_request`` runs in policy order; ``on_response``, ``on_stream_answer``, ``on_chunk`` and
+``on_end`` run in reverse order (onion), so the guard that masks first on the way in restores last on the way out.
 ``on_complete`` always runs, after the response is finished, blocked or failed.
 
 Faults are exceptions: an exception in a hook fails the exchange closed (503
@@ -67,6 +67,13 @@ class Guard:
 
     async def on_response(self, ex: Exchange) -> Verdict | None:
         """Whole (non-streamed) response: inspect/rewrite ``ex.response_slots``."""
+        return None
+
+    async def on_stream_answer(self, ex: Exchange, data: bytes) -> Verdict | None:
+        """A streamed answer held whole before any of it goes out (only for guards that
+        override this: the edge then reads the stream to its end first): ``data`` is the decoded
+        SSE. A Verdict refuses it as an HTTP error; changes go out through on_chunk / on_end
+        when the held events are replayed."""
         return None
 
     def on_chunk(self, ex: Exchange, stream: StreamText, text: str) -> str | Verdict:

@@ -123,6 +123,8 @@ class Scope:
     end_guards: tuple[Guard, ...]        # reverse order
     complete_guards: tuple[Guard, ...]
     overrides: Mapping[str, Any]
+    # reverse order; non-empty: a streamed answer is held whole for them before it goes out
+    stream_answer_guards: tuple[Guard, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,7 @@ def _scope(name: str, match: ScopeMatch | None, guards: tuple[Guard, ...], overr
         end_guards=tuple(g for g in rev if overrides(type(g), "on_end")),
         complete_guards=tuple(g for g in guards if overrides(type(g), "on_complete")),
         overrides=overrides_,
+        stream_answer_guards=tuple(g for g in rev if overrides(type(g), "on_stream_answer")),
     )
 
 

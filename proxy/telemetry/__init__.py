@@ -128,6 +128,9 @@ class Telemetry:
             m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
         if ex.uninspected:
             m.bypasses.add(1, {"endpoint": endpoint})
+        for hook, direction, outcome, seconds in ex.hook_calls:
+            m.hook_calls.add(1, {"hook": hook, "direction": direction, "outcome": outcome})
+            m.hook_duration.record(seconds, {"hook": hook})
         for finding in ex.findings:
             if finding.action == "fault":
                 m.guard_faults.add(1, {"guard": finding.guard})

@@ -25,6 +25,8 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # seconds: guards take micro- to milliseconds, upstream calls up to minutes
 GUARD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+# an operator's guard hook: milliseconds on a LAN, bounded by its timeout (seconds)
+HOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
 MAX_LABEL = 128      # label values come from clients (model names): keep them bounded
@@ -155,7 +157,9 @@ class Metrics:
                        View(instrument_name="aifw.upstream.duration",
                             aggregation=ExplicitBucketHistogramAggregation(UPSTREAM_BUCKETS)),
                        View(instrument_name="aifw.request.duration",
-                            aggregation=ExplicitBucketHistogramAggregation(UPSTREAM_BUCKETS))],
+                            aggregation=ExplicitBucketHistogramAggregation(UPSTREAM_BUCKETS)),
+                       View(instrument_name="aifw.hook.duration",
+                            aggregation=ExplicitBucketHistogramAggregation(HOOK_BUCKETS))],
                 shutdown_on_exit=False,
             )
             meter = self.provider.get_meter("aifw")
@@ -191,10 +195,14 @@ class Metrics:
                                     "(the exchange failed closed with 503, or open and uninspected).", ("guard",))
         self.attempt_duration = histogram("aifw.upstream.attempt.duration", "Time of each upstream attempt until "
                                           "its answer's headers or its failure.", ("upstream",), UPSTREAM_BUCKETS)
+        self.hook_calls = counter("aifw.hook.calls", "Calls of guard hooks by hook, direction (request/answer) "
+                                  "and outcome (allow, block, modify, failed).", ("hook", "direction", "outcome"))
+        self.hook_duration = histogram("aifw.hook.duration", "Time of each guard hook call, waiting for a "
+                                       "slot under its concurrency cap included.", ("hook",), HOOK_BUCKETS)
         self.instruments = [self.requests, self.blocks, self.tokens, self.guard_duration,
                             self.upstream_duration, self.request_duration, self.bypasses, self.reloads,
                             self.upstream_attempts, self.upstream_errors, self.attempt_duration,
-                            self.guard_faults]
+                            self.guard_faults, self.hook_calls, self.hook_duration]
         self.breaker_source: Any = None    # () -> {upstream: state}, set by watch_breakers
         self.reachability_source: Any = None   # () -> {upstream: bool}, set by watch_reachability
         self.backend_source: Any = None        # () -> {backend: bool}, set by watch_backends

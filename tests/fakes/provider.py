@@ -69,6 +69,7 @@ import orjson
 from aiohttp import web
 
 from .classifier import add_classifier_routes
+from .hook import add_hook_routes
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small")
 STATE_KEY = web.AppKey("fake_state", object)
@@ -940,6 +941,7 @@ def make_provider_app(state: FakeState | None = None) -> web.Application:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     add_classifier_routes(app)    # /classify, /predict: the injection guard's escalation targets
+    add_hook_routes(app)          # /hook/allow: an operator guard hook that allows everything
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
