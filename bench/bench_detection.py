@@ -57,7 +57,10 @@ def timeit(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-ARENA = ROOT.parent / "shared" / "datasets" / "benign" / "arena_hard_v0_1.jsonl"
+# Next to the repository, or next to its parent (a git worktree under wt/).
+ARENA = next((p for p in (base / "shared" / "datasets" / "benign" / "arena_hard_v0_1.jsonl"
+                          for base in (ROOT.parent, ROOT.parent.parent)) if p.is_file()),
+             ROOT.parent / "shared" / "datasets" / "benign" / "arena_hard_v0_1.jsonl")
 
 
 def real_prompts(limit: int = 100) -> list[str]:

@@ -20,7 +20,9 @@ in a paragraph. The count of such sentences is the ``secondary_task`` signal (ru
 """
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import dataclass
 
 import regex
 
@@ -28,11 +30,12 @@ WINDOW = 1500          # characters of context read on each side of a candidate 
 MAX_REQUESTS = 1       # any other request around a candidate: the text is instructional
 SHARED = 0             # shared content words tolerated: 1 per SHARED (0: none)
 MAX_UNIT = 400         # a longer "sentence" is a paragraph or code blob, never a planted request
-MIN_CONTEXT_WORDS = 12  # too little text around a sentence to call it off-topic
+MIN_CONTEXT_WORDS = 8   # too little text around a sentence to call it off-topic (a small table)
 
-# Sentence-like units: split after sentence punctuation, at line breaks and at code braces (the
-# stdlib engine: a few times faster than the regex package on these simple classes).
-_SPLIT = re.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
+# Sentence-like units: split after sentence punctuation, at line breaks and after code braces (the
+# stdlib engine, and no look-behind: tried at every character, a look-behind doubled the cost of
+# splitting). A match starting with punctuation ends its unit after that character.
+_SPLIT = re.compile(r"[.!?。！？;{}]\s+|\n+|[{};]")
 _LEAD = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
 _WORD = regex.compile(r"[^\W\d_]{3,}")
 
@@ -49,16 +52,30 @@ encrypt decode combine research recount recite narrate invent craft devise formu
 enumerate illustrate demonstrate interpret critique assess reply respond repeat specify mention
 indicate recall search look
 """.split())
+# Verbs of look-ups and actions an agent runs with its tools ("Find the latest news about ...",
+# "Execute the command ...", "Send the file to ..."). Also the steps of manuals and how-tos
+# ("Check the oil", "Open the lid"), so they
+# count only towards the weaker ``assistant_request`` cue, never towards a planted task alone.
+TOOL_VERBS = frozenset("""find show get search fetch retrieve return execute check fill lookup browse
+open visit navigate download upload send email forward delete remove run call book buy order post
+click""".split())
+# A short opening phrase before the verb: "In JavaScript, create a function ...", "Using Python,
+# write ...", "Given the facts, compose ...".
 _REQUEST_LEAD = regex.compile(
-    r"^(?:(?:please|kindly|now|also|then|next|additionally|finally|first)\s*,?\s+)*(?P<verb>[a-z]+)\b")
+    r"^(?:(?:in|using|with|for|given|based on)\s[^,.!?]{1,30},\s*)?"
+    r"(?:(?:please|kindly|now|also|then|next|additionally|finally|first)\s*,?\s+)*(?P<verb>[a-z]+)\b")
 _ASK_LEAD = regex.compile(
     r"^(?:(?:and|so|also|now|hey)\s*,?\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?"
     r"|i\s+(?:want|need|would like)\s+you\s+to\s+|your\s+(?:next\s+|new\s+)?task\s+is\s+to\s+)"
     r"(?P<verb>[a-z]+)\b")
 # A knowledge question ("How many moons does Mars have?"). Yes/no and "you" questions are left
 # out: an e-mail asks its human reader "Could you send the copy?" or "When are you free?".
-_QUESTION_LEAD = regex.compile(r"^(?:what|which|who|whom|whose|when|where|why|how)\b")
+_QUESTION_LEAD = regex.compile(r"^(?:(?:in|of|on|to|from|by|for|at)\s+)?(?:what|which|who|whom|whose|when|where|why|how)\b")
+# A quiz question with its question word inside ("Beowulf faces a monster known by what name?").
+_QUESTION_WORD = regex.compile(r"\b(?:what|which|whom|whose)\b")
 _SECOND_PERSON = regex.compile(r"\b(?:you|your|yours|you're|you've|we|us|our)\b")
+_READER = regex.compile(r"\b(?:your|yours|yourself|yourselves)\b")
+_FIRST_PERSON = regex.compile(r"\b(?:i|me|my|mine|i'm|i've|i'd)\b")
 # "Please answer the following question" and kin, in the languages TaskTracker-style attacks and
 # multilingual users use most; written from general knowledge of the languages.
 _FOREIGN_REQUEST = regex.compile(
@@ -115,37 +132,82 @@ def _content(unit: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(unit) if w.casefold() not in _STOP}
 
 
-def _is_request(unit: str, foreign: bool = True) -> bool:
-    """A sentence that asks an assistant to do something (see the module docstring).
-    ``foreign``: False when the whole text holds no foreign-language request phrase."""
+STRICT, BROAD = 2, 1      # request levels (``_request_level``)
+# First words a request can open with: its verb, or a word of the openings _REQUEST_LEAD and
+# _ASK_LEAD allow before the verb. A sentence opening with any other word is a request only as a
+# question, so most sentences of a document are dismissed by one set lookup.
+_OPENERS = TASK_VERBS | TOOL_VERBS | frozenset(
+    "please kindly now also then next additionally finally first in using with for given based "
+    "and so hey can could would will i your".split())
+
+
+def _request_level(unit: str, foreign: bool = True) -> int:
+    """``STRICT``: a sentence that asks an assistant to do something (see the module docstring).
+    ``BROAD``: only in the broad sense: a tool look-up or action ("Find the latest news on ...")
+    or a "how would you ...?" question, which manuals and e-mails hold as well (the
+    ``assistant_request`` cue). 0: neither. ``foreign``: False when the whole text holds no
+    foreign-language request phrase."""
     if foreign and _FOREIGN_REQUEST.search(unit):
-        return True
+        return STRICT
     # A request opens a sentence; "Search results: 1." or "Output: {" is a label.
-    if not unit[:1].isupper() or len(unit.split()) < 3 or _HEADING.match(unit):
-        return False
+    if not unit[:1].isupper():
+        return 0
+    question = unit.rstrip().endswith("?")
+    first = unit.split(None, 1)[0].rstrip(",:;").casefold()
+    if (not question and first not in _OPENERS) or len(unit.split(None, 3)) < 3 \
+            or _HEADING.match(unit):
+        return 0
     low = unit.casefold()
+    level = 0
     for lead in (_REQUEST_LEAD, _ASK_LEAD):
         m = lead.match(low)
-        if m and m.group("verb") in TASK_VERBS:
-            return True
-    return (unit.rstrip().endswith("?") and _QUESTION_LEAD.match(low) is not None
-            and _SECOND_PERSON.search(low) is None)
+        if m is None or low.startswith("up ", m.end() + 1):     # "Give up and use normal IO."
+            continue
+        verb = m.group("verb")
+        if verb in TASK_VERBS:
+            # Advice to a human reader is about the reader ("Evaluate your progress", "Remind
+            # yourself ..."); a task handed to an assistant is about something else.
+            if lead is _ASK_LEAD or not _READER.search(low):
+                return STRICT
+            level = BROAD
+        elif verb in TOOL_VERBS:
+            level = BROAD
+    if not question or _FIRST_PERSON.search(low):
+        return level     # "what if I could just sleep forever?": the writer's own question
+    if _SECOND_PERSON.search(low) is None:
+        if _QUESTION_LEAD.match(low) is not None or _QUESTION_WORD.search(low) is not None:
+            return STRICT
+        return level
+    return BROAD if _YOU_TASK.match(low) is not None else level
+
+
+def _is_request(unit: str, foreign: bool = True) -> bool:
+    """A request to an assistant in the strict sense (``_request_level``)."""
+    return _request_level(unit, foreign) == STRICT
+
+
+# "How would you implement ...?", "What would you change ...?": a task put to the reader as a
+# question. An e-mail asks "How would you like to proceed?" too, hence only in the broad sense.
+_YOU_TASK = regex.compile(r"^(?:how|what)\s+(?:would|could|can|do|should)\s+(?:you|i|we)\s+(?!like\b)[a-z]+")
 
 
 def _units(text: str) -> list[tuple[int, str]]:
     """(offset, sentence) pairs, leading bullets, numbers and comment marks removed."""
     out, pos = [], 0
     for m in _SPLIT.finditer(text):
-        if m.end() == pos:              # an empty split right after the previous one
-            continue
-        _add_unit(out, text, pos, m.start())
+        end = m.start()
+        if text[end] != "\n":
+            end += 1                    # the punctuation or brace stays with its sentence
+        _add_unit(out, text, pos, end)
         pos = m.end()
     _add_unit(out, text, pos, len(text))
     return out
 
 
 def _add_unit(out: list, text: str, start: int, end: int) -> None:
-    unit = _LEAD.sub("", text[start:end]).strip()
+    seg = text[start:end]
+    # _LEAD removes nothing from a segment that starts with a letter (most of them)
+    unit = (seg if seg[:1].isalpha() else _LEAD.sub("", seg)).strip()
     if unit:
         out.append((start, unit))
 
@@ -183,29 +245,84 @@ def embedded_tasks(text: str) -> int:
     return 0
 
 
-def secondary_tasks(text: str) -> int:
-    """How many off-topic requests to an assistant ``text`` holds (0 for ordinary data)."""
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """What ``analyse`` finds in a piece of data."""
+    secondary: int = 0      # off-topic requests to an assistant (IND-4001)
+    any: int = 0            # requests to an assistant, on topic or not, in the broad sense (IND-4008)
+
+
+NONE = Requests()
+_ENDS_SENTENCE = regex.compile(r"[.?!:。？！]['\"’”)\]]*$")
+
+
+def analyse(text: str) -> Requests:
+    """The requests to an assistant ``text`` holds, and how many of them are off-topic."""
     units = _units(text)
     foreign = _foreign(text)
-    requests = {i for i, (_, u) in enumerate(units) if len(u) <= MAX_UNIT and _is_request(u, foreign)}
+    requests, broad = set(), 0
+    for i, (_, u) in enumerate(units):
+        if len(u) > MAX_UNIT:
+            continue
+        level = _request_level(u, foreign)
+        if level:
+            broad += 1
+            if level == STRICT:
+                requests.add(i)
     if not requests:
-        return 0
+        return Requests(0, broad) if broad else NONE
     found = 0
+    offsets = [o for o, _ in units]
+    contents: dict[int, set[str]] = {}      # content words of a unit, once
     for i in sorted(requests):
-        start = units[i][0]
-        near = [j for j, (s, _) in enumerate(units) if j != i and abs(s - start) <= WINDOW]
+        start, unit = units[i]
+        # A line without an end ("Implement GContentType on OSX", "Compile from source") is a
+        # heading or a change-log entry, not a sentence addressed to a reader.
+        if not _ENDS_SENTENCE.search(unit) and not (foreign and _FOREIGN_REQUEST.search(unit)):
+            continue
+        if _is_docstring(text, start):
+            continue
+        lo, hi = bisect.bisect_left(offsets, start - WINDOW), bisect.bisect_right(offsets, start + WINDOW)
+        near = [j for j in range(lo, hi) if j != i]
         if sum(1 for j in near if j in requests) > MAX_REQUESTS - 1:
             continue
         context: set[str] = set()
         n_words = 0
         for j in near:
-            words = _content(units[j][1])
+            words = contents.get(j)
+            if words is None:
+                words = contents[j] = _content(units[j][1])
             context |= words
             n_words += len(words)
         if n_words < MIN_CONTEXT_WORDS:
             continue
         mine = _content(units[i][1])
+        if not mine:
+            continue
+        shared = mine & context
+        if not shared:
+            # Code glues words into identifiers ("debuglevel", "writePending"): a word of the
+            # sentence inside one of them is the same topic too.
+            glued = " ".join(w for w in context if len(w) > 6)
+            shared = {w for w in mine if len(w) >= 5 and w in glued}
         # One shared word in four is chance ("between", "number"); more is the same topic.
-        if mine and len(mine & context) <= (len(mine) // SHARED if SHARED else 0):
+        if len(shared) <= (len(mine) // SHARED if SHARED else 0):
             found += 1
-    return found
+    return Requests(found, broad)
+
+
+_DEF_LINE = regex.compile(r"^\s*(?:async\s+def|def|class)\s[^\n]*:\s*$")
+
+
+def _is_docstring(text: str, start: int) -> bool:
+    """Whether the unit at ``start`` opens the docstring of a function or class: code describes
+    itself in the imperative ("Write any pending changes to the disk.")."""
+    if not text[start:start + 40].lstrip().startswith(('\"\"\"', "'''")):
+        return False
+    before = text[:start].rstrip().rsplit("\n", 1)[-1]
+    return _DEF_LINE.match(before) is not None
+
+
+def secondary_tasks(text: str) -> int:
+    """How many off-topic requests to an assistant ``text`` holds (0 for ordinary data)."""
+    return analyse(text).secondary

@@ -115,7 +115,11 @@ def match(rules: tuple[Rule, ...], prepared: Prepared, budget: float | None = No
     if budget is None:
         budget = TEXT_BUDGET + BUDGET_PER_KB * len(prepared.raw) / 1024
     deadline = time.monotonic() + budget
-    for rule in rules:
+    # Rules with ``requires`` go last and are evaluated only when a rule they need has fired.
+    later = [r for r in rules if r.requires]
+    for rule in ([r for r in rules if not r.requires] + later) if later else rules:
+        if rule.requires and rule.requires.isdisjoint(ids):
+            continue
         try:
             hit = rule_matches(rule, prepared)
         except TimeoutError:

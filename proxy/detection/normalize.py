@@ -18,7 +18,8 @@ import urllib.parse
 import regex
 
 from . import charlm
-from .indirect import embedded_tasks, secondary_tasks
+from . import indirect
+from .indirect import embedded_tasks
 
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
@@ -140,6 +141,7 @@ def filler_suffix(text: str) -> int:
 
 
 SUFFIX_CHARS = 600          # the gibberish signal reads at most this much of the last line
+_PROSE_TAIL = re.compile(r"[A-Za-z][A-Za-z ,.'\u2019:;-]*[.?!\"'\u2019)]\s*")
 
 
 def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
@@ -155,6 +157,12 @@ def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
     # An encoded payload at the end ("decode this base64: V3JpdGUg...") is improbable English by
     # construction: it is judged by what it decodes to (the decoded view), not as a suffix.
     if _B64_TAIL.search(last) or _HEX.search(last[-80:]):
+        return 0
+    # A tail of plain words that ends a sentence ("... the Rosetta Stone in deciphering Egyptian
+    # hieroglyphs.") is prose, however rare its names: optimised suffixes glue tokens to symbols
+    # and do not stop at a full stop. The character model alone read proper names as noise.
+    end = last[-charlm.TAIL:]      # the span the character model compares with the rest
+    if _PROSE_TAIL.fullmatch(end.split(" ", 1)[-1]) and not _GLUE.search(end):
         return 0
     contrast = charlm.tail_contrast(last)
     tail = last[-160:]
@@ -234,7 +242,7 @@ def decode_segments(text: str) -> list[str]:
     else:
         may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
     for m in (_BINARY.finditer(text) if may_binary else ()):
-        bits = m.group(0).replace(" ", "")
+        bits = "".join(m.group(0).split())     # the separators may be newlines or tabs too
         raw = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits) - 7, 8))
         dec = _try_text(raw)
         if dec:
@@ -340,8 +348,8 @@ class Prepared:
     """One text and its lazily built views, plus the evasion signals seen while building them."""
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
-                 "template_tokens", "adversarial_suffix", "gibberish_suffix", "filler_suffix", "_secondary_task",
-                 "_embedded_task")
+                 "template_tokens", "_adversarial_suffix", "_gibberish_suffix", "_filler_suffix",
+                 "_requests", "_embedded_task")
 
     def __init__(self, text: str):
         self.raw = text
@@ -353,19 +361,49 @@ class Prepared:
         self.mixed_script = 0 if text.isascii() else len(_MIXED_WORD.findall(
             unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
         self.template_tokens = len(CHAT_TEMPLATE.findall(text)) if ("<" in text or "[" in text or "#" in text) else 0
-        self.adversarial_suffix = adversarial_suffix(text)
-        self.gibberish_suffix = gibberish_suffix(text, self.adversarial_suffix)
-        self.filler_suffix = filler_suffix(text)
-        self._secondary_task: int | None = None
+        # The suffix signals are read only by rules of the slots they apply to (a user's request,
+        # not a fetched document): computed on first use.
+        self._adversarial_suffix: int | None = None
+        self._gibberish_suffix: int | None = None
+        self._filler_suffix: int | None = None
+        self._requests: indirect.Requests | None = None
         self._embedded_task: int | None = None
 
     @property
+    def adversarial_suffix(self) -> int:
+        if self._adversarial_suffix is None:
+            self._adversarial_suffix = adversarial_suffix(self.raw)
+        return self._adversarial_suffix
+
+    @property
+    def gibberish_suffix(self) -> int:
+        if self._gibberish_suffix is None:
+            self._gibberish_suffix = gibberish_suffix(self.raw, self.adversarial_suffix)
+        return self._gibberish_suffix
+
+    @property
+    def filler_suffix(self) -> int:
+        if self._filler_suffix is None:
+            self._filler_suffix = filler_suffix(self.raw)
+        return self._filler_suffix
+
+    @property
+    def requests(self) -> "indirect.Requests":
+        """Requests to an assistant in data (indirect.py); computed on first use, so only slots a
+        rule reads them for (tool results, documents) pay for them."""
+        if self._requests is None:
+            self._requests = indirect.analyse(self.raw)
+        return self._requests
+
+    @property
     def secondary_task(self) -> int:
-        """Off-topic requests to an assistant planted in data (indirect.py); computed on first use,
-        so only slots a rule reads it for (tool results, documents) pay for it."""
-        if self._secondary_task is None:
-            self._secondary_task = secondary_tasks(self.raw)
-        return self._secondary_task
+        """Off-topic requests to an assistant planted in data (IND-4001)."""
+        return self.requests.secondary
+
+    @property
+    def assistant_request(self) -> int:
+        """Requests to an assistant anywhere in data, on topic or not (IND-4008)."""
+        return self.requests.any
 
     @property
     def embedded_task(self) -> int:

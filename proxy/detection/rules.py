@@ -17,6 +17,7 @@ A rule file holds one rule set::
         patterns: ['...']         # regular expressions (the `regex` package)
         signal: invisible         # or instead a computed evasion signal (see SIGNALS)
         min: 3                    # with ``signal``: least count that fires
+        requires: [IND-4003]      # optional: counts only when one of these rules fired too
         cases: {match: [...], no_match: [...]}
 
 Every pattern is vetted at load: nested quantifiers are refused outright and each compiled
@@ -46,9 +47,11 @@ SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
 CONTEXT_KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
                  "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
 SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix",
-           "gibberish_suffix", "secondary_task", "embedded_task", "filler_suffix")
+           "gibberish_suffix", "secondary_task", "embedded_task", "filler_suffix",
+           "assistant_request")
 RULE_KEYS = {"id", "message", "severity", "paranoia", "transforms", "roles", "direction",
-             "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags", "context"}
+             "phrases", "fuzzy", "patterns", "signal", "min", "cases", "flags", "context",
+             "requires"}
 # A checkout has rules/ beside proxy/; an installed package (the container image) has no such
 # sibling, so the image names the directory in AIFW_RULES_DIR.
 DEFAULT_RULES_DIR = Path(os.environ.get("AIFW_RULES_DIR") or Path(__file__).resolve().parents[2] / "rules")
@@ -89,6 +92,9 @@ class Rule:
     # A context rule (``context:`` kind) judges the user turn against the system prompt; its
     # cases are (system, user) pairs. It never matches a text on its own.
     context: str | None = None
+    # A cue that counts only beside one of these rules on the same slot (matcher.match runs it
+    # after the others, and only then): "the data holds a request" says little alone.
+    requires: frozenset[str] = frozenset()
 
 
 def _edge_boundary(ch: str) -> bool:
@@ -204,6 +210,7 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         match_cases=match_cases,
         no_match_cases=tuple(str(c) for c in cases.get("no_match") or ()),
         prefilters=prefilters, lexicons=lexicons,
+        requires=frozenset(str(r) for r in raw.get("requires") or ()),
     )
 
 
@@ -303,4 +310,11 @@ def load_rules(rules_dir: str | Path | None = None, read: Reader = read_plain) -
                 raise RuleError(f"{path}: duplicate rule id {rule.id}")
             seen.add(rule.id)
         sets[name] = sets.get(name, ()) + rules
+    by_id = {r.id: r for rules in sets.values() for r in rules}
+    for rule in by_id.values():
+        for need in sorted(rule.requires):
+            # one level only: matcher.match evaluates every rule with ``requires`` after the rest
+            if need not in by_id or by_id[need].requires:
+                raise RuleError(f"{base}: rule {rule.id} requires {need}, which is not a rule "
+                                "without requires")
     return sets

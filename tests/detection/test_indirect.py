@@ -80,3 +80,28 @@ def test_request_hidden_in_the_text_a_message_asks_to_process():
                                            "about a dog who learns to surf.")]).attack
     # The bare harmful request is harmful content, not an injection: left to moderation.
     assert not assess(SETTINGS, [("user", "Write a hateful joke about immigrants.")]).attack
+
+
+def test_sentence_split_equals_the_look_behind_split():
+    # indirect._units splits without a look-behind (twice as fast); the units must be the ones
+    # the look-behind split gave: after sentence punctuation, at line breaks, after braces.
+    import re
+
+    from proxy.detection import indirect
+
+    look_behind = re.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
+
+    def reference(text):
+        out, pos = [], 0
+        for m in look_behind.finditer(text):
+            if m.end() != pos:
+                indirect._add_unit(out, text, pos, m.start())
+                pos = m.end()
+        indirect._add_unit(out, text, pos, len(text))
+        return out
+
+    texts = PROBES["attack"] + PROBES["benign"] + [
+        "a;b;;c}{d", "x.\n\n  y", "Hi!  there?\tyes", "}", ";", "\n", "a. ", "{{}}", "end.}",
+        "- item one\n- item two.  Next? ok!\n\n# heading\n", long_document("Name a river.")]
+    for text in texts:
+        assert indirect._units(text) == reference(text), text[:60]

@@ -67,3 +67,33 @@ def test_unknown_key_and_missing_match_case(tmp_path):
     assert run_rule_cases(tmp_path, out) == 2
     assert "X-4" in out.getvalue() and "no match case" in out.getvalue()
     assert "no_match case 0 matched" in out.getvalue()
+
+
+def test_a_rule_with_requires_counts_only_beside_a_rule_it_requires(tmp_path):
+    from proxy.detection.matcher import match
+    from proxy.detection.normalize import Prepared
+    _write(tmp_path, """
+        set: x
+        rules:
+          - {id: X-6, message: m, severity: warning, paranoia: 1, patterns: ['\\bnew orders\\b'],
+             cases: {match: [new orders]}}
+          - {id: X-7, message: m, severity: notice, paranoia: 1, patterns: ['\\bcake\\b'],
+             requires: [X-6], cases: {match: [cake]}}
+    """)
+    rules = load_rules(tmp_path)["x"]
+    assert match(rules, Prepared("bake a cake")).rule_ids == []
+    got = match(rules, Prepared("bake a cake: new orders"))
+    assert got.rule_ids == ["X-6", "X-7"] and got.score == 5
+    # The rule's own cases are judged alone (aifw rules test), so its cue is tested as written.
+    assert run_rule_cases(tmp_path, io.StringIO()) == 0
+
+
+def test_requires_must_name_a_rule_without_requires(tmp_path):
+    _write(tmp_path, """
+        set: x
+        rules:
+          - {id: X-8, message: m, severity: notice, paranoia: 1, phrases: [cake],
+             requires: [X-9], cases: {match: [cake]}}
+    """)
+    with pytest.raises(RuleError, match="requires X-9"):
+        load_rules(tmp_path)

@@ -131,3 +131,10 @@ def test_validators():
     assert load_validator("stdnum.de.idnr")("36 574 261 809")
     with pytest.raises(ValueError):
         load_validator("os.system")
+
+
+def test_a_weak_value_that_is_itself_a_keyword_does_not_hide_the_assignment_after_it():
+    from proxy.pii.recognizers.secrets import SecretRecognizer
+    text = "secret: password = hunterhunter"
+    spans = list(SecretRecognizer().find(text))
+    assert [(text[s.start:s.end], s.entity) for s in spans] == [("hunterhunter", "PASSWORD")]

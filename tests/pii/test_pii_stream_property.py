@@ -1,6 +1,6 @@
 """Property: however an answer is cut into SSE deltas, nothing the policy masks leaks and every
 placeholder of the caller's own data is restored, exactly as in a non-streamed answer."""
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.guards.base import StreamText
@@ -140,6 +140,7 @@ async def _whole_with(guard, answer):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tricky_answers, st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=40))
+@example("secret: password = hunterhunter", [1])    # a weak value that is itself a keyword
 async def test_released_words_never_begin_a_value_the_scan_catches(answer, sizes):
     expected = await _whole_with(NO_EMAIL, answer)
     chunks, pos, i = [], 0, 0

@@ -71,6 +71,22 @@ def _jwt_header_ok(token: str) -> bool:
     return isinstance(decoded, dict) and "alg" in decoded
 
 
+def _assignments(pattern: "regex.Pattern[str]", text: str) -> Iterable[Span]:
+    """``password = value`` and the like. A weak value is skipped and the search goes on from
+    it, not after it: in "secret: password = hunter" the weak "password" is itself a keyword."""
+    pos = 0
+    while (m := pattern.search(text, pos)) is not None:
+        group = next(i for i in (1, 2, 3) if m.group(i) is not None)
+        value = m.group(group)
+        # "password: required" is prose; a value with no digit or symbol after a colon is too
+        # weak, while "=" is an assignment and always counts.
+        if "=" not in m.group()[: m.start(group) - m.start()] and value.isalpha():
+            pos = m.start(group)
+            continue
+        yield Span(m.start(group), m.end(group), "PASSWORD", 0.7)
+        pos = m.end()
+
+
 class SecretRecognizer:
     entities = SECRET_ENTITIES
 
@@ -79,17 +95,11 @@ class SecretRecognizer:
         for rule in _RULES:
             if not probe.has_any(rule.needles):
                 continue
+            if rule.entity == "PASSWORD" and rule.group == 0:
+                yield from _assignments(rule.pattern, text)
+                continue
             for m in rule.pattern.finditer(text):
-                if rule.entity == "PASSWORD" and rule.group == 0:
-                    group = next(i for i in (1, 2, 3) if m.group(i) is not None)
-                    value = m.group(group)
-                    # "password: required" is prose; a value with no digit or symbol after a
-                    # colon is too weak, while "=" is an assignment and always counts.
-                    if "=" not in m.group()[: m.start(group) - m.start()] and value.isalpha():
-                        continue
-                    yield Span(m.start(group), m.end(group), "PASSWORD", 0.7)
-                else:
-                    yield Span(m.start(rule.group), m.end(rule.group), rule.entity, 0.97)
+                yield Span(m.start(rule.group), m.end(rule.group), rule.entity, 0.97)
         if not probe.has_any(_JWT_NEEDLE):
             return
         for m in _JWT.finditer(text):
