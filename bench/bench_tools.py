@@ -1,6 +1,7 @@
-"""What the tools guard costs an ordinary answer (no tool calls): CPU per request of its hooks.
+"""What the agent guards cost an ordinary answer: the tools guard on answers without tool calls,
+the structured-output guard on requests without response_format. CPU per request of their hooks.
 
-    .venv/bin/python -m bench.bench_tools            # ~10 s
+    .venv/bin/python -m bench.bench_tools            # ~20 s
     .venv/bin/python -m bench.bench_tools --rounds 3
 
 Streamed: a 100-delta chat stream the way the edge handles it when no guard reads the stream
@@ -8,6 +9,10 @@ Streamed: a 100-delta chat stream the way the edge handles it when no guard read
 with no guard (as when any other answer-side guard is on), and with the tools guard.
 Whole answers: the guard's on_request + on_response on a request without tools and its answer,
 next to orjson.loads of that answer (work the proxy does for every inspected answer anyway).
+Structured output: the same stream and answer handled as the edge does (passive unless a guard
+reads the stream) with and without the structured-output guard for a plain request, and what a
+request with response_format pays: its 100-delta JSON stream held and judged (block) or passed
+and judged (flag), and its whole answer judged.
 CPU time (time.process_time), median of the rounds, interleaved so a busy box hits both alike.
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ from proxy import pipeline
 from proxy.endpoints import Endpoint
 from proxy.exchange import Exchange
 from proxy.globs import GlobSet
+from proxy.guards.structured import StructuredConfig, StructuredOutputGuard
 from proxy.guards.tools import ToolsConfig, ToolsGuard
 from proxy.parsing.sse import SSEParser, encode
 from proxy.parsing.stream import StreamProcessor
@@ -41,12 +47,60 @@ ANSWER = orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model":
     {"index": 0, "message": {"role": "assistant", "content": "word " * 100}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 9, "completion_tokens": 100, "total_tokens": 109}})
 CHAT = Endpoint("chat.completions", "chat", "openai", "POST", "/chat/completions")
+BLOCK = StructuredOutputGuard(StructuredConfig(action="block"))
+FLAG = StructuredOutputGuard(StructuredConfig(action="flag"))
+ITEMS = {"type": "array", "items": {"type": "object", "additionalProperties": False, "required": ["n", "word"],
+                                    "properties": {"n": {"type": "integer"}, "word": {"type": "string"}}}}
+SCHEMA = {"type": "object", "additionalProperties": False, "required": ["items"], "properties": {"items": ITEMS}}
+FORMAT = {"type": "json_schema", "json_schema": {"name": "words", "strict": True, "schema": SCHEMA}}
+JSON_PIECES = ['{"items": ['] + [f'{{"n": {i}, "word": "w"}}' + ("," if i < 97 else "") for i in range(98)] + ["]}"]
+JSON_STREAM = b"".join(
+    [encode(orjson.dumps({**META, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                 "finish_reason": None}]}))]
+    + [encode(orjson.dumps({**META, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}))
+       for p in JSON_PIECES]
+    + [encode(orjson.dumps({**META, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))]
+) + b"data: [DONE]\n\n"
+JSON_ANSWER = orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini", "choices": [
+    {"index": 0, "message": {"role": "assistant", "content": "".join(JSON_PIECES)}, "finish_reason": "stop"}]})
 
 
-def exchange(*guards) -> Exchange:
+def exchange(*guards, body: dict | None = None) -> Exchange:
     ex = Exchange("r", "POST", "/v1/chat/completions", "", {}, None, None, endpoint=CHAT)
     ex.scope = _scope("bench", None, guards, {})
+    ex.body = body
     return ex
+
+
+def drive(coro) -> None:
+    """Run a hook that never awaits, without an event loop's overhead."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        pass
+
+
+def edge_once(guard=None, body: dict = REQUEST, stream: bytes = STREAM) -> None:
+    """A stream the way the edge handles it: request hooks, then passive (forward blocks, peek
+    at a few) unless a guard reads this exchange's stream, else parsed through the guards."""
+    ex = exchange(*((guard,) if guard else ()), body=body)
+    if guard is not None:
+        drive(guard.on_request(ex))
+    proc = StreamProcessor(ex, "chat", pipeline.chunk_runner(ex), pipeline.end_runner(ex))
+    if proc.passive:
+        for block in SSEParser().blocks(stream):
+            proc.observe(block)
+    else:
+        for ev in SSEParser().feed(stream):
+            proc.process(ev)
+    proc.finish()
+
+
+def whole_structured(guard, body: dict, answer: bytes) -> None:
+    ex = exchange(guard, body=body)
+    drive(guard.on_request(ex))
+    ex.response_body = orjson.loads(answer)
+    drive(guard.on_response(ex))
 
 
 def passive_once() -> None:
@@ -72,12 +126,8 @@ WHOLE.response_body = orjson.loads(ANSWER)
 
 
 def whole_once() -> None:
-    # the hooks never await: drive the coroutines directly, without an event loop's overhead
     for coro in (GUARD.on_request(WHOLE), GUARD.on_response(WHOLE)):
-        try:
-            coro.send(None)
-        except StopIteration:
-            pass
+        drive(coro)
 
 
 def cpu_us(fn, n: int) -> float:
@@ -92,21 +142,47 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("-n", type=int, default=2000)
     args = ap.parse_args()
-    passive, bare, tools, loads, hooks = [], [], [], [], []
+    n = args.n
+    structured = {**REQUEST, "response_format": FORMAT}
+    cases = {   # name -> what one iteration does; all interleaved per round
+        "passive": passive_once, "bare": stream_once, "tools": lambda: stream_once(GUARD),
+        "loads": lambda: orjson.loads(ANSWER), "hooks": whole_once,
+        "edge": edge_once, "edge+so": lambda: edge_once(BLOCK),
+        "whole+so": lambda: [drive(BLOCK.on_request(WHOLE)), drive(BLOCK.on_response(WHOLE))],
+        "json bare": lambda: edge_once(None, structured, JSON_STREAM),
+        "json block": lambda: edge_once(BLOCK, structured, JSON_STREAM),
+        "json flag": lambda: edge_once(FLAG, structured, JSON_STREAM),
+        "json whole": lambda: whole_structured(BLOCK, structured, JSON_ANSWER),
+    }
+    slow = {"json bare", "json block", "json flag", "json whole"}   # fewer iterations: 100s of us each
+    times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(args.rounds):
-        passive.append(cpu_us(passive_once, args.n))
-        bare.append(cpu_us(stream_once, args.n))
-        tools.append(cpu_us(lambda: stream_once(GUARD), args.n))
-        loads.append(cpu_us(lambda: orjson.loads(ANSWER), args.n))
-        hooks.append(cpu_us(whole_once, args.n))
-    med = statistics.median
-    spread = lambda xs: (max(xs) - min(xs)) / med(xs) * 100  # noqa: E731
-    print(f"100-delta stream, passive (edge)  : {med(passive):8.1f} us CPU/stream (spread {spread(passive):.0f}%)")
-    print(f"100-delta stream, parsed, no guard: {med(bare):8.1f} us CPU/stream (spread {spread(bare):.0f}%)")
-    print(f"100-delta stream, tools guard     : {med(tools):8.1f} us CPU/stream (spread {spread(tools):.0f}%)"
-          f"  ratio {med(tools) / med(bare):.2f} to parsed, {med(tools) / med(passive):.2f} to passive")
-    print(f"whole answer: orjson.loads        : {med(loads):8.1f} us CPU/answer")
-    print(f"whole answer: on_request+response : {med(hooks):8.1f} us CPU/answer")
+        for name, fn in cases.items():
+            times[name].append(cpu_us(fn, n // 10 if name in slow else n))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    spread = {k: (max(v) - min(v)) / med[k] * 100 for k, v in times.items()}
+
+    def line(label: str, key: str, unit: str, extra: str = "") -> None:
+        print(f"{label:<44}: {med[key]:8.1f} us CPU/{unit} (spread {spread[key]:.0f}%){extra}")
+
+    line("100-delta stream, passive (edge)", "passive", "stream")
+    line("100-delta stream, parsed, no guard", "bare", "stream")
+    line("100-delta stream, tools guard", "tools", "stream",
+         f"  ratio {med['tools'] / med['bare']:.2f} to parsed, {med['tools'] / med['passive']:.2f} to passive")
+    line("whole answer: orjson.loads", "loads", "answer")
+    line("whole answer: tools on_request+response", "hooks", "answer")
+    print("structured output, request without response_format:")
+    line("  stream as the edge handles it, no guard", "edge", "stream")
+    line("  the same with structured_output (block)", "edge+so", "stream",
+         f"  ratio {med['edge+so'] / med['edge']:.2f}")
+    line("  whole answer: on_request+on_response", "whole+so", "answer")
+    print("structured output, request with response_format (100-delta JSON answer, 98 items):")
+    line("  stream parsed, no guard", "json bare", "stream")
+    line("  stream held and judged (block)", "json block", "stream",
+         f"  ratio {med['json block'] / med['json bare']:.2f}")
+    line("  stream passed and judged (flag)", "json flag", "stream",
+         f"  ratio {med['json flag'] / med['json bare']:.2f}")
+    line("  whole answer judged", "json whole", "answer")
 
 
 if __name__ == "__main__":

@@ -25,16 +25,18 @@ from .errors import ProxyError, error_body
 from .exchange import Exchange
 from .identity import apply_user_assertion, identify, reject_malformed_headers, unverified_identity
 from .intake import read_slots, refused_in_answer, route_request
-from .parsing import strictjson
+from .parsing import strictjson, structured
 from .parsing.response import apply_usage, parse_response
+from .parsing.structured import add_usage
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, record_stop
 from .reload import PolicyHolder
+from .resilience.attempts import Attempt
 from .resilience.plan import AttemptPlan
 from .resilience.retry import exception_failure, is_retryable_status, status_failure
 from .resilience.routes import passthrough_route
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
-from .verdict import Verdict, block_message
+from .verdict import RepairRequest, Verdict, block_message
 
 log = logging.getLogger("aifw")
 
@@ -247,12 +249,16 @@ class Edge:
 
     async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target) -> aiohttp.ClientResponse:
         """One attempt: the request to ``ex.upstream`` until its answer's headers."""
-        up = ex.upstream
         body = ex.raw_body
         if plan.rebody(target):
             body = orjson.dumps({**ex.body, "model": target.model})
         elif ex.body_changed or any(s.changed for s in ex.request_slots):
             body = orjson.dumps(ex.body)
+        return await self._post(request, ex, body, plan.timeout(ex.upstream))
+
+    async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float) -> aiohttp.ClientResponse:
+        """Send ``body`` to ``ex.upstream``; its answer once the headers are in."""
+        up = ex.upstream
         # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
         url = yarl.URL(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model), encoded=True)
         headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
@@ -262,7 +268,7 @@ class Edge:
             # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
             # from the moment the request is written, so connect time does not count. The outer
             # bound only catches an upstream that drips its headers or stalls the upload.
-            async with asyncio.timeout(plan.timeout(up)):
+            async with asyncio.timeout(timeout):
                 return await session.request(
                     ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
@@ -322,26 +328,83 @@ class Edge:
                 ex.mark_uninspected("response larger than server.maxInspectedResponseBytes")
                 ex.decision = "bypassed" if ex.decision == "allowed" else ex.decision
             return await self._relay(request, ex, resp, data, headers, deadline)
-        if inspect:
+        add, answered = apply_usage, resp.headers
+        while inspect:   # once, or again for each corrected answer a guard asked for
             try:
                 ex.response_body = orjson.loads(plain)
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 ex.mark_uninspected(f"response body unreadable: {type(exc).__name__}")
-            else:
-                apply_usage(ex, ex.response_body)
-                ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
-                if ex.capture_text:
-                    ex.response_text.extend(s.text for s in ex.response_slots)
-                verdict = await pipeline.run_response(ex)
-                if verdict is not None and not refused_in_answer(ex, verdict):
-                    ex.status = verdict.status
-                    return _verdict_response(verdict, ex)
-                if verdict is not None or any(s.changed for s in ex.response_slots):
+                break
+            add(ex, ex.response_body)
+            ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
+            if ex.capture_text:
+                ex.response_text.extend(s.text for s in ex.response_slots)
+            verdict = await pipeline.run_response(ex)
+            if verdict is not None and not refused_in_answer(ex, verdict):
+                ex.status = verdict.status
+                return _verdict_response(verdict, ex)
+            if verdict is not None or any(s.changed for s in ex.response_slots):
+                data = orjson.dumps(ex.response_body)
+                headers = response_headers(answered, drop_encoding=True)
+            repair, ex.repair = ex.repair, None
+            if repair is None or verdict is not None:
+                break
+            again = await self._repair(request, ex, repair, plain)
+            if again is None:   # no corrected answer came: the guard's fallback decides
+                ex.add_finding(repair.failed)
+                block = repair.fallback
+                if block is not None:
+                    ex.verdict, ex.decision = block, "blocked"
+                    if not refused_in_answer(ex, block):
+                        ex.status = block.status
+                        return _verdict_response(block, ex)
                     data = orjson.dumps(ex.response_body)
-                    headers = response_headers(resp.headers, drop_encoding=True)
+                    headers = response_headers(answered, drop_encoding=True)
+                break
+            answered, plain = again
+            data, headers, add = plain, response_headers(answered, drop_encoding=True), add_usage
         headers.update(ex.response_headers)
         headers[REQUEST_ID] = ex.request_id
         return web.Response(status=resp.status, body=data, headers=headers)
+
+    async def _repair(self, request: web.Request, ex: Exchange, repair: RepairRequest,
+                      plain: bytes) -> tuple[Any, bytes] | None:
+        """Ask the upstream that answered once more, with its answer (as it sent it: masked
+        text stays masked) and the problem a guard found; recorded as a further attempt. The
+        new answer's headers and decoded body, or None when none came."""
+        up = ex.upstream
+        kind = ex.endpoint.kind
+        answer = dict(structured.answers(kind, orjson.loads(plain)))[repair.answer]
+        body = orjson.dumps(structured.repair_body(kind, ex.body, answer, repair.problem))
+        now = time.monotonic()
+        ex.spans.append(("upstream", ex.upstream_started, now))
+        attempt = Attempt(up.name, ex.upstream_model, now, repair=True)
+        ex.attempts.append(attempt)
+        limit = ex.policy.server.max_inspected_response_bytes
+        try:
+            resp = await self._post(request, ex, body, up.timeouts.connect + up.timeouts.first_byte)
+        except _SendFailed as failed:
+            attempt.ended, attempt.error = time.monotonic(), failed.kind
+            return None
+        try:
+            attempt.ended, attempt.status = time.monotonic(), resp.status
+            if resp.status != 200 or "json" not in resp.content_type:
+                attempt.error = "status"
+                return None
+            async with asyncio.timeout(up.timeouts.total):
+                data, more = await _read_capped(resp, limit)
+            fixed = None if more else _decompress_capped(resp.headers.get("content-encoding"), data, limit)
+        except (TimeoutError, aiohttp.ClientError, ValueError, zlib.error) as exc:
+            attempt.error = "timeout" if isinstance(exc, TimeoutError) else "broken"
+            return None
+        finally:
+            resp.release()
+        if fixed is None:
+            attempt.error = "too_large"
+            return None
+        for prior in ex.attempts:   # this answer replaces the one served so far
+            prior.served = prior is attempt
+        return resp.headers, fixed
 
     async def _relay(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse, head: bytes,
                      headers, deadline: float) -> web.StreamResponse:

@@ -68,6 +68,8 @@ class Exchange:
     # decisions
     findings: list[Finding] = field(default_factory=list)
     verdict: Verdict | None = None
+    # a response guard asks for another attempt (proxy.verdict.RepairRequest; the edge sends it)
+    repair: Any = None
     decision: str = "allowed"       # allowed | blocked | masked | monitored | bypassed | error
     uninspected: list[str] = field(default_factory=list)  # reasons parts went uninspected
     error: str | None = None

@@ -11,7 +11,7 @@ import time
 
 from .errors import ProxyError, ReportedOutage
 from .exchange import Exchange
-from .guards.base import Guard, StreamText
+from .guards.base import Guard, StreamText, stream_guards
 from .verdict import Finding, Verdict
 
 log = logging.getLogger("aifw.pipeline")
@@ -107,7 +107,7 @@ def _stream_hook(ex: Exchange, guard: Guard, key: StreamText, text: str | None) 
 
 
 def chunk_runner(ex: Exchange):
-    guards = ex.scope.chunk_guards
+    guards = stream_guards(ex, ex.scope.chunk_guards)
     if not guards:
         return None
 
@@ -122,10 +122,11 @@ def chunk_runner(ex: Exchange):
 
 
 def end_runner(ex: Exchange):
-    if not ex.scope.end_guards:
+    ending = stream_guards(ex, ex.scope.end_guards)
+    if not ending:
         return None
-    chunkers = set(map(id, ex.scope.chunk_guards))
-    enders = set(map(id, ex.scope.end_guards))
+    chunkers = set(map(id, stream_guards(ex, ex.scope.chunk_guards)))
+    enders = set(map(id, ending))
     guards = tuple(g for g in reversed(ex.scope.guards) if id(g) in chunkers or id(g) in enders)
 
     def run(ex: Exchange, key: StreamText) -> str | Verdict:

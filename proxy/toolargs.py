@@ -5,6 +5,7 @@ Pure functions over parsed arguments; the tools guard decides what a broken rule
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -150,20 +151,54 @@ def schema_error(schema: dict, args: Any) -> str | None:
     return broken[1] if broken[0] is None else f"{broken[0]}: {broken[1]}"
 
 
-def schema_violation(schema: dict, args: Any) -> tuple[str | None, str] | None:
-    """(argument path, keyword and its value) of the first way ``args`` breaks ``schema`` (the
-    draft its ``$schema`` names, else 2020-12, the draft OpenAI's and Anthropic's tool schemas
-    follow), or None. The path is None when the schema itself is invalid."""
+# A key of the answer goes into a JSON path only when it looks like an identifier: the path is
+# recorded in audit findings, which never hold text a model produced.
+_PATH_KEY = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+def json_path(parts: Any) -> str:
+    """``$.items[0].price`` from a jsonschema error's ``absolute_path``."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else
+                         f".{p}" if _PATH_KEY.fullmatch(str(p)) else ".*" for p in parts)
+
+
+# Checking a schema against its meta-schema costs more than most validations (~1.5 ms for a
+# small one): compiled validators are kept per distinct schema text, bounded in count and size.
+_CACHED_SCHEMA_BYTES = 64 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_validator(text: bytes) -> Any:
+    return _validator(orjson.loads(text))
+
+
+def _validator(schema: Any) -> Any:
+    """A validator for ``schema`` (the draft its ``$schema`` names, else 2020-12, the draft
+    OpenAI's and Anthropic's schemas follow), or None when the schema itself is invalid."""
+    if not isinstance(schema, dict):
+        return None
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError:
-        return None, "the request declared an invalid schema for this tool"
-    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(args))
+        return None
+    return cls(schema)
+
+
+def schema_violation(schema: dict, args: Any) -> tuple[str | None, str] | None:
+    """(JSON path, keyword and its value) of the first way ``args`` breaks ``schema``, or None.
+    The path is None when the schema itself is invalid: nothing can satisfy it."""
+    try:
+        text = orjson.dumps(schema)
+    except TypeError:            # e.g. an integer beyond 64 bits: valid JSON, not cacheable
+        text = b""
+    validator = _cached_validator(text) if 0 < len(text) <= _CACHED_SCHEMA_BYTES else _validator(schema)
+    if validator is None:
+        return None, "the request declared an invalid schema"
+    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
     if error is None:
         return None
-    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return where, f"{error.validator} {_short(error.validator_value)}"
+    return json_path(error.absolute_path), f"{error.validator} {_short(error.validator_value)}"
 
 
 def _short(value: Any) -> str:

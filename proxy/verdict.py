@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +49,14 @@ class Finding:
     # What the decision is about, named by the application or the policy, never prompt text:
     # {"tool": "fetch_url", "path": "$.url"}, {"hook": "classifier", "reason": "..."}.
     detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairRequest:
+    """A response guard asks the edge to send the request once more with the answer and its
+    problem appended (``proxy.parsing.structured.repair_body``), and judges the new answer."""
+
+    answer: Hashable                # which answer broke the format (its key in ``answers``)
+    problem: str                    # what is wrong with it; never the answer's text
+    failed: Finding                 # recorded when no new answer comes (the attempt failed)
+    fallback: Verdict | None        # then: the block to answer with, or None (the answer passes)

@@ -7,6 +7,7 @@ from . import hook
 from . import injection
 from . import pii
 from . import ratelimit
+from . import structured
 from . import tools
 
 # Keep this a plain tuple: adding a guard is one line here.
@@ -17,6 +18,7 @@ GUARD_SPECS: tuple[GuardSpec, ...] = (
     pii.SPEC,
     ratelimit.SPEC,
     tools.SPEC,
+    structured.SPEC,
 )
 
 GUARDS: dict[str, GuardSpec] = {spec.name: spec for spec in GUARD_SPECS}

@@ -57,6 +57,9 @@ class Guard:
     # Reads the request or answer body beyond its text slots (declared tools, tool calls): an
     # audit record keeps the text slots only, so `aifw replay` leaves such a guard out.
     reads_body: bool = False
+    # True when on_chunk/on_end matter only to exchanges whose on_request left state under the
+    # guard's name (ex.state[name]): other streams skip the guard, and may stay passive.
+    streams_on_request: bool = False
 
     async def on_request(self, ex: Exchange) -> Verdict | None:
         """Inspect/rewrite ``ex.request_slots`` / ``ex.body``; return a Verdict to block."""
@@ -113,6 +116,13 @@ class GuardSpec:
     schema: Mapping[str, Any]             # JSON Schema of the guard's own keys (object)
     compile: Callable[[Mapping[str, Any], CompileContext], Guard]
     description: str = ""
+
+
+def stream_guards(ex: Exchange, guards: tuple[Guard, ...]) -> tuple[Guard, ...]:
+    """The guards of ``guards`` that take part in this exchange's stream."""
+    if not any(g.streams_on_request for g in guards):
+        return guards
+    return tuple(g for g in guards if not g.streams_on_request or g.name in ex.state)
 
 
 def overrides(guard: type[Guard], hook: str) -> bool:

@@ -280,7 +280,8 @@ def _messages(body: dict, w: _Walk) -> None:
 
 def _definitions(body: dict, w: _Walk) -> None:
     """Tool definitions (OpenAI ``tools``/``functions``, Responses and Anthropic ``tools``) and
-    output schemas (``response_format``, Responses ``text.format``): the model reads their
+    output schemas (``response_format``, Responses ``text.format``, Anthropic
+    ``output_config.format`` and the beta's ``output_format``): the model reads their
     descriptions like a system prompt, and a third-party tool's description is a known
     injection route (tool poisoning). They are slots of role "definition", which guards scan
     when a policy lists that role (PII masking reads every slot)."""
@@ -291,7 +292,8 @@ def _definitions(body: dict, w: _Walk) -> None:
                 w.leaves(tool, "definition", "tool_definition", i, _DEFINITION_SKIP)
         elif tools is not None:
             raise Unrecognized(f"'{key}' must be a list")
-    for holder, key in ((body, "response_format"), (body.get("text"), "format")):
+    for holder, key in ((body, "response_format"), (body.get("text"), "format"),
+                        (body.get("output_config"), "format"), (body, "output_format")):
         if isinstance(holder, dict):
             w.leaves(holder.get(key), "definition", "tool_definition", 0, _DEFINITION_SKIP)
 

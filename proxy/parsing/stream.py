@@ -14,7 +14,7 @@ from typing import Any, Callable
 import orjson
 
 from ..exchange import Exchange
-from ..guards.base import StreamText
+from ..guards.base import StreamText, stream_guards
 from ..verdict import Finding, Verdict
 from .response import set_usage
 from .sse import Event, encode, parse_block
@@ -66,7 +66,8 @@ class StreamProcessor:
         # Guards that read tool calls only (Guard.tool_calls_only): events that carry no tool
         # call pass without being parsed, so answers without tool calls cost what they did.
         self.tools_only = self.active and not ex.capture_text and ex.scope is not None and all(
-            getattr(g, "tool_calls_only", False) for g in (*ex.scope.chunk_guards, *ex.scope.end_guards))
+            getattr(g, "tool_calls_only", False) for g in (*stream_guards(ex, ex.scope.chunk_guards),
+                                                           *stream_guards(ex, ex.scope.end_guards)))
         self.streams: dict[StreamText, _Stream] = {}
         self.meta: dict[str, Any] = {}   # id/model/created (OpenAI), response object (Responses)
         self.done = False                # saw the dialect's end of stream

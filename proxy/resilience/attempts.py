@@ -14,8 +14,12 @@ class Attempt:
     error: str | None = None        # connect | timeout | status | breaker_open | insufficient_quota | ...
     served: bool = False            # this attempt's answer went to the client
     probe: bool = False             # let through by a half-open breaker
+    repair: bool = False            # a guard asked again for a corrected answer (structured output)
 
     def as_record(self) -> dict:
         end = self.ended if self.ended is not None else self.started
-        return {"upstream": self.upstream, "model": self.model, "status": self.status,
-                "error": self.error, "seconds": round(max(0.0, end - self.started), 6)}
+        rec = {"upstream": self.upstream, "model": self.model, "status": self.status,
+               "error": self.error, "seconds": round(max(0.0, end - self.started), 6)}
+        if self.repair:   # only then: records of other exchanges keep their shape
+            rec["repair"] = True
+        return rec

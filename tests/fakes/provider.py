@@ -22,8 +22,9 @@ Use in tests::
 (what the OpenAI SDK and AIFW_UPSTREAM_URL want), Anthropic's SDK and Azure's
 `azure_endpoint` take `fake.url`.
 
-The reply echoes the last user text ("You said: ...") unless `x-fake-reply` (percent-decoded)
-or `state.reply` sets it. Request headers that steer one exchange (they win over the knobs on
+The reply echoes the last user text ("You said: ...") unless `state.replies` (a script: one
+reply consumed per request, in order, e.g. invalid JSON and then valid JSON for a client that
+asks again), `x-fake-reply` (percent-decoded) or `state.reply` sets it. Request headers that steer one exchange (they win over the knobs on
 `FakeState`):
 
 - `x-fake-mode`: comma list of `error:<status>`, `gzip`, `disconnect:<n>` (abort the
@@ -107,6 +108,7 @@ class FakeState:
     """Knobs (apply to every request unless a request header overrides) and recordings."""
 
     reply: str | None = None
+    replies: list[str] = field(default_factory=list)  # one reply per request, consumed in order
     chunks: int | None = None
     modes: list[str] = field(default_factory=list)  # same syntax as x-fake-mode
     fail_next: list[str] = field(default_factory=list)  # one mode per request, consumed in order
@@ -273,7 +275,9 @@ def make_plan(request: web.Request, state: FakeState, body: Any, prompt_source: 
               call_prefix: str = "call_") -> Plan:
     headers = request.headers
     modes = request_modes(request, state)
-    if "x-fake-reply" in headers:
+    if state.replies:
+        text = state.replies.pop(0)
+    elif "x-fake-reply" in headers:
         text = unquote(headers["x-fake-reply"])
     elif state.reply is not None:
         text = state.reply
@@ -654,7 +658,7 @@ async def responses(request: web.Request, body: dict) -> web.StreamResponse:
             "prompt_cache_key": None, "reasoning": {"effort": None, "summary": None},
             "safety_identifier": None, "service_tier": "default", "store": body.get("store", True),
             "temperature": body.get("temperature", 1.0),
-            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "text": {"format": {"type": "text"}, "verbosity": "medium", **(body.get("text") or {})},
             "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []),
             "top_logprobs": 0, "top_p": body.get("top_p", 1.0), "truncation": "disabled",
             "usage": None, "user": body.get("user"), "metadata": body.get("metadata") or {},
