@@ -15,7 +15,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import pipeline
 from .endpoints import Endpoint, resolve
@@ -175,3 +175,19 @@ async def judge(ex: Exchange, *, body: Any = None, slots: list[TextSlot] | None 
     await pipeline.run_complete(ex)
     settle(ex)
     return j
+
+
+T = TypeVar("T")
+
+
+def prepared_or_reported(prepare: Callable[[], T]) -> T | None:
+    """Run an offline command's setup (load the policy, read its inputs): a problem is one
+    message on stderr and None (the command exits 2), never a traceback."""
+    import sys
+    try:
+        return prepare()
+    except PolicyError as exc:
+        print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return None

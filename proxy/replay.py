@@ -219,21 +219,19 @@ def render(s: Summary, examples: int = EXAMPLES) -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .audit.query import Filter, parse_when
     from .audit.reader import iter_records
-    from .offline import load_policy
-    from .policy.compile import PolicyError
+    from .offline import load_policy, prepared_or_reported
     from .services import Services
     services = Services()
-    try:
+
+    def prepare():
         flt = Filter(since=parse_when(args.since) if args.since else None,
                      until=parse_when(args.until) if args.until else None)
         policy = load_policy(args.policy, services)
-        records = sorted((r for r in iter_records(args.paths) if flt(r)), key=lambda r: r.get("time") or "")
-    except PolicyError as exc:
-        print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
+        return policy, sorted((r for r in iter_records(args.paths) if flt(r)), key=lambda r: r.get("time") or "")
+    prepared = prepared_or_reported(prepare)
+    if prepared is None:
         return 2
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    policy, records = prepared
     summary = asyncio.run(replay(policy, records, services))
     if args.json:
         sys.stdout.write(orjson.dumps(as_dict(summary, args.examples), option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -136,19 +136,13 @@ async def _judge(policy, services, endpoint: str, body: dict, answer: Any, args:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from .explain import explain, render
-    from .offline import load_policy
-    from .policy.compile import PolicyError
+    from .offline import load_policy, prepared_or_reported
     from .services import Services
     services = Services()
-    try:
-        endpoint, body, answer = build(args)
-        policy = load_policy(args.policy, services)
-    except PolicyError as exc:
-        print(f"error: the policy has problems:\n{exc}", file=sys.stderr)
+    prepared = prepared_or_reported(lambda: (build(args), load_policy(args.policy, services)))
+    if prepared is None:
         return 2
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    (endpoint, body, answer), policy = prepared
     report = explain(asyncio.run(_judge(policy, services, endpoint, body, answer, args)))
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
