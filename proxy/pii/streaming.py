@@ -13,7 +13,7 @@ a detected entity), and an unterminated private key is replaced and the rest of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import regex
 
@@ -95,11 +95,12 @@ class RunPolicy:
                     and _near_birth_word(before)))
 
 
-    def continues_entity(self, word: str, before: str) -> bool:
-        """Whether ``word``, followed by white space, may belong to an entity that spans it."""
+    def continues_entity(self, word: str, left: Callable[[], str]) -> bool:
+        """Whether ``word``, followed by white space, may belong to an entity that spans it.
+        ``left`` gives the text before it, needed only for a date word."""
         if _ENTITY_WORD.search(word):
             return True
-        return bool(_DATE_WORD.search(word)) and (self.hold_every_run or (self.birth and _near_birth_word(before)))
+        return bool(_DATE_WORD.search(word)) and (self.hold_every_run or (self.birth and _near_birth_word(left())))
 
 
 HOLD_EVERY_RUN = RunPolicy(True)
@@ -113,6 +114,11 @@ def _near_birth_word(before: str) -> bool:
 def _iban_countries() -> frozenset[str]:
     from stdnum import numdb
     return frozenset(p[1].casefold() for p in numdb.get("iban").prefixes)
+
+
+def _left_of(buf: str, start: int, before: str) -> str:
+    """The 40 characters before ``buf[start]``, reaching back into text already sent."""
+    return (before + buf[max(0, start - 40):start])[-40:]
 
 
 def candidate_start(buf: str, span: int, runs: RunPolicy, before: str) -> int:
@@ -130,13 +136,13 @@ def candidate_start(buf: str, span: int, runs: RunPolicy, before: str) -> int:
             head = _LAST_RUN.search(before)
             word, left = head.group() + word, before[:head.start()]
         else:
-            left = before + buf[max(0, start - 40):start]
+            left = _left_of(buf, start, before)
         cut = start if runs.must_hold(left[-40:], word) else len(buf)
     floor = len(buf) - span
     while cut > 0 and cut > floor:
         word = _WORDS_BACK.search(buf, 0, cut)
         if word is None or word.start() < floor or not runs.continues_entity(
-                word.group().strip(), (before + buf[max(0, word.start() - 40):word.start()])[-40:]):
+                word.group().strip(), lambda at=word.start(): _left_of(buf, at, before)):
             break
         cut = word.start()
     return cut
