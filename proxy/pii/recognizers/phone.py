@@ -26,6 +26,8 @@ from .context import Context
 from .probe import Probe, probe_of
 
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IN")
+# The score of a number only a telling word nearby admits (neither its writing nor validation).
+_CONTEXT_ONLY = 0.55
 
 PHONE_CONTEXT_WORDS = (
     "phone", "telephone", "tel", "mobile", "cell", "cellphone", "fax", "desk", "office", "call",
@@ -51,8 +53,8 @@ NOT_PHONE_WORDS = ("license", "licence", "passport", "account", "order", "invoic
 _LABEL_GAP = regex.compile(r"(?i)(?:[\s:#.,=()'\"\-]|\b(?:no|nr|num|number|numbers|is|was|of|the|code|on|file|s)\b)*")
 _EXTENSION = regex.compile(rf"{_EXT}$")
 _EXT_GAP = regex.compile(r"[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?")
-_DATE_PREFIX = regex.compile(r"^\d{4}-\d{2}-\d{2}(?!\d)")
-_DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})$")
+# A date, alone or followed by more numbers ("on 12/03/2024 15 units").
+_DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})(?!\d)")
 _ZIP4 = regex.compile(r"^\d{5}-\d{4}$")
 _RANGE = regex.compile(r"^(?:(?:19|20)\d\d[\-/]\d+$|(?:19|20)\d\d[\-/](?:19|20)\d\d|(?:[01]\d|2[0-3])[0-5]\d-(?:[01]\d|2[0-3])[0-5]\d)$")
 _CARD_GROUPS = regex.compile(r"^\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,4})?$")
@@ -103,6 +105,28 @@ def _parsed(core: str, region: str | None) -> "tuple[phonenumbers.PhoneNumber | 
     home = region or phonenumbers.region_code_for_country_code(number.country_code)
     return number, (phonenumbers.is_valid_number_for_region(number, home)
                     or phonenumbers.is_valid_number(number))
+
+
+@lru_cache(maxsize=None)
+def _longest_national(country_code: int) -> int:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    lengths = meta.general_desc.possible_length if meta is not None else ()
+    return max(lengths or (17,))
+
+
+def _overlong(raw: str) -> bool:
+    """Whether an international number (``+``/``00``) holds more digits than its country's
+    numbers can have (besides a written trunk prefix, "+49 (0)30 ...")."""
+    if not (raw.startswith("+") or raw.startswith("00")):
+        return False
+    digits = "".join(c for c in _EXTENSION.sub("", raw) if c.isdigit())
+    if raw.startswith("00"):
+        digits = digits[2:]
+    for n in (1, 2, 3):
+        if int(digits[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return len(digits) - n > _longest_national(int(digits[:n])) + ("(0)" in raw)
+    return False
 
 
 def forget_phone_numbers() -> None:
@@ -180,11 +204,18 @@ class PhoneRecognizer:
         for m in self._candidates(text, lo, hi, runs, cluster):
             if m.end() - m.start() < 7 or self._labelled_otherwise(text, m.start()):
                 continue
-            for end in self._ends(m, text):
+            ends = self._ends(m, text)
+            for i, end in enumerate(ends):
                 span = self._judge(text, m.start(), end, contested)
-                if span is not None:
-                    yield span
-                    break
+                if span is None:
+                    continue
+                if i == 0 and span.score == _CONTEXT_ONLY and len(ends) > 1 and _overlong(text[m.start():end]):
+                    # A telling word admits the whole, but it has more digits than its country's
+                    # numbers: a valid prefix is the number ("call +1 415-555-0132 12 times").
+                    span = next(filter(None, (self._judge(text, m.start(), e, None, validated=True)
+                                              for e in ends[1:])), span)
+                yield span
+                break
 
     def _labelled_otherwise(self, text: str, start: int) -> bool:
         """A non-phone word ("order", "SSN") vetoes only the number it labels: the words between
@@ -196,56 +227,71 @@ class PhoneRecognizer:
         return last is not None and _LABEL_GAP.fullmatch(text, last.end(), start) is not None
 
     def _ends(self, m: "regex.Match[str]", text: str) -> list[int]:
-        """The whole candidate, or when it holds too many digits ("+1 415-555-0132 4111 ..."),
-        its prefixes at group boundaries that could still be one number (only where it is
-        clearly meant as a phone number: international, or next to a telling word)."""
+        """Where the number may end, in the order to try: the whole candidate, then its prefixes
+        ending at a digit group, longest first, for a number followed by another one
+        ("+1 415-555-0132 12", "+1 415-555-0132 4111 ..."). A prefix holds 7-15 digits and
+        ends in a group of two or more (no phone number ends in a lone digit, a list of readings
+        may), and the next group follows a space: "0132-12" is one token, an id more often than
+        a phone number and a suffix. Where the candidate is clearly meant as a phone number
+        (international, or next to a telling word) any group boundary counts. More than 15
+        digits are too many for one number, so only such clear candidates are cut."""
         raw = m.group()
         ext = _EXTENSION.search(raw)
         body = raw[:ext.start()] if ext else raw
-        if sum(c.isdigit() for c in body) <= 15:
-            return [m.end()]
-        if not (raw.startswith("+") or self.context.near(text, m.start(), m.end())):
+        total = sum(c.isdigit() for c in body)
+        clear = raw.startswith("+") or self.context.near(text, m.start(), m.end())
+        if total > 15 and not clear:
             return []
-        ends = []
-        digits = 0
-        for i, ch in enumerate(body):
-            if ch.isdigit():
-                digits += 1
-                if digits > 15:
-                    break
-                if i + 1 == len(body) or not body[i + 1].isdigit():
-                    ends.append(m.start() + i + 1)
-        return ends[::-1]
+        prefixes = []
+        digits = group = 0
+        for i, ch in enumerate(body[:-1]):
+            if not ch.isdigit():
+                group = 0
+                continue
+            digits += 1
+            group += 1
+            if digits > 15:
+                break
+            after = body[i + 1]
+            if digits >= 7 and group >= 2 and not after.isdigit() and (clear or after == " "):
+                prefixes.append(m.start() + i + 1)
+        prefixes.reverse()
+        return [m.end()] + prefixes if total <= 15 else prefixes
 
-    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None) -> Span | None:
+    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None,
+               validated: bool = False) -> Span | None:
+        """The span of a phone number at ``text[start:end]``, or None. ``validated``: only a
+        number its writing or ``phonenumbers`` admits, not one a telling word alone admits."""
         core = _EXTENSION.sub("", text[start:end])
         digits = sum(c.isdigit() for c in core)
-        if not 7 <= digits <= 15 or _DATE_SHAPE.match(core) or _DATE_PREFIX.match(core):
+        if not 7 <= digits <= 15 or _DATE_SHAPE.match(core):
             return None
         if _CURRENCY.search(text, max(0, start - 5), start):
             return None
         unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
         score = self._score(text, start, end, core, digits, unopposed)
-        return Span(start, end, "PHONE_NUMBER", score) if score else None
+        if not score or validated and score <= _CONTEXT_ONLY:
+            return None
+        return Span(start, end, "PHONE_NUMBER", score)
 
     def _score(self, text: str, start: int, end: int, core: str, digits: int, unopposed: bool) -> float:
         context = self.context.near(text, start, end)
         if context and unopposed:
-            return 0.55         # admitted either way; the score would only break a tie
+            return _CONTEXT_ONLY    # admitted either way; the score would only break a tie
         if core.startswith("+") or core.startswith("00"):
             number, valid = _parsed("+" + core[2:] if core.startswith("00") else core, None)
             if number is None:
-                return 0.55 if context else 0.0
+                return _CONTEXT_ONLY if context else 0.0
             if valid:
                 return 0.75
             # A "+" is written for phone numbers only; "00" also starts zero-padded ids.
             if core.startswith("+") and phonenumbers.is_possible_number(number) or self._nanp(core):
                 return 0.65
-            return 0.55 if context else 0.0
+            return _CONTEXT_ONLY if context else 0.0
         trunk = tuple(r for r in self.regions if self._prefixes.get(r) and core.lstrip("(").startswith(self._prefixes[r]))
         if context:     # valid anywhere: the regions whose trunk prefix it has are likeliest
             likely = trunk + tuple(r for r in self.regions if r not in trunk)
-            return 0.75 if next(self._valid_in(core, likely), None) else 0.55
+            return 0.75 if next(self._valid_in(core, likely), None) else _CONTEXT_ONLY
         if self._not_a_phone_shape(core):
             return 0.0
         bare = core.isdigit()
