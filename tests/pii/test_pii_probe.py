@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from proxy.pii.recognizers import birthdate, secrets
 from proxy.pii.recognizers.financial import CardRecognizer, IbanRecognizer, SsnRecognizer
 from proxy.pii.recognizers.network import IpRecognizer, _two_colons_close
-from proxy.pii.recognizers.phone import _CANDIDATE, _EXTENSION, PhoneRecognizer, _cluster_digits
+from proxy.pii.recognizers.phone import _CANDIDATE, _EXTENSION, PhoneRecognizer, _clustered_runs
 from proxy.pii.recognizers.probe import Probe
 
 FRAGMENTS = [
@@ -56,7 +56,7 @@ def test_phone_candidates_are_the_full_scan_less_the_short_ones(text):
     probe = Probe(text)
     runs = probe.runs
     anchored = [m.span() for m in PhoneRecognizer._candidates(text, 0, len(text), runs,
-                                                               _cluster_digits(text, runs))]
+                                                               _clustered_runs(text, runs))]
     full = [m for m in _CANDIDATE.finditer(text)]
     judged = [m.span() for m in full
               if sum(c.isdigit() for c in _EXTENSION.sub("", m.group())) >= 7]
@@ -82,3 +82,41 @@ def test_case_folding_traps_still_reach_the_patterns():
     for text in ("paſſword=hunter22", "to\u212aen: abc123xyz", "PASSWORD: s3cret!"):
         spans = list(secrets.SecretRecognizer().find(text))
         assert [s.entity for s in spans] == ["PASSWORD"], text
+
+
+LOCAL = st.text(alphabet="ab.%+-_1é٣", min_size=0, max_size=70)
+email_texts = st.lists(st.one_of(st.sampled_from(["@", "@@", " ", "example.com", "x.co.uk", "-", ".",
+                                                  "\u00a0", "a" * 64, "b" * 65, "<", "mail@"]), LOCAL),
+                       max_size=10).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(email_texts, texts))
+def test_email_scan_from_each_at_sign_finds_what_the_full_scan_finds(text):
+    from proxy.pii.recognizers.network import EmailRecognizer
+    rec = EmailRecognizer()
+    assert [m.span() for m in rec._matches(text)] == [m.span() for m in rec._pattern.finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(texts, st.text(alphabet="ab 12٣²", max_size=20)))
+def test_digit_runs_are_the_unicode_digit_runs(text):
+    import regex
+    assert Probe(text).runs == [m.span() for m in regex.finditer(r"\d+", text)]
+
+
+veto_texts = st.lists(st.sampled_from(["order", "Order", "ID", "id", "ids", "no.", " ", ":", "s", "<",
+                                       "_", "é", "1", "ſerial", "account", "the", "-"]),
+                      max_size=10).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(veto_texts, st.integers(0, 40), st.integers(0, 40))
+def test_backward_veto_search_finds_the_last_veto_word(text, lo, hi):
+    rec = PhoneRecognizer()
+    lo, hi = sorted((min(lo, len(text)), min(hi, len(text))))
+    last = None
+    for last in rec.veto.pattern.finditer(text, lo, hi):
+        pass
+    found = rec._last_veto.search(text, lo, hi)
+    assert (found and found.span()) == (last and last.span())
