@@ -36,6 +36,7 @@ T = TypeVar("T")
 DEFAULT_ENTRIES = 8192
 DEFAULT_MB = 32
 _MISSING = object()
+MISSING = _MISSING      # what ScanCache.get returns for a key it does not hold
 
 
 def _state(obj: Any) -> dict[str, Any] | None:
