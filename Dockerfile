@@ -65,10 +65,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     AIFW_LOG_FORMAT=json
 USER 10001:10001
 # A broken bundled policy fails the build instead of shipping. Provider keys come from the
-# runtime environment: the check needs them referenced, not set (it warns that they are not). The check
-# also leaves the compiled rule sets in AIFW_CACHE_DIR, so a container starts without compiling
-# them (the root filesystem is read-only at run time: the cache is only read then).
-RUN aifw policy check policies/*.yaml
+# runtime environment: the check needs them referenced, not set (it warns that they are not). With
+# --prepare the check also leaves the compiled rule sets and their prefilters in AIFW_CACHE_DIR, so
+# a container starts without compiling them (the root filesystem is read-only at run time: the
+# cache is only read then).
+RUN aifw policy check --prepare policies/*.yaml
 EXPOSE 8080
 VOLUME ["/var/lib/aifw/audit"]
 # The slim image has no curl; the interpreter is already there.

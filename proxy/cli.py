@@ -21,7 +21,8 @@ def cmd_serve(args) -> int:
 
 def cmd_policy_check(args) -> int:
     from .policy.compile import check_files
-    problems = sorted(check_files(args.files, warnings=True), key=lambda p: (p.file, p.line))
+    problems = sorted(check_files(args.files, warnings=True, prepare=args.prepare),
+                      key=lambda p: (p.file, p.line))
     for problem in problems:
         print(problem)
     failed = {p.file for p in problems if not p.warning}
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     pol = sub.add_parser("policy", help="policy files").add_subparsers(dest="policy_command", required=True)
     p = pol.add_parser("check", help="validate policy files; prints file:line: $.path: message")
     p.add_argument("files", nargs="+")
+    p.add_argument("--prepare", action="store_true",
+                   help="also build what serving them needs (rule prefilters), as a start does, so "
+                        "the compiled cache (AIFW_CACHE_DIR) holds it: an image build runs this")
     p.set_defaults(func=cmd_policy_check)
     p = pol.add_parser("schema", help="print the policy JSON Schema")
     p.add_argument("--markdown", action="store_true", help="print the Markdown reference instead")

@@ -51,13 +51,17 @@ def test_cached_rules_match_exactly_like_fresh_ones(path, cache_dir):
 CHECK_IDS = """
 import sys
 from pathlib import Path
+from proxy import precompiled
 from proxy.detection import prefilter, rules
 from tests.test_precompiled import _load, _must_not_build
 # another rule set first, so this process numbers its anchors differently from the one that
 # wrote the cache entry
 rules._compile_file(Path(sys.argv[2]), Path(sys.argv[2]).read_bytes())
 _, loaded = _load(Path(sys.argv[1]), _must_not_build)
-pfs = [pf for r in loaded for pf in r.prefilters if pf is not None]
+raw = Path(sys.argv[1]).read_bytes()
+aids = precompiled.load_or_build("aids", sys.argv[1].encode() + b"\\0" + raw, _must_not_build)
+assert len(aids) == len(loaded)
+pfs = [pf for a in aids for pf in a.prefilters if pf is not None]
 assert pfs
 for pf in pfs:
     # the ids a prefilter carries are the ones this process's registries give its anchors
@@ -72,7 +76,10 @@ def test_cached_prefilters_use_the_loading_process_anchor_ids(cache_dir, tmp_pat
     import subprocess
     import sys
     path = next(p for p in SHIPPED if p.stem == "injection")
-    _load(path)
+    _, loaded = _load(path)
+    from proxy.detection import ruleaids      # the prefilters are stored with the rules' aids
+    precompiled.load_or_build("aids", str(path).encode() + b"\0" + path.read_bytes(),
+                              lambda: tuple(ruleaids.build(r) for r in loaded))
     other = tmp_path / "other.yaml"
     other.write_text("set: other\nrules:\n  - {id: OT-1, message: m, severity: critical, "
                      "paranoia: 1, phrases: [walrus protocol, zebra crossing], "

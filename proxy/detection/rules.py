@@ -38,9 +38,7 @@ import yaml
 
 from .. import precompiled, yamlfast
 from ..policy.sources import Reader, read_plain
-from . import prefilter as _prefilter
-from .lexicon import Lexicon, wordlist_phrases
-from .normalize import VIEWS, Prepared
+from .normalize import VIEWS
 
 SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
 # Checks of the user turn against the request's system prompt (proxy/detection/context.py).
@@ -59,10 +57,11 @@ DEFAULT_RULES_DIR = Path(os.environ.get("AIFW_RULES_DIR") or Path(__file__).reso
 
 # A group that ends in a quantifier and is itself quantified: (a+)+, (\w*\s?)*, (x{2,}){3,}.
 _NESTED_QUANTIFIER = regex.compile(r"[+*}]\)[+*{]|[+*}]\)\?[+*{]")
-_ADVERSARIAL = tuple(s * n for s, n in (
+# (distinct strings only: "aaaa" * 5000 is "a" * 20000, and searching it twice tells nothing new)
+_ADVERSARIAL = tuple(dict.fromkeys(s * n for s, n in (
     ("a", 20000), (" ", 20000), ("a ", 10000), ("ignore ", 3000), ("\n", 20000),
     ("ab1!", 5000), ("aaaa", 5000),
-)) + ("a" * 20000 + "!", "ignore " * 3000 + "!")
+))) + ("a" * 20000 + "!", "ignore " * 3000 + "!")
 VET_SECONDS = 0.25
 
 
@@ -85,11 +84,11 @@ class Rule:
     min_count: int
     match_cases: tuple[str, ...]
     no_match_cases: tuple[str, ...]
-    # One per pattern (None: always searched); see prefilter.py. Derived from the rule data.
-    prefilters: tuple[Any, ...] = ()
-    # One per pattern: a Lexicon when the pattern is only a list of words (lexicon.py): word
-    # lookups decide whether the regex needs to run at all; else None.
-    lexicons: tuple[Any, ...] = ()
+    # The phrase list (its pattern is the first of ``regexes``) and its fuzziness: the literal
+    # prefilters (``aids``) are derived from them and from the other patterns' sources.
+    phrases: tuple[str, ...] = ()
+    fuzzy: int = 0
+    folded_case: bool = True      # compiled case-insensitive (no ``flags: case``)
     # A context rule (``context:`` kind) judges the user turn against the system prompt; its
     # cases are (system, user) pairs. It never matches a text on its own.
     context: str | None = None
@@ -165,15 +164,11 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         raise RuleError(f"{where}: direction must be request or response")
     signal = raw.get("signal")
     sources: list[str] = []
-    anchors: list[set[str] | None] = []
+    phrases: list[str] = []
     if raw.get("phrases"):
         phrases = [str(p) for p in raw["phrases"]]
         sources.append(phrase_pattern(phrases, int(raw.get("fuzzy", 0))))
-        anchors.append(_prefilter.phrase_anchors(phrases, int(raw.get("fuzzy", 0))))
-    for p in raw.get("patterns") or ():
-        sources.append(str(p))
-        anchors.append(_prefilter.pattern_anchors(
-            str(p), spaced=all(v in _prefilter.SPACED_VIEWS for v in views)))
+    sources.extend(str(p) for p in raw.get("patterns") or ())
     if signal is not None and signal not in SIGNALS:
         raise RuleError(f"{where}: unknown signal {signal!r}; known: {list(SIGNALS)}")
     context = raw.get("context")
@@ -199,10 +194,6 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         raise RuleError(f"{where}: cases take only match and no_match")
     roles = raw.get("roles")
     match_cases = tuple(str(c) for c in cases.get("match") or ())
-    prefilters = tuple(_checked_prefilter(_prefilter.make(a), pat, views, match_cases)
-                       for a, pat in zip(anchors, compiled))
-    folded = raw.get("flags") != "case" and all(v in _prefilter.FOLDED_VIEWS for v in views)
-    lexicons = tuple(_wordlist(src) if folded else None for src in sources)
     return Rule(
         id=rid, set=set_name, message=str(raw["message"]),
         score=_severity(raw["severity"], where), paranoia=paranoia, views=views,
@@ -210,27 +201,10 @@ def compile_rule(raw: dict, set_name: str, where: str) -> Rule:
         regexes=tuple(compiled), signal=signal, min_count=int(raw.get("min", 1)),
         match_cases=match_cases,
         no_match_cases=tuple(str(c) for c in cases.get("no_match") or ()),
-        prefilters=prefilters, lexicons=lexicons,
+        phrases=tuple(phrases), fuzzy=int(raw.get("fuzzy", 0)),
+        folded_case=raw.get("flags") != "case",
         requires=frozenset(str(r) for r in raw.get("requires") or ()),
     )
-
-
-# A word-list pattern gets a Lexicon gate when it is long enough for the regex alternation to be
-# the cost (JB-2008's 400 phrases: ~0.8 ms per KB as a regex); a short list is cheaper searched
-# behind its literal prefilter than scanned word by word. A phrase list is scanned per occurrence
-# of its first word, so one that puts many phrases behind one first word stays a regex.
-MIN_WORDLIST_PHRASES = 200
-MAX_PHRASES_PER_FIRST_WORD = 64
-
-
-def _wordlist(source: str) -> Any:
-    phrases = wordlist_phrases(source)
-    if phrases is None or len(phrases) < MIN_WORDLIST_PHRASES:
-        return None
-    lex = Lexicon({"hit": phrases})
-    if lex.substrings or max(map(len, lex.first.values()), default=0) > MAX_PHRASES_PER_FIRST_WORD:
-        return None
-    return lex
 
 
 def _pair(case: Any, where: str) -> tuple[str, str]:
@@ -255,24 +229,16 @@ def _context_rule(raw: dict, rid: str, set_name: str, where: str, context: str, 
     )
 
 
-def _checked_prefilter(pf: Any, pattern: Any, views: tuple[str, ...],
-                       cases: tuple[str, ...]) -> Any:
-    """A prefilter must pass every view of every match case its pattern matches; one that
-    would not (a derivation bug) is dropped, so the pattern is always searched."""
-    if pf is None:
-        return None
-    for case in cases:
-        prepared = Prepared(case)
-        for view in views:
-            text = prepared.view(view)
-            if (pattern.search(text, timeout=VET_SECONDS) is not None
-                    and not pf.may_match(text, view in _prefilter.FOLDED_VIEWS)):
-                return None
-    return pf
-
-
-def load_file(path: Path, read: Reader = read_plain) -> tuple[str, tuple[Rule, ...]]:
-    return _load_file_cached(str(path), read(str(path)))
+def load_file(path: Path, read: Reader = read_plain, aids: bool = False) -> tuple[str, tuple[Rule, ...]]:
+    """``aids``: also what only matching needs (the literal prefilters, ruleaids.py), built or
+    loaded now; without it they are built on first use, so `aifw policy check` validates a rule
+    file without building them."""
+    name, raw = str(path), read(str(path))
+    got = _load_file_cached(name, raw)
+    if aids:
+        from . import ruleaids
+        ruleaids.load_for_file(name, raw, got[1])
+    return got
 
 
 @functools.lru_cache(maxsize=64)
@@ -296,16 +262,18 @@ def _compile_file(path: Path, raw: bytes) -> tuple[str, tuple[Rule, ...]]:
     return set_name, rules
 
 
-def load_rules(rules_dir: str | Path | None = None, read: Reader = read_plain) -> dict[str, tuple[Rule, ...]]:
+def load_rules(rules_dir: str | Path | None = None, read: Reader = read_plain,
+               aids: bool = False) -> dict[str, tuple[Rule, ...]]:
     """Every ``*.yaml`` rule file in ``rules_dir``: set name -> rules. Ids must be unique.
-    ``read`` reads each file (a policy compile passes its SourceRecorder's)."""
+    ``read`` reads each file (a policy compile passes its SourceRecorder's); ``aids``: see
+    ``load_file``."""
     base = Path(rules_dir) if rules_dir else DEFAULT_RULES_DIR
     if not base.is_dir():
         raise RuleError(f"{base}: rules directory not found")
     sets: dict[str, tuple[Rule, ...]] = {}
     seen: set[str] = set()
     for path in sorted(base.glob("*.yaml")):
-        name, rules = load_file(path, read)
+        name, rules = load_file(path, read, aids)
         for rule in rules:
             if rule.id in seen:
                 raise RuleError(f"{path}: duplicate rule id {rule.id}")

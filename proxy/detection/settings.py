@@ -10,6 +10,7 @@ import regex
 
 from ..policy.sources import SourceRecorder, read_plain
 from . import context as context_mod
+from . import matcher
 from . import escalation as escalation_mod
 from . import model as model_mod
 from ..policy.loader import SectionError
@@ -124,14 +125,16 @@ def _check_rule_ids(ids, sets) -> None:
 
 
 def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
-                     sources: SourceRecorder | None = None) -> InjectionSettings:
+                     sources: SourceRecorder | None = None, serve: bool = True) -> InjectionSettings:
     """``sources``: the policy compile's recorder; the rule files, the model and the rules
-    directory join the policy's digest and hot reload through it."""
+    directory join the policy's digest and hot reload through it. ``serve``: build everything
+    the first scanned text would otherwise build (the rules' prefilters, ruleaids.py); False
+    (`aifw policy check`) validates only."""
     read = sources.read if sources is not None else read_plain
     rules_dir = _resolve(section["rulesDir"], policy_dir) if section.get("rulesDir") else DEFAULT_RULES_DIR
     if sources is not None:
         sources.watch_dir(str(rules_dir))
-    sets = load_rules(rules_dir, read)
+    sets = load_rules(rules_dir, read, aids=serve)
     wanted = tuple(section.get("ruleSets") or DEFAULT_SETS)
     missing = [s for s in wanted if s not in sets]
     if missing:
@@ -165,4 +168,6 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
     hold_back = int(resp.get("holdBack", max(256, 2 * longest)))
     response = ResponseSettings(canaries, canary_pattern, bool(resp.get("exfiltration", True)),
                                 tuple(h.lower() for h in resp.get("allowedHosts") or ()), hold_back)
+    if serve:
+        matcher.warm(rules)
     return InjectionSettings(detector, roles, by_role, response, paranoia, wanted)

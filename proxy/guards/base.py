@@ -106,6 +106,9 @@ class CompileContext:
     # The policy's upstreams by name (proxy.policy.compile.Upstream): a guard may make side calls
     # through one (the injection guard's model escalation).
     upstreams: Mapping[str, Any] = field(default_factory=dict)
+    # `aifw policy check`: compile what validates the policy, not what only serving needs (a
+    # guard may leave such structures to be built when the policy is compiled to serve).
+    check: bool = False
 
 
 @dataclass(frozen=True, slots=True)

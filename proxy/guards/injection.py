@@ -173,14 +173,15 @@ def compile_guard(section: Mapping[str, Any], ctx: CompileContext) -> InjectionG
     body = {k: v for k, v in section.items()
             if k not in ("enabled", "mode", "failureMode", "escalation")}
     escalation = compile_escalation(section.get("escalation"), ctx.upstreams)
+    settings = compile_settings(body, ctx.policy_dir, ctx.sources, serve=not ctx.check)
     if escalation is None:
-        return InjectionGuard(compile_settings(body, ctx.policy_dir, ctx.sources))
+        return InjectionGuard(settings)
     from ..upstream import UpstreamPool
     # Pool and verdicts live in the process's services: a policy reload keeps both.
     pool = ctx.services.get_or_create("injection.escalation.pool", UpstreamPool)
     cache = ctx.services.get_or_create("injection.escalation.cache",
                                        lambda: VerdictCache(escalation.cache_size))
-    return InjectionGuard(compile_settings(body, ctx.policy_dir, ctx.sources), escalation, pool, cache)
+    return InjectionGuard(settings, escalation, pool, cache)
 
 
 SPEC = GuardSpec(

@@ -284,7 +284,7 @@ def _left_out(left_out: set[tuple], key: str, data: Mapping[str, Any]) -> set[st
 
 
 def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool = False,
-                     check: bool = False, provider_keys: bool = True) -> Policy:
+                     check: bool = False, provider_keys: bool = True, prepare: bool = False) -> Policy:
     """Compile a loaded document; raises PolicyError listing every problem found.
 
     ``reload``: a keys file that does not exist is a problem (the running keys stay), where a
@@ -292,7 +292,8 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
     ``check`` (`aifw policy check`): secrets need not be set, only referenced as ${VAR}; the
     Policy's ``warnings`` say which are unset. Serving needs them, so there they are errors.
     ``provider_keys=False``: a command that calls no upstream (`aifw scan`, `aifw replay`) does
-    not need the provider keys virtualKeys mode otherwise demands."""
+    not need the provider keys virtualKeys mode otherwise demands. ``prepare`` (with ``check``):
+    build what only serving needs too, as a start would (the compiled cache then holds it)."""
     if check:
         secrets_as_warnings(doc)
     # Load problems (duplicate keys, unset variables) do not hide schema problems, and schema
@@ -391,7 +392,7 @@ def compile_document(doc: Document, raw: bytes, services: Any, *, reload: bool =
                 _missing_provider_key(doc, up, check)
 
     ctx = CompileContext(policy_dir=policy_dir, services=services, policy_name=name,
-                         upstreams=upstreams)
+                         upstreams=upstreams, check=check and not prepare)
     base_guard_sections = data.get("guards") or {}
     base_guards = _compile_guards(doc, base_guard_sections, ("guards",), ctx, mode, failure, check=check)
     base = _scope("default", None, base_guards, {})
@@ -459,22 +460,25 @@ def _process_secret() -> bytes:
 
 
 def compile_policy(path: str, services: Any = None, env: Mapping[str, str] | None = None, *,
-                   reload: bool = False, check: bool = False, provider_keys: bool = True) -> Policy:
+                   reload: bool = False, check: bool = False, provider_keys: bool = True,
+                   prepare: bool = False) -> Policy:
     try:
         doc, raw = load_file(path, env)
     except OSError as exc:
         raise PolicyError([Problem(path, 1, (), f"cannot read policy: {exc.strerror or exc}")]) from None
-    return compile_document(doc, raw, services, reload=reload, check=check, provider_keys=provider_keys)
+    return compile_document(doc, raw, services, reload=reload, check=check, provider_keys=provider_keys,
+                            prepare=prepare)
 
 
 def check_files(paths: list[str], env: Mapping[str, str] | None = None, *,
-                warnings: bool = False) -> list[Problem]:
-    """Every problem of every file (``warnings``: unset secrets too, marked as warnings)."""
+                warnings: bool = False, prepare: bool = False) -> list[Problem]:
+    """Every problem of every file (``warnings``: unset secrets too, marked as warnings;
+    ``prepare``: see ``compile_document``)."""
     from ..services import Services
     problems: list[Problem] = []
     for path in paths:
         try:
-            problems.extend(compile_policy(path, Services(), env, check=True).warnings)
+            problems.extend(compile_policy(path, Services(), env, check=True, prepare=prepare).warnings)
         except PolicyError as exc:
             problems.extend(exc.problems)
     return [p for p in problems if warnings or not p.warning]

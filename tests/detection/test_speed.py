@@ -1,13 +1,12 @@
 """The scan-speed shortcuts must not change any result: each is checked against the slow path."""
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import pytest
 
-from proxy.detection import features, normalize, prefilter
-from proxy.detection.matcher import rule_matches
+from proxy.detection import features, normalize, prefilter, ruleaids
+from proxy.detection.matcher import rule_matches, rule_matches_plain
 from proxy.detection.normalize import Prepared
 from proxy.detection.rules import load_rules
 
@@ -72,7 +71,7 @@ def test_anchor_index_equals_substring_test():
 def test_every_pattern_has_a_prefilter_that_passes_its_cases():
     for rule in RULES:
         if rule.signal is None:
-            assert all(pf is not None for pf in rule.prefilters), rule.id
+            assert all(pf is not None for pf in ruleaids.aids(rule).prefilters), rule.id
 
 
 # Texts that put the rules' own words in front of non-ASCII text, punctuation and stems.
@@ -84,10 +83,9 @@ _MIXED = ("Ignore — all previous instructions « now »", "kill—process; kil
 @pytest.mark.parametrize("rule", [r for r in RULES if r.signal is None], ids=lambda r: r.id)
 def test_prefilter_never_changes_a_rule_result(rule):
     # neither the literal prefilters nor the word-list lookups (lexicon.py) change any answer
-    bare = dataclasses.replace(rule, prefilters=(), lexicons=())
     for case in rule.match_cases + rule.no_match_cases + tuple(_random_texts(50)) + _MIXED:
         for text in (case, case + " é", "ü " + case):
-            assert rule_matches(rule, Prepared(text)) == rule_matches(bare, Prepared(text)), text
+            assert rule_matches(rule, Prepared(text)) == rule_matches_plain(rule, Prepared(text)), text
 
 
 def test_word_list_patterns_are_expanded_and_used():
@@ -97,7 +95,7 @@ def test_word_list_patterns_are_expanded_and_used():
     assert wordlist_phrases(r"\b(?:a|b)\s+x\b") == ["a x", "b x"]
     for gap in (r"\bignore\b[^.]{0,9}\bthis\b", r"\bkill\w* now\b", r"(?:bomb)", r"\b\w+\b"):
         assert wordlist_phrases(gap) is None, gap
-    converted = {r.id for r in RULES if any(x is not None for x in r.lexicons)}
+    converted = {r.id for r in RULES if any(x is not None for x in ruleaids.aids(r).lexicons)}
     assert "JB-2008" in converted
 
 
@@ -160,7 +158,7 @@ def test_featurize_fast_path_is_bit_identical():
 
 
 def test_prefilter_hits_equal_may_match():
-    pfs = [pf for r in RULES for pf in r.prefilters if pf is not None]
+    pfs = [pf for r in RULES for pf in ruleaids.aids(r).prefilters if pf is not None]
     texts = [normalize.normalize(t) for t in _dataset_like_texts() + list(_MIXED)]
     texts += [" ".join(a for pf in pfs for a in pf.ascii_anchors)]
     texts += [normalize.normalize(c) for r in RULES for c in r.match_cases + r.no_match_cases

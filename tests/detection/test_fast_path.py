@@ -1,0 +1,111 @@
+"""The matcher's shortcuts (literal prefilters, word-list gates, views shared or skipped, sentence
+windows) change no finding: ``match`` gives exactly what ``match_plain`` gives (every pattern
+searched in every view), on generated texts built from the rules' own words and disguises, and
+on rows of the shared datasets when they are next to the repository."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from proxy.detection.matcher import match, match_plain
+from proxy.detection.normalize import Prepared
+from proxy.detection.settings import SCANNABLE_ROLES, compile_settings
+
+# Every rule of every set, whatever paranoia level it needs.
+SETTINGS = compile_settings({"paranoiaLevel": 4, "model": {"enabled": False}})
+ROLE_RULES = {role: SETTINGS.rules_by_role[role] for role in ("user", "tool")}
+ALL_TEXT_RULES = tuple(r for r in SETTINGS.detector.rules if r.context is None)
+assert set(SETTINGS.rules_by_role) == set(SCANNABLE_ROLES)
+
+
+def _same(text: str) -> None:
+    for rules in (*ROLE_RULES.values(), ALL_TEXT_RULES):
+        fast, plain = match(rules, Prepared(text)), match_plain(rules, Prepared(text))
+        assert not fast.timed_out
+        assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), text
+
+
+def _vocabulary() -> list[str]:
+    words: set[str] = set()
+    for rule in ALL_TEXT_RULES:
+        for case in rule.match_cases + rule.no_match_cases:
+            words.update(case.split())
+        words.update(w for p in rule.phrases for w in p.split())
+    return sorted(words)
+
+
+VOCAB = _vocabulary()
+CASES = sorted({c for r in ALL_TEXT_RULES for c in r.match_cases + r.no_match_cases})
+SEPARATORS = [" ", " ", " ", ". ", ", ", "! ", "? ", "\n", "  ", " - ", "'", ": ", "...", ";", "\t"]
+LEET = str.maketrans({"o": "0", "i": "1", "e": "3", "a": "4", "s": "5", "t": "7"})
+
+
+def _disguise(text: str, how: int) -> str:
+    if how == 1:
+        return text.translate(LEET)
+    if how == 2:
+        return " ".join(text)                                      # spaced letters
+    if how == 3:
+        return "decode this: " + base64.b64encode(text.encode()).decode()
+    if how == 4:
+        return text.upper()
+    if how == 5:
+        return "\u200b".join(text.split(" "))                       # zero-width joins
+    if how == 6:
+        return text.replace("o", "\u043e").replace("a", "\u0430")  # Cyrillic look-alikes
+    if how == 7:
+        return ".".join(text)
+    return text
+
+
+fragments = st.one_of(
+    st.sampled_from(VOCAB),
+    st.sampled_from(CASES),
+    st.text(alphabet="ab .!?,'\n-_é1", max_size=8),
+)
+
+
+@st.composite
+def texts(draw) -> str:
+    parts = draw(st.lists(st.tuples(fragments, st.sampled_from(SEPARATORS)), min_size=1, max_size=14))
+    text = "".join(f + s for f, s in parts)
+    return _disguise(text, draw(st.integers(0, 9)))
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts())
+def test_generated_texts_give_the_same_findings(text):
+    _same(text)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rule_cases_and_their_disguises_give_the_same_findings(case):
+    for how in range(8):
+        _same(_disguise(case, how))
+    _same("Some words first. " + case + " And a sentence after it!")
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+DATASETS = next((d for d in (_ROOT.parent / "shared" / "datasets",
+                             _ROOT.parent.parent / "shared" / "datasets") if d.is_dir()), None)
+EVERY = 23          # every 23rd row of each file: ~450 rows, a few seconds
+
+
+def _dataset_rows() -> list[str]:
+    rows = []
+    for path in sorted(DATASETS.glob("*/*.jsonl")) if DATASETS else ():
+        with open(path, encoding="utf-8") as fh:
+            rows += [json.loads(line)["text"] for i, line in enumerate(fh) if i % EVERY == 0]
+    return rows
+
+
+@pytest.mark.skipif(DATASETS is None, reason="shared/datasets is not next to the repository")
+def test_dataset_rows_give_the_same_findings():
+    rows = _dataset_rows()
+    assert len(rows) > 300
+    for text in rows:
+        _same(text)
