@@ -68,6 +68,16 @@ def test_anchor_index_equals_substring_test():
         assert prefilter.anchors_present(text) == [prefilter.occurs(a, text) for a in names]
 
 
+def test_non_ascii_anchor_index_equals_substring_test():
+    others = list(prefilter._OTHERS.items())
+    texts = [normalize.normalize(c) for r in RULES for c in r.match_cases + r.no_match_cases
+             if not c.isascii()] + [normalize.normalize(t) for t in _MIXED]
+    texts += [" ".join(a.lstrip("\x01") for a, _ in others), "".join(a.lstrip("\x01") for a, _ in others),
+              "é", ""]
+    for text in texts:
+        assert prefilter.others_present(text) == {i for a, i in others if prefilter.occurs(a, text)}
+
+
 def test_every_pattern_has_a_prefilter_that_passes_its_cases():
     for rule in RULES:
         if rule.signal is None:
