@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import pstats
+import signal
 import sys
+import time
 
 from bench import procs
 from bench.bodies import BODIES
@@ -21,16 +23,22 @@ from bench.workloads import AUTH, PATH, BodyWorkload
 
 
 # cProfile on the process's CPU clock: a wall-clock profile on a busy machine mostly measures
-# the time the proxy sat descheduled inside send() and epoll.
+# the time the proxy sat descheduled inside send() and epoll. It profiles the measured window
+# only (SIGUSR1 starts it, SIGUSR2 stops it and writes the file): start-up and warm-up
+# (imports, compiling, first-use loads) would otherwise crowd the per-request work out.
 PROFILED = """
-import cProfile, sys, time
+import cProfile, signal, sys, time
 from proxy.cli import main
 out = sys.argv[1]
 profiler = cProfile.Profile(time.process_time)
-try:
-    profiler.runcall(main, sys.argv[2:])
-finally:
+
+def stop(signum, frame):
+    profiler.disable()
     profiler.dump_stats(out)
+
+signal.signal(signal.SIGUSR1, lambda signum, frame: profiler.enable())
+signal.signal(signal.SIGUSR2, stop)
+sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -45,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_dir = RESULTS / "logs"
     out = RESULTS / "profile.pstats"
+    out.unlink(missing_ok=True)
     up_port, port = procs.free_port(), procs.free_port()
     upstream = procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", str(up_port)],
                            {}, up_port, log_dir, ROOT)
@@ -60,16 +69,22 @@ def main(argv: list[str] | None = None) -> int:
         assert problem is None, f"{problem}\n{proxy.log_tail()}"
         loadgen = LoadGen(log_dir)
         workload = BodyWorkload(f"{args.body} c={args.connections}", args.connections, False, AUTH, args.body)
-        loadgen.run(proxy.url + PATH, workload, 0.5)
+        loadgen.run(proxy.url + PATH, workload, 1.0)
+        time.sleep(1.0)    # background loads after the warm-up (tokenizer) stay out of the profile
+        proxy.proc.send_signal(signal.SIGUSR1)
         result = loadgen.run(proxy.url + PATH, workload, args.seconds)
+        proxy.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         if loadgen:
             loadgen.close()
         if proxy:
-            proxy.stop()       # SIGTERM: serve shuts down and cProfile writes its file
+            proxy.stop()
         upstream.stop()
     n = result["count"] + result["warmup"] + result["errors"]
-    print(f"{n} requests measured (+ warm-up) in {result['elapsed']:.1f}s; errors {result['errors']}")
+    print(f"{n} requests profiled in {result['elapsed']:.1f}s; errors {result['errors']}")
     stats = pstats.Stats(str(out))
     stats.sort_stats(args.sort).print_stats(args.top)
     return 0

@@ -8,7 +8,6 @@ import asyncio
 import hmac
 import logging
 import time
-import uuid
 import zlib
 from typing import Any
 
@@ -31,6 +30,7 @@ from .parsing.structured import add_usage
 from .parsing.sse import SSEParser
 from .parsing.stream import StreamProcessor, StreamStopped, record_stop
 from .reload import PolicyHolder
+from .requestid import new_request_id
 from .resilience.attempts import Attempt
 from .resilience.plan import AttemptPlan
 from .resilience.retry import exception_failure, is_retryable_status, status_failure
@@ -87,7 +87,7 @@ class Edge:
         except ProxyError as exc:
             path, query, bad_target = request.path, "", exc
         ex = Exchange(
-            request_id="req_" + uuid.uuid4().hex, method=request.method, path=path,
+            request_id=new_request_id(), method=request.method, path=path,
             query=query, headers=request.headers,
             client_ip=_client_ip(request, policy.server.trust_forwarded_for), policy=policy)
         self.in_flight += 1
@@ -127,9 +127,7 @@ class Edge:
         finally:
             self.in_flight -= 1
             ex.finished = time.monotonic()
-            # Completion must run even when the client went away and this task is cancelled.
-            task = asyncio.ensure_future(self.holder.complete(ex))
-            self.holder.track(task)
+            self.holder.finish(ex)
 
     async def _handle(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         policy = ex.policy
@@ -178,22 +176,22 @@ class Edge:
         if request.content_length is not None and request.content_length > limit:
             raise ProxyError(413, "request_too_large",
                              f"Request body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
-        chunks: list[bytes] = []
-        size = 0
+        content = request.content
         try:
-            async with asyncio.timeout(ex.policy.server.body_timeout):
-                async for chunk in request.content.iter_any():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ProxyError(413, "request_too_large",
-                                         f"Request body exceeds the limit of {limit} bytes.")
-                    chunks.append(chunk)
+            if content.is_eof():
+                # the whole body came in with the headers (as a small request's usually does):
+                # nothing to wait for, so no timer and no loop over chunks
+                raw = content.read_nowait()
+                if len(raw) > limit:
+                    raise ProxyError(413, "request_too_large", f"Request body exceeds the limit of {limit} bytes.")
+            else:
+                raw = await _read_body_chunks(content, limit, ex.policy.server.body_timeout)
         except TimeoutError:
             raise ProxyError(408, "request_timeout", "The request body was not received in time.") from None
         except web.RequestPayloadError as exc:   # bad chunked framing, undecodable body (proxy/server.py)
             raise ProxyError(400, "invalid_request", str(exc) if str(exc).startswith("Malformed")
                              else "The request body could not be read: it is malformed.") from None
-        ex.raw_body = b"".join(chunks)
+        ex.raw_body = raw
         if not ex.endpoint.inspected:
             return
         check_body_headers(request.headers)
@@ -589,6 +587,19 @@ def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:
         proto.start_timeout()   # re-arms with no timeout: cancels the pending timer
 
 
+async def _read_body_chunks(content, limit: int, timeout: float) -> bytes:
+    """A request body that is still arriving, within ``timeout`` and ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout):
+        async for chunk in content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ProxyError(413, "request_too_large", f"Request body exceeds the limit of {limit} bytes.")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
     """Up to a little more than ``limit`` bytes of the body, and whether there is more."""
     if resp.content.at_eof():   # read already (a 429 peeked at for its code) or empty
@@ -633,11 +644,11 @@ async def request_id_middleware(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        rid = "req_" + uuid.uuid4().hex
+        rid = new_request_id()
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status, "invalid_request")
         return _error(exc.status, code, exc.reason or "Bad request", rid)
     if REQUEST_ID not in response.headers and not response.prepared:
-        response.headers[REQUEST_ID] = "req_" + uuid.uuid4().hex
+        response.headers[REQUEST_ID] = new_request_id()
     return response
 
 
@@ -659,7 +670,7 @@ def create_app(holder: PolicyHolder) -> web.Application:
         if auth is not None and token:
             # detail (policy path, reload error text, backend problems) is for operators only
             if not hmac.compare_digest(auth.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
-                return _error(401, "invalid_api_key", "Wrong readiness token.", "req_" + uuid.uuid4().hex)
+                return _error(401, "invalid_api_key", "Wrong readiness token.", new_request_id())
             body.update(details)
         return web.Response(status=200 if ready else 503, body=orjson.dumps(body),
                             content_type="application/json")

@@ -146,19 +146,41 @@ class PolicyHolder:
         if self.audit is not None:
             self.audit.prepare(ex)
 
+    def finish(self, ex) -> None:
+        """Complete ``ex`` once the edge is done with it, without holding up its answer: as a
+        task when guards have ``on_complete`` hooks (they may wait), else in a plain callback on
+        the next turn of the loop (a task per exchange costs several times as much). Either
+        runs even when the client went away and the handler was cancelled."""
+        scope = ex.scope
+        if scope is not None and scope.complete_guards:
+            self.track(asyncio.ensure_future(self.complete(ex)))
+        else:
+            asyncio.get_running_loop().call_soon(self._complete_now, ex)
+
     async def complete(self, ex) -> None:
         try:
             ex.cost = exchange_cost(ex)   # usage is final: spend limits settle it, audit records it
             await pipeline.run_complete(ex)
         finally:
-            if ex.finished is None:
-                ex.finished = time.monotonic()
-            settle(ex)        # the record and the metrics say what the client got
-            self.reachability.observe(ex.attempts)
-            if self.audit is not None:
-                self.audit.submit(ex)
-            if self.telemetry is not None:
-                self.telemetry.observe(ex)
+            self.record(ex)
+
+    def _complete_now(self, ex) -> None:
+        try:
+            ex.cost = exchange_cost(ex)
+        finally:
+            self.record(ex)
+
+    def record(self, ex) -> None:
+        """The last step of every exchange: settle what the client got, then the audit record
+        and the metrics."""
+        if ex.finished is None:
+            ex.finished = time.monotonic()
+        settle(ex)        # the record and the metrics say what the client got
+        self.reachability.observe(ex.attempts)
+        if self.audit is not None:
+            self.audit.submit(ex)
+        if self.telemetry is not None:
+            self.telemetry.observe(ex)
 
     # --- status -------------------------------------------------------------------------
     def breaker_states(self) -> dict[str, str]:

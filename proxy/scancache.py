@@ -36,6 +36,7 @@ T = TypeVar("T")
 DEFAULT_ENTRIES = 8192
 DEFAULT_MB = 32
 _MISSING = object()
+MISSING = _MISSING      # what ScanCache.get returns for a key it does not hold
 
 
 def _state(obj: Any) -> dict[str, Any] | None:
@@ -133,11 +134,13 @@ class ScanCache:
             self.hits += 1
             return item[0]
 
-    def put(self, key: bytes, value: Any) -> None:
+    def put(self, key: bytes, value: Any, size: int | None = None) -> None:
+        """``size``: the bytes ``value`` holds, when the caller knows them cheaper than
+        ``approx_size`` walks them."""
         if not self.enabled:
             return
         # a key digest plus the OrderedDict's node and tuple
-        size = approx_size(value) + 200
+        size = (approx_size(value) if size is None else size) + 200
         if size > self.max_bytes:
             return
         with self._lock:
@@ -187,9 +190,11 @@ class Memo:
         return self._digest
 
     def remember(self, compute: Callable[[], T], *parts: str | bytes,
-                 keep: Callable[[T], bool] | None = None) -> T:
+                 keep: Callable[[T], bool] | None = None,
+                 size: Callable[[T], int] | None = None) -> T:
         """``compute()``, or what it returned before for the same settings and ``parts``.
-        ``keep(result)`` False: the result is returned but not remembered."""
+        ``keep(result)`` False: the result is returned but not remembered. ``size(result)``:
+        its bytes (see ``ScanCache.put``)."""
         if not self.cache.enabled:
             return compute()
         key = text_digest(self.digest, *parts)
@@ -197,5 +202,5 @@ class Memo:
         if value is _MISSING:
             value = compute()
             if keep is None or keep(value):
-                self.cache.put(key, value)
+                self.cache.put(key, value, None if size is None else size(value))
         return value

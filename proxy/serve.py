@@ -8,6 +8,7 @@ have to call an unclean end). A failed start is one line on stderr and exit stat
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -87,6 +88,10 @@ async def _serve(policy_path: str, sock: socket.socket, worker: int = 0, workers
     except ChainBusy as exc:
         await runner.cleanup()
         raise StartError(str(exc)) from None
+    # Everything built so far (modules, the compiled policy, the app) lives as long as the
+    # process: moved out of the collector's reach, the full collections that serving triggers
+    # now and then no longer walk it.
+    gc.freeze()
     site = web.SockSite(runner, sock)
     await site.start()
     # a log line on stderr: stdout may carry the audit log (audit sink stdout)

@@ -18,7 +18,6 @@ bytes that will never be parsed.
 """
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +26,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from .app import REQUEST_ID, runner_kwargs
 from .errors import error_body
+from .requestid import new_request_id
 
 _TOO_MANY_HEADERS = "Too many headers received"
 
@@ -68,7 +68,7 @@ class AifwRequestHandler(RequestHandler):
             self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
             code, text, etype = "internal_error", "The proxy failed to handle this request.", "server_error"
         resp = web.Response(status=status, body=error_body(text, code, etype),
-                            headers={REQUEST_ID: "req_" + uuid.uuid4().hex, "Content-Type": "application/json"})
+                            headers={REQUEST_ID: new_request_id(), "Content-Type": "application/json"})
         resp.force_close()
         return resp
 

@@ -6,6 +6,7 @@ drops the header.
 """
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -54,48 +55,56 @@ def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:
     by one rule, and the caller must hand the result to aiohttp as ``yarl.URL(url,
     encoded=True)`` so that nothing re-normalises it on the way out. ``query`` is the client's
     raw query string, checked by canonical_target."""
-    if up.provider == "azure":
-        deployment = endpoint.azure_deployment or model
-        if endpoint.kind == "models" or not deployment:
-            path = "/openai" + encode_path(endpoint.upstream_path)
+    return _url(up.provider, up.base_url, up.api_version, endpoint.kind, endpoint.upstream_path,
+                endpoint.azure_deployment, query, model)
+
+
+@functools.lru_cache(maxsize=1024)   # a pure function of strings: most requests repeat one
+def _url(provider: str, base_url: str, api_version: str | None, kind: str, upstream_path: str,
+         azure_deployment: str | None, query: str, model: str | None) -> str:
+    if provider == "azure":
+        deployment = azure_deployment or model
+        if kind == "models" or not deployment:
+            path = "/openai" + encode_path(upstream_path)
         else:
             # an OpenAI-style path routed to Azure: the model names the deployment
-            path = f"/openai/deployments/{encode_segment(deployment)}{encode_path(endpoint.upstream_path)}"
-        if up.api_version and "api-version=" not in query:
-            query = f"{query}&api-version={up.api_version}" if query else f"api-version={up.api_version}"
-    elif up.provider == "anthropic":
-        path = endpoint.upstream_path if endpoint.upstream_path.startswith("/v1/") else "/v1" + endpoint.upstream_path
+            path = f"/openai/deployments/{encode_segment(deployment)}{encode_path(upstream_path)}"
+        if api_version and "api-version=" not in query:
+            query = f"{query}&api-version={api_version}" if query else f"api-version={api_version}"
+    elif provider == "anthropic":
+        path = upstream_path if upstream_path.startswith("/v1/") else "/v1" + upstream_path
         path = encode_path(path)
     else:
-        path = encode_path(endpoint.upstream_path)
-    url = up.base_url + path
+        path = encode_path(upstream_path)
+    url = base_url + path
     if query:
         url += "?" + query
-    if urlsplit(url).netloc != urlsplit(up.base_url).netloc:  # defence in depth
+    if urlsplit(url).netloc != urlsplit(base_url).netloc:  # defence in depth
         raise ValueError("upstream URL escaped its host")
     return url
 
 
-def _end_to_end(headers):
-    """(name, lower-case name, value) of every header that is not hop-by-hop (RFC 9110 7.6.1:
-    the fixed list plus whatever the Connection header names)."""
-    connection_listed = {h.strip().lower() for h in headers.get("connection", "").split(",") if h.strip()}
-    for name, value in headers.items():
-        lname = name.lower()
-        if lname not in HOP_BY_HOP and lname not in connection_listed:
-            yield name, lname, value
+# what never goes upstream: hop-by-hop headers, aifw's own, and the codings aifw sets itself
+# (aiohttp's server decoded a gzip/deflate body before the proxy read it)
+_REQUEST_DROP = HOP_BY_HOP | {"accept-encoding", "content-encoding"}
+_VIRTUAL_DROP = _REQUEST_DROP | AUTH_HEADERS       # a virtual key's caller never sends its own key on
+
+
+def _dropped(headers, base: frozenset) -> frozenset:
+    """``base`` plus whatever the Connection header names (RFC 9110 7.6.1: hop-by-hop too)."""
+    connection = headers.get("connection")
+    if not connection:
+        return base
+    return base | {h.strip().lower() for h in connection.split(",") if h.strip()}
 
 
 def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
     """Headers for the upstream. Content-Encoding never goes: aiohttp's server has decoded a
     gzip/deflate body before the proxy reads it, so what is forwarded is the decoded body."""
-    out: CIMultiDict = CIMultiDict()   # a repeated header stays repeated
-    for name, lname, value in _end_to_end(incoming):
-        if lname.startswith("x-aifw-") or lname == "accept-encoding" or lname == "content-encoding":
-            continue
-        if virtual and lname in AUTH_HEADERS:
-            continue
-        out.add(name, value)
+    drop = _dropped(incoming, _VIRTUAL_DROP if virtual else _REQUEST_DROP)
+    # one list, then one multidict: a repeated header stays repeated
+    out = CIMultiDict([(name, value) for name, value in incoming.items()
+                       if (lname := name.lower()) not in drop and not lname.startswith("x-aifw-")])
     if virtual and up.api_key:
         if up.provider == "azure":
             out["api-key"] = up.api_key
@@ -107,6 +116,7 @@ def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDi
     return out
 
 
+@functools.lru_cache(maxsize=256)    # clients send few distinct values; bounded all the same
 def accept_encoding(client_value: str | None) -> str:
     """What to ask the upstream for: the encodings the client accepts that aifw can also decode.
 
@@ -127,12 +137,13 @@ def accept_encoding(client_value: str | None) -> str:
     return ", ".join(wanted) or "identity"
 
 
+_RESPONSE_DROP_ENCODING = HOP_BY_HOP | {"content-encoding"}
+
+
 def response_headers(upstream_headers, *, drop_encoding: bool) -> CIMultiDict:
-    out: CIMultiDict = CIMultiDict()   # repeated headers (Set-Cookie, Link) stay repeated
-    for name, lname, value in _end_to_end(upstream_headers):
-        if not (drop_encoding and lname == "content-encoding"):
-            out.add(name, value)
-    return out
+    drop = _dropped(upstream_headers, _RESPONSE_DROP_ENCODING if drop_encoding else HOP_BY_HOP)
+    # repeated headers (Set-Cookie, Link) stay repeated
+    return CIMultiDict([(name, value) for name, value in upstream_headers.items() if name.lower() not in drop])
 
 
 def decoder(encoding: str | None):

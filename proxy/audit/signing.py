@@ -43,7 +43,7 @@ class Signer:
 
     def sign(self, message: bytes) -> str:
         if self.alg == "hmac-sha256":
-            return _b64e(hmac.new(self.secret, message, hashlib.sha256).digest())
+            return _b64e(hmac.digest(self.secret, message, "sha256"))
         if self.private is None:
             raise ValueError("an Ed25519 public key cannot sign")
         return _b64e(self.private.sign(message))
@@ -54,7 +54,7 @@ class Signer:
         except (ValueError, TypeError):
             return False
         if self.alg == "hmac-sha256":
-            return hmac.compare_digest(sig, hmac.new(self.secret, message, hashlib.sha256).digest())
+            return hmac.compare_digest(sig, hmac.digest(self.secret, message, "sha256"))
         try:
             self.public.verify(sig, message)
             return True

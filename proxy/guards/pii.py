@@ -26,6 +26,8 @@ class PiiState:
     response_masked: dict[str, int] = field(default_factory=dict)
     restored: dict[str, int] = field(default_factory=dict)
     guard: Any = None                 # the PiiGuard that judged this exchange (for the redactor)
+    # The audit log's view of each whole answer text the client got (None: scan it again).
+    audit_views: dict[str, str | None] = field(default_factory=dict)
 
 
 def _state(ex: Exchange) -> PiiState:
@@ -53,6 +55,10 @@ class PiiGuard(Guard):
             for d in (cfg.request_detector, cfg.response_detector, cfg.redactor_detector))
         self._stream_settings = StreamSettings(cfg.response_detector, cfg.response_ops, cfg.keys,
                                                cfg.restore, cfg.hold_back, cfg.max_hold)
+        # When the redactor looks for exactly what answers are scanned for, the answer's scan
+        # also gives the audit log's view of it (see _remember_audit_views).
+        self._audit_from_answer = (cfg.response_detector is not None
+                                   and cfg.redactor_detector == cfg.response_detector)
 
     def _block(self, ex: Exchange, entities: set[str], direction: str, counts: dict) -> Verdict:
         rules = tuple(f"pii.{e}" for e in sorted(entities))
@@ -98,10 +104,12 @@ class PiiGuard(Guard):
         cfg = self.config
         state = _state(ex)
         blocked: set[str] = set()
+        scanned: list[tuple[Any, str, list]] = []     # (slot, answer as the model wrote it, spans)
         for slot in ex.response_slots:
             text = slot.text
             if cfg.response_detector is not None:
                 spans = without_placeholders(text, self._response.detect(text))
+                scanned.append((slot, text, spans))
                 if spans:
                     res = mask_spans(text, spans, cfg.response_ops, state.vault, cfg.keys,
                                      restorable=False, keep_known=cfg.restore)
@@ -117,7 +125,23 @@ class PiiGuard(Guard):
                 restored, counts = state.vault.restore(slot.text, slot.kind in JSON_KINDS)
                 slot.set(restored)
                 _add(state.restored, counts)
+        if self._audit_from_answer and ex.capture_text:
+            self._remember_audit_views(state, scanned)
         return None
+
+    def _remember_audit_views(self, state: PiiState, scanned: list[tuple[Any, str, list]]) -> None:
+        """What ``redact`` gives each answer text, from the answer's own scan instead of a second
+        one: the answer as the model wrote it, its spans masked with the redactor's operators and
+        this exchange's vault, nothing restored. That is ``redact`` of the text the model wrote
+        (as for a streamed answer, whose audit text is the deltas as they came), and values the
+        answer restored stay placeholders, whether or not a scan would find them again. Run after
+        the answer is masked and restored, so placeholders the answer shows number as before."""
+        cfg = self.config
+        views = state.audit_views
+        for slot, raw, spans in scanned:
+            view = mask_spans(raw, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
+            # one text, two readings (two slots alike after restoring): scan it at audit time
+            views[slot.text] = view if views.get(slot.text, view) == view else None
 
     def _masker(self, ex: Exchange, stream: StreamText) -> StreamMasker:
         state = _state(ex)
@@ -166,8 +190,12 @@ class PiiGuard(Guard):
         cfg = self.config
         if cfg.redactor_detector is None or not text:
             return text
+        state = _state(ex)
+        view = state.audit_views.get(text)
+        if view is not None:
+            return view
         spans = without_placeholders(text, self._redactor.detect(text))
-        return mask_spans(text, spans, cfg.redactor_ops, _state(ex).vault, cfg.keys, restorable=False).text
+        return mask_spans(text, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
 
 
 def make_redactor(fallback: PiiGuard):

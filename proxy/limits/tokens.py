@@ -3,16 +3,27 @@ offline), a character estimate for other models, plus the output tokens a reques
 from __future__ import annotations
 
 import functools
+import importlib.machinery
+import importlib.util
 import math
+import os
 import re
+import sys
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterable
+
+from ..scancache import MISSING, ScanCache, text_digest
 
 # Newer OpenAI models the tokenizer package does not list by name, mapped by prefix.
 _O200K = re.compile(r"^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|chatgpt-4o|o1|o3|o4|gpt-oss|omni-moderation)")
 _CL100K = re.compile(r"^(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-)")
 _CHUNK = 100_000            # bpe_openai refuses very long inputs in one piece
+_CHUNK_TOKENS = 200_000     # and encodings with more tokens than this per piece (kept: same outcome)
 _CACHE_MAX = 512
+# counts remembered per text: a key digest and an int each (~230 bytes with the LRU's node)
+COUNT_CACHE_ENTRIES = 4096
+COUNT_CACHE_BYTES = 2 << 20
 # OpenAI chat framing: every message costs ~3 tokens, every answer is primed with 3.
 PER_MESSAGE = 3
 PER_REQUEST = 3
@@ -21,27 +32,82 @@ OUTPUT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens")
 
 
 ENCODINGS = ("o200k_base", "cl100k_base")
+# The model names bpe_openai maps to these two encodings (its compat.MODEL_REGISTRY; the test
+# beside this module compares the two). Any other name it knows maps to an encoding aifw does not
+# count with, and none of those match the prefixes above: they, and unknown names, go by prefix.
+MODEL_ENCODINGS = {
+    "o200k_base": "o200k_base", "gpt-4o": "o200k_base", "gpt-4o-mini": "o200k_base",
+    "gpt-4.1": "o200k_base", "gpt-4.1-mini": "o200k_base", "gpt-4o-128k": "o200k_base",
+    "gpt-4.1-128k": "o200k_base",
+    "cl100k_base": "cl100k_base", "gpt-3.5": "cl100k_base", "gpt-3.5-turbo": "cl100k_base",
+    "gpt-3.5-turbo-0301": "cl100k_base", "gpt-3.5-turbo-0401": "cl100k_base",
+    "gpt-3.5-turbo-0125": "cl100k_base", "gpt-35-turbo": "cl100k_base", "gpt-4": "cl100k_base",
+    "gpt-4-0314": "cl100k_base", "gpt-4-0613": "cl100k_base", "gpt-4-32k": "cl100k_base",
+    "text-embedding-ada-002": "cl100k_base", "text-embedding-3-small": "cl100k_base",
+    "text-embedding-3-large": "cl100k_base",
+}
+
+
+def _bindings():
+    """bpe_openai's compiled tokenizers without the Python package around them: importing
+    ``bpe_openai`` decodes every vocabulary it ships into Python dicts (~0.6 s and ~65 MiB that
+    stay resident), which counting never uses; the compiled module holds its own tables.
+    Registered under its own name, so a later ``import bpe_openai`` shares it."""
+    name = "bpe_openai._bindings"
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.find_spec("bpe_openai")    # locates the package, does not run it
+    for folder in (spec.submodule_search_locations or ()) if spec is not None else ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_bindings" + suffix)
+            if os.path.exists(path):
+                loader = importlib.machinery.ExtensionFileLoader(name, path)
+                module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+                loader.exec_module(module)
+                sys.modules[name] = module
+                return module
+    from bpe_openai import _bindings as module      # laid out otherwise: the ordinary import
+    return module
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str
+    tokenizer: Any            # bpe_openai's compiled tokenizer (count, encode)
+
+    def count(self, text: str) -> int:
+        """Tokens of ``text``, as ``len(bpe_openai's encode_ordinary(text))`` gives them."""
+        try:
+            n = self.tokenizer.count(text)
+        except UnicodeEncodeError:     # lone surrogates: replaced first, as bpe_openai does
+            n = self.tokenizer.count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+        if n > _CHUNK_TOKENS:
+            raise ValueError(f"{n} tokens in one piece of text: more than the tokenizer takes ({_CHUNK_TOKENS})")
+        return n
 
 
 @functools.lru_cache(maxsize=None)
-def _load(name: str):
-    # Importing bpe_openai decodes every vocabulary it ships (~0.6 s, ~100 MB): a policy check or
-    # a policy without token limits never pays for it. Encodings are immutable: once per process.
-    import bpe_openai
-    return bpe_openai.get_encoding(name)
+def _load(name: str) -> Encoding:
+    # ~0.4 s and ~50 MiB each: a policy check or a policy without token limits never pays for
+    # it. Encodings are immutable: once per process.
+    return Encoding(name, _bindings().tokenizer_for_encoding(name))
 
 
 class TokenCounter:
     """Holds the encodings (shared across policy reloads via Services), loaded on first use or
-    by ``warm`` in a background thread once the server is up, so they never delay readiness."""
+    by ``warm`` in a background thread once the server is up, so they never delay readiness.
+    Counts are remembered per text (by digest, bounded): a conversation re-sends its history
+    with every turn."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: dict[str, Any] | None = None
-        self._by_model: dict[str, Any] = {}
+        self._loaded: dict[str, Encoding] | None = None
+        self._by_model: dict[str, Encoding | None] = {}
+        self._counts = ScanCache(COUNT_CACHE_ENTRIES, COUNT_CACHE_BYTES)
 
     @property
-    def _encodings(self) -> dict[str, Any]:
+    def _encodings(self) -> dict[str, Encoding]:
         loaded = self._loaded
         if loaded is None:
             with self._lock:          # a request racing the warm-up waits for it, once
@@ -54,7 +120,7 @@ class TokenCounter:
         """Load the encodings now (Services.warm_up runs this in a thread at start)."""
         self._encodings  # noqa: B018 - the property loads them
 
-    def encoding_for(self, model: str | None):
+    def encoding_for(self, model: str | None) -> Encoding | None:
         if not model:
             return None
         try:
@@ -62,14 +128,15 @@ class TokenCounter:
         except KeyError:
             pass
         name = model.split("/")[-1].lower()      # "openai/gpt-4o", Azure deployment paths
-        encoding = None
-        try:
-            encoding = self._encodings.get(_encoding_name_for_model(name))
-        except Exception:                        # noqa: BLE001 - unknown model: maybe by prefix
-            if _O200K.match(name):
-                encoding = self._encodings["o200k_base"]
-            elif _CL100K.match(name):
-                encoding = self._encodings["cl100k_base"]
+        known = MODEL_ENCODINGS.get(name)
+        if known is not None:
+            encoding = self._encodings[known]
+        elif _O200K.match(name):
+            encoding = self._encodings["o200k_base"]
+        elif _CL100K.match(name):
+            encoding = self._encodings["cl100k_base"]
+        else:
+            encoding = None
         if len(self._by_model) < _CACHE_MAX:     # model names come from clients: stay bounded
             self._by_model[model] = encoding
         return encoding
@@ -79,15 +146,15 @@ class TokenCounter:
         if encoding is None:
             return sum(estimate(len(t), chars_per_token) for t in texts)
         total = 0
+        counts = self._counts
         for text in texts:
-            for start in range(0, len(text), _CHUNK):
-                total += len(encoding.encode_ordinary(text[start:start + _CHUNK]))
+            key = text_digest(encoding.name, text)
+            n = counts.get(key)
+            if n is MISSING:
+                n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
+                counts.put(key, n)
+            total += n
         return total
-
-
-def _encoding_name_for_model(name: str) -> str:
-    import bpe_openai
-    return bpe_openai.encoding_name_for_model(name)
 
 
 def estimate(chars: int, chars_per_token: float) -> int:

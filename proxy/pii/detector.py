@@ -1,7 +1,7 @@
 """The detector: the policy's recognisers, overlap resolution and the allow-list."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import regex
 
@@ -40,27 +40,32 @@ class Detector:
     recognizers: tuple[Recognizer, ...]
     entities: frozenset[str]          # entity types this detector reports
     allow: AllowList = AllowList()
+    # Derived once (the scan runs per text): the recognisers that can report one of
+    # ``entities``, phone recognisers apart, and whether a span must be filtered by entity.
+    _strong: tuple[Recognizer, ...] = field(init=False, repr=False, compare=False)
+    _weak: tuple[PhoneRecognizer, ...] = field(init=False, repr=False, compare=False)
+    _filter: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        active = [r for r in self.recognizers if self.entities.intersection(r.entities)]
+        object.__setattr__(self, "_strong", tuple(r for r in active if not isinstance(r, PhoneRecognizer)))
+        object.__setattr__(self, "_weak", tuple(r for r in active if isinstance(r, PhoneRecognizer)))
+        object.__setattr__(self, "_filter", any(not self.entities.issuperset(r.entities) for r in active))
 
     def detect(self, text: str) -> list[Span]:
         found: list[Span] = []
-        weak: list[PhoneRecognizer] = []
         probe = Probe(text)         # shared: digit runs and the folded text are computed once
-        for rec in self.recognizers:
-            if not self.entities.intersection(rec.entities):
-                continue
-            if isinstance(rec, PhoneRecognizer):
-                weak.append(rec)
-                continue
-            for span in rec.find(text, probe):
-                if span.entity in self.entities:
-                    found.append(span)
-        if weak:
+        for rec in self._strong:
+            found.extend(rec.find(text, probe))
+        if self._filter:
+            found = [s for s in found if s.entity in self.entities]
+        if self._weak:
             # Phone parsing is the costliest step: skip digits a validated entity already holds.
             taken = [(s.start, s.end) for s in found if s.score >= 0.8]
             contested = [(s.start, s.end) for s in found if s.score < 0.8]
-            for rec in weak:
+            for rec in self._weak:
                 found.extend(rec.find(text, probe, taken, contested))
-        kept = resolve_overlaps(found)
+        kept = resolve_overlaps(found) if len(found) > 1 else found
         if self.allow.values or self.allow.patterns:
             kept = [s for s in kept if not self.allow.allows(text[s.start:s.end])]
         return kept

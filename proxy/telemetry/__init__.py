@@ -24,6 +24,13 @@ log = structlog.get_logger("aifw.telemetry")
 __all__ = ["Telemetry", "TelemetryConfig", "compile_section"]
 
 
+_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
+
+
+def _status_label(status: int | None) -> str:
+    return _STATUS_LABELS.get(status) or str(status or 0)
+
+
 def _upstream_seconds(ex: Any) -> float | None:
     seconds = [end - start for name, start, end in ex.spans if name.startswith("upstream")]
     if seconds:
@@ -104,46 +111,44 @@ class Telemetry:
     def _metrics(self, ex: Any) -> None:
         m = self.metrics
         endpoint = getattr(ex.endpoint, "name", None) or "unknown"
-        m.requests.add(1, {"endpoint": endpoint, "status": str(ex.status or 0),
-                           "decision": ex.decision})
+        m.requests.add(1, (endpoint, _status_label(ex.status), ex.decision))
         if ex.decision == "blocked" and ex.verdict is not None:
             for rule in ex.verdict.rule_ids or ("none",):
-                m.blocks.add(1, {"guard": ex.verdict.guard, "rule": rule})
+                m.blocks.add(1, (ex.verdict.guard, rule))
         usage = ex.usage
         if usage.prompt_tokens or usage.completion_tokens:
             model = self.model_labels.label(ex.model, ex.policy)   # bounded: no series per client string
             groups = ex.identity.groups if ex.identity is not None and ex.identity.groups else ("none",)
             for group in groups:
                 if usage.prompt_tokens:
-                    m.tokens.add(usage.prompt_tokens, {"group": group, "model": model, "type": "prompt"})
+                    m.tokens.add(usage.prompt_tokens, (group, model, "prompt"))
                 if usage.completion_tokens:
-                    m.tokens.add(usage.completion_tokens,
-                                 {"group": group, "model": model, "type": "completion"})
+                    m.tokens.add(usage.completion_tokens, (group, model, "completion"))
         for guard, seconds in ex.guard_seconds.items():
-            m.guard_duration.record(seconds, {"guard": guard})
+            m.guard_duration.record(seconds, (guard,))
         upstream = _upstream_seconds(ex)
         if upstream is not None:
-            m.upstream_duration.record(upstream, {"upstream": getattr(ex.upstream, "name", None) or "unknown"})
+            m.upstream_duration.record(upstream, (getattr(ex.upstream, "name", None) or "unknown",))
         if ex.finished is not None:
-            m.request_duration.record(ex.finished - ex.started, {"endpoint": endpoint})
+            m.request_duration.record(ex.finished - ex.started, (endpoint,))
         if ex.uninspected:
-            m.bypasses.add(1, {"endpoint": endpoint})
+            m.bypasses.add(1, (endpoint,))
         for hook, direction, outcome, seconds in ex.hook_calls:
-            m.hook_calls.add(1, {"hook": hook, "direction": direction, "outcome": outcome})
-            m.hook_duration.record(seconds, {"hook": hook})
+            m.hook_calls.add(1, (hook, direction, outcome))
+            m.hook_duration.record(seconds, (hook,))
         for finding in ex.findings:
             if finding.action == "fault":
-                m.guard_faults.add(1, {"guard": finding.guard})
+                m.guard_faults.add(1, (finding.guard,))
         for attempt in ex.attempts:
-            m.upstream_attempts.add(1, {"upstream": attempt.upstream, "status": str(attempt.status or 0)})
+            m.upstream_attempts.add(1, (attempt.upstream, _status_label(attempt.status)))
             if attempt.error is not None:
-                m.upstream_errors.add(1, {"upstream": attempt.upstream, "error": attempt.error})
+                m.upstream_errors.add(1, (attempt.upstream, attempt.error))
             if attempt.ended is not None and attempt.error != "breaker_open":
-                m.attempt_duration.record(attempt.ended - attempt.started, {"upstream": attempt.upstream})
+                m.attempt_duration.record(attempt.ended - attempt.started, (attempt.upstream,))
 
     def count_reload(self, ok: bool) -> None:
         if self.metrics is not None:
-            self.metrics.reloads.add(1, {"result": "ok" if ok else "failed"})
+            self.metrics.reloads.add(1, ("ok" if ok else "failed",))
             self.metrics.reload_failing = not ok
 
     def prometheus_text(self) -> tuple[bytes, str]:

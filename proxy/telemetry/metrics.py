@@ -60,38 +60,54 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class Counter:
+class _Instrument:
+    """Series keyed by a tuple of label values in ``labels`` order: callers pass that tuple
+    (no attribute dict per measurement on the hot path). OpenTelemetry takes attribute dicts:
+    one is built per series, once, and only when an exporter is configured."""
+
+    def __init__(self, name: str, description: str, labels: tuple[str, ...], otel: Any, unit: str) -> None:
+        self.name, self.description, self.labels, self.unit = name, description, labels, unit
+        self.otel = otel
+        self._attrs: dict[tuple, dict[str, Any]] = {}
+
+    def attributes(self, key: tuple) -> dict[str, Any]:
+        attrs = self._attrs.get(key)
+        if attrs is None:    # as many as there are series (label values are bounded)
+            attrs = self._attrs[key] = dict(zip(self.labels, key))
+        return attrs
+
+
+class Counter(_Instrument):
     """A monotonic counter keyed by a fixed tuple of label names."""
 
     kind = "counter"
 
     def __init__(self, name: str, description: str, labels: tuple[str, ...], otel: Any = None,
                  unit: str = "") -> None:
-        self.name, self.description, self.labels, self.unit = name, description, labels, unit
+        super().__init__(name, description, labels, otel, unit)
         self.values: dict[tuple, float] = {}
-        self.otel = otel
 
-    def add(self, value: float, attrs: dict | None = None) -> None:
-        key = tuple(attrs[k] for k in self.labels) if attrs else ()
-        self.values[key] = self.values.get(key, 0) + value
+    def add(self, value: float, key: tuple = ()) -> None:
+        """``key``: the label values, in ``labels`` order."""
+        values = self.values
+        values[key] = values.get(key, 0) + value
         if self.otel is not None:
-            self.otel.add(value, attrs)
+            self.otel.add(value, self.attributes(key))
 
 
-class HistogramMetric:
+class HistogramMetric(_Instrument):
     """Fixed-bucket histogram keyed like Counter (bucket i counts values <= bounds[i])."""
 
     kind = "histogram"
 
     def __init__(self, name: str, description: str, labels: tuple[str, ...], bounds: tuple,
                  otel: Any = None, unit: str = "s") -> None:
-        self.name, self.description, self.labels, self.unit = name, description, labels, unit
+        super().__init__(name, description, labels, otel, unit)
         self.bounds = tuple(float(b) for b in bounds)
         self.values: dict[tuple, list] = {}   # key -> [bucket counts..., sum, count]
-        self.otel = otel
 
-    def record(self, value: float, attrs: dict | None = None) -> None:
-        key = tuple(attrs[k] for k in self.labels) if attrs else ()
+    def record(self, value: float, key: tuple = ()) -> None:
+        """``key``: the label values, in ``labels`` order."""
         row = self.values.get(key)
         if row is None:
             row = self.values[key] = [0] * (len(self.bounds) + 1) + [0.0, 0]
@@ -99,7 +115,7 @@ class HistogramMetric:
         row[-2] += value
         row[-1] += 1
         if self.otel is not None:
-            self.otel.record(value, attrs)
+            self.otel.record(value, self.attributes(key))
 
 
 def _local_labels(names: tuple[str, ...], key: tuple, extra: tuple = ()) -> str:

@@ -224,12 +224,12 @@ async def test_unrecognised_body_block_or_pass(fake, start_proxy):
 
     proxy = await start_proxy(policy(unrecognizedBody="pass"), name="pass.yaml")
     recorded = []
-    original = proxy.holder.complete
+    original = proxy.holder.record
 
-    async def record(ex):
+    def record(ex):
         recorded.append((ex.decision, list(ex.uninspected)))
-        await original(ex)
-    proxy.holder.complete = record
+        original(ex)
+    proxy.holder.record = record
     got, _, out = await post(proxy.openai_url + "/completions", body, {"content-type": "application/json"})
     assert got == 200 and out["object"] == "text_completion"
     assert fake.last_request.body == body                  # forwarded byte for byte

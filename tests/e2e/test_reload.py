@@ -123,12 +123,12 @@ async def test_stream_in_flight_keeps_its_policy(fake, start_proxy):
     text = policy()
     proxy = await start_proxy(text)
     judged = []
-    original = proxy.holder.complete
+    original = proxy.holder.record
 
-    async def record(ex):
+    def record(ex):
         judged.append((ex.policy.digest, ex.status, ex.error))
-        await original(ex)
-    proxy.holder.complete = record
+        original(ex)
+    proxy.holder.record = record
     first = proxy.holder.policy.digest
 
     client = oa(proxy.openai_url)

@@ -54,12 +54,12 @@ def chat(content, **extra) -> bytes:
 def recorder(proxy, what=lambda ex: (ex.decision, list(ex.uninspected))) -> list:
     """``what`` of every exchange the proxy completes (by default: decision, uninspected)."""
     recorded: list = []
-    original = proxy.holder.complete
+    original = proxy.holder.record
 
-    async def record(ex):
+    def record(ex):
         recorded.append(what(ex))
-        await original(ex)
-    proxy.holder.complete = record
+        original(ex)
+    proxy.holder.record = record
     return recorded
 
 

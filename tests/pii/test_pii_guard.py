@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.guards.base import StreamText
 from proxy.pii.operators import decrypt_text
@@ -187,3 +189,48 @@ async def test_monitored_block_in_a_stream_lets_the_text_through_once():
     assert out == "".join(chunks)                     # nothing lost, nothing repeated
     assert ex.decision == "monitored"
     assert [f.action for f in ex.findings if f.direction == "response"] == ["would_block"]
+
+
+async def test_audit_view_of_an_answer_comes_from_the_answers_own_scan(monkeypatch):
+    guard, services = make_guard()
+    ex = chat_exchange(("user", f"I am {EMAIL}"))
+    ex.capture_text = True                     # the audit log keeps texts
+    await guard.on_request(ex)
+    message = set_answer(ex, "Hi <EMAIL_ADDRESS_1>, write to bob@corp.io or dial +1 415-555-0132 12 times")
+    assert await guard.on_response(ex) is None
+    assert message["content"] == f"Hi {EMAIL}, write to <EMAIL_ADDRESS_2> or dial <PHONE_NUMBER_1> 12 times"
+    scans = []
+    monkeypatch.setattr(type(guard._redactor), "detect", lambda self, text: scans.append(text) or [])
+    redact = services.get("pii_redactor")
+    # the restored value is not looked for again: it stays the placeholder the model wrote
+    assert redact(ex, message["content"]) == "Hi <EMAIL_ADDRESS_1>, write to <EMAIL_ADDRESS_2> or dial <PHONE_NUMBER_1> 12 times"
+    assert scans == []
+    assert redact(ex, "another text") == "another text" and scans == ["another text"]
+
+
+answer_pieces = st.lists(st.sampled_from([
+    "<EMAIL_ADDRESS_1>", "<PHONE_NUMBER_1>", EMAIL, "bob@corp.io", CARD, "+1 415-555-0132", "12", "call",
+    "SSN 536-22-8741", "password=hunter22", "<EMAIL_ADDRESS_9>", "hello", ",", "\n"]), max_size=8).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(answer_pieces, st.sampled_from([
+    {},
+    {"entities": {"CREDIT_CARD": "mask", "US_SSN": {"request": "redact", "response": "block"},
+                  "PASSWORD": {"request": "replace", "response": "mask"}}},
+    {"entities": {"EMAIL_ADDRESS": {"request": "replace", "response": "none"}}},   # scanned apart
+]))
+async def test_audit_view_equals_redacting_what_the_model_wrote(answer, section):
+    """The view is exactly the redactor's scan of the answer as the model wrote it."""
+    guard, services = make_guard(section)
+    outs = []
+    for capture in (True, False):
+        ex = chat_exchange(("user", f"I am {EMAIL}, +44 20 7946 0958"))
+        ex.capture_text = capture
+        await guard.on_request(ex)
+        message = set_answer(ex, answer)
+        verdict = await guard.on_response(ex)
+        outs.append(services.get("pii_redactor")(ex, message["content"] if capture else answer))
+        if verdict is not None:
+            return                              # blocked: nothing is remembered, the text is scanned
+    assert outs[0] == outs[1]

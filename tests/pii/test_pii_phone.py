@@ -79,3 +79,44 @@ def test_held_out_phone_set():
 def test_held_out_negatives_are_never_phones():
     result = score(negatives(), detector)
     assert result.false_alarms == []
+
+
+@pytest.mark.parametrize("text,phone", [
+    ("+1 415-555-0132 12", "+1 415-555-0132"),
+    ("Noted: +44 20 7946 0958 3 times", "+44 20 7946 0958"),
+    ("Write +33 1 42 68 53 00 2024 down", "+33 1 42 68 53 00"),
+    ("It was 001-415-555-0132 42 on the form", "001-415-555-0132"),
+    ("Noted in the ticket: 020 7946 0958 12", "020 7946 0958"),
+])
+def test_a_phone_number_followed_by_another_number(text, phone):
+    """The greedy candidate takes the next number too and fails as a whole; the longest valid
+    prefix that ends at a digit group is the phone number (issue 13 item 6)."""
+    assert phones(text) == [phone]
+
+
+@pytest.mark.parametrize("text", [
+    "Readings 120 80 72 98 6 37 2",              # no phone number ends in a lone digit
+    "On 12/03/2024 15 units left",               # a date followed by a number
+    "On 2024-03-02 12 boxes shipped",
+    "Order 4471 2210 998 12 shipped",
+    "Invoice 2024 0001 1234 12 is due",
+    "Serial 8841 2210 9981 12 is on the box",
+    "Account 020 7946 0958 12 is closed",        # labelled as another kind of number
+    "It cost $ 1 234 567 89 in total",
+    "Paid EUR 4 200 000 12 times",
+    "Totals: 1 249 500 12 600 3 400",
+    "Seats 1 2 3 4 5 6 7 8 9 10 remain",
+    "Version 10.0.19041 1234 ships",
+])
+def test_numbers_followed_by_numbers_stay_non_phones(text):
+    assert phones(text) == []
+
+
+async def test_whole_answer_masks_a_phone_number_followed_by_a_number():
+    from .helpers import chat_exchange, make_guard, set_answer
+    guard, _ = make_guard()
+    ex = chat_exchange(("user", "hi"))
+    await guard.on_request(ex)
+    message = set_answer(ex, "Dial +1 415-555-0132 12 times.")
+    assert await guard.on_response(ex) is None
+    assert message["content"] == "Dial <PHONE_NUMBER_1> 12 times."

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from proxy.pii.recognizers import birthdate, secrets
 from proxy.pii.recognizers.financial import CardRecognizer, IbanRecognizer, SsnRecognizer
 from proxy.pii.recognizers.network import IpRecognizer, _two_colons_close
-from proxy.pii.recognizers.phone import _CANDIDATE, _EXTENSION, PhoneRecognizer, _cluster_digits
+from proxy.pii.recognizers.phone import _CANDIDATE, _EXTENSION, PhoneRecognizer, _clustered_runs
 from proxy.pii.recognizers.probe import Probe
 
 FRAGMENTS = [
@@ -56,7 +56,7 @@ def test_phone_candidates_are_the_full_scan_less_the_short_ones(text):
     probe = Probe(text)
     runs = probe.runs
     anchored = [m.span() for m in PhoneRecognizer._candidates(text, 0, len(text), runs,
-                                                               _cluster_digits(text, runs))]
+                                                               _clustered_runs(text, runs))]
     full = [m for m in _CANDIDATE.finditer(text)]
     judged = [m.span() for m in full
               if sum(c.isdigit() for c in _EXTENSION.sub("", m.group())) >= 7]
@@ -82,3 +82,45 @@ def test_case_folding_traps_still_reach_the_patterns():
     for text in ("paſſword=hunter22", "to\u212aen: abc123xyz", "PASSWORD: s3cret!"):
         spans = list(secrets.SecretRecognizer().find(text))
         assert [s.entity for s in spans] == ["PASSWORD"], text
+
+
+LOCAL = st.text(alphabet="ab.%+-_1é٣", min_size=0, max_size=70)
+email_texts = st.lists(st.one_of(st.sampled_from(["@", "@@", " ", "example.com", "x.co.uk", "-", ".",
+                                                  "\u00a0", "a" * 64, "b" * 65, "<", "mail@"]), LOCAL),
+                       max_size=10).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(email_texts, texts))
+def test_email_scan_from_each_at_sign_finds_what_the_full_scan_finds(text):
+    from proxy.pii.recognizers.network import EmailRecognizer
+    rec = EmailRecognizer()
+    assert [m.span() for m in rec._matches(text)] == [m.span() for m in rec._pattern.finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(texts, st.text(alphabet="ab 12٣²", max_size=20)))
+def test_digit_runs_are_the_unicode_digit_runs(text):
+    import regex
+    assert Probe(text).runs == [m.span() for m in regex.finditer(r"\d+", text)]
+
+
+veto_texts = st.lists(st.sampled_from(["order", "Order", "ID", "id", "ids", "no.", " ", ":", "s", "<",
+                                       "_", "é", "1", "ſerial", "account", "the", "-", "İd", "ß", "Tel",
+                                       "TÉLÉPHONE", "call", "K", "\u212a", "phone", "ss#", "ss no", "né"]),
+                      max_size=10).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(veto_texts, st.integers(0, 40), st.integers(0, 40))
+def test_context_words_found_through_the_folded_window_are_the_pattern_matches(text, lo, hi):
+    from proxy.pii.recognizers.financial import _SSN_CONTEXT
+    from proxy.pii.recognizers.phone import NOT_PHONE_WORDS, PHONE_CONTEXT_WORDS
+    from proxy.pii.recognizers.context import Context
+    lo, hi = sorted((min(lo, len(text)), min(hi, len(text))))
+    for context in (Context.of(NOT_PHONE_WORDS), Context.of(PHONE_CONTEXT_WORDS), _SSN_CONTEXT,
+                    birthdate._BIRTH, Context.of(["Straße", "Kunden-Nr"])):
+        full = [m.span() for m in context.pattern.finditer(text, lo, hi)]
+        assert [m.span() for m in context._matches(text, lo, hi)] == full
+        assert (context.last(text, lo, hi) and context.last(text, lo, hi).span()) == (full[-1] if full else None)
+        assert (context.first(text, lo, hi) is not None) == bool(full)

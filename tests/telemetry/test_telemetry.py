@@ -134,10 +134,13 @@ def test_metrics_reach_an_otlp_style_exporter():
     reader = InMemoryMetricReader()
     from proxy.telemetry.metrics import Metrics
     m = Metrics("aifw-test", [reader])
-    m.requests.add(1, {"endpoint": "e", "status": "200", "decision": "allowed"})
-    names = [x.name for rm in reader.get_metrics_data().resource_metrics
-             for sm in rm.scope_metrics for x in sm.metrics]
-    assert "aifw.requests" in names
+    m.requests.add(1, ("e", "200", "allowed"))
+    m.requests.add(2, ("e", "200", "allowed"))
+    metrics = {x.name: x for rm in reader.get_metrics_data().resource_metrics
+               for sm in rm.scope_metrics for x in sm.metrics}
+    points = list(metrics["aifw.requests"].data.data_points)
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"endpoint": "e", "status": "200", "decision": "allowed"}, 3)]
 
 
 def test_metrics_off():

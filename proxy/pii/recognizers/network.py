@@ -17,14 +17,33 @@ class EmailRecognizer:
         r"(?:[\p{L}\p{N}](?:[\p{L}\p{N}\-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,63}(?![\p{L}\p{N}\-])"
     )
 
+    # The local part's characters, at most 65 of them, just before an "@" (endpos), searched
+    # backwards from it.
+    _local_run = regex.compile(r"(?r)[\p{L}\p{N}._%+\-]{1,65}\Z")
+    _local_char = regex.compile(r"[\p{L}\p{N}._%+\-]")
+
     def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
-        if "@" not in text:
-            return
-        for m in self._pattern.finditer(text):
+        for m in self._matches(text):
             local = m.group().split("@", 1)[0]
             if local.startswith(".") or local.endswith(".") or ".." in local:
                 continue
             yield Span(m.start(), m.end(), "EMAIL_ADDRESS", 0.95)
+
+    def _matches(self, text: str) -> Iterable["regex.Match[str]"]:
+        """``_pattern.finditer(text)``, tried only where a match can start: at the beginning of
+        the run of local-part characters before each "@" (the look-behind forbids any later
+        start), when that run is short enough to be a local part."""
+        pos = 0
+        at = text.find("@")
+        while at != -1:
+            run = self._local_run.search(text, max(pos, at - 65), at)
+            if run is not None and run.end() - run.start() <= 64 and (
+                    run.start() > pos or pos == 0 or not self._local_char.match(text, pos - 1)):
+                m = self._pattern.match(text, run.start())
+                if m is not None:
+                    yield m
+                    pos = m.end()
+            at = text.find("@", max(at + 1, pos))
 
 
 def _two_colons_close(text: str) -> bool:

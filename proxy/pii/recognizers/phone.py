@@ -26,6 +26,8 @@ from .context import Context
 from .probe import Probe, probe_of
 
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IN")
+# The score of a number only a telling word nearby admits (neither its writing nor validation).
+_CONTEXT_ONLY = 0.55
 
 PHONE_CONTEXT_WORDS = (
     "phone", "telephone", "tel", "mobile", "cell", "cellphone", "fax", "desk", "office", "call",
@@ -51,8 +53,8 @@ NOT_PHONE_WORDS = ("license", "licence", "passport", "account", "order", "invoic
 _LABEL_GAP = regex.compile(r"(?i)(?:[\s:#.,=()'\"\-]|\b(?:no|nr|num|number|numbers|is|was|of|the|code|on|file|s)\b)*")
 _EXTENSION = regex.compile(rf"{_EXT}$")
 _EXT_GAP = regex.compile(r"[ ]?(?:x|X|ext\.?|Ext\.?|EXT\.?|extension|#)[ ]?")
-_DATE_PREFIX = regex.compile(r"^\d{4}-\d{2}-\d{2}(?!\d)")
-_DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})$")
+# A date, alone or followed by more numbers ("on 12/03/2024 15 units").
+_DATE_SHAPE = regex.compile(r"^(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{4})(?!\d)")
 _ZIP4 = regex.compile(r"^\d{5}-\d{4}$")
 _RANGE = regex.compile(r"^(?:(?:19|20)\d\d[\-/]\d+$|(?:19|20)\d\d[\-/](?:19|20)\d\d|(?:[01]\d|2[0-3])[0-5]\d-(?:[01]\d|2[0-3])[0-5]\d)$")
 _CARD_GROUPS = regex.compile(r"^\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,4})?$")
@@ -73,20 +75,24 @@ def _date_digits(d: str) -> bool:
     return len(d) == 8 and (ok(d[:4], d[4:6], d[6:]) or ok(d[4:], d[2:4], d[:2]) or ok(d[4:], d[:2], d[2:4]))
 
 
-def _cluster_digits(text: str, runs: list[tuple[int, int]]) -> list[int]:
-    """For each digit run, the digits of the cluster it belongs to (runs linked by gaps that a
-    candidate can span: up to three characters, or an extension mark)."""
-    totals: list[int] = []
-    first = total = previous = 0
-    for i, (start, end) in enumerate(runs):
-        gap = start - previous
-        if i and gap > 3 and (gap > 11 or not _EXT_GAP.fullmatch(text, previous, start)):
-            totals.extend([total] * (i - first))
-            first, total = i, 0
-        total += end - start
-        previous = end
-    totals.extend([total] * (len(runs) - first))
-    return totals
+def _clustered_runs(text: str, runs: list[tuple[int, int]]) -> list[int]:
+    """The indices of the digit runs that belong to a cluster of seven or more digits (runs
+    linked by gaps that a candidate can span: up to three characters, or an extension mark);
+    a smaller cluster holds no phone number."""
+    if not runs:
+        return []
+    # Where a new cluster begins: most runs in prose stand alone, so this one comprehension
+    # over the gaps does most of the work.
+    breaks = [i for i in range(1, len(runs)) if runs[i][0] - runs[i - 1][1] > 3
+              and (runs[i][0] - runs[i - 1][1] > 11 or not _EXT_GAP.fullmatch(text, runs[i - 1][1], runs[i][0]))]
+    out: list[int] = []
+    first = 0
+    for b in breaks + [len(runs)]:
+        if (runs[first][1] - runs[first][0] >= 7 if b - first == 1
+                else sum(e - s for s, e in runs[first:b]) >= 7):
+            out.extend(range(first, b))
+        first = b
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -103,6 +109,28 @@ def _parsed(core: str, region: str | None) -> "tuple[phonenumbers.PhoneNumber | 
     home = region or phonenumbers.region_code_for_country_code(number.country_code)
     return number, (phonenumbers.is_valid_number_for_region(number, home)
                     or phonenumbers.is_valid_number(number))
+
+
+@lru_cache(maxsize=None)
+def _longest_national(country_code: int) -> int:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    lengths = meta.general_desc.possible_length if meta is not None else ()
+    return max(lengths or (17,))
+
+
+def _overlong(raw: str) -> bool:
+    """Whether an international number (``+``/``00``) holds more digits than its country's
+    numbers can have (besides a written trunk prefix, "+49 (0)30 ...")."""
+    if not (raw.startswith("+") or raw.startswith("00")):
+        return False
+    digits = "".join(c for c in _EXTENSION.sub("", raw) if c.isdigit())
+    if raw.startswith("00"):
+        digits = digits[2:]
+    for n in (1, 2, 3):
+        if int(digits[:n] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return len(digits) - n > _longest_national(int(digits[:n])) + ("(0)" in raw)
+    return False
 
 
 def forget_phone_numbers() -> None:
@@ -147,28 +175,30 @@ class PhoneRecognizer:
             return
         pos = 0
         runs = probe.runs
-        cluster = _cluster_digits(text, runs)
+        clustered = _clustered_runs(text, runs)
         for a, b in sorted(taken) + [(len(text), len(text))]:
             if a > pos:
-                yield from self._find_in(text, pos, a, runs, cluster, contested)
+                yield from self._find_in(text, pos, a, runs, clustered, contested)
             pos = max(pos, b)
 
     @staticmethod
     def _candidates(text: str, lo: int, hi: int, runs: list[tuple[int, int]],
-                    cluster: list[int]) -> Iterable["regex.Match[str]"]:
+                    clustered: list[int]) -> Iterable["regex.Match[str]"]:
         """``_CANDIDATE.finditer(text, lo, hi)`` less the candidates too short to judge, tried
         only where a match can start: every candidate has a digit run starting at most two
         characters in ("+4", "(0", " (0)"), and lies within one cluster of runs that no more
-        than three characters (or an extension mark) apart; a cluster of fewer than seven
-        digits holds no phone number."""
+        than three characters (or an extension mark) apart; ``clustered``: the runs in
+        clusters of seven or more digits (``_clustered_runs``)."""
         pos = lo
-        for i in range(bisect_left(runs, (lo, -1)), len(runs)):
-            start = runs[i][0]
+        for k in range(bisect_left(clustered, bisect_left(runs, (lo, -1))), len(clustered)):
+            start = runs[clustered[k]][0]
             if start >= hi:
                 return
-            if cluster[i] < 7:
-                continue
             for at in range(max(pos, start - 2), start + 1):
+                # A match's first character: "+", "(", a digit, or the space of " (0)".
+                ch = text[at]
+                if not (ch == "+" or ch == "(" or ch.isdigit() or ch == " " and text[at + 1] == "("):
+                    continue
                 m = _CANDIDATE.match(text, at, hi)
                 if m is not None:
                     yield m
@@ -176,76 +206,115 @@ class PhoneRecognizer:
                     break
 
     def _find_in(self, text: str, lo: int, hi: int, runs: list[tuple[int, int]],
-                 cluster: list[int], contested: list[tuple[int, int]] | None) -> Iterable[Span]:
-        for m in self._candidates(text, lo, hi, runs, cluster):
-            if m.end() - m.start() < 7 or self._labelled_otherwise(text, m.start()):
+                 clustered: list[int], contested: list[tuple[int, int]] | None) -> Iterable[Span]:
+        for m in self._candidates(text, lo, hi, runs, clustered):
+            # A date, or a date and more numbers: every end _prefix_ends offers starts with the
+            # date (or holds fewer than seven digits), so none can be a phone number.
+            if m.end() - m.start() < 7 or _DATE_SHAPE.match(m.group()) or self._labelled_otherwise(text, m.start()):
                 continue
-            for end in self._ends(m, text):
-                span = self._judge(text, m.start(), end, contested)
-                if span is not None:
-                    yield span
-                    break
+            span = self._number_in(m, text, contested)
+            if span is not None:
+                yield span
+
+    def _number_in(self, m: "regex.Match[str]", text: str,
+                   contested: list[tuple[int, int]] | None) -> Span | None:
+        """The phone number a candidate holds: the whole candidate, or when it fails (or holds
+        more than 15 digits, too many for one number) the longest of its prefixes that passes,
+        for a number followed by another one ("+1 415-555-0132 12")."""
+        raw = m.group()
+        # Every extension mark (x, ext., EXT, extension, #) holds an "x", "X" or "#".
+        ext = _EXTENSION.search(raw) if "x" in raw or "X" in raw or "#" in raw else None
+        body = raw[:ext.start()] if ext else raw
+        total = sum(map(str.isdigit, body))
+        start = m.start()
+        if total <= 15:
+            span = self._judge(text, start, m.end(), contested, body)
+            if span is not None:
+                if span.score != _CONTEXT_ONLY or not _overlong(raw):
+                    return span
+                # A telling word admits the whole, but it has more digits than its country's
+                # numbers: a valid prefix is the number ("call +1 415-555-0132 12 times").
+                return next(filter(None, (self._judge(text, start, end, None, text[start:end], validated=True)
+                                          for end in self._prefix_ends(m, text, body, total))), span)
+        for end in self._prefix_ends(m, text, body, total):
+            span = self._judge(text, start, end, contested, text[start:end])
+            if span is not None:
+                return span
+        return None
 
     def _labelled_otherwise(self, text: str, start: int) -> bool:
         """A non-phone word ("order", "SSN") vetoes only the number it labels: the words between
         them may only be fillers ("order no. is 4155550132"). Another number, a placeholder or
         a name between them means the word labelled something else."""
-        last = None
-        for last in self.veto.pattern.finditer(text, max(0, start - self.veto.before), start):
-            pass
+        last = self.veto.last(text, max(0, start - self.veto.before), start)
         return last is not None and _LABEL_GAP.fullmatch(text, last.end(), start) is not None
 
-    def _ends(self, m: "regex.Match[str]", text: str) -> list[int]:
-        """The whole candidate, or when it holds too many digits ("+1 415-555-0132 4111 ..."),
-        its prefixes at group boundaries that could still be one number (only where it is
-        clearly meant as a phone number: international, or next to a telling word)."""
-        raw = m.group()
-        ext = _EXTENSION.search(raw)
-        body = raw[:ext.start()] if ext else raw
-        if sum(c.isdigit() for c in body) <= 15:
-            return [m.end()]
-        if not (raw.startswith("+") or self.context.near(text, m.start(), m.end())):
-            return []
+    def _prefix_ends(self, m: "regex.Match[str]", text: str, body: str, total: int) -> list[int]:
+        """Where a shorter number inside the candidate may end, longest first: after a digit
+        group, with 7-15 digits, ending in a group of two or more (no phone number ends in a
+        lone digit, a list of readings may), and the next group following a space: "0132-12" is
+        one token, an id more often than a phone number and a suffix. Where the candidate is
+        clearly meant as a phone number (international, or next to a telling word) any group
+        boundary counts. ``body``: the candidate less its extension; ``total``: its digits. Of
+        more than 15 digits only such clear candidates are cut."""
+        clear: bool | None = body.startswith("+") or None      # None: not looked up yet
+        if total > 15:
+            clear = clear or self.context.near(text, m.start(), m.end())
+            if not clear:
+                return []
         ends = []
-        digits = 0
-        for i, ch in enumerate(body):
-            if ch.isdigit():
-                digits += 1
-                if digits > 15:
-                    break
-                if i + 1 == len(body) or not body[i + 1].isdigit():
+        digits = group = 0
+        for i, ch in enumerate(body[:-1]):
+            if not ch.isdigit():
+                group = 0
+                continue
+            digits += 1
+            group += 1
+            if digits > 15:
+                break
+            after = body[i + 1]
+            if digits >= 7 and group >= 2 and not after.isdigit():
+                if after != " " and clear is None:
+                    clear = self.context.near(text, m.start(), m.end())
+                if after == " " or clear:
                     ends.append(m.start() + i + 1)
-        return ends[::-1]
+        ends.reverse()
+        return ends
 
-    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None) -> Span | None:
-        core = _EXTENSION.sub("", text[start:end])
-        digits = sum(c.isdigit() for c in core)
-        if not 7 <= digits <= 15 or _DATE_SHAPE.match(core) or _DATE_PREFIX.match(core):
+    def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None,
+               core: str, validated: bool = False) -> Span | None:
+        """The span of a phone number at ``text[start:end]``, or None. ``core``: that text less
+        an extension. ``validated``: only a number its writing or ``phonenumbers`` admits, not
+        one a telling word alone admits."""
+        digits = sum(map(str.isdigit, core))
+        if not 7 <= digits <= 15 or _DATE_SHAPE.match(core):
             return None
         if _CURRENCY.search(text, max(0, start - 5), start):
             return None
         unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
         score = self._score(text, start, end, core, digits, unopposed)
-        return Span(start, end, "PHONE_NUMBER", score) if score else None
+        if not score or validated and score <= _CONTEXT_ONLY:
+            return None
+        return Span(start, end, "PHONE_NUMBER", score)
 
     def _score(self, text: str, start: int, end: int, core: str, digits: int, unopposed: bool) -> float:
         context = self.context.near(text, start, end)
         if context and unopposed:
-            return 0.55         # admitted either way; the score would only break a tie
+            return _CONTEXT_ONLY    # admitted either way; the score would only break a tie
         if core.startswith("+") or core.startswith("00"):
             number, valid = _parsed("+" + core[2:] if core.startswith("00") else core, None)
             if number is None:
-                return 0.55 if context else 0.0
+                return _CONTEXT_ONLY if context else 0.0
             if valid:
                 return 0.75
             # A "+" is written for phone numbers only; "00" also starts zero-padded ids.
             if core.startswith("+") and phonenumbers.is_possible_number(number) or self._nanp(core):
                 return 0.65
-            return 0.55 if context else 0.0
+            return _CONTEXT_ONLY if context else 0.0
         trunk = tuple(r for r in self.regions if self._prefixes.get(r) and core.lstrip("(").startswith(self._prefixes[r]))
         if context:     # valid anywhere: the regions whose trunk prefix it has are likeliest
             likely = trunk + tuple(r for r in self.regions if r not in trunk)
-            return 0.75 if next(self._valid_in(core, likely), None) else 0.55
+            return 0.75 if next(self._valid_in(core, likely), None) else _CONTEXT_ONLY
         if self._not_a_phone_shape(core):
             return 0.0
         bare = core.isdigit()
@@ -283,7 +352,7 @@ class PhoneRecognizer:
     def _valid_in(self, core: str, regions: tuple[str, ...]) -> "Iterable[tuple[str, phonenumbers.PhoneNumber]]":
         """The regions (lazily, in order) in which ``core`` is a valid national number. Parsing
         costs ~25 µs a region, so regions whose lengths cannot fit are skipped unparsed."""
-        digits = sum(c.isdigit() for c in core)
+        digits = sum(map(str.isdigit, core))
         for region in regions:
             low, high = self._lengths.get(region, (0, 99))
             if not low <= digits <= high:

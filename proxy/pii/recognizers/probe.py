@@ -13,6 +13,9 @@ import ahocorasick
 import regex
 
 _DIGIT_RUN = regex.compile(r"\d+")
+# In ASCII text \d is [0-9], which the regex module scans ~1.4x faster (no Unicode lookups).
+_ASCII_DIGIT_RUN = regex.compile(r"[0-9]+")
+_ASCII_DIGITS = "0123456789"
 _NEEDLES: set[str] = set()
 _automaton: "ahocorasick.Automaton | None" = None
 
@@ -54,7 +57,13 @@ class Probe:
     def runs(self) -> list[tuple[int, int]]:
         """(start, end) of every maximal run of (Unicode) digits, in text order."""
         if self._runs is None:
-            self._runs = [m.span() for m in _DIGIT_RUN.finditer(self.text)]
+            text = self.text
+            if not text.isascii():
+                self._runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
+            elif any(d in text for d in _ASCII_DIGITS):     # str's search beats any regex scan
+                self._runs = [m.span() for m in _ASCII_DIGIT_RUN.finditer(text)]
+            else:
+                self._runs = []
         return self._runs
 
     @property

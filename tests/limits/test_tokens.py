@@ -1,0 +1,59 @@
+"""The token counter against bpe_openai itself: same encodings per model, same counts."""
+import subprocess
+import sys
+
+import pytest
+
+from proxy.limits.tokens import ENCODINGS, Encoding, TokenCounter
+
+TEXTS = ["", "hello world", "  leading and trailing  ", "naïve café – “quotes” 漢字 😀\u200b\u0301 ß Ω",
+         "<|endoftext|> is just text", "x\ud800y lone surrogate", "1234567890 " * 50,
+         "def f(x):\n\treturn x ** 2  # code\r\n", "a" * 5000]
+
+
+def test_models_map_to_the_encodings_bpe_openai_gives_them():
+    from bpe_openai import compat
+    counter = TokenCounter()
+    for name, meta in compat.MODEL_REGISTRY.items():
+        expected = meta.encoding if meta.encoding in ENCODINGS else None
+        for spelled in (name, name.upper(), f"openai/{name}"):
+            found = counter.encoding_for(spelled)
+            assert (found.name if found else None) == expected, spelled
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_counts_are_those_of_bpe_openai_encode_ordinary(name):
+    import bpe_openai
+    reference = bpe_openai.get_encoding(name)
+    counter = TokenCounter()
+    model = {"o200k_base": "gpt-4o", "cl100k_base": "gpt-4"}[name]
+    for text in TEXTS:
+        assert counter.count([text], model, 4) == len(reference.encode_ordinary(text)), repr(text[:40])
+        assert counter.count([text], model, 4) == len(reference.encode_ordinary(text))   # remembered
+
+
+def test_a_text_counted_once_is_not_counted_again():
+    calls = []
+
+    class Fake:
+        def count(self, text):
+            calls.append(text)
+            return len(text.split())
+    counter = TokenCounter()
+    counter._loaded = {name: Encoding(name, Fake()) for name in ENCODINGS}
+    history = ["first turn of a conversation", "the answer to it"]
+    assert counter.count(history, "gpt-4o", 4) == 9
+    assert counter.count([*history, "a new turn"], "gpt-4o", 4) == 12
+    assert calls == [*history, "a new turn"]
+    assert counter.count(history, "gpt-4", 4) == 9          # another encoding: counted anew
+    assert len(calls) == 5
+
+
+def test_counting_leaves_the_vocabularies_of_the_python_package_unloaded():
+    # importing bpe_openai decodes every vocabulary into Python dicts; the counter does without
+    script = ("import sys\nfrom proxy.limits.tokens import TokenCounter\n"
+              "c = TokenCounter(); n = c.count(['hello world'], 'gpt-4o', 4)\n"
+              "assert n == 2 and 'bpe_openai' not in sys.modules, sorted(m for m in sys.modules if 'bpe' in m)\n"
+              "import bpe_openai\n"      # and the package still loads afterwards, sharing the module
+              "assert len(bpe_openai.get_encoding('o200k_base').encode_ordinary('hello world')) == 2\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
