@@ -139,3 +139,10 @@ def test_iban_checksum_gate_never_drops_a_valid_iban(compact):
         assert iban_checksum_ok(compact)
     # and every valid sample passes both
     assert iban_checksum_ok("GB82WEST12345698765432") and iban.is_valid("GB82WEST12345698765432")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789 .-/()+xX#extnsioETXN", max_size=24))
+def test_an_extension_is_only_looked_for_after_an_x_or_a_hash(raw):
+    if _EXTENSION.search(raw) is not None:
+        assert "x" in raw or "X" in raw or "#" in raw
