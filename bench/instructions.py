@@ -4,6 +4,7 @@ load on a shared machine (CPU time swings by tens of percent there; instruction 
     .venv/bin/python -m bench.instructions                     # pass-through, no-scan, default, every guard
     .venv/bin/python -m bench.instructions --only passthrough,aifw-noscan --requests 100
     .venv/bin/python -m bench.instructions --keep              # keep the callgrind files (callgrind_annotate)
+    .venv/bin/python -m bench.instructions --only passthrough --policy aifw-x=my.yaml   # another policy
 
 Each target runs alone under ``valgrind --tool=callgrind --instr-atstart=no`` (the fake provider
 and the load generator run natively, outside it). After ``--warmup`` requests (lazy imports,
@@ -13,8 +14,9 @@ audit flush thread), then for ``--requests`` requests of the chat1k body (bench/
 ``--connections`` connections; the idle rate times the window's length is subtracted. Every
 thread of the target is counted (the audit writer thread too). The result is instructions per
 request and the ratio to the bare aiohttp pass-through (bench/passthrough.py) measured in the
-same run. All targets run on asyncio's own event loop unless ``--loop uvloop`` (for aifw only:
-the pass-through has no uvloop option), so the ratio compares like with like.
+same run. All targets, the pass-through too, run on asyncio's own event loop, or all on uvloop
+with ``--loop uvloop`` (as ``aifw serve`` does when uvloop is installed), so the ratio compares
+like with like.
 
 Instructions are not time (a cache miss costs more than an add), but on one interpreter and one
 machine they track CPU time per request closely, and a change of 1% is visible in one run.
@@ -39,7 +41,7 @@ from bench.workloads import AUTH, PATH
 
 PASSTHROUGH = "passthrough"
 TARGETS = {   # name -> (command after the interpreter, policy env)
-    PASSTHROUGH: ("-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}"),
+    PASSTHROUGH: ("-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}", "--loop", "{loop}"),
     "aifw-noscan": ("-m", "proxy", "serve", "--policy", "bench/policies/noscan.yaml", "--port", "{port}"),
     "aifw-default": ("-m", "proxy", "serve", "--policy", "policies/default.yaml", "--port", "{port}"),
     "aifw-all": ("-m", "proxy", "serve", "--policy", "bench/policies/all-guards.yaml", "--port", "{port}"),
@@ -127,7 +129,8 @@ class Client:
 
 def measure(name: str, upstream: str, args, out_dir: Path, client: Client) -> dict:
     port = procs.free_port()
-    cmd = [c.replace("{port}", str(port)).replace("{upstream}", upstream) for c in TARGETS[name]]
+    cmd = [c.replace("{port}", str(port)).replace("{upstream}", upstream).replace("{loop}", args.loop)
+           for c in args.targets[name]]
     env = {"AIFW_UPSTREAM_URL": upstream + "/v1", "AIFW_AUDIT_DIR": str(RESULTS / f"var-instr-{name}"),
            "AIFW_EVENT_LOOP": args.loop}
     shutil.rmtree(env["AIFW_AUDIT_DIR"], ignore_errors=True)
@@ -185,12 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
     parser.add_argument("--keep", action="store_true", help="keep the callgrind files in bench/results/callgrind")
+    parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
+                        help="also measure aifw with this policy file (repeatable)")
     args = parser.parse_args(argv)
+    args.targets = dict(TARGETS)
+    for item in args.policy:
+        name, _, path = item.partition("=")
+        if not path:
+            parser.error(f"--policy wants NAME=PATH, got {item!r}")
+        args.targets[name] = ("-m", "proxy", "serve", "--policy", path, "--port", "{port}")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("bench.instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    names = [n for n in args.only.split(",") if n]
-    unknown = set(names) - set(TARGETS)
+    names = [n for n in args.only.split(",") if n] + [p.partition("=")[0] for p in args.policy]
+    unknown = set(names) - set(args.targets)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     out_dir = RESULTS / "callgrind"
