@@ -33,9 +33,12 @@ MAX_UNIT = 400         # a longer "sentence" is a paragraph or code blob, never 
 MIN_CONTEXT_WORDS = 8   # too little text around a sentence to call it off-topic (a small table)
 
 # Sentence-like units: split after sentence punctuation, at line breaks and after code braces (the
-# stdlib engine, and no look-behind: tried at every character, a look-behind doubled the cost of
-# splitting). A match starting with punctuation ends its unit after that character.
-_SPLIT = re.compile(r"[.!?。！？;{}]\s+|\n+|[{};]")
+# stdlib engine). A match starting with punctuation ends its unit after that character. Written
+# as one character class first, then the three cases told apart by a look-behind at the character
+# just read: the matches of "[.!?。！？;{}]\s+|\n+|[{};]" (tests/detection/test_indirect.py), but
+# the engine skips to the next candidate character by its class instead of trying the three
+# alternatives at every position (a quarter of the time).
+_SPLIT = re.compile(r"[.!?。！？;{}\n](?:(?<=[.!?。！？;{}])\s+|(?<=\n)\n*|(?<=[{};]))")
 _LEAD = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
 _WORD = regex.compile(r"[^\W\d_]{3,}")
 

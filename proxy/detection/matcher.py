@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from . import prefilter as _prefilter, ruleaids
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, prefilter_hit_set
 from .rules import Rule
+from .scanviews import Views, ViewState
 
 # Per pattern search; a whole text gets a larger overall budget. Both exist so that no input,
 # however crafted, can hold a worker: a timed-out search counts as "not inspected", not "clean".
@@ -23,25 +23,40 @@ class MatchResult:
     timed_out: bool = False
 
 
-# Per rule: (rule, (entries, pids, max pid)) with entries ((pattern, prefilter, prefilter id or
-# -1, lexicon), ...), keyed by id(rule) and checked by identity, so the pairing of patterns and
-# their aids (ruleaids.py) is not rebuilt on every text.
+# Per rule: (rule, (entries, pids, max pid)) with entries (pattern, prefilter, prefilter id or
+# -1, lexicon, other required sets, sentence stretches) per pattern (``_entry``), keyed by
+# id(rule) and checked by identity, so the pairing of patterns and their aids (ruleaids.py) is
+# not rebuilt on every text.
 _PLANS: dict[int, tuple] = {}
 _MAX_PLANS = 4096
+
+
+def _pid(pf) -> int:
+    return pf.pid if pf is not None and pf.substring_ok else -1
+
+
+def _entry(pattern, pf, lex, required, sentences: bool) -> tuple:
+    # the other required sets: (prefilter, its id), all of which a text must hit as well
+    others = tuple((r, _pid(r)) for r in required)
+    # a pattern that cannot cross a sentence end, with the ASCII anchors of each required set by
+    # id (to find the sentences holding one): searched only in the sentences holding them all
+    stretches = tuple((r, dict(zip(r.ascii_ids, r.ascii_anchors))) for r in (pf, *required)) \
+        if sentences and pf is not None else None
+    return (pattern, pf, _pid(pf), lex, others, stretches)
 
 
 def _plan(rule: Rule) -> tuple:
     got = _PLANS.get(id(rule))
     if got is None or got[0] is not rule:
         aid = ruleaids.aids(rule)
-        prefilters = aid.prefilters or (None,) * len(rule.regexes)
-        lexicons = aid.lexicons or (None,) * len(rule.regexes)
-        entries = tuple((pattern, pf, pf.pid if pf is not None and pf.substring_ok else -1, lex)
-                        for pattern, pf, lex in zip(rule.regexes, prefilters, lexicons))
+        n = len(rule.regexes)
+        entries = tuple(_entry(*parts) for parts in zip(
+            rule.regexes, aid.prefilters or (None,) * n, aid.lexicons or (None,) * n,
+            aid.requirements or ((),) * n, aid.sentences or (False,) * n))
         # Every pattern behind an indexed prefilter: on a folded ASCII view the rule is skipped
         # when none of its pids hit (one set test instead of a test per pattern).
-        indexed = all(pf is not None and pid >= 0 for _, pf, pid, _ in entries)
-        pids = frozenset(pid for _, _, pid, _ in entries) if indexed else None
+        indexed = all(e[1] is not None and e[2] >= 0 for e in entries)
+        pids = frozenset(e[2] for e in entries) if indexed else None
         got = (rule, (entries, pids, max(pids) if pids else -1))
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
@@ -58,37 +73,20 @@ def warm(rules) -> None:
     _prefilter.prefilter_hits("")
 
 
-class _Views:
-    """The views of one text as the rules read them, each looked up (and its anchor hits
-    computed) once per ``match`` instead of once per rule."""
-
-    __slots__ = ("prepared", "got")
-
-    def __init__(self, prepared: Prepared):
-        self.prepared = prepared
-        self.got: dict[str, tuple] = {}
-
-    def __call__(self, view: str) -> tuple:
-        got = self.got.get(view)
-        if got is None:
-            prepared = self.prepared
-            text = prepared.view(view)
-            if not text:
-                got = (text,)
-            elif view in FOLDED_VIEWS:
-                hits, hit_set, other_set = prepared.anchor_hits(view, prefilter_hit_set)
-                got = (text, True, text.isascii(), hits, len(hits), hit_set, other_set)
-            else:
-                got = (text, False, text.isascii(), None, 0, frozenset(), frozenset())
-            self.got[view] = got
-        return got
-
-
 def rule_matches(rule: Rule, prepared: Prepared, timeout: float = SEARCH_TIMEOUT) -> bool:
-    return _matches(rule, prepared, _Views(prepared), timeout)
+    return _matches(rule, prepared, Views(prepared), timeout)
 
 
-def _matches(rule: Rule, prepared: Prepared, views: _Views, timeout: float = SEARCH_TIMEOUT) -> bool:
+def _passes(pf, pid: int, v: ViewState) -> bool:
+    """Whether a prefilter lets a pattern run on a view (an anchor of it occurs there): its ASCII
+    anchors from the view's anchor pass, with the non-ASCII ones tested as substrings, the same
+    answer as ``pf.may_match``."""
+    if 0 <= pid < v.n_hits:
+        return pid in v.hit_set or (not v.ascii and not pf.other_ids.isdisjoint(v.other_set))
+    return pf.may_match(v.text, v.folded)
+
+
+def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEARCH_TIMEOUT) -> bool:
     if rule.context is not None:      # needs the system prompt: scored in context.py
         return False
     if rule.signal is not None:
@@ -96,34 +94,32 @@ def _matches(rule: Rule, prepared: Prepared, views: _Views, timeout: float = SEA
     plan, pids, max_pid = _plan(rule)
     seen: list[str] = []
     for view in rule.views:
-        got = views(view)
-        text = got[0]
-        if not text:
+        v = views(view)
+        if v is None:
             continue
+        text = v.text
         for s in seen:                # the very view just searched (same object)
             if s is text:
                 break
         else:
             seen.append(text)
-            _, folded, ascii_text, hits, n_hits, hit_set, other_set = got
-            # Every prefilter's ASCII anchors on a folded view at once (with the non-ASCII ones,
-            # tested as substrings, the same answer as ``pf.may_match``).
-            if folded and ascii_text and pids is not None and max_pid < n_hits \
-                    and pids.isdisjoint(hit_set):
+            if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
+                    and pids.isdisjoint(v.hit_set):
                 continue
-            for pattern, pf, pid, lex in plan:
-                # The prefilter only skips searches that cannot match (no trigger literal present).
-                if pf is not None:
-                    if 0 <= pid < n_hits:
-                        if not hits[pid] and (ascii_text or pf.other_ids.isdisjoint(other_set)):
-                            continue
-                    elif not pf.may_match(text, folded):
-                        continue
+            for pattern, pf, pid, lex, others, stretches in plan:
+                # The prefilters only skip searches that cannot match (a required literal absent).
+                if pf is not None and not (_passes(pf, pid, v)
+                                           and all(_passes(r, rpid, v) for r, rpid in others)):
+                    continue
                 # A word list: word lookups find every text the regex can match (and a few more,
                 # words split by punctuation), so only those few are searched.
                 if lex is not None and not lex.any(text, prepared.words(view)):
                     continue
-                if pattern.search(text, timeout=timeout) is not None:
+                if stretches is not None and v.sentence_ends():
+                    if any(pattern.search(text, start, end, timeout=timeout) is not None
+                           for start, end in v.spans(stretches)):
+                        return True
+                elif pattern.search(text, timeout=timeout) is not None:
                     return True
     return False
 
@@ -191,7 +187,7 @@ def match(rules: tuple[Rule, ...], prepared: Prepared, budget: float | None = No
     if budget is None:
         budget = TEXT_BUDGET + BUDGET_PER_KB * len(prepared.raw) / 1024
     deadline = time.monotonic() + budget
-    views = _Views(prepared)
+    views = Views(prepared)
     for rule in _order(rules):
         if rule.requires and rule.requires.isdisjoint(ids):
             continue

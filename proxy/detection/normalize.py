@@ -18,6 +18,7 @@ import urllib.parse
 import regex
 
 from . import charlm
+from .charclass import b64_tail, glue_any, glue_count, odd_count
 from . import indirect
 from .indirect import embedded_tasks
 
@@ -73,7 +74,6 @@ _B64 = regex.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+
 _HEX = regex.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){8,}")
 _URLENC = regex.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){4,}")
 _BINARY = regex.compile(r"(?:[01]{8}\s?){4,}")
-_B64_TAIL = regex.compile(r"[A-Za-z0-9+/]{24,}={0,2}[\s\"'`.)\]]*$")
 _ROT13_HINT = regex.compile(r"\brot[\s\-_]?13\b", regex.I)
 _MAX_SEGMENTS = 32
 # Necessary conditions for the encoded-segment patterns, run with the stdlib engine (several times
@@ -114,8 +114,7 @@ VIEWS = ("raw", "normalized", "collapsed", "decoded")
 
 # Optimised adversarial suffixes (GCG-style) end an otherwise plain request with a run of tokens
 # glued to brackets, backslashes and case flips: "...bomb $\\{fen AS <?hide](textitspanifying6<<".
-_ODD = regex.compile(r"[{}\[\]\\<>|`^$=_~#@*()/;:+]")
-_GLUE = regex.compile(r"[a-z][A-Z]|[A-Za-z][{}\[\]\\<>|`^$=~#@*()/;:+]|[{}\[\]\\<>|`^$=~#@*()/;:+][A-Za-z]")
+# The symbols and the glued pairs are counted by charclass.py.
 _PLAIN_WORD = regex.compile(r"\b[a-z]{3,}\b")
 
 
@@ -125,7 +124,7 @@ def adversarial_suffix(text: str) -> int:
     if len(last) < 40:
         return 0
     letters = sum(map(str.isalpha, last))
-    return int(len(_ODD.findall(last)) >= 5 and len(_GLUE.findall(last)) >= 3
+    return int(odd_count(last) >= 5 and glue_count(last) >= 3
                and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
 
 
@@ -156,19 +155,29 @@ def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
         return 0         # JB-2007 already counts this suffix: the two never add up
     # An encoded payload at the end ("decode this base64: V3JpdGUg...") is improbable English by
     # construction: it is judged by what it decodes to (the decoded view), not as a suffix.
-    if _B64_TAIL.search(last) or _HEX.search(last[-80:]):
+    if b64_tail(last) or _hex_in(last[-80:]):
         return 0
     # A tail of plain words that ends a sentence ("... the Rosetta Stone in deciphering Egyptian
     # hieroglyphs.") is prose, however rare its names: optimised suffixes glue tokens to symbols
     # and do not stop at a full stop. The character model alone read proper names as noise.
     end = last[-charlm.TAIL:]      # the span the character model compares with the rest
-    if _PROSE_TAIL.fullmatch(end.split(" ", 1)[-1]) and not _GLUE.search(end):
+    if _PROSE_TAIL.fullmatch(end.split(" ", 1)[-1]) and not glue_any(end):
         return 0
     contrast = charlm.tail_contrast(last)
     tail = last[-160:]
-    score = (contrast + 0.08 * min(len(_ODD.findall(tail)), 10)
-             + 0.08 * min(len(_GLUE.findall(tail)), 10))
+    score = (contrast + 0.08 * min(odd_count(tail), 10)
+             + 0.08 * min(glue_count(tail), 10))
     return max(int(score * 100), 0)
+
+
+def _hex_in(text: str) -> bool:
+    """``_HEX.search(text) is not None``: a match is 16 or more characters of the hex-run class,
+    so on ASCII text without such a run (the byte-class copy ``decode_segments`` uses) there is
+    none."""
+    if text.isascii() and \
+            b"h" * 16 not in text.encode("ascii").translate(_MAY_CLASSES).translate(_HEX_ONLY):
+        return False
+    return _HEX.search(text) is not None
 
 
 def _fold_mixed(match: regex.Match) -> str:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
-import numpy as np
 import regex
 
 try:                                   # Python >= 3.11
@@ -161,7 +160,7 @@ def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
 
 # Words in nearly every English text or prompt: as an anchor they let a pattern run on almost
 # everything, whatever their length ("from" is rarer than "dev" by length, not in prose).
-_COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
+COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
 all any was were its into about would should could there their they them then than when which
 who how why now just also only more some such like other one two new use used using make give
 tell show help want need know may must said say
@@ -180,7 +179,7 @@ def _cost(strings: set[str]) -> float:
     total = 0.0
     for s in strings:
         s = _strip(s).strip()
-        if s in _COMMON_WORDS:
+        if s in COMMON_WORDS:
             total += 0.25
         else:
             total += (0.1 if " " in s else 1.0) / max(len(s), 1) ** 2
@@ -212,6 +211,13 @@ def _seq(items: list, spaced: bool = False, lead: bool = False) -> tuple[set[str
     required: a set of non-empty strings one of which every match contains, or None.
     lead: the sequence starts at a word start (a \b just before it, outside).
     """
+    exact_all, good = _seq_all(items, spaced, lead)
+    return exact_all, (min(good, key=_cost) if good else None)
+
+
+def _seq_all(items: list, spaced: bool = False, lead: bool = False) -> tuple[set[str] | None, list[set[str]]]:
+    """``_seq``'s exact set, and every required set it found (each one alone holds for every
+    match: a run of exactly known items, or what one item of the sequence requires)."""
     candidates: list[set[str]] = []
     run: set[str] = {WORD_START} if lead else {""}   # the current run of exactly known items
     exact_all: set[str] | None = {""}
@@ -235,8 +241,7 @@ def _seq(items: list, spaced: bool = False, lead: bool = False) -> tuple[set[str
         if req:
             candidates.append(req)
     candidates.append(run)
-    good = [c for c in candidates if c and all(map(_strip, c))]
-    return exact_all, (min(good, key=_cost) if good else None)
+    return exact_all, [c for c in candidates if c and all(map(_strip, c))]
 
 
 def _item(op, av, spaced: bool = False, lead: bool = False) -> tuple[set[str] | None, set[str] | None]:
@@ -322,6 +327,104 @@ def pattern_anchors(source: str, spaced: bool = False) -> set[str] | None:
     return req
 
 
+MAX_REQUIREMENTS = 4     # required sets kept per pattern: the rarest, and up to three more
+
+
+def pattern_requirements(source: str, spaced: bool = False) -> list[set[str]]:
+    """Required literal sets of a hand-written pattern, rarest first (the first is
+    ``pattern_anchors``): every match contains a string of *each* of them, so a text (or a
+    sentence of it) lacking one cannot match. Empty: no safe prefilter."""
+    if _FOREIGN.search(source):
+        return []
+    try:
+        parsed = _p.parse(source)
+    except Exception:     # regex-only syntax (fuzzy, \p{..}, ...): no prefilter, always searched
+        return []
+    _exact, good = _seq_all(list(parsed), spaced)
+    out: list[set[str]] = []
+    for req in sorted(good, key=_cost):       # stable: the first is min(good, key=_cost)
+        if req not in out:
+            out.append(req)
+    return out[:MAX_REQUIREMENTS]
+
+
+# Sentence ends of a folded view: a pattern that can match none of these characters matches
+# within one stretch between two of them (``within_sentences``), so it is searched only in the
+# stretches holding a literal of each of its required sets.
+SENTENCE_ENDS = ".!?"
+_CATEGORY_HAS_END = {_c.CATEGORY_DIGIT: False, _c.CATEGORY_NOT_DIGIT: True,
+                     _c.CATEGORY_SPACE: False, _c.CATEGORY_NOT_SPACE: True,
+                     _c.CATEGORY_WORD: False, _c.CATEGORY_NOT_WORD: True,
+                     _c.CATEGORY_LINEBREAK: False, _c.CATEGORY_NOT_LINEBREAK: True}
+
+
+def within_sentences(source: str) -> bool:
+    """Whether no match of ``source`` (compiled by the ``regex`` package) holds a character of
+    ``SENTENCE_ENDS``, and its only zero-width tests are word boundaries and look-behinds. Then
+    ``pattern.search(text, start, end)`` over a stretch of a text between two sentence ends (or
+    its ends) finds exactly the matches of the whole text that start in that stretch: a match
+    cannot cross a sentence end, the character past ``end`` is one (or the text ends there) so a
+    boundary test sees a non-word character either way, and the ``regex`` package lets a
+    look-behind or a boundary test at ``start`` read the text before it. False when unsure."""
+    if _FOREIGN.search(source):
+        return False
+    try:
+        parsed = _p.parse(source)
+    except Exception:
+        return False
+    return _no_end(list(parsed))
+
+
+def _no_end(items: list) -> bool:
+    for op, av in items:
+        if op is _c.LITERAL:
+            if chr(av) in SENTENCE_ENDS:
+                return False
+        elif op is _c.IN:
+            if any(_in_set(av, ch) for ch in SENTENCE_ENDS):
+                return False
+        elif op is _c.AT:
+            if av not in (_c.AT_BOUNDARY, _c.AT_NON_BOUNDARY):
+                return False
+        elif op is _c.ASSERT or op is _c.ASSERT_NOT:
+            if av[0] >= 0:            # a look-ahead could read past the stretch
+                return False
+        elif op is _c.SUBPATTERN:
+            if not _no_end(list(av[3])):
+                return False
+        elif op is _c.BRANCH:
+            if not all(_no_end(list(alt)) for alt in av[1]):
+                return False
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            if not _no_end(list(av[2])):
+                return False
+        elif op is getattr(_c, "ATOMIC_GROUP", None):
+            if not _no_end(list(av)):
+                return False
+        else:                          # ANY, NOT_LITERAL, back references, ...: may match one
+            return False
+    return True
+
+
+def _in_set(items: list, ch: str) -> bool:
+    """Whether the parsed character set ``items`` matches ``ch`` (a character without case
+    variants, so case-insensitivity changes nothing); True when unsure."""
+    negate = False
+    found = False
+    for kind, val in items:
+        if kind is _c.NEGATE:
+            negate = True
+        elif kind is _c.LITERAL:
+            found |= chr(val) == ch
+        elif kind is _c.RANGE:
+            found |= val[0] <= ord(ch) <= val[1]
+        elif kind is _c.CATEGORY and val in _CATEGORY_HAS_END:
+            found |= _CATEGORY_HAS_END[val]
+        else:
+            return True
+    return found != negate
+
+
 # --- One pass over a view for every anchor of every loaded rule ------------------------------
 # Testing ~1,500 anchors one substring search at a time costs more than the searches it saves.
 # Instead the ASCII anchors of all loaded rules go into one Aho-Corasick automaton
@@ -344,55 +447,67 @@ def register(anchors: tuple[str, ...]) -> tuple[int, ...]:
 def _build() -> tuple:
     names = list(_REGISTRY)
     # One automaton key per distinct string; a word "x" and its word-start form "\x01x" share it.
-    keys: dict[str, list[int]] = {}
+    # The non-ASCII anchors (``_OTHERS``) are keys too, with ids -1, -2, ...: the same pass finds
+    # them on non-ASCII text instead of one substring search per anchor.
+    keys: dict[str, list[tuple[int, bool]]] = {}
     for i, a in enumerate(names):
-        keys.setdefault(_strip(a), []).append(i)
+        keys.setdefault(_strip(a), []).append((i, a.startswith(WORD_START)))
+    for a, j in list(_OTHERS.items()):
+        keys.setdefault(_strip(a), []).append((-1 - j, a.startswith(WORD_START)))
     automaton = ahocorasick.Automaton()
     for key, ids in keys.items():
-        automaton.add_word(key, (len(key), tuple((i, names[i].startswith(WORD_START)) for i in ids)))
+        automaton.add_word(key, (len(key), tuple(ids)))
     if keys:
         automaton.make_automaton()
-    # The non-empty anchor-id sets, as runs of anchor ids (for one reduceat over the present ones).
-    users = [(ids, pid) for ids, pid in _ID_SETS.items() if ids]
-    pf_flat = np.array([i for ids, _ in users for i in ids], dtype=np.int64)
-    pf_starts = np.cumsum([0] + [len(ids) for ids, _ in users[:-1]]).astype(np.int64)
-    pf_ids = np.array([pid for _, pid in users], dtype=np.int64)
-    return (names, automaton if keys else None, pf_flat, pf_starts, pf_ids, len(_ID_SETS))
+    # Per anchor id, the pids of the id sets holding it: the pids a text hits are those of the few
+    # anchors it holds.
+    pids_of: list[list[int]] = [[] for _ in names]
+    for ids, pid in list(_ID_SETS.items()):
+        for i in ids:
+            pids_of[i].append(pid)
+    return (names, automaton if keys else None, tuple(map(tuple, pids_of)), len(_ID_SETS))
 
 
 def _index() -> tuple:
     global _INDEX
     index = _INDEX
-    key = (len(_REGISTRY), len(_ID_SETS))
+    key = (len(_REGISTRY), len(_ID_SETS), len(_OTHERS))
     if index[0] != key:
         index = _INDEX = (key, _build())
     return index[1]
 
 
-def _present(text: str, built: tuple) -> np.ndarray:
-    """``anchors_present`` as a bool array."""
-    names, automaton = built[:2]
-    out = np.zeros(len(names), dtype=bool)
+def _present(text: str, built: tuple) -> tuple[frozenset[int], frozenset[int]]:
+    """The ids of the registered ASCII anchors that occur in ``text``, and those of the non-ASCII
+    ones, each as ``occurs`` counts it."""
+    automaton = built[1]
+    present: set[int] = set()
     if automaton is None or not text:
-        return out
+        return frozenset(), frozenset()
+    others: set[int] = set()
     for end, (length, ids) in automaton.iter(text):
         start = end - length + 1
         at_word_start = None
         for i, word_start in ids:
-            if out[i]:
+            if i in present or -1 - i in others:
                 continue
             if word_start:
                 if at_word_start is None:
                     at_word_start = start == 0 or _WORD_CHAR.match(text, start - 1) is None
                 if not at_word_start:
                     continue
-            out[i] = True
-    return out
+            if i >= 0:
+                present.add(i)
+            else:
+                others.add(-1 - i)
+    return frozenset(present), frozenset(others)
 
 
 def anchors_present(text: str) -> list[bool]:
     """``[occurs(a, text) for a in registered ASCII anchors]`` for an ASCII ``text``."""
-    return _present(text, _index()).tolist()
+    built = _index()
+    present = _present(text, built)[0]
+    return [i in present for i in range(len(built[0]))]
 
 
 def prefilter_hits(text: str) -> list[bool]:
@@ -401,24 +516,35 @@ def prefilter_hits(text: str) -> list[bool]:
     so far; on other text, together with the prefilter's non-ASCII anchors (``prefilter_hit_set``).
     The list covers the id sets known when it was built; later ones and the others use
     ``may_match``."""
-    return _hits(text).tolist()
+    hit_set, n_pids = prefilter_hit_state(text)[:2]
+    return [pid in hit_set for pid in range(n_pids)]
 
 
 def prefilter_hit_set(text: str) -> tuple[list[bool], frozenset[int], frozenset[int]]:
     """``prefilter_hits(text)``, the set of the pids that hit (most rules' pids are not in it, and
     one set test then skips the rule), and on other than ASCII text the ids of the non-ASCII
-    anchors that occur in it (each tested once here, not once per prefilter)."""
-    out = _hits(text)
-    others = frozenset() if text.isascii() else frozenset(
-        i for a, i in list(_OTHERS.items()) if occurs(a, text))
-    return out.tolist(), frozenset(np.flatnonzero(out).tolist()), others
+    anchors that occur in it (found in the same pass, not once per prefilter)."""
+    hit_set, n_pids, others = prefilter_hit_state(text)[:3]
+    return [pid in hit_set for pid in range(n_pids)], hit_set, others
 
 
-def _hits(text: str) -> np.ndarray:
+def prefilter_hit_state(text: str) -> tuple[frozenset[int], int, frozenset[int], frozenset[int], int]:
+    """For a case-folded ``text``: the pids that hit, how many pids the answer covers (later ones
+    use ``may_match``), the ids of the non-ASCII anchors that occur, those of the ASCII anchors
+    that occur (to find where, ``occurrences``) and how many ASCII anchors that covers."""
     built = _index()
-    present = _present(text, built)
-    pf_flat, pf_starts, pf_ids, n = built[2:]
-    out = np.zeros(n, dtype=bool)
-    if len(pf_ids):
-        out[pf_ids] = np.logical_or.reduceat(present[pf_flat], pf_starts)
-    return out
+    present, others = _present(text, built)
+    pids_of = built[2]
+    hit_set = frozenset(pid for i in present for pid in pids_of[i])
+    return hit_set, built[3], others, present, len(built[0])
+
+
+def occurrences(anchor: str, text: str):
+    """Where ``anchor`` occurs in ``text`` (start offsets), as ``occurs`` counts them."""
+    word_start = anchor.startswith(WORD_START)
+    word = anchor[1:] if word_start else anchor
+    at = text.find(word)
+    while at >= 0:
+        if not word_start or at == 0 or _WORD_CHAR.match(text, at - 1) is None:
+            yield at
+        at = text.find(word, at + 1)

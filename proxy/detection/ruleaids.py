@@ -27,6 +27,11 @@ class RuleAids:
     # One per pattern: a Lexicon when the pattern is only a list of words (lexicon.py): word
     # lookups decide whether the regex needs to run at all; else None.
     lexicons: tuple[Any, ...] = ()
+    # One per pattern: prefilters of its other required literal sets (a match holds a literal of
+    # each, prefilter.pattern_requirements), and whether no match can hold a sentence end
+    # (prefilter.within_sentences): then only the sentences holding all of them are searched.
+    requirements: tuple[tuple[Any, ...], ...] = ()
+    sentences: tuple[bool, ...] = ()
 
 
 NONE = RuleAids()
@@ -54,16 +59,31 @@ def build(rule: Rule) -> RuleAids:
         return NONE
     spaced = all(v in _prefilter.SPACED_VIEWS for v in rule.views)
     sources = [p.pattern for p in rule.regexes]
-    anchors = [_prefilter.pattern_anchors(src, spaced=spaced) for src in sources]
+    required = [_prefilter.pattern_requirements(src, spaced=spaced) for src in sources]
+    anchors = [req[0] if req else None for req in required]
     if rule.phrases:      # the phrase list's pattern comes first (rules.compile_rule)
         anchors[0] = _prefilter.phrase_anchors(list(rule.phrases), rule.fuzzy)
+        required[0] = []
     prefilters = tuple(_checked_prefilter(_prefilter.make(a), pat, rule.views, rule.match_cases)
                        for a, pat in zip(anchors, rule.regexes))
     folded = rule.folded_case and all(v in _prefilter.FOLDED_VIEWS for v in rule.views)
     lexicons = tuple(_wordlist(src) if folded else None for src in sources)
-    return RuleAids(prefilters, lexicons)
+    requirements = tuple(
+        tuple(pf for pf in (_checked_prefilter(_prefilter.make(r), pat, rule.views, rule.match_cases)
+                            for r in req[1:] if _useful(r)) if pf is not None)
+        if first is not None else ()
+        for req, pat, first in zip(required, rule.regexes, prefilters))
+    sentences = tuple(_prefilter.within_sentences(src) for src in sources)
+    return RuleAids(prefilters, lexicons, requirements, sentences)
 
 
+def _useful(required: set[str]) -> bool:
+    """A required set worth testing besides the rarest one: longer words that are not among the
+    commonest, since every occurrence of an anchor in a text costs a step of the anchor pass
+    (prefilter._present) and a set that nearly every sentence holds skips nothing."""
+    return len(required) <= 64 and all(
+        len(word) >= 5 and word not in _prefilter.COMMON_WORDS
+        for word in (_prefilter._strip(a).strip() for a in required))
 def load_for_file(name: str, raw: bytes, rules: tuple[Rule, ...]) -> None:
     """Build (or load from the compiled cache) the aids of every rule of one rule file: ``rules``
     is what ``rules._load_file_cached(name, raw)`` returned."""

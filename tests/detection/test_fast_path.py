@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from proxy.detection import scanviews
 from proxy.detection.matcher import match, match_plain
 from proxy.detection.normalize import Prepared
 from proxy.detection.settings import SCANNABLE_ROLES, compile_settings
@@ -24,9 +25,16 @@ assert set(SETTINGS.rules_by_role) == set(SCANNABLE_ROLES)
 
 def _same(text: str) -> None:
     for rules in (*ROLE_RULES.values(), ALL_TEXT_RULES):
-        fast, plain = match(rules, Prepared(text)), match_plain(rules, Prepared(text))
-        assert not fast.timed_out
-        assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), text
+        plain = match_plain(rules, Prepared(text))
+        # as shipped, and with every text searched sentence by sentence however short
+        for sentences_from in (scanviews.SENTENCES_FROM, 0):
+            saved, scanviews.SENTENCES_FROM = scanviews.SENTENCES_FROM, sentences_from
+            try:
+                fast = match(rules, Prepared(text))
+            finally:
+                scanviews.SENTENCES_FROM = saved
+            assert not fast.timed_out
+            assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), (sentences_from, text)
 
 
 def _vocabulary() -> list[str]:

@@ -82,6 +82,21 @@ def test_request_hidden_in_the_text_a_message_asks_to_process():
     assert not assess(SETTINGS, [("user", "Write a hateful joke about immigrants.")]).attack
 
 
+def test_sentence_split_pattern_equals_its_plain_form():
+    import random
+    import re
+
+    from proxy.detection import indirect
+
+    plain = re.compile(r"[.!?。！？;{}]\s+|\n+|[{};]")
+    rnd = random.Random(5)
+    alphabet = "ab .!?;{}\n\t 。！？\r\x0b\x1c\u2003x"
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(5000)]
+    for text in texts + PROBES["attack"] + PROBES["benign"]:
+        assert [m.span() for m in indirect._SPLIT.finditer(text)] == \
+            [m.span() for m in plain.finditer(text)], text
+
+
 def test_sentence_split_equals_the_look_behind_split():
     # indirect._units splits without a look-behind (twice as fast); the units must be the ones
     # the look-behind split gave: after sentence punctuation, at line breaks, after braces.

@@ -188,3 +188,30 @@ def test_word_start_anchors():
     assert not prefilter.occurs("\x01as a", "she has a cat")
     # the patterns' engine decides what a word character is: "½" is not one
     assert prefilter.occurs("\x01as a", "½as a")
+
+
+def test_suffix_signal_counts_equal_their_patterns():
+    from proxy.detection import charclass
+    rnd = random.Random(13)
+    texts = _dataset_like_texts() + _random_texts(2000, 17) + [
+        "".join(rnd.choice("aZ+/=09 .)]'\"`\t\x0b\x1c\u00a0é") for _ in range(rnd.randint(0, 60)))
+        for _ in range(3000)] + ["QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "x QUJDREVGR0hJSktMTU5PUFFSU1RVVldY== .) ",
+                                 "aQUJDREVGR0hJSktMTU5PUFFSU1RVVld=== ", "0x41 0x42 0x43 0x44 0x45 0x46 0x47 0x48"]
+    for text in texts:
+        assert charclass.odd_count(text) == len(charclass.ODD.findall(text)), text
+        assert charclass.glue_count(text) == len(charclass.GLUE.findall(text)), text
+        assert charclass.glue_any(text) == (charclass.GLUE.search(text) is not None), text
+        line = text.replace("\n", " ")
+        assert charclass.b64_tail(line) == (charclass.B64_TAIL.search(line) is not None), line
+        assert normalize._hex_in(text) == (normalize._HEX.search(text) is not None), text
+
+
+def test_non_ascii_anchors_found_in_the_anchor_pass_equal_substring_tests():
+    others = dict(prefilter._OTHERS)
+    assert others
+    texts = [normalize.normalize(t) for t in _dataset_like_texts() + list(_MIXED)]
+    texts += [normalize.normalize(" ".join(a.lstrip("\x01") for a in others)),
+              "x" + "y".join(a.lstrip("\x01") for a in others)]
+    for text in texts:
+        want = frozenset(i for a, i in others.items() if prefilter.occurs(a, text))
+        assert prefilter.prefilter_hit_set(text)[2] == want, text
