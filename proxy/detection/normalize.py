@@ -280,7 +280,8 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
-    if "\U0001f150" <= max(text):
+    # invisible characters alone leave nothing (a streamed answer's held text can be one)
+    if text and "\U0001f150" <= max(text):
         text = text.translate(_LETTER_SYMBOLS)
     return squeeze(text.casefold())
 
