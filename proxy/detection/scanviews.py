@@ -18,6 +18,9 @@ from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs, prefilt
 
 # Shorter views are searched whole: a search of a few sentences costs less than finding them.
 SENTENCES_FROM = 600
+# On a shorter view, a further required set is looked for only if it has at most this many
+# strings: a search of the pattern costs about as much as sixteen substring tests there.
+SHORT_VIEW_ANCHORS = 16
 _ENDS = re.compile("[" + re.escape(SENTENCE_ENDS) + "]")
 
 
@@ -45,12 +48,15 @@ class ViewState:
 
     def has_any(self, anchors: tuple[str, ...]) -> bool:
         """Whether one of ``anchors`` (a further required set, prefilter.requirement) occurs in
-        this view; True on a view that is not folded, where a substring test says nothing."""
+        this view; True on a view that is not folded, where a substring test says nothing, and
+        for a long set on a short view, where searching the pattern costs less than looking."""
         key = id(anchors)
         got = self._has.get(key)
         if got is None:
             text = self.text
-            got = self._has[key] = not self.folded or any(occurs(a, text) for a in anchors)
+            got = self._has[key] = not self.folded \
+                or (len(anchors) > SHORT_VIEW_ANCHORS and len(text) < SENTENCES_FROM) \
+                or any(occurs(a, text) for a in anchors)
         return got
 
     def sentence_ends(self) -> list[int]:
