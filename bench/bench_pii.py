@@ -4,6 +4,7 @@ and a streamed answer with hold-back on vs off.
     .venv/bin/python bench/bench_pii.py            # everything
     .venv/bin/python bench/bench_pii.py scan       # only the µs-per-KB table
     .venv/bin/python bench/bench_pii.py phones     # phone precision/recall on generated sets
+    .venv/bin/python bench/bench_pii.py exchange   # the guard's CPU per 1 KB chat exchange
 
 Times are CPU time of this process (``time.process_time``), so a busy machine slows them less
 than wall time would; nothing here is asserted by tests.
@@ -241,12 +242,65 @@ def bench_phones() -> None:
         print(f"| {label} | {hit / len(rows):.3f} | {wrong} |")
 
 
+def bench_exchange(guard, redact, rounds: int = 5, n: int = 1000) -> None:
+    """What the pii guard costs one exchange of `make bench`'s 1 KB chat (bench/bodies.py): the
+    request's four turns masked (three of them seen before: the scan cache answers), the
+    answer (the fake provider's echo of the newest turn, with its placeholder) scanned and
+    restored, and the audit log's redacted copy of the answer."""
+    from bench.bodies import CHAT_1K, UNIQUE
+
+    def make(i: int) -> Exchange:
+        messages = [dict(m, content=m["content"].replace(UNIQUE, str(i))) for m in CHAT_1K]
+        ex = Exchange("b", "POST", "/v1/chat/completions", "", {}, None, None,
+                      body={"model": "m", "messages": messages})
+        ex.request_slots = [TextSlot(m["role"], "message", m["content"], m, "content", k)
+                            for k, m in enumerate(messages)]
+        ex.capture_text = True          # the audit log keeps texts (level redacted)
+        return ex
+
+    def answer(ex: Exchange) -> None:
+        message = {"role": "assistant", "content": "You said: " + ex.request_slots[-1].text}
+        ex.response_body = {"choices": [{"index": 0, "message": message}]}
+        ex.response_slots = [TextSlot("assistant", "output", message["content"], message, "content")]
+
+    SCAN_CACHE.clear()
+    forget_phone_numbers()
+    for i in range(50):             # the repeated turns are in the scan cache, as in a server
+        ex = make(i)
+        drive(guard.on_request(ex))
+    best = [float("inf")] * 3
+    for r in range(rounds):
+        exchanges = [make(10_000 * (r + 1) + i) for i in range(n)]
+        spent = [0.0, 0.0, 0.0]
+        for ex in exchanges:
+            t0 = time.process_time()
+            drive(guard.on_request(ex))
+            t1 = time.process_time()
+            answer(ex)
+            t2 = time.process_time()
+            drive(guard.on_response(ex))
+            t3 = time.process_time()
+            redact(ex, ex.response_slots[0].text)
+            t4 = time.process_time()
+            spent[0] += t1 - t0
+            spent[1] += t3 - t2
+            spent[2] += t4 - t3
+        best = [min(b, x / n) for b, x in zip(best, spent)]
+    print(f"## one 1 KB chat exchange (CPU time, {n} exchanges, best of {rounds} rounds)")
+    print("| request masking | answer scan + restore | audit redaction | total |")
+    print("|---:|---:|---:|---:|")
+    print(" | ".join(f"{x * 1e6:.0f} µs" for x in best + [sum(best)]).join(("| ", " |")))
+
+
 def main() -> None:
     if sys.argv[1:] == ["phones"]:
         bench_phones()
         return
     services = Services()
     full = SPEC.compile({}, CompileContext(".", services))
+    if sys.argv[1:] == ["exchange"]:
+        bench_exchange(full, services.get("pii_redactor"))
+        return
     restore_only = SPEC.compile({"entities": {}, "defaultOperator": "none"}, CompileContext(".", services))
     restore_only_req = SPEC.compile({"entities": {e: {"request": "replace", "response": "none"} for e in
                                                   ("EMAIL_ADDRESS",)}, "defaultOperator": "none"},

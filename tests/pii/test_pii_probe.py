@@ -106,17 +106,21 @@ def test_digit_runs_are_the_unicode_digit_runs(text):
 
 
 veto_texts = st.lists(st.sampled_from(["order", "Order", "ID", "id", "ids", "no.", " ", ":", "s", "<",
-                                       "_", "é", "1", "ſerial", "account", "the", "-"]),
+                                       "_", "é", "1", "ſerial", "account", "the", "-", "İd", "ß", "Tel",
+                                       "TÉLÉPHONE", "call", "K", "\u212a", "phone", "ss#", "ss no", "né"]),
                       max_size=10).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(veto_texts, st.integers(0, 40), st.integers(0, 40))
-def test_backward_veto_search_finds_the_last_veto_word(text, lo, hi):
-    rec = PhoneRecognizer()
+def test_context_words_found_through_the_folded_window_are_the_pattern_matches(text, lo, hi):
+    from proxy.pii.recognizers.financial import _SSN_CONTEXT
+    from proxy.pii.recognizers.phone import NOT_PHONE_WORDS, PHONE_CONTEXT_WORDS
+    from proxy.pii.recognizers.context import Context
     lo, hi = sorted((min(lo, len(text)), min(hi, len(text))))
-    last = None
-    for last in rec.veto.pattern.finditer(text, lo, hi):
-        pass
-    found = rec._last_veto.search(text, lo, hi)
-    assert (found and found.span()) == (last and last.span())
+    for context in (Context.of(NOT_PHONE_WORDS), Context.of(PHONE_CONTEXT_WORDS), _SSN_CONTEXT,
+                    birthdate._BIRTH, Context.of(["Straße", "Kunden-Nr"])):
+        full = [m.span() for m in context.pattern.finditer(text, lo, hi)]
+        assert [m.span() for m in context._matches(text, lo, hi)] == full
+        assert (context.last(text, lo, hi) and context.last(text, lo, hi).span()) == (full[-1] if full else None)
+        assert (context.first(text, lo, hi) is not None) == bool(full)

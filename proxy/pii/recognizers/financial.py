@@ -80,7 +80,8 @@ class CardRecognizer:
             if m is None:
                 continue
             last = m.end()
-            if m.end() - m.start() < 12:
+            raw = m.group()     # digits and single spaces or dashes: fewer than 12 digits, no card
+            if len(raw) - raw.count(" ") - raw.count("-") < 12:
                 continue
             groups = [(g.start(), g.end()) for g in self._group.finditer(text, m.start(), m.end())]
             i = 0

@@ -150,9 +150,6 @@ class PhoneRecognizer:
         self.regions = regions
         self.context = Context.of(context_words, before=40, after=12)
         self.veto = Context.of(NOT_PHONE_WORDS, before=30, after=0)
-        # The same words searched backwards: the one nearest a number is found first. (Whole
-        # words, so they never overlap: the first found backwards is the last found forwards.)
-        self._last_veto = regex.compile(self.veto.pattern.pattern, self.veto.pattern.flags | regex.REVERSE)
         self._prefixes: dict[str, str | None] = {}
         self._lengths: dict[str, tuple[int, int]] = {}   # digits a national number may have
         for r in regions:
@@ -225,21 +222,22 @@ class PhoneRecognizer:
         more than 15 digits, too many for one number) the longest of its prefixes that passes,
         for a number followed by another one ("+1 415-555-0132 12")."""
         raw = m.group()
-        ext = _EXTENSION.search(raw)
+        # Every extension mark (x, ext., EXT, extension, #) holds an "x", "X" or "#".
+        ext = _EXTENSION.search(raw) if "x" in raw or "X" in raw or "#" in raw else None
         body = raw[:ext.start()] if ext else raw
-        total = sum(c.isdigit() for c in body)
+        total = sum(map(str.isdigit, body))
         start = m.start()
         if total <= 15:
-            span = self._judge(text, start, m.end(), contested)
+            span = self._judge(text, start, m.end(), contested, body)
             if span is not None:
                 if span.score != _CONTEXT_ONLY or not _overlong(raw):
                     return span
                 # A telling word admits the whole, but it has more digits than its country's
                 # numbers: a valid prefix is the number ("call +1 415-555-0132 12 times").
-                return next(filter(None, (self._judge(text, start, end, None, validated=True)
+                return next(filter(None, (self._judge(text, start, end, None, text[start:end], validated=True)
                                           for end in self._prefix_ends(m, text, body, total))), span)
         for end in self._prefix_ends(m, text, body, total):
-            span = self._judge(text, start, end, contested)
+            span = self._judge(text, start, end, contested, text[start:end])
             if span is not None:
                 return span
         return None
@@ -248,7 +246,7 @@ class PhoneRecognizer:
         """A non-phone word ("order", "SSN") vetoes only the number it labels: the words between
         them may only be fillers ("order no. is 4155550132"). Another number, a placeholder or
         a name between them means the word labelled something else."""
-        last = self._last_veto.search(text, max(0, start - self.veto.before), start)
+        last = self.veto.last(text, max(0, start - self.veto.before), start)
         return last is not None and _LABEL_GAP.fullmatch(text, last.end(), start) is not None
 
     def _prefix_ends(self, m: "regex.Match[str]", text: str, body: str, total: int) -> list[int]:
@@ -284,11 +282,11 @@ class PhoneRecognizer:
         return ends
 
     def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None,
-               validated: bool = False) -> Span | None:
-        """The span of a phone number at ``text[start:end]``, or None. ``validated``: only a
-        number its writing or ``phonenumbers`` admits, not one a telling word alone admits."""
-        core = _EXTENSION.sub("", text[start:end])
-        digits = sum(c.isdigit() for c in core)
+               core: str, validated: bool = False) -> Span | None:
+        """The span of a phone number at ``text[start:end]``, or None. ``core``: that text less
+        an extension. ``validated``: only a number its writing or ``phonenumbers`` admits, not
+        one a telling word alone admits."""
+        digits = sum(map(str.isdigit, core))
         if not 7 <= digits <= 15 or _DATE_SHAPE.match(core):
             return None
         if _CURRENCY.search(text, max(0, start - 5), start):
@@ -354,7 +352,7 @@ class PhoneRecognizer:
     def _valid_in(self, core: str, regions: tuple[str, ...]) -> "Iterable[tuple[str, phonenumbers.PhoneNumber]]":
         """The regions (lazily, in order) in which ``core`` is a valid national number. Parsing
         costs ~25 µs a region, so regions whose lengths cannot fit are skipped unparsed."""
-        digits = sum(c.isdigit() for c in core)
+        digits = sum(map(str.isdigit, core))
         for region in regions:
             low, high = self._lengths.get(region, (0, 99))
             if not low <= digits <= high:
