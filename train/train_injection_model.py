@@ -94,6 +94,13 @@ def train(X, y, fam):
     return clf, operating_point(X, y, fam)
 
 
+def as_model(clf, p_op: float, meta: dict) -> model_mod.LinearModel:
+    """The fitted classifier as the runtime model, weights rounded as ``model_mod.save`` stores
+    them (float16), so a fold model scores exactly as the shipped file would."""
+    weights = clf.coef_[0].astype(np.float16).astype(np.float32)
+    return model_mod.LinearModel(weights, float(clf.intercept_[0]), p_op, meta)
+
+
 def load(data: Path) -> list[dict]:
     rows = []
     for f in FILES:

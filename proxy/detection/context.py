@@ -24,7 +24,11 @@ what they protect, and scores each scanned slot against it (``hits``):
 - ``rule_change``: a restrictive system prompt and a user turn with a rule-change cue: a strong one
   ("maintenance mode", "you are now", "new instructions" ...) alone, or a weak one ("instead",
   "pretend", "forget it" ...) or an injection technique (a bribe, claimed authority, "write a
-  poem about ...") together with another context hit; 17 languages.
+  poem about ...") together with another context hit; 17 languages;
+- ``wrapped_request``: a turn that already asks for what the prompt protects or rules out, wrapped
+  in a technique that works in any language: a made-up question-and-answer transcript (few-shot /
+  many-shot priming), a run of one repeated token, or a flood of unrelated questions around the
+  one that matters. Read from the shape of the text, not its words.
 
 The vocabularies are data (``vocab:`` in rules/context.yaml); the rules with their severities are
 ``context:`` rules in the same file, combined into the anomaly score like every other rule.
@@ -46,7 +50,8 @@ from .lexicon import Lexicon, edge as _edge, hangul as _hangul
 from .normalize import decode_segments, normalize, words as _words
 
 KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
-         "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
+         "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request",
+         "wrapped_request")
 CONTEXT_ROLES = ("system", "developer")
 VOCAB_FILE = "context.yaml"
 # Shared content units (words, or bigrams without spaces) that make a turn "about" a ruled-out topic.
@@ -73,6 +78,31 @@ _CAPITAL_WORD = regex.compile(r"(?<![.!?:]\s)(?<!^)\b\p{Lu}\p{Ll}{2,}\b")
 _SENTENCES = regex.compile(r"(?:[^.!?;。！？;\n।]|\.(?=[\w@]))+")
 
 _LATIN = regex.compile(r"\p{Latin}")
+# Shapes of the request-wrapping techniques (``wrapped_request``). A transcript marker is a
+# one-letter label or the word for "question" / "answer" (17 languages) before a colon, at the
+# start of the text or after a space or a sentence end: "Q: ... A: ... Q:", "P: ... R:",
+# "В: ... О:", "प्रश्न: ... उत्तर:", "问：... 答：".
+_TURN_MARK = regex.compile(
+    r"(?:^|(?<=[\s.?!。？؟।]))(\p{L}|hỏi|đáp|trả lời|tanong|sagot|soru|cevap|frage|antwort|"
+    r"pregunta|respuesta|pergunta|resposta|domanda|risposta|question|réponse|answer|вопрос|ответ|"
+    r"pertanyaan|jawaban|سؤال|جواب|प्रश्न|उत्तर|সওয়াল|প্রশ্ন|উত্তর|问题|問題|回答|质问|質問|"
+    r"질문|답변|คำถาม|คำตอบ|ถาม|ตอบ)\s?[:：]")
+TRANSCRIPT_MIN_MARKS = 3          # question, answer, question: the answer to copy is primed
+_REPEATED_TOKEN = regex.compile(r"(?<!\w)(\w{2,})(?:\s+\1(?!\w)){5,}")
+_QUESTION_END = regex.compile(r"[?？؟]")
+OVERLOAD_MIN_QUESTIONS = 4
+
+
+def wrapped(text: str) -> bool:
+    """The turn has the shape of a request-wrapping technique: a made-up Q/A transcript (at
+    least question, answer, question, with two different labels), a token repeated six times in a
+    row, or four or more questions."""
+    marks = [m.group(1) for m in _TURN_MARK.finditer(text)]
+    if len(marks) >= TRANSCRIPT_MIN_MARKS and len(set(marks)) >= 2:
+        return True
+    if len(_QUESTION_END.findall(text)) >= OVERLOAD_MIN_QUESTIONS:
+        return True
+    return _REPEATED_TOKEN.search(text) is not None
 _VIETNAMESE = regex.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
 # Turkish negates in a verb suffix: "paylaşmayın", "tartışmamalısınız", "açıklamayınız".
 _TR_NEGATIVE = regex.compile(r"\w{2,}(?:mayın|meyin|mayınız|meyiniz|mamalısın|memelisin|mamalısınız|memelisiniz|mamalı|memeli)\b")
@@ -496,6 +526,9 @@ def hits(ctx: SystemContext, vocab: Vocab, user_normalized: str) -> set[str]:
         # hidden text (disclosure_request).
         if "decode" in lex and (payload or "cipher" in lex):
             out.update(("rule_change", "disclosure_request"))
+    if out & {"secret_value", "protected_secret", "protected_personal", "forbidden_topic"} \
+            and wrapped(user_normalized):
+        out.add("wrapped_request")
     return out
 
 

@@ -43,7 +43,8 @@ from .normalize import VIEWS
 SEVERITIES = {"critical": 5, "error": 4, "warning": 3, "notice": 2}
 # Checks of the user turn against the request's system prompt (proxy/detection/context.py).
 CONTEXT_KINDS = ("secret_value", "protected_secret", "protected_personal", "protected_entity",
-                 "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request")
+                 "forbidden_topic", "forbidden_topic_strong", "rule_change", "disclosure_request",
+                 "wrapped_request")
 SIGNALS = ("invisible", "tags", "mixed_script", "template_tokens", "adversarial_suffix",
            "gibberish_suffix", "secondary_task", "embedded_task", "filler_suffix",
            "assistant_request")

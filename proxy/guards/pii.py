@@ -10,6 +10,7 @@ from ..pii.config import SCHEMA, PiiConfig, compile_config
 from ..pii.masking import mask_spans, without_placeholders
 from ..pii.spancache import SpanMemo
 from ..pii.streaming import StreamMasker, StreamSettings
+from ..pii.spans import Span
 from ..pii.vault import Vault
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
@@ -26,8 +27,9 @@ class PiiState:
     response_masked: dict[str, int] = field(default_factory=dict)
     restored: dict[str, int] = field(default_factory=dict)
     guard: Any = None                 # the PiiGuard that judged this exchange (for the redactor)
-    # The audit log's view of each whole answer text the client got (None: scan it again).
-    audit_views: dict[str, str | None] = field(default_factory=dict)
+    # Each whole answer text the client got -> (the answer as the model wrote it, its spans), for
+    # the audit log's copy (None: two readings of one text, scan it again).
+    audit_views: dict[str, tuple[str, list[Span]] | None] = field(default_factory=dict)
 
 
 def _state(ex: Exchange) -> PiiState:
@@ -130,18 +132,17 @@ class PiiGuard(Guard):
         return None
 
     def _remember_audit_views(self, state: PiiState, scanned: list[tuple[Any, str, list]]) -> None:
-        """What ``redact`` gives each answer text, from the answer's own scan instead of a second
-        one: the answer as the model wrote it, its spans masked with the redactor's operators and
-        this exchange's vault, nothing restored. That is ``redact`` of the text the model wrote
-        (as for a streamed answer, whose audit text is the deltas as they came), and values the
-        answer restored stay placeholders, whether or not a scan would find them again. Run after
-        the answer is masked and restored, so placeholders the answer shows number as before."""
-        cfg = self.config
+        """Keep each answer's own scan for ``redact``, which then needs no second one: the audit
+        copy is the answer as the model wrote it with those spans masked by the redactor's
+        operators and this exchange's vault, nothing restored. That is ``redact`` of the text the
+        model wrote (as for a streamed answer, whose audit text is the deltas as they came), and
+        values the answer restored stay placeholders, whether or not a scan would find them
+        again. The masking itself waits for the audit, as before, so the vault numbers nothing
+        earlier than it did (an answer a guard asks to be corrected is masked again)."""
         views = state.audit_views
         for slot, raw, spans in scanned:
-            view = mask_spans(raw, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
-            # one text, two readings (two slots alike after restoring): scan it at audit time
-            views[slot.text] = view if views.get(slot.text, view) == view else None
+            reading = (raw, spans)
+            views[slot.text] = reading if views.get(slot.text, reading) == reading else None
 
     def _masker(self, ex: Exchange, stream: StreamText) -> StreamMasker:
         state = _state(ex)
@@ -186,15 +187,17 @@ class PiiGuard(Guard):
                                    counts=restored))
 
     def redact(self, ex: Exchange, text: str) -> str:
-        """Mask ``text`` with this exchange's vault, restoring nothing (for the audit log)."""
+        """Mask ``text`` with this exchange's vault, restoring nothing (for the audit log). An
+        answer this guard scanned is masked from that scan (``_remember_audit_views``)."""
         cfg = self.config
         if cfg.redactor_detector is None or not text:
             return text
         state = _state(ex)
-        view = state.audit_views.get(text)
-        if view is not None:
-            return view
-        spans = without_placeholders(text, self._redactor.detect(text))
+        reading = state.audit_views.get(text)
+        if reading is not None:
+            text, spans = reading
+        else:
+            spans = without_placeholders(text, self._redactor.detect(text))
         return mask_spans(text, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
 
 

@@ -124,3 +124,18 @@ def test_context_words_found_through_the_folded_window_are_the_pattern_matches(t
         assert [m.span() for m in context._matches(text, lo, hi)] == full
         assert (context.last(text, lo, hi) and context.last(text, lo, hi).span()) == (full[-1] if full else None)
         assert (context.first(text, lo, hi) is not None) == bool(full)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=5, max_size=34),
+    st.sampled_from(["GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606",
+                     "NL91ABNA0417164300", "CH9300762011623852957", "GB82WEST1234569876543", "GB83WEST12345698765432"])))
+def test_iban_checksum_gate_never_drops_a_valid_iban(compact):
+    from stdnum import iban
+
+    from proxy.pii.recognizers.financial import iban_checksum_ok
+    if iban.is_valid(compact):
+        assert iban_checksum_ok(compact)
+    # and every valid sample passes both
+    assert iban_checksum_ok("GB82WEST12345698765432") and iban.is_valid("GB82WEST12345698765432")

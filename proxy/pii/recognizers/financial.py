@@ -111,6 +111,14 @@ class CardRecognizer:
         return card_scheme_ok(digits) and luhn_ok(digits)
 
 
+def iban_checksum_ok(compact: str) -> bool:
+    """ISO 7064 mod 97-10 over an IBAN's letters and digits, country code and check digits moved
+    to the end: the check python-stdnum's validation includes, for a few µs instead of its
+    format tables' ~10 µs, so wrong readings of a greedy match are dropped before it."""
+    moved = compact[4:] + compact[:4]
+    return moved.isascii() and moved.isalnum() and int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
 class IbanRecognizer:
     entities = ("IBAN_CODE",)
     # Country code, check digits, then BBAN characters optionally grouped by single spaces.
@@ -133,7 +141,8 @@ class IbanRecognizer:
             cut = len(raw)
             while cut >= 15:
                 candidate = raw[:cut]
-                if stdnum_iban.is_valid(candidate.replace(" ", "").upper()):
+                compact = candidate.replace(" ", "").upper()
+                if iban_checksum_ok(compact) and stdnum_iban.is_valid(compact):
                     yield Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95)
                     pos = m.start() + cut
                     break
