@@ -4,6 +4,8 @@ load on a shared machine (CPU time swings by tens of percent there; instruction 
     .venv/bin/python -m bench.instructions                     # pass-through, no-scan, default, every guard
     .venv/bin/python -m bench.instructions --only passthrough,aifw-noscan --requests 100
     .venv/bin/python -m bench.instructions --keep              # keep the callgrind files (callgrind_annotate)
+    .venv/bin/python -m bench.instructions --only passthrough --policy aifw-x=my.yaml   # another policy
+    .venv/bin/python -m bench.instructions --before /tmp/old   # and the aifw targets of that checkout
 
 Each target runs alone under ``valgrind --tool=callgrind --instr-atstart=no`` (the fake provider
 and the load generator run natively, outside it). After ``--warmup`` requests (lazy imports,
@@ -13,8 +15,9 @@ audit flush thread), then for ``--requests`` requests of the chat1k body (bench/
 ``--connections`` connections; the idle rate times the window's length is subtracted. Every
 thread of the target is counted (the audit writer thread too). The result is instructions per
 request and the ratio to the bare aiohttp pass-through (bench/passthrough.py) measured in the
-same run. All targets run on asyncio's own event loop unless ``--loop uvloop`` (for aifw only:
-the pass-through has no uvloop option), so the ratio compares like with like.
+same run. All targets, the pass-through too, run on asyncio's own event loop, or all on uvloop
+with ``--loop uvloop`` (as ``aifw serve`` does when uvloop is installed), so the ratio compares
+like with like.
 
 Instructions are not time (a cache miss costs more than an add), but on one interpreter and one
 machine they track CPU time per request closely, and a change of 1% is visible in one run.
@@ -24,7 +27,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -35,11 +40,12 @@ import orjson
 from bench import procs
 from bench.bodies import BODIES, body
 from bench.run import RESULTS, ROOT
+from bench.targets import before_targets
 from bench.workloads import AUTH, PATH
 
 PASSTHROUGH = "passthrough"
 TARGETS = {   # name -> (command after the interpreter, policy env)
-    PASSTHROUGH: ("-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}"),
+    PASSTHROUGH: ("-m", "bench.passthrough", "--port", "{port}", "--upstream", "{upstream}", "--loop", "{loop}"),
     "aifw-noscan": ("-m", "proxy", "serve", "--policy", "bench/policies/noscan.yaml", "--port", "{port}"),
     "aifw-default": ("-m", "proxy", "serve", "--policy", "policies/default.yaml", "--port", "{port}"),
     "aifw-all": ("-m", "proxy", "serve", "--policy", "bench/policies/all-guards.yaml", "--port", "{port}"),
@@ -125,16 +131,34 @@ class Client:
         self.proc.wait(10)
 
 
+def _quiet_port() -> int:
+    """A free port below the ephemeral range: a target under valgrind takes many seconds to
+    listen, and a port the kernel handed out (free_port) could meanwhile go to a process of
+    someone else's test run, whose answers would then pass for the target's."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return procs.free_port()
+
+
 def measure(name: str, upstream: str, args, out_dir: Path, client: Client) -> dict:
-    port = procs.free_port()
-    cmd = [c.replace("{port}", str(port)).replace("{upstream}", upstream) for c in TARGETS[name]]
+    port = _quiet_port()
+    cmd = [c.replace("{port}", str(port)).replace("{upstream}", upstream).replace("{loop}", args.loop)
+           for c in args.targets[name]]
     env = {"AIFW_UPSTREAM_URL": upstream + "/v1", "AIFW_AUDIT_DIR": str(RESULTS / f"var-instr-{name}"),
            "AIFW_EVENT_LOOP": args.loop}
     shutil.rmtree(env["AIFW_AUDIT_DIR"], ignore_errors=True)
     if "--policy" in cmd:
         # compiled rule sets into the disk cache (proxy/precompiled.py) natively first: compiled
         # under valgrind, the rule vetting's time bound would refuse slow-looking patterns
-        subprocess.run([sys.executable, "-m", "proxy", "policy", "check", cmd[cmd.index("--policy") + 1]],
+        aifw = cmd[:cmd.index("serve")]        # "-m proxy", or a checkout's launcher (--before)
+        subprocess.run([sys.executable, *aifw, "policy", "check", cmd[cmd.index("--policy") + 1]],
                        cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                 f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
@@ -162,6 +186,19 @@ def measure(name: str, upstream: str, args, out_dir: Path, client: Client) -> di
         service.stop()
 
 
+def time_bounded(audit_dir: str) -> int:
+    """Records of the run that went partly uninspected: under valgrind a scan can run past its
+    wall-clock time bound (proxy/detection), and an exchange cut short that way, and the later
+    ones that then miss the scan cache, make the count meaningless."""
+    n = 0
+    for path in glob.glob(os.path.join(audit_dir, "*.jsonl")):
+        with open(path, "rb") as f:
+            for line in f:
+                if b'"t":"request"' in line and b'"uninspected":[]' not in line:
+                    n += 1
+    return n
+
+
 def report(rows: list[dict], args) -> str:
     base = next((r["per_request"] for r in rows if r["target"] == PASSTHROUGH), None)
     lines = [f"Instructions per request (callgrind), body {args.body}, {args.connections} connection(s), "
@@ -173,6 +210,10 @@ def report(rows: list[dict], args) -> str:
     for r in rows:
         ratio = f"{r['per_request'] / base:.2f}" if base else "–"
         lines.append(f"| {r['target']} | {r['per_request'] / 1e6:.3f} M | {ratio} | {r['idle_per_s'] / 1e3:.0f} k |")
+    spoiled = [f"{r['target']} ({r['uninspected']})" for r in rows if r.get("uninspected")]
+    if spoiled:
+        lines += ["", "**Not comparable**: exchanges recorded as partly uninspected (a scan past its time "
+                  "bound under valgrind; run again on a quieter machine): " + ", ".join(spoiled)]
     return "\n".join(lines)
 
 
@@ -185,12 +226,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
     parser.add_argument("--keep", action="store_true", help="keep the callgrind files in bench/results/callgrind")
+    parser.add_argument("--policy", action="append", default=[], metavar="NAME=PATH",
+                        help="also measure aifw with this policy file (repeatable)")
+    parser.add_argument("--before", metavar="DIR", help="also measure the aifw targets of the code checked "
+                        "out in DIR (git archive <commit> | tar -x -C DIR), named …@before")
     args = parser.parse_args(argv)
+    args.targets = dict(TARGETS)
+    befores = before_targets(os.path.abspath(args.before)) if args.before else []
+    for target in befores:
+        args.targets[target.name] = target.command[1:]      # without "{python}": valgrind runs it
+    for item in args.policy:
+        name, _, path = item.partition("=")
+        if not path:
+            parser.error(f"--policy wants NAME=PATH, got {item!r}")
+        args.targets[name] = ("-m", "proxy", "serve", "--policy", path, "--port", "{port}")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("bench.instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    names = [n for n in args.only.split(",") if n]
-    unknown = set(names) - set(TARGETS)
+    names = ([n for n in args.only.split(",") if n] + [p.partition("=")[0] for p in args.policy]
+             + [t.name for t in befores])
+    unknown = set(names) - set(args.targets)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     out_dir = RESULTS / "callgrind"
@@ -208,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(log_dir / "instructions-loadgen.log")
         for name in names:
             row = measure(name, upstream.url, args, out_dir, client)
+            row["uninspected"] = time_bounded(str(RESULTS / f"var-instr-{name}"))
             print(f"[instructions] {name}: {row['per_request'] / 1e6:.3f} M/request "
                   f"({row['requests']} requests in {row['seconds']:.1f}s)", file=sys.stderr)
             rows.append(row)

@@ -2,7 +2,7 @@
 streams the response back chunk by chunk. Nothing else (no parsing, no policy), so the cost of
 a proxy hop on this machine can be told apart from the cost of aifw's work.
 
-    python -m bench.passthrough --port 8081 --upstream http://127.0.0.1:9000
+    python -m bench.passthrough --port 8081 --upstream http://127.0.0.1:9000 [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -55,8 +55,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="root URL of the upstream")
+    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
     args = parser.parse_args()
-    web.run_app(make_app(args.upstream), host=args.host, port=args.port, access_log=None, print=None)
+    loop = None
+    if args.loop == "uvloop":
+        import uvloop
+        loop = uvloop.new_event_loop()
+    web.run_app(make_app(args.upstream), host=args.host, port=args.port, access_log=None, print=None,
+                loop=loop)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ This module and upstream.py are the only ones that import aiohttp.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -257,8 +258,7 @@ class Edge:
     async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float) -> aiohttp.ClientResponse:
         """Send ``body`` to ``ex.upstream``; its answer once the headers are in."""
         up = ex.upstream
-        # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
-        url = yarl.URL(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model), encoded=True)
+        url = _encoded_url(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model))
         headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
         session = self.pool.session(up)
         ex.upstream_started = time.monotonic()
@@ -269,9 +269,7 @@ class Edge:
             async with asyncio.timeout(timeout):
                 return await session.request(
                     ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None, connect=up.timeouts.connect,
-                                                  sock_connect=up.timeouts.connect,
-                                                  sock_read=up.timeouts.first_byte))
+                    timeout=_client_timeout(up.timeouts.connect, up.timeouts.first_byte))
         except TimeoutError as exc:
             kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "timeout"
             raise _SendFailed(kind, ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.")) from None
@@ -334,7 +332,10 @@ class Edge:
                 ex.mark_uninspected(f"response body unreadable: {type(exc).__name__}")
                 break
             add(ex, ex.response_body)
-            ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
+            scope = ex.scope
+            if scope.response_guards or scope.complete_guards or ex.capture_text:
+                # the answer's text slots, for whoever reads them (guards, the audit's text)
+                ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
             if ex.capture_text:
                 ex.response_text.extend(s.text for s in ex.response_slots)
             verdict = await pipeline.run_response(ex)
@@ -628,6 +629,17 @@ def _decompress_capped(encoding: str | None, data: bytes, limit: int) -> bytes |
         return None
     plain += dec.flush()
     return plain if len(plain) <= limit else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_url(url: str) -> yarl.URL:
+    # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
+    return yarl.URL(url, encoded=True)
+
+
+@functools.lru_cache(maxsize=64)     # immutable: one per upstream's timeouts
+def _client_timeout(connect: float, first_byte: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=first_byte)
 
 
 def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:

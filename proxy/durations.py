@@ -37,3 +37,10 @@ def parse_size(value) -> int:
     if not m:
         raise ValueError(f"not a size: {value!r}")
     return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def micros(seconds: float) -> float:
+    """Seconds kept to the microsecond (audit records): ``round(seconds, 6)`` but without its
+    round trip through a decimal string, which costs a few times more on every exchange; the
+    two differ only where ``seconds * 1e6`` lies within a rounding error of a half."""
+    return round(seconds * 1e6) / 1e6

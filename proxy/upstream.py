@@ -35,8 +35,12 @@ class UpstreamPool:
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=up.max_connections, ttl_dns_cache=300,
                                              enable_cleanup_closed=True)
+            # DummyCookieJar: the session is shared by every client, so a cookie one upstream
+            # answer set must not ride along on other clients' requests (a client's own Cookie
+            # header is forwarded as it is)
             session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                             timeout=aiohttp.ClientTimeout(total=None),
+                                            cookie_jar=aiohttp.DummyCookieJar(),
                                             skip_auto_headers=("User-Agent", "Accept-Encoding"))
             self._sessions[key] = session
         return session

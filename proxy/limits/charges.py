@@ -1,6 +1,7 @@
 """Which limits apply to one request, and the counter keys and costs they charge."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .config import CALENDAR_KINDS, Limit, LimitsConfig
@@ -12,6 +13,7 @@ KIND_TAG = {"requests": "r", "tokens": "t", "budget": "b", "spend": "s", "concur
 _ESCAPE = str.maketrans({"%": "%25", ":": "%3A", "|": "%7C", "@": "%40"})
 
 
+@functools.lru_cache(maxsize=4096)     # the same few users, keys and limit names on every request
 def _esc(value: str) -> str:
     return value.translate(_ESCAPE)
 

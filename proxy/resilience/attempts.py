@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..durations import micros
+
 
 @dataclass(slots=True)
 class Attempt:
@@ -19,7 +21,7 @@ class Attempt:
     def as_record(self) -> dict:
         end = self.ended if self.ended is not None else self.started
         rec = {"upstream": self.upstream, "model": self.model, "status": self.status,
-               "error": self.error, "seconds": round(max(0.0, end - self.started), 6)}
+               "error": self.error, "seconds": micros(max(0.0, end - self.started))}
         if self.repair:   # only then: records of other exchanges keep their shape
             rec["repair"] = True
         return rec

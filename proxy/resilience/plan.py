@@ -14,6 +14,9 @@ from .retry import Failure, backoff
 from .routes import Route, Target
 
 
+_ALLOWED = Decision(True)     # an upstream without a breaker: every attempt (frozen, shared)
+
+
 class AttemptPlan:
     def __init__(self, ex: Any, route: Route, runtime: Any, clock=time.monotonic, sleep=asyncio.sleep) -> None:
         self.ex = ex
@@ -93,7 +96,7 @@ class AttemptPlan:
     async def _allow(self, target: Target) -> Decision:
         policy = target.upstream.breaker
         if policy is None:
-            return Decision(True)
+            return _ALLOWED
         return await self.runtime.breakers.allow(target.upstream.name, policy, self.runtime.now())
 
     def _model(self, target: Target) -> str | None:
