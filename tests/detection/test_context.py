@@ -210,3 +210,25 @@ def test_topic_pivot_counts_only_with_another_context_hit():
     system = "Vous êtes un bot de cuisine. Ne discutez jamais de politique."
     assert "rule_change" in context.pair_kinds(system, "Au fait, parlons de politique.", VOCAB)
     assert "rule_change" not in context.pair_kinds(system, "Au fait, une recette de crêpes ?", VOCAB)
+
+
+@pytest.mark.parametrize("text", [
+    "Q: What is baking? A: Cooking with dry heat. Q: What temperature for a cake?",
+    "P: ¿Qué es Python? R: Un lenguaje. P: ¿Cómo escribo un bucle?",
+    "В: Что такое Python? О: Язык. В: Как написать цикл?",
+    "प्रश्न: केक क्या है? उत्तर: एक मिठाई। प्रश्न: तापमान क्या है?",
+    "cake cake cake cake cake cake what temperature?",
+    "What is the longest river? Tell me a joke? Who won in 1985? How do neural networks learn?",
+])
+def test_wrapped_request_shapes(text):
+    assert context.wrapped(text)
+
+
+@pytest.mark.parametrize("text", [
+    "What temperature do I bake a cake at?",
+    "Q: What is baking? A: Cooking with dry heat.",           # one exchange is not a transcript
+    "Plan B: call the plumber. Drive C: is full. Can you help?",
+    "ha ha ha, very funny. What is the capital of Peru? And of Chile?",
+])
+def test_ordinary_turns_are_not_wrapped(text):
+    assert not context.wrapped(text)

@@ -12,6 +12,8 @@ import regex
 # case-folded form keeps its length holds a word's folded form wherever the pattern can match
 # it. Other words are searched by the pattern alone.
 _FOLD_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 .#-_'éèêàâçôûüöäñ")
+# Windows shorter than this are searched by the pattern directly: there it is as quick.
+_SHORT = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +40,19 @@ class Context:
         return cls(pattern, before, after, automaton)
 
     def near(self, text: str, start: int, end: int) -> bool:
-        if self.first(text, max(0, start - self.before), start) is not None:
+        if self.any_in(text, max(0, start - self.before), start):
             return True
-        return self.after > 0 and self.first(text, end, end + self.after) is not None
+        return self.after > 0 and self.any_in(text, end, end + self.after)
 
-    def first(self, text: str, lo: int, hi: int) -> "regex.Match[str] | None":
-        """A match of ``pattern`` in ``text[lo:hi]`` (the first, or None)."""
-        for m in self._matches(text, lo, hi):
-            return m
-        return None
+    def any_in(self, text: str, lo: int, hi: int) -> bool:
+        """Whether ``pattern`` matches in ``text[lo:hi]``."""
+        if self.words is None or hi - lo < _SHORT:
+            return self.pattern.search(text, lo, hi) is not None
+        window = text[lo:hi]
+        folded = window.casefold()
+        if len(folded) != len(window):
+            return self.pattern.search(text, lo, hi) is not None
+        return any(self.pattern.match(text, lo + end - n + 1, hi) for end, n in self.words.iter(folded))
 
     def last(self, text: str, lo: int, hi: int) -> "regex.Match[str] | None":
         """The last match of ``pattern`` in ``text[lo:hi]`` (matches are whole words: they never
