@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import string
 from dataclasses import dataclass
 
 import regex
@@ -146,19 +147,26 @@ _OPENERS = TASK_VERBS | TOOL_VERBS | frozenset(
 _OPENER_HEADS = frozenset(w[:2] for w in _OPENERS)
 
 
+# Two-letter openings of a sentence that begin no opener: an upper-case ASCII letter, then an
+# ASCII letter ("Fuel ...", "Customs ..."). Such a sentence is a request only as a question.
+_NO_OPENER_HEADS = frozenset(a + b for a in string.ascii_uppercase for b in string.ascii_letters
+                             if (a + b).lower() not in _OPENER_HEADS)
+
+
 def _may_request(unit: str, foreign: bool) -> bool:
     """False only where ``_request_level(unit, foreign)`` is 0 by its first tests: no foreign
-    request phrase to look for, and a unit that opens in lower case, or is no question and opens
-    with two ASCII letters that begin no opener (its first word then begins with them too, and
-    lower-casing is casefolding on ASCII). Most sentences of a document are dismissed so, by a
-    slice and a set lookup instead of a split."""
+    request phrase to look for, and a unit that opens in lower case, or is no question and does
+    not open with an opener. A set lookup of its first two letters dismisses most sentences (the
+    first word then begins with them too, and lower-casing is casefolding on ASCII); the others
+    ("The ...", "Subject: ...") by the same first-word test ``_request_level`` makes, without the
+    rest of its work."""
     if foreign:
         return True
     if not unit[:1].isupper():
         return False
-    head = unit[:2]
-    return not (head.isascii() and head.isalpha() and len(head) == 2) \
-        or head.lower() in _OPENER_HEADS or unit.rstrip().endswith("?")
+    if unit[:2] in _NO_OPENER_HEADS:
+        return unit.rstrip().endswith("?")
+    return unit.rstrip().endswith("?") or unit.split(None, 1)[0].rstrip(",:;").casefold() in _OPENERS
 
 
 def _request_level(unit: str, foreign: bool = True) -> int:
@@ -281,8 +289,11 @@ def analyse(text: str) -> Requests:
     units = _units(text)
     foreign = _foreign(text)
     requests, broad = set(), 0
+    # _may_request's first dismissal, without the call: most sentences of a document end here
+    # (a unit is stripped, so its last character tells a question).
+    plain_heads = frozenset() if foreign else _NO_OPENER_HEADS
     for i, (_, u) in enumerate(units):
-        if len(u) > MAX_UNIT or not _may_request(u, foreign):
+        if (u[:2] in plain_heads and u[-1] != "?") or len(u) > MAX_UNIT or not _may_request(u, foreign):
             continue
         level = _request_level(u, foreign)
         if level:

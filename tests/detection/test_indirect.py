@@ -127,7 +127,12 @@ def test_sentences_dismissed_early_are_no_requests():
 
     from proxy.detection import indirect
     rnd = random.Random(9)
-    words = sorted(indirect._OPENERS) + ["The", "Shipments", "I,", "I:x", "Ünter", "ǅemo", "\u0130n"]
+    # besides the openers: first words that share an opener's first two letters ("The", "Subject:",
+    # "Shipments"), that share none ("Fuel", "From"), and casefolding beyond ASCII (a ligature,
+    # the Kelvin sign, a long s: "Deﬁne" folds to "define", "\u212aindly" to "kindly")
+    words = sorted(indirect._OPENERS) + ["The", "THE", "Subject:", "Shipments", "Could", "Fuel",
+                                         "From", "Customs", "I,", "I:x", "Ünter", "ǅemo", "\u0130n",
+                                         "Deﬁne", "\u212aindly", "Sſhow", "Wri\u212ate", "Li;st"]
     seps = [" ", "\t", ", ", ": ", "; ", "\x1c", "\xa0", "? ", ""]
     units = PROBES["attack"] + PROBES["benign"]
     for _ in range(20000):
@@ -138,3 +143,27 @@ def test_sentences_dismissed_early_are_no_requests():
         for foreign in (False, True):
             assert indirect._may_request(unit, foreign) or \
                 indirect._request_level(unit, foreign) == 0, (unit, foreign)
+
+
+def test_analysis_with_sentences_dismissed_early_equals_the_analysis_of_every_sentence(monkeypatch):
+    # indirect.analyse dismisses most sentences before judging them (_may_request and, without a
+    # call, its first test); judging every sentence must give the same Requests.
+    import random
+
+    from bench.bench_detection import DOCUMENT
+    from proxy.detection import indirect
+    rnd = random.Random(13)
+    sentences = PROBES["attack"] + PROBES["benign"] + [
+        "Could you confirm the pallet count?", "The new schedule starts Monday.", "Fuel costs fell.",
+        "Subject: weekly summary.", "Name the largest animal in the ocean.", "Deﬁne entropy.",
+        "\u212aindly list three rivers.", "What is the capital of Peru?", "Por favor, responda.",
+        "i think so.", "3. Write a poem about the sea.", "- List the planets.", "Write;", "Find it"]
+    texts = [DOCUMENT * 3, long_document(None), long_document("Name the largest animal in the ocean.")]
+    texts += [" ".join(rnd.choice(sentences) for _ in range(rnd.randint(1, 30)))
+              + rnd.choice(["", "\n", " ", "?"]) for _ in range(400)]
+    texts += [long_document(s) for s in rnd.sample(sentences, 20)]
+    shortcut = [indirect.analyse(t) for t in texts]
+    monkeypatch.setattr(indirect, "_may_request", lambda unit, foreign: True)
+    monkeypatch.setattr(indirect, "_NO_OPENER_HEADS", frozenset())
+    assert [indirect.analyse(t) for t in texts] == shortcut
+    assert any(r.secondary for r in shortcut) and any(r.any for r in shortcut)
