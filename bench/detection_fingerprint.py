@@ -1,8 +1,11 @@
 """Every detection answer on every row of shared/datasets, one line per row, to diff two versions
 of the engine (a speed change must leave every line as it was).
 
-    .venv/bin/python -m bench.detection_fingerprint OUT.jsonl [--limit N]
+    .venv/bin/python -m bench.detection_fingerprint OUT.jsonl [--limit N] [--plain]
     diff before.jsonl after.jsonl
+
+``--plain``: every rule matched the straightforward way (matcher.match_plain: every pattern
+searched in every view, no prefilter or other shortcut), the yardstick for the same rule files.
 
 Per row: the assessment of the row as a user turn (with its system prompt, when it has one) and
 as a tool result under the default settings (rule ids, score, model probability), and which rules
@@ -35,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out")
     parser.add_argument("--limit", type=int, default=0, help="at most this many rows per file")
+    parser.add_argument("--plain", action="store_true", help="match without any shortcut")
     args = parser.parse_args(argv)
+    global rule_matches
+    if args.plain:
+        from proxy.detection import matcher, scanner
+        scanner.match = lambda rules, prepared, budget=None: matcher.match_plain(rules, prepared)
+        rule_matches = matcher.rule_matches_plain
     settings = compile_settings({})
     every = compile_settings({"paranoiaLevel": 4, "model": {"enabled": False}})
     text_rules = [r for r in every.detector.rules if r.context is None]

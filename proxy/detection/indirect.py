@@ -142,6 +142,23 @@ STRICT, BROAD = 2, 1      # request levels (``_request_level``)
 _OPENERS = TASK_VERBS | TOOL_VERBS | frozenset(
     "please kindly now also then next additionally finally first in using with for given based "
     "and so hey can could would will i your".split())
+# The first two letters of every opener (a one-letter one alone).
+_OPENER_HEADS = frozenset(w[:2] for w in _OPENERS)
+
+
+def _may_request(unit: str, foreign: bool) -> bool:
+    """False only where ``_request_level(unit, foreign)`` is 0 by its first tests: no foreign
+    request phrase to look for, and a unit that opens in lower case, or is no question and opens
+    with two ASCII letters that begin no opener (its first word then begins with them too, and
+    lower-casing is casefolding on ASCII). Most sentences of a document are dismissed so, by a
+    slice and a set lookup instead of a split."""
+    if foreign:
+        return True
+    if not unit[:1].isupper():
+        return False
+    head = unit[:2]
+    return not (head.isascii() and head.isalpha() and len(head) == 2) \
+        or head.lower() in _OPENER_HEADS or unit.rstrip().endswith("?")
 
 
 def _request_level(unit: str, foreign: bool = True) -> int:
@@ -265,7 +282,7 @@ def analyse(text: str) -> Requests:
     foreign = _foreign(text)
     requests, broad = set(), 0
     for i, (_, u) in enumerate(units):
-        if len(u) > MAX_UNIT:
+        if len(u) > MAX_UNIT or not _may_request(u, foreign):
             continue
         level = _request_level(u, foreign)
         if level:

@@ -36,13 +36,12 @@ def _pid(pf) -> int:
 
 
 def _entry(pattern, pf, lex, required, sentences: bool) -> tuple:
-    # the other required sets: (prefilter, its id), all of which a text must hit as well
-    others = tuple((r, _pid(r)) for r in required)
-    # a pattern that cannot cross a sentence end, with the ASCII anchors of each required set by
-    # id (to find the sentences holding one): searched only in the sentences holding them all
-    stretches = tuple((r, dict(zip(r.ascii_ids, r.ascii_anchors))) for r in (pf, *required)) \
+    # ``required``: the other required sets, one of each of which a folded view must hold too.
+    # A pattern that cannot cross a sentence end is searched only in the sentences holding an
+    # anchor of its prefilter (by id, from the anchor pass) and of each of those sets.
+    stretches = (pf, dict(zip(pf.ascii_ids, pf.ascii_anchors)), required) \
         if sentences and pf is not None else None
-    return (pattern, pf, _pid(pf), lex, others, stretches)
+    return (pattern, pf, _pid(pf), lex, required, stretches)
 
 
 def _plan(rule: Rule) -> tuple:
@@ -106,10 +105,9 @@ def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEAR
             if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
                     and pids.isdisjoint(v.hit_set):
                 continue
-            for pattern, pf, pid, lex, others, stretches in plan:
+            for pattern, pf, pid, lex, required, stretches in plan:
                 # The prefilters only skip searches that cannot match (a required literal absent).
-                if pf is not None and not (_passes(pf, pid, v)
-                                           and all(_passes(r, rpid, v) for r, rpid in others)):
+                if pf is not None and not (_passes(pf, pid, v) and all(map(v.has_any, required))):
                     continue
                 # A word list: word lookups find every text the regex can match (and a few more,
                 # words split by punctuation), so only those few are searched.
@@ -117,7 +115,7 @@ def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEAR
                     continue
                 if stretches is not None and v.sentence_ends():
                     if any(pattern.search(text, start, end, timeout=timeout) is not None
-                           for start, end in v.spans(stretches)):
+                           for start, end in v.spans(*stretches)):
                         return True
                 elif pattern.search(text, timeout=timeout) is not None:
                     return True

@@ -280,7 +280,7 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
-    if "\U0001f150" <= max(text):
+    if text and "\U0001f150" <= max(text):      # empty: the text was only invisible characters
         text = text.translate(_LETTER_SYMBOLS)
     return squeeze(text.casefold())
 

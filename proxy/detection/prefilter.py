@@ -117,20 +117,37 @@ def make(anchors: set[str] | None) -> Prefilter | None:
     if not anchors or any(not a for a in anchors):
         return None
     folded = {a.casefold() for a in anchors}
-    # Drop anchors that contain a shorter one: the shorter one is found whenever they are.
+    alternation = "|".join((r"\b" + regex.escape(a[1:])) if a.startswith(WORD_START) else regex.escape(a)
+                           for a in sorted(folded | anchors, key=len, reverse=True))
+    return _assemble(_kept(folded), regex.compile(alternation, regex.V1 | regex.I),
+                     _substring_ok(anchors))
+
+
+def requirement(anchors: set[str]) -> tuple[str, ...] | None:
+    """A further required set of a pattern (``pattern_requirements``) as the case-folded strings
+    to look for in a folded view (``occurs``), or None when a substring test would not be exact.
+    Not registered in the anchor pass: looked up only where a pattern's prefilter lets it run."""
+    if not anchors or any(not a for a in anchors) or not _substring_ok(anchors):
+        return None
+    return _kept({a.casefold() for a in anchors})
+
+
+def _kept(folded: set[str]) -> tuple[str, ...]:
+    """Without the anchors that contain a shorter one: the shorter one is found whenever they are."""
     kept: list[str] = []
     for a in sorted(folded, key=lambda a: (len(_strip(a)), a)):
         if not any(_covers(k, a) for k in kept):
             kept.append(a)
-    alternation = "|".join((r"\b" + regex.escape(a[1:])) if a.startswith(WORD_START) else regex.escape(a)
-                           for a in sorted(folded | anchors, key=len, reverse=True))
-    # A non-ASCII letter that folds to, or matches case-insensitively, ASCII letters (Kelvin
-    # sign, long s, dotted capital I, sharp s...) could match ASCII text the substring test
-    # would miss: such prefilters always use the regex alternation.
-    substring_ok = not any(
+    return tuple(kept)
+
+
+def _substring_ok(anchors: set[str]) -> bool:
+    """A non-ASCII letter that folds to, or matches case-insensitively, ASCII letters (Kelvin sign,
+    long s, dotted capital I, sharp s...) could match ASCII text the substring test would miss:
+    such prefilters always use the regex alternation."""
+    return not any(
         not ch.isascii() and (ch.casefold().isascii() or _ASCII_LETTER.fullmatch(ch) is not None)
         for a in anchors for ch in a)
-    return _assemble(tuple(kept), regex.compile(alternation, regex.V1 | regex.I), substring_ok)
 
 
 def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
@@ -160,7 +177,7 @@ def phrase_anchors(phrases: list[str], fuzzy: int) -> set[str] | None:
 
 # Words in nearly every English text or prompt: as an anchor they let a pattern run on almost
 # everything, whatever their length ("from" is rarer than "dev" by length, not in prose).
-COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
+_COMMON_WORDS = frozenset("""the and you your for from with that this what are have not but can will
 all any was were its into about would should could there their they them then than when which
 who how why now just also only more some such like other one two new use used using make give
 tell show help want need know may must said say
@@ -179,7 +196,7 @@ def _cost(strings: set[str]) -> float:
     total = 0.0
     for s in strings:
         s = _strip(s).strip()
-        if s in COMMON_WORDS:
+        if s in _COMMON_WORDS:
             total += 0.25
         else:
             total += (0.1 if " " in s else 1.0) / max(len(s), 1) ** 2

@@ -27,9 +27,10 @@ class RuleAids:
     # One per pattern: a Lexicon when the pattern is only a list of words (lexicon.py): word
     # lookups decide whether the regex needs to run at all; else None.
     lexicons: tuple[Any, ...] = ()
-    # One per pattern: prefilters of its other required literal sets (a match holds a literal of
-    # each, prefilter.pattern_requirements), and whether no match can hold a sentence end
-    # (prefilter.within_sentences): then only the sentences holding all of them are searched.
+    # One per pattern: its other required literal sets (a match holds a literal of each,
+    # prefilter.pattern_requirements), each as the folded strings to look for, and whether no
+    # match can hold a sentence end (prefilter.within_sentences): then only the sentences
+    # holding a literal of every set are searched.
     requirements: tuple[tuple[Any, ...], ...] = ()
     sentences: tuple[bool, ...] = ()
 
@@ -69,8 +70,8 @@ def build(rule: Rule) -> RuleAids:
     folded = rule.folded_case and all(v in _prefilter.FOLDED_VIEWS for v in rule.views)
     lexicons = tuple(_wordlist(src) if folded else None for src in sources)
     requirements = tuple(
-        tuple(pf for pf in (_checked_prefilter(_prefilter.make(r), pat, rule.views, rule.match_cases)
-                            for r in req[1:] if _useful(r)) if pf is not None)
+        tuple(r for r in (_checked_requirement(_prefilter.requirement(r), pat, rule)
+                          for r in req[1:] if _useful(r)) if r is not None)
         if first is not None else ()
         for req, pat, first in zip(required, rule.regexes, prefilters))
     sentences = tuple(_prefilter.within_sentences(src) for src in sources)
@@ -78,12 +79,27 @@ def build(rule: Rule) -> RuleAids:
 
 
 def _useful(required: set[str]) -> bool:
-    """A required set worth testing besides the rarest one: longer words that are not among the
-    commonest, since every occurrence of an anchor in a text costs a step of the anchor pass
-    (prefilter._present) and a set that nearly every sentence holds skips nothing."""
-    return len(required) <= 64 and all(
-        len(word) >= 5 and word not in _prefilter.COMMON_WORDS
-        for word in (_prefilter._strip(a).strip() for a in required))
+    """A required set worth looking for besides the rarest one: words, not single characters or
+    spaces, which nearly every sentence holds."""
+    return len(required) <= 64 and all(len(_prefilter._strip(a).strip()) >= 3 for a in required)
+
+
+def _checked_requirement(anchors: tuple[str, ...] | None, pattern: Any,
+                         rule: Rule) -> tuple[str, ...] | None:
+    """Like ``_checked_prefilter``: a required set that a folded view of a match case lacks
+    although the pattern matches it (a derivation bug) is dropped."""
+    if anchors is None:
+        return None
+    for case in rule.match_cases:
+        prepared = Prepared(case)
+        for view in rule.views:
+            text = prepared.view(view)
+            if view in _prefilter.FOLDED_VIEWS and pattern.search(text, timeout=VET_SECONDS) \
+                    is not None and not any(_prefilter.occurs(a, text) for a in anchors):
+                return None
+    return anchors
+
+
 def load_for_file(name: str, raw: bytes, rules: tuple[Rule, ...]) -> None:
     """Build (or load from the compiled cache) the aids of every rule of one rule file: ``rules``
     is what ``rules._load_file_cached(name, raw)`` returned."""

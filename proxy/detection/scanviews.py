@@ -14,10 +14,13 @@ import bisect
 import re
 
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, prefilter_hit_state
+from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs, prefilter_hit_state
 
 # Shorter views are searched whole: a search of a few sentences costs less than finding them.
 SENTENCES_FROM = 600
+# On a shorter view, a further required set is looked for only if it has at most this many
+# strings: a search of the pattern costs about as much as sixteen substring tests there.
+SHORT_VIEW_ANCHORS = 16
 _ENDS = re.compile("[" + re.escape(SENTENCE_ENDS) + "]")
 
 
@@ -28,7 +31,7 @@ class ViewState:
     computed on demand."""
 
     __slots__ = ("text", "folded", "ascii", "hit_set", "n_hits", "other_set", "present",
-                 "n_anchors", "_ends", "_where")
+                 "n_anchors", "_ends", "_where", "_has")
 
     def __init__(self, text: str, folded: bool, state: tuple | None):
         self.text = text
@@ -41,6 +44,20 @@ class ViewState:
             self.hit_set, self.n_hits, self.other_set, self.present, self.n_anchors = state
         self._ends: list[int] | None = None
         self._where: dict[int, frozenset[int] | None] = {}
+        self._has: dict[int, bool] = {}
+
+    def has_any(self, anchors: tuple[str, ...]) -> bool:
+        """Whether one of ``anchors`` (a further required set, prefilter.requirement) occurs in
+        this view; True on a view that is not folded, where a substring test says nothing, and
+        for a long set on a short view, where searching the pattern costs less than looking."""
+        key = id(anchors)
+        got = self._has.get(key)
+        if got is None:
+            text = self.text
+            got = self._has[key] = not self.folded \
+                or (len(anchors) > SHORT_VIEW_ANCHORS and len(text) < SENTENCES_FROM) \
+                or any(occurs(a, text) for a in anchors)
+        return got
 
     def sentence_ends(self) -> list[int]:
         if self._ends is None:
@@ -66,17 +83,27 @@ class ViewState:
         self._where[key] = got
         return got
 
-    def spans(self, conjuncts) -> list[tuple[int, int]]:
-        """(start, end) of the runs of consecutive stretches holding an anchor of every
-        prefilter of ``conjuncts`` ((prefilter, its ASCII anchors by id), ...)."""
+    def _sentences_holding(self, anchors: tuple[str, ...]) -> frozenset[int]:
+        key = id(anchors)
+        got = self._where.get(key)
+        if got is None:
+            ends, text = self._ends, self.text
+            got = self._where[key] = frozenset(bisect.bisect_right(ends, at)
+                                               for a in anchors for at in occurrences(a, text))
+        return got
+
+    def spans(self, pf, by_id: dict, requirements) -> list[tuple[int, int]]:
+        """(start, end) of the runs of consecutive stretches holding an anchor of the prefilter
+        ``pf`` (its ASCII anchors by id: ``by_id``) and one of each of ``requirements``."""
         ends = self.sentence_ends()
-        keep: frozenset[int] | None = None
-        for pf, by_id in conjuncts:
-            where = self._sentences_of(pf, by_id)
-            if where is not None:
-                keep = where if keep is None else keep & where
-                if not keep:
-                    return []
+        keep = self._sentences_of(pf, by_id)
+        for anchors in requirements:
+            if keep is not None and not keep:
+                break
+            where = self._sentences_holding(anchors)
+            keep = where if keep is None else keep & where
+        if keep is not None and not keep:
+            return []
         if keep is None:
             return [(0, len(self.text))]
         out: list[tuple[int, int]] = []

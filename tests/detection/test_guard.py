@@ -146,3 +146,14 @@ def test_monitor_stream_releases_everything():
     released, verdict = _stream(g, ex, ["a ZEBRA-", "7731 b"])
     assert verdict is None and released == "a ZEBRA-7731 b"
     assert ex.findings[-1].action == "would_block" and ex.decision == "monitored"
+
+
+@pytest.mark.parametrize("chunks", [["Sure, ZEB", "\u200b"], ["Z", "\u200b", "\u00ad", "EBRA-7731"],
+                                    ["\u200b"], ["\u00ad\u200b", "done"]])
+def test_stream_with_only_invisible_characters_held_is_judged_not_crashed(chunks):
+    g = guard({"response": {"canaries": ["ZEBRA-7731"]}})
+    released, verdict = _stream(g, exchange(), chunks)
+    canary = "ZEBRA-7731" in "".join(chunks).replace("\u200b", "").replace("\u00ad", "")
+    assert (verdict is not None and CANARY_RULE in verdict.rule_ids) if canary else verdict is None
+    if not canary:
+        assert released == "".join(chunks)

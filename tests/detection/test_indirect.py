@@ -120,3 +120,21 @@ def test_sentence_split_equals_the_look_behind_split():
         "- item one\n- item two.  Next? ok!\n\n# heading\n", long_document("Name a river.")]
     for text in texts:
         assert indirect._units(text) == reference(text), text[:60]
+
+
+def test_sentences_dismissed_early_are_no_requests():
+    import random
+
+    from proxy.detection import indirect
+    rnd = random.Random(9)
+    words = sorted(indirect._OPENERS) + ["The", "Shipments", "I,", "I:x", "Ünter", "ǅemo", "\u0130n"]
+    seps = [" ", "\t", ", ", ": ", "; ", "\x1c", "\xa0", "? ", ""]
+    units = PROBES["attack"] + PROBES["benign"]
+    for _ in range(20000):
+        parts = [rnd.choice(words) + rnd.choice(seps) for _ in range(rnd.randint(1, 5))]
+        unit = "".join(parts)
+        units += [unit, unit.capitalize(), unit.upper(), unit.strip(), unit + "?"]
+    for unit in units:
+        for foreign in (False, True):
+            assert indirect._may_request(unit, foreign) or \
+                indirect._request_level(unit, foreign) == 0, (unit, foreign)
