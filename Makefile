@@ -10,7 +10,6 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,speed]'
-	$(MAKE) --no-print-directory warm
 	touch $(STAMP)
 
 # What a fresh clone would otherwise pay on every `aifw` run or start, as the image pays it at
@@ -25,7 +24,16 @@ warm:
 	$(PY) -m proxy policy check --prepare policies/*.yaml >/dev/null 2>&1 \
 	  || echo "note: 'aifw policy check --prepare policies/*.yaml' failed; rules compile on first use"
 
-install: $(STAMP)
+# Redone whenever a module, rule file, policy or model changed since (a pull, an edit): with
+# PYTHONDONTWRITEBYTECODE nothing else refreshes the bytecode, and a changed rule or detection
+# module misses the compiled-rule cache until something fills it again.
+WARM := $(VENV)/.warm
+WARM_INPUTS := $(shell find proxy rules policies -name '*.py' -o -name '*.yaml' -o -name '*.npz')
+$(WARM): $(STAMP) $(WARM_INPUTS)
+	$(MAKE) --no-print-directory warm
+	touch $(WARM)
+
+install: $(WARM)
 
 # The SBOM tool in an environment of its own, installed from its lock as the image's sbom stage
 # does: in .venv its dependencies (jsonschema's format checkers) would slow every import of
@@ -49,13 +57,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(WARM)
 	$(PY) -m proxy serve --policy policies/default.yaml
 
-test: $(STAMP) $(SBOM_STAMP) system-deps
+test: $(WARM) $(SBOM_STAMP) system-deps
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(WARM)
 	$(PY) -m bench.run
 
 # The image's lock files (Dockerfile: pip --require-hashes). For the image's interpreter and
