@@ -38,8 +38,10 @@ MIN_CONTEXT_WORDS = 8   # too little text around a sentence to call it off-topic
 # as one character class first, then the three cases told apart by a look-behind at the character
 # just read: the matches of "[.!?。！？;{}]\s+|\n+|[{};]" (tests/detection/test_indirect.py), but
 # the engine skips to the next candidate character by its class instead of trying the three
-# alternatives at every position (a quarter of the time).
-_SPLIT = re.compile(r"[.!?。！？;{}\n](?:(?<=[.!?。！？;{}])\s+|(?<=\n)\n*|(?<=[{};]))")
+# alternatives at every position (a quarter of the time). Its two groups (the character that ends
+# a unit, the white space after it) make ``_SPLIT.split(text)`` the list [segment, mark, space,
+# segment, mark, space, ..., segment]: the segments without a match object or a call each.
+_SPLIT = re.compile(r"([.!?。！？;{}\n])((?<=[.!?。！？;{}])\s+|(?<=\n)\n*|(?<=[{};]))")
 _LEAD = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
 _WORD = regex.compile(r"[^\W\d_]{3,}")
 
@@ -95,11 +97,16 @@ _FOREIGN_REQUEST = regex.compile(
     r"โปรดตอบ|กรุณาตอบ|pakisagot|sagutin\s+ang)", regex.IGNORECASE)
 
 # Every _FOREIGN_REQUEST match holds one of these (substring tests on the lower-cased text first).
-_FOREIGN_KEYS_ASCII = ("por favor", "veuillez", "pondez", "bitte", "beantworten", "per favore",
-                       "rispondi", "vui l", "silakan", "mohon", "pakisagot", "sagutin")
-_FOREIGN_KEYS = _FOREIGN_KEYS_ASCII + (
-    "répondez", "пожалуйста", "ответьте", "الرجاء", "يرجى", "أجب", "请", "請", "次の質問", "다음",
-    "lütfen", "कृपया", "โปรดตอบ", "กรุณาตอบ")
+_FOREIGN_KEYS = ("por favor", "veuillez", "pondez", "bitte", "beantworten", "per favore",
+                 "rispondi", "vui l", "silakan", "mohon", "pakisagot", "sagutin",
+                 "répondez", "пожалуйста", "ответьте", "الرجاء", "يرجى", "أجب", "请", "請", "次の質問", "다음",
+                 "lütfen", "कृपया", "โปรดตอบ", "กรุณาตอบ")
+# In ASCII text only the phrases written in ASCII can match (no ASCII letter matches "é", "ò", "ü"
+# or a letter of another script, even ignoring case), and each holds one of these: "favor" for
+# "por favor" and "per favore", "jawab" for "silakan jawab" and "mohon jawab". Fewer substring
+# scans, the same answer (tests/detection/test_indirect_fast_path.py).
+_FOREIGN_KEYS_ASCII = ("favor", "veuillez", "bitte", "beantworten", "rispondi", "jawab",
+                       "pakisagot", "sagutin")
 
 
 def _foreign(text: str) -> bool:
@@ -221,23 +228,32 @@ _YOU_TASK = regex.compile(r"^(?:how|what)\s+(?:would|could|can|do|should)\s+(?:y
 
 def _units(text: str) -> list[tuple[int, str]]:
     """(offset, sentence) pairs, leading bullets, numbers and comment marks removed."""
-    out, pos = [], 0
-    for m in _SPLIT.finditer(text):
-        end = m.start()
-        if text[end] != "\n":
-            end += 1                    # the punctuation or brace stays with its sentence
-        _add_unit(out, text, pos, end)
-        pos = m.end()
-    _add_unit(out, text, pos, len(text))
-    return out
+    return _units_of(_SPLIT.split(text))[0]
 
 
-def _add_unit(out: list, text: str, start: int, end: int) -> None:
-    seg = text[start:end]
+def _units_of(parts: list[str]) -> tuple[list[tuple[int, str]], dict[int, int]]:
+    """``_units`` of the text ``parts = _SPLIT.split(text)``, and the index in them of the
+    sentence of each segment that makes one (by the segment's index in ``parts``)."""
+    out, index, pos = [], {}, 0
+    last = len(parts) - 1
+    for k in range(0, last + 1, 3):
+        seg = parts[k]
+        mark, space = (parts[k + 1], parts[k + 2]) if k < last else ("", "")
+        unit = _unit(seg, mark)
+        if unit:
+            index[k] = len(out)
+            out.append((pos, unit))
+        pos += len(seg) + len(mark) + len(space)
+    return out, index
+
+
+def _unit(seg: str, mark: str) -> str:
+    """The sentence (or "") that a segment makes with ``mark``, the character that ended it ("" at
+    the end of the text)."""
+    if mark != "\n":
+        seg += mark                     # the punctuation or brace stays with its sentence
     # _LEAD removes nothing from a segment that starts with a letter (most of them)
-    unit = (seg if seg[:1].isalpha() else _LEAD.sub("", seg)).strip()
-    if unit:
-        out.append((start, unit))
+    return (seg if seg[:1].isalpha() else _LEAD.sub("", seg)).strip()
 
 
 # "Translate the following sentence into Chinese." / "Polish the above text.": a task whose object
@@ -253,16 +269,26 @@ _PROCESS_STEMS = ("translat", "polish", "paraphras", "rephras", "rewrit", "summa
                   "shorten", "simplif")
 _PROCESS_NOUNS = ("sentence", "text", "content", "paragraph", "passage", "statement", "line", "word",
                   "phrase", "message", "input", "snippet")
+# And one of these. Tested only where the lower-cased text is ASCII: there a character that
+# matches a letter of the pattern ignoring case lower-cases to that letter, so the test cannot
+# miss; elsewhere it could ("\u0130" matches "i" but lower-cases to "i\u0307").
+_PROCESS_DETS = ("following", "above", "below", "next", "this", "these")
 _HEADING = regex.compile(r"^\S+(?:\s+\S+)?:")
 _LABEL = regex.compile(r"^(?:[A-Za-z]{2,15}\s?){1,2}:\s*")
+
+
+def _may_process(low: str) -> bool:
+    """False where ``_PROCESS`` cannot match the text ``low`` lower-cases: one substring scan of it
+    per key, the test that fails most often over shared/datasets first (a 20 KB document holding
+    none of the determiners costs six scans)."""
+    return (not low.isascii() or any(d in low for d in _PROCESS_DETS)) \
+        and any(n in low for n in _PROCESS_NOUNS) and any(v in low for v in _PROCESS_STEMS)
 
 
 def embedded_tasks(text: str) -> int:
     """A message that asks to process a text it carries, where that text is itself a request to an
     assistant: the data is the real instruction (0 or 1). Cheap: the process phrase comes first."""
-    low = text.lower()
-    if not any(v in low for v in _PROCESS_STEMS) or not any(n in low for n in _PROCESS_NOUNS) \
-            or _PROCESS.search(text) is None:
+    if not _may_process(text.lower()) or _PROCESS.search(text) is None:
         return 0
     foreign = _foreign(text)
     for _, unit in _units(text):
@@ -281,27 +307,49 @@ class Requests:
 
 
 NONE = Requests()
+# Segment ends after which the sentence's last character is not the mark itself: a line break
+# (not kept), the end of the text (none); and "?", which makes it a question.
+_OPEN_ENDS = frozenset(("?", "\n", ""))
 _ENDS_SENTENCE = regex.compile(r"[.?!:。？！]['\"’”)\]]*$")
 
 
 def analyse(text: str) -> Requests:
     """The requests to an assistant ``text`` holds, and how many of them are off-topic."""
-    units = _units(text)
     foreign = _foreign(text)
-    requests, broad = set(), 0
-    # _may_request's first dismissal, without the call: most sentences of a document end here
-    # (a unit is stripped, so its last character tells a question).
+    parts = _SPLIT.split(text)
+    marks = parts[1::3]
+    marks.append("")
+    strict, broad = [], 0
+    levels: dict[str, int] = {}         # a sentence met again is not judged again
+    # _may_request's first dismissals, without the call: most sentences of a document end here (a
+    # unit is stripped, so its last character tells a question). Most of them before the
+    # sentence is even built: a segment whose first two letters begin no opener and that a
+    # punctuation mark other than "?" ends (its sentence then opens with those letters and ends
+    # with that mark), and one that opens in lower case (so does its sentence: no lower-case
+    # character is white space or a leading mark _LEAD removes).
     plain_heads = frozenset() if foreign else _NO_OPENER_HEADS
-    for i, (_, u) in enumerate(units):
-        if (u[:2] in plain_heads and u[-1] != "?") or len(u) > MAX_UNIT or not _may_request(u, foreign):
+    for k, seg in enumerate(parts[0::3]):
+        mark = marks[k]
+        if seg[:2] in plain_heads:
+            if mark not in _OPEN_ENDS:
+                continue
+        elif not foreign and seg[:1].islower():
             continue
-        level = _request_level(u, foreign)
+        u = _unit(seg, mark)
+        if not u or (u[:2] in plain_heads and u[-1] != "?"):
+            continue
+        level = levels.get(u)
+        if level is None:
+            level = levels[u] = 0 if len(u) > MAX_UNIT or not _may_request(u, foreign) \
+                else _request_level(u, foreign)
         if level:
             broad += 1
             if level == STRICT:
-                requests.add(i)
-    if not requests:
+                strict.append(3 * k)
+    if not strict:
         return Requests(0, broad) if broad else NONE
+    units, index = _units_of(parts)
+    requests = {index[k] for k in strict}
     found = 0
     offsets = [o for o, _ in units]
     contents: dict[int, set[str]] = {}      # content words of a unit, once

@@ -105,14 +105,20 @@ def test_sentence_split_equals_the_look_behind_split():
     from proxy.detection import indirect
 
     look_behind = re.compile(r"(?<=[.!?。！？;{}])\s+|\n+|(?<=[}{;])")
+    lead = re.compile(r"^[\s\-*#/>\d.)(\[\]•·|:\"'`]+")
+
+    def add_unit(out, text, start, end):
+        unit = lead.sub("", text[start:end]).strip()
+        if unit:
+            out.append((start, unit))
 
     def reference(text):
         out, pos = [], 0
         for m in look_behind.finditer(text):
             if m.end() != pos:
-                indirect._add_unit(out, text, pos, m.start())
+                add_unit(out, text, pos, m.start())
                 pos = m.end()
-        indirect._add_unit(out, text, pos, len(text))
+        add_unit(out, text, pos, len(text))
         return out
 
     texts = PROBES["attack"] + PROBES["benign"] + [
@@ -143,27 +149,3 @@ def test_sentences_dismissed_early_are_no_requests():
         for foreign in (False, True):
             assert indirect._may_request(unit, foreign) or \
                 indirect._request_level(unit, foreign) == 0, (unit, foreign)
-
-
-def test_analysis_with_sentences_dismissed_early_equals_the_analysis_of_every_sentence(monkeypatch):
-    # indirect.analyse dismisses most sentences before judging them (_may_request and, without a
-    # call, its first test); judging every sentence must give the same Requests.
-    import random
-
-    from bench.bench_detection import DOCUMENT
-    from proxy.detection import indirect
-    rnd = random.Random(13)
-    sentences = PROBES["attack"] + PROBES["benign"] + [
-        "Could you confirm the pallet count?", "The new schedule starts Monday.", "Fuel costs fell.",
-        "Subject: weekly summary.", "Name the largest animal in the ocean.", "Deﬁne entropy.",
-        "\u212aindly list three rivers.", "What is the capital of Peru?", "Por favor, responda.",
-        "i think so.", "3. Write a poem about the sea.", "- List the planets.", "Write;", "Find it"]
-    texts = [DOCUMENT * 3, long_document(None), long_document("Name the largest animal in the ocean.")]
-    texts += [" ".join(rnd.choice(sentences) for _ in range(rnd.randint(1, 30)))
-              + rnd.choice(["", "\n", " ", "?"]) for _ in range(400)]
-    texts += [long_document(s) for s in rnd.sample(sentences, 20)]
-    shortcut = [indirect.analyse(t) for t in texts]
-    monkeypatch.setattr(indirect, "_may_request", lambda unit, foreign: True)
-    monkeypatch.setattr(indirect, "_NO_OPENER_HEADS", frozenset())
-    assert [indirect.analyse(t) for t in texts] == shortcut
-    assert any(r.secondary for r in shortcut) and any(r.any for r in shortcut)
