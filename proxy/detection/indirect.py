@@ -228,18 +228,37 @@ _YOU_TASK = regex.compile(r"^(?:how|what)\s+(?:would|could|can|do|should)\s+(?:y
 
 def _units(text: str) -> list[tuple[int, str]]:
     """(offset, sentence) pairs, leading bullets, numbers and comment marks removed."""
-    return _units_of(_SPLIT.split(text))[0]
+    out, pos = [], 0
+    for m in _SPLIT.finditer(text):
+        end = m.start()
+        if text[end] != "\n":
+            end += 1                    # the punctuation or brace stays with its sentence
+        seg = text[pos:end]
+        # as _unit builds it, without the call
+        unit = (seg if seg[:1].isalpha() else _LEAD.sub("", seg)).strip()
+        if unit:
+            out.append((pos, unit))
+        pos = m.end()
+    unit = _unit(text[pos:], "")
+    if unit:
+        out.append((pos, unit))
+    return out
 
 
-def _units_of(parts: list[str]) -> tuple[list[tuple[int, str]], dict[int, int]]:
+def _units_of(parts: list[str], built: list[str | None] | None = None
+              ) -> tuple[list[tuple[int, str]], dict[int, int]]:
     """``_units`` of the text ``parts = _SPLIT.split(text)``, and the index in them of the
-    sentence of each segment that makes one (by the segment's index in ``parts``)."""
+    sentence of each segment that makes one (by the segment's index in ``parts``). ``built``:
+    the sentences already built, by segment (None where not). ``_units`` itself reads the
+    matches instead: faster where every sentence is built."""
     out, index, pos = [], {}, 0
     last = len(parts) - 1
     for k in range(0, last + 1, 3):
         seg = parts[k]
         mark, space = (parts[k + 1], parts[k + 2]) if k < last else ("", "")
-        unit = _unit(seg, mark)
+        unit = built[k // 3] if built else None
+        if unit is None:
+            unit = _unit(seg, mark)
         if unit:
             index[k] = len(out)
             out.append((pos, unit))
@@ -328,14 +347,16 @@ def analyse(text: str) -> Requests:
     # with that mark), and one that opens in lower case (so does its sentence: no lower-case
     # character is white space or a leading mark _LEAD removes).
     plain_heads = frozenset() if foreign else _NO_OPENER_HEADS
-    for k, seg in enumerate(parts[0::3]):
+    segs = parts[0::3]
+    built: list[str | None] = [None] * len(segs)     # the sentences built, by segment
+    for k, seg in enumerate(segs):
         mark = marks[k]
         if seg[:2] in plain_heads:
             if mark not in _OPEN_ENDS:
                 continue
         elif not foreign and seg[:1].islower():
             continue
-        u = _unit(seg, mark)
+        u = built[k] = _unit(seg, mark)
         if not u or (u[:2] in plain_heads and u[-1] != "?"):
             continue
         level = levels.get(u)
@@ -348,7 +369,7 @@ def analyse(text: str) -> Requests:
                 strict.append(3 * k)
     if not strict:
         return Requests(0, broad) if broad else NONE
-    units, index = _units_of(parts)
+    units, index = _units_of(parts, built)
     requests = {index[k] for k in strict}
     found = 0
     offsets = [o for o, _ in units]
