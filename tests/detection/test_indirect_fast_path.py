@@ -1,6 +1,6 @@
 """The indirect-injection detector's shortcuts (proxy/detection/indirect.py) against its plain
-form: every sentence built and judged, every key of a foreign request phrase looked for, the
-process phrase's substring tests as they were. Same answers on texts built to reach each
+form: every sentence built and judged, every key of a foreign request phrase looked for and the
+phrase searched in the whole text, the process phrase's substring tests as they were. Same answers on texts built to reach each
 shortcut's edge; and each comparison is shown to catch a planted bug."""
 import bisect
 import random
@@ -152,19 +152,61 @@ def test_foreign_phrase_test_equals_the_plain_one():
     phrases = ["por favor, responda", "per favore rispondi", "Veuillez indiquer", "bitte nenne",
                "beantworten Sie die folgende", "rispondi alla seguente", "silakan jawab",
                "mohon jawab", "pakisagot", "sagutin ang", "vui lòng trả lời", "répondez à la question",
-               "lütfen şu soru", "пожалуйста, ответь", "请回答", "por  favor ,", "mohon\tjawab"]
+               "lütfen şu soru", "пожалуйста, ответь", "ответьте на следующий", "请回答", "請告訴我",
+               "次の質問に答え", "다음 질문에 답", "الرجاء الإجابة", "कृपया उत्तर", "โปรดตอบ",
+               "por  favor ,", "mohon\tjawab", "per\tfavore scrivi", "per  favore, spiega",
+               "vui\tlòng trả lời", "silakan  jawab", "bitte\tbeantworte", "다음질문에 답"]
+    odd = {"s": "\u017f", "i": "\u0130", "k": "\u212a", "о": "\u1c82", "с": "\u1c83", "т": "\u1c84",
+           "в": "\u1c80"}
     texts = []
-    for _ in range(3000):
+    for _ in range(4000):
         p = rnd.choice(phrases)
         p = "".join(c.upper() if rnd.random() < 0.3 else c for c in p)
-        if rnd.random() < 0.2:
-            p = p.replace("k", "\u212a").replace("K", "\u212a")
+        if rnd.random() < 0.3:
+            p = "".join(odd.get(c, c) if rnd.random() < 0.5 else c for c in p)
         if rnd.random() < 0.2:
             p = p[:rnd.randrange(len(p))]         # a key without its phrase
-        texts.append(rnd.choice(["", "The report. ", DOCUMENT]) + p + rnd.choice(["", " ok.", "?"]))
+        texts.append(rnd.choice(["", "The report. ", DOCUMENT, "“Quoted” — ", "请注意。"]) + p
+                     + rnd.choice(["", " ok.", "?", " bitte", " 请", " mohon", " repondez", " vui la",
+                                   " per favore"]))
     answers = [indirect._foreign(t) for t in texts + TEXTS]
     assert answers == [foreign_plain(t) for t in texts + TEXTS]
     assert any(answers) and not all(answers)
+
+
+def test_every_foreign_phrase_opens_with_a_listed_start():
+    pattern = indirect._FOREIGN_REQUEST.pattern
+    assert pattern.startswith("(?:") and pattern.endswith(")")
+    phrases, depth, word = [], 0, ""
+    for c in pattern[3:-1]:
+        depth += (c == "(") - (c == ")")
+        if c == "|" and depth == 0:
+            phrases.append(word)
+            word = ""
+        else:
+            word += c
+    phrases.append(word)
+    assert len(phrases) > 20
+    for phrase in phrases:
+        assert phrase.startswith(indirect._FOREIGN_STARTS), phrase
+
+
+def test_the_case_odd_characters_are_all_there_are():
+    import sys
+
+    import regex
+    letters = sorted(set("".join(indirect._FOREIGN_STARTS)))
+    any_letter = regex.compile("[" + "".join(map(regex.escape, letters)) + "]", regex.IGNORECASE)
+    odd = set()
+    for i in range(sys.maxunicode + 1):
+        c = chr(i)
+        if any_letter.fullmatch(c) and any(
+                c.lower() != p for p in letters if regex.fullmatch(regex.escape(p), c, regex.IGNORECASE)):
+            odd.add(c)
+    assert odd == set(indirect._CASE_ODD)
+    # one character to two only for the dotted capital I: elsewhere the positions of the
+    # lower-cased text are the text's
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if len(c.lower()) != 1] == ["\u0130"]
 
 
 def test_analysis_equals_the_plain_analysis():
@@ -197,21 +239,29 @@ def _determiners_on_any_text(low):
 
 
 @pytest.mark.parametrize("plant", ["a question dismissed", "an opener's head dismissed",
-                                   "a foreign key dropped", "a determiner dropped",
+                                   "a foreign key merged", "a phrase's start dropped",
+                                   "a case-odd character dropped", "a determiner dropped",
                                    "the determiner test beyond ASCII"])
 def test_the_comparisons_catch_a_planted_bug(monkeypatch, plant):
     if plant == "a question dismissed":
         monkeypatch.setattr(indirect, "_OPEN_ENDS", frozenset(("\n", "")))
     elif plant == "an opener's head dismissed":
         monkeypatch.setattr(indirect, "_NO_OPENER_HEADS", indirect._NO_OPENER_HEADS | {"Wr"})
-    elif plant == "a foreign key dropped":
-        monkeypatch.setattr(indirect, "_FOREIGN_KEYS_ASCII",
-                            tuple(k for k in indirect._FOREIGN_KEYS_ASCII if k != "jawab"))
+    elif plant == "a foreign key merged":      # "favor" for "por favor" and "per favore"
+        monkeypatch.setattr(indirect, "_FOREIGN_KEYS_ASCII", ("favor",) + tuple(
+            k for k in indirect._FOREIGN_KEYS_ASCII if k not in ("por favor", "per favore")))
+    elif plant == "a phrase's start dropped":
+        monkeypatch.setattr(indirect, "_FOREIGN_STARTS",
+                            tuple(k for k in indirect._FOREIGN_STARTS if k != "ответьте"))
+    elif plant == "a case-odd character dropped":
+        monkeypatch.setattr(indirect, "_CASE_ODD", indirect._CASE_ODD[1:])
     elif plant == "a determiner dropped":
         monkeypatch.setattr(indirect, "_PROCESS_DETS", indirect._PROCESS_DETS[:-1])
     else:
         monkeypatch.setattr(indirect, "_may_process", _determiners_on_any_text)
-    test = {"a foreign key dropped": test_foreign_phrase_test_equals_the_plain_one,
+    test = {"a foreign key merged": test_foreign_phrase_test_equals_the_plain_one,
+            "a phrase's start dropped": test_foreign_phrase_test_equals_the_plain_one,
+            "a case-odd character dropped": test_foreign_phrase_test_equals_the_plain_one,
             "a determiner dropped": test_embedded_task_check_equals_the_plain_one,
             "the determiner test beyond ASCII": test_embedded_task_check_equals_the_plain_one,
             }.get(plant, test_analysis_equals_the_plain_analysis)
