@@ -74,20 +74,30 @@ def layouts(ncpu: int) -> dict[str, Layout]:
     }
 
 
-BOOST = -10
-
-
-def boost(nice: int = BOOST) -> str | None:
-    """Raise this process's priority (inherited by everything it starts) and its autogroup's
-    (Linux groups each session's processes and shares the CPU equally between busy groups
-    whatever their niceness, so another session's test suite would otherwise take a share of
-    the second core); None, or why not (it needs root)."""
+def boost(nice: int) -> tuple[str | None, str | None]:
+    """Run this process (and everything it starts) at niceness ``nice``, and its session's
+    autogroup too: Linux groups each session's processes and shares the CPU equally between busy
+    groups whatever their niceness, so another session's test suite would otherwise take its
+    share of the second core. Returns (the autogroup's niceness before, to give back with
+    ``unboost``; why not, e.g. not root)."""
+    group = Path("/proc/self/autogroup")
     try:
+        before = group.read_text().split()[-1] if group.exists() else None
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-        Path("/proc/self/autogroup").write_text(str(nice))
-    except OSError as exc:
-        return str(exc)
-    return None
+        if before is not None:
+            group.write_text(str(nice))
+    except (OSError, IndexError) as exc:
+        return None, str(exc)
+    return before, None
+
+
+def unboost(before: str | None) -> None:
+    """The autogroup is the calling shell's session's: give its niceness back."""
+    if before is not None:
+        try:
+            Path("/proc/self/autogroup").write_text(before)
+        except OSError:
+            pass
 
 
 def priority() -> str:
@@ -325,6 +335,9 @@ def report(segments: list[Segment], layout: Layout, rounds: int, seconds: int, b
         for s in (s for s in segments if s.target == TWO and s.connections == c):
             parts = ", ".join(f"{k.split('/')[-1]} {v:.2f}" for k, v in s.cpu.items() if k.startswith(TWO))
             out.append(f"- c={c}: {parts}; connections {'/'.join(map(str, s.spread))}")
+    tools = [f"{label} {median([s.cpu.get(label, 0.0) / s.requests * 1e6 for s in segments if s.requests]):.0f} µs"
+             for label in ("nginx", "wrk")]
+    out += ["", f"CPU per request of the load tools, median over all segments: {', '.join(tools)}."]
     if records:
         out += ["", "Audit records per chain: " + "; ".join(
             f"{name} " + ", ".join(f"{k} {v}" for k, v in sorted(per.items())) for name, per in records.items())]
@@ -350,9 +363,14 @@ def verdicts(segments: list[Segment]) -> list[str]:
             continue
         ratios = [a / b for a, b in _paired(two, [s.rps for s in one])]
         r = median(ratios)
+        # req/s = CPUs busy ÷ CPU per request: which of the two kept the ratio where it is
+        cpus = median([s.target_cpu / s.seconds for s in two]) / median([s.target_cpu / s.seconds for s in one])
+        per_request = (median([s.cpu_ms_per_request() or 0.0 for s in two])
+                       / median([s.cpu_ms_per_request() or 0.0 for s in one]))
         lines.append(f"- {TWO} ÷ {ONE} at {c} connections: median of the per-round ratios {r:.2f}× "
                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}) "
-                     f"**{'PASS' if r >= WANT else 'FAIL'}** (≥ {WANT}×)")
+                     f"**{'PASS' if r >= WANT else 'FAIL'}** (≥ {WANT}×): the workers had {cpus:.2f}× "
+                     f"the CPU time of one, at {per_request:.2f}× its CPU per request")
     return lines
 
 
@@ -365,15 +383,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--body", default="chat1k", choices=sorted(BODIES))
     parser.add_argument("--pin", default="none", choices=("none", "split"),
                         help="CPU placement (see the report's 'Pinning')")
-    parser.add_argument("--boost", action="store_true",
-                        help=f"run every benchmark process at niceness {BOOST}, its session's autogroup "
-                             f"too (root): as on an idle machine while other sessions keep both cores busy")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="run every benchmark process at this niceness, its session's autogroup too "
+                             "(negative needs root; e.g. -19: as on an idle machine while other "
+                             "sessions keep both cores busy)")
     args = parser.parse_args(argv)
-    if args.boost:
-        problem = boost()
+    before = None
+    if args.nice is not None:
+        before, problem = boost(args.nice)
         if problem:
-            print(f"--boost: {problem}", file=sys.stderr)
+            print(f"--nice: {problem}", file=sys.stderr)
             return 2
+    try:
+        return _measure(args)
+    finally:
+        unboost(before)
+
+
+def _measure(args) -> int:
     missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None
                and not (tool == "nginx" and Path(nginx_upstream.SBIN).exists())]
     if missing:
