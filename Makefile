@@ -59,7 +59,8 @@ system-deps:
 
 # Debian packages `make bench` drives besides Python (not `make test`): wrk, a C load generator,
 # and nginx as a fake provider, both costing a few µs of CPU per request, so bench.workers can
-# show what a second worker adds on a 2-core machine. Installed only when missing.
+# show what a second worker adds on a 2-core machine. Installed only when missing. (Where systemd
+# runs, Debian also starts its own nginx on port 80: `systemctl disable --now nginx`.)
 bench-deps:
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \

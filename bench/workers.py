@@ -198,8 +198,15 @@ class Running:
 
 
 def _pin(pid: int, cpus: frozenset[int] | None) -> None:
-    if cpus is not None:
-        os.sched_setaffinity(pid, cpus)
+    """Every thread of ``pid`` (an affinity is per thread: the audit writer and the executor's
+    threads started before this keep theirs otherwise; later ones inherit it)."""
+    if cpus is None:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass
 
 
 def _serving_pids(service: procs.Service, workers: int) -> list[int]:

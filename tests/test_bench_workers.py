@@ -217,3 +217,27 @@ def test_boost_gives_the_autogroup_niceness_back():
     workers.unboost(before)
     assert open("/proc/self/autogroup").read() == group
     assert "autogroup niceness " + before in workers.priority()
+
+
+def test_pin_sets_every_thread_of_a_process():
+    import threading
+    ready, stop = threading.Event(), threading.Event()
+    tids = []
+
+    def run():
+        tids.append(threading.get_native_id())
+        ready.set()
+        stop.wait()
+    thread = threading.Thread(target=run)
+    thread.start()
+    ready.wait()
+    before = os.sched_getaffinity(0)
+    one = frozenset({min(before)})
+    try:
+        workers._pin(os.getpid(), one)
+        assert os.sched_getaffinity(0) == one and os.sched_getaffinity(tids[0]) == one
+    finally:
+        workers._pin(os.getpid(), frozenset(before))
+        stop.set()
+        thread.join()
+    assert os.sched_getaffinity(0) == before
