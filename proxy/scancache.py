@@ -38,6 +38,7 @@ T = TypeVar("T")
 DEFAULT_ENTRIES = 8192
 DEFAULT_MB = 32
 _MISSING = object()
+_blake2b = hashlib.blake2b
 MISSING = _MISSING      # what ScanCache.get returns for a key it does not hold
 KEY_BYTES = 320         # an entry's key and bookkeeping, roughly (see Memo.key)
 
@@ -81,6 +82,10 @@ def settings_digest(settings: Any) -> bytes:
 
 def text_digest(*parts: str | bytes) -> bytes:
     """Digest of several texts, each length-prefixed (``("ab", "c")`` is not ``("a", "bc")``)."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        # one text (the common case): the same bytes in one call instead of three
+        data = parts[0].encode("utf-8", "surrogatepass")
+        return _blake2b(len(data).to_bytes(8, "little") + data, digest_size=32).digest()
     h = hashlib.blake2b(digest_size=32)
     for part in parts:
         data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")

@@ -266,3 +266,13 @@ async def test_a_blocking_operator_still_blocks_cached_spans():
 def asyncio_run(coro):
     import asyncio
     return asyncio.run(coro)
+
+
+def test_one_text_is_digested_as_the_general_path_digests_it():
+    import hashlib
+    text = "ab\udc80c"                   # a lone surrogate: encoded with surrogatepass, as before
+    data = text.encode("utf-8", "surrogatepass")
+    h = hashlib.blake2b(digest_size=32)
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+    assert text_digest(text) == h.digest() == text_digest(data) != text_digest(text, "")
