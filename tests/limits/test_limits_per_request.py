@@ -1,12 +1,15 @@
-"""The charge planner remembers each caller's counter keys: it must give exactly the charges
-build_charges gives, for every kind of limit, scope, model and route, across calendar windows."""
+"""What the limiter does on every request, made cheap: the charge planner remembers each caller's
+counter keys and must give exactly the charges build_charges gives (every kind of limit, scope,
+model and route, across calendar windows); the rate headers name the tightest limit."""
 from __future__ import annotations
 
 import itertools
 
 from proxy.exchange import Identity
-from proxy.limits.charges import ChargePlanner, build_charges
-from proxy.limits.config import compile_limits
+from proxy.limits.backend import ItemResult
+from proxy.limits.charges import Charge, ChargePlanner, build_charges
+from proxy.limits.config import Limit, compile_limits
+from proxy.limits.refusals import rate_headers
 
 CONFIG = compile_limits({"limits": [
     {"name": "rpm", "scope": "user", "requests": ["60/minute", "5/second"]},
@@ -52,3 +55,19 @@ def test_the_planner_stays_bounded():
     for i in range(25):
         planner.build(Identity(key_id=f"k{i}"), "gpt-4o", ROUTES[0], 0, TIMES[0])
     assert len(planner._templates) <= 10
+
+
+def test_rate_headers_name_the_tightest_rate_then_the_longest_refill_then_the_first():
+    def charge(name, kind, amount):
+        return Charge(Limit(name=name, kind=kind, scope="user", amount=amount), name, 1, 1.0)
+    charges = [charge("a", "requests", 10), charge("b", "requests", 20), charge("c", "requests", 30),
+               charge("d", "budget", 500), charge("e", "tokens", 900)]
+    items = [ItemResult(True, 4, 1.0, 0.0), ItemResult(True, 4, 2.0, 0.0), ItemResult(True, 4, 2.0, 0.0),
+             ItemResult(True, 1, 9.0, 0.0), ItemResult(True, 800, 0.5, 0.0)]
+    assert rate_headers(charges, items) == {
+        "x-ratelimit-limit-requests": "20", "x-ratelimit-remaining-requests": "4",
+        "x-ratelimit-reset-requests": "2s",
+        # a token rate is named before a token budget, whatever is left of the budget
+        "x-ratelimit-limit-tokens": "900", "x-ratelimit-remaining-tokens": "800",
+        "x-ratelimit-reset-tokens": "500ms"}
+    assert rate_headers(charges[3:4], items[3:4])["x-ratelimit-limit-tokens"] == "500"
