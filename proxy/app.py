@@ -345,11 +345,11 @@ class Edge:
                 ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
             if ex.capture_text:
                 ex.response_text.extend(s.text for s in ex.response_slots)
-            verdict = await pipeline.run_response(ex)
+            verdict = await pipeline.run_response(ex) if scope.response_guards else None
             if verdict is not None and not refused_in_answer(ex, verdict):
                 ex.status = verdict.status
                 return _verdict_response(verdict, ex)
-            if verdict is not None or any(s.changed for s in ex.response_slots):
+            if verdict is not None or (ex.response_slots and any(s.changed for s in ex.response_slots)):
                 data = orjson.dumps(ex.response_body)
                 headers = response_headers(answered, drop_encoding=True)
             repair, ex.repair = ex.repair, None
