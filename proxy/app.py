@@ -215,11 +215,12 @@ class Edge:
         plan = AttemptPlan(ex, ex.route, ex.policy.sections["resilience"])
         deadline = Deadline()    # one timer for every phase of every attempt (proxy/deadline.py)
         try:
-            target = await plan.first()
+            target = plan.first_at_once() or await plan.first()
             while True:   # attempts: fallbacks and retries, all before the first byte to the client
                 attempt = plan.start(target)
                 try:
-                    resp = await self._send(request, ex, plan, target, deadline)
+                    resp = await self._post(request, ex, _attempt_body(ex, plan, target),
+                                            plan.timeout(ex.upstream), deadline)
                 except _SendFailed as failed:
                     target = await plan.failed(attempt, target, exception_failure(failed.kind))
                     if target is None:
@@ -232,7 +233,8 @@ class Edge:
                         resp.release()
                         target = following
                         continue
-                await plan.served(attempt, target, resp.status)
+                if not plan.served_at_once(attempt, target, resp.status):
+                    await plan.served(attempt, target, resp.status)
                 break
             ex.upstream_first_byte = time.monotonic()
             _end_first_byte_timer(resp)
@@ -249,16 +251,6 @@ class Edge:
                 ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
         finally:
             deadline.close()
-
-    async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target,
-                    deadline: Deadline) -> aiohttp.ClientResponse:
-        """One attempt: the request to ``ex.upstream`` until its answer's headers."""
-        body = ex.raw_body
-        if plan.rebody(target):
-            body = orjson.dumps({**ex.body, "model": target.model})
-        elif ex.body_changed or any(s.changed for s in ex.request_slots):
-            body = orjson.dumps(ex.body)
-        return await self._post(request, ex, body, plan.timeout(ex.upstream), deadline)
 
     async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float,
                     deadline: Deadline) -> aiohttp.ClientResponse:
@@ -542,6 +534,16 @@ class Edge:
             resp.close()   # the client went away: cancel the upstream request
             raise
         return out
+
+
+def _attempt_body(ex: Exchange, plan: AttemptPlan, target) -> bytes:
+    """The body of one attempt: as the client sent it, unless a guard rewrote it or the target
+    runs another model."""
+    if plan.rebody(target):
+        return orjson.dumps({**ex.body, "model": target.model})
+    if ex.body_changed or (ex.request_slots and any(s.changed for s in ex.request_slots)):
+        return orjson.dumps(ex.body)
+    return ex.raw_body
 
 
 async def _hold(ex: Exchange, resp: aiohttp.ClientResponse, deadline: Deadline) -> tuple[list[bytes], bool] | web.Response:
