@@ -660,15 +660,15 @@ def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:
     return request.remote
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler):
-    """Errors aiohttp raises itself (bad requests, 405s) also get the OpenAI error shape."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        rid = new_request_id()
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status, "invalid_request")
-        return _error(exc.status, code, exc.reason or "Bad request", rid)
+def own_answer(response: web.StreamResponse) -> web.StreamResponse:
+    """Every answer in aifw's shape: errors aiohttp raises itself (a request target no route
+    matches, a 405) in OpenAI's error shape, and an ``x-aifw-request-id`` on answers that have
+    none (/healthz, /readyz, /metrics). Applied by the connection (server.AifwRequestHandler)
+    to each response once, where a middleware would wrap every handler call in two more
+    coroutines."""
+    if isinstance(response, web.HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(response.status, "invalid_request")
+        return _error(response.status, code, response.reason or "Bad request", new_request_id())
     if REQUEST_ID not in response.headers and not response.prepared:
         response.headers[REQUEST_ID] = new_request_id()
     return response
@@ -677,7 +677,7 @@ async def request_id_middleware(request: web.Request, handler):
 def create_app(holder: PolicyHolder) -> web.Application:
     pool = UpstreamPool()
     edge = Edge(holder, pool)
-    app = web.Application(middlewares=[request_id_middleware], client_max_size=holder.policy.server.max_body_bytes)
+    app = web.Application(client_max_size=holder.policy.server.max_body_bytes)
     app[HOLDER_KEY] = holder
     app[POOL_KEY] = pool
 
