@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install warm system-deps clean lock
+.PHONY: run test bench bench-workers install warm system-deps bench-deps clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,14 +57,33 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Debian packages `make bench` drives besides Python (not `make test`): wrk, a C load generator,
+# and nginx as a fake provider, both costing a few µs of CPU per request, so bench.workers can
+# show what a second worker adds on a 2-core machine. Installed only when missing. (Where systemd
+# runs, Debian also starts its own nginx on port 80: `systemctl disable --now nginx`.)
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 run: $(WARM)
 	$(PY) -m proxy serve --policy policies/default.yaml
 
 test: $(WARM) $(SBOM_STAMP) system-deps
 	$(PY) -m pytest -q
 
-bench: $(WARM)
+bench: $(WARM) bench-deps
 	$(PY) -m bench.run
+	$(PY) -m bench.workers
+
+# only the one-worker against two-workers comparison (docs/bench.md "Several workers")
+bench-workers: $(WARM) bench-deps
+	$(PY) -m bench.workers
 
 # The image's lock files (Dockerfile: pip --require-hashes). For the image's interpreter and
 # platform, whatever this machine runs: the runtime dependencies, the [speed] extra and the

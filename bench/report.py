@@ -189,18 +189,3 @@ def issue_summary(pools: dict[str, dict[str, Pool]], starts: dict[str, Start]) -
                       f"{uv.cpu_ms_per_request / plain.cpu_ms_per_request:.2f}×, req/s "
                       f"{_f(_ratio(uv.rps, plain.rps))}×")
     return "\n".join(lines) + ("\n\n" + "\n".join(checks) if checks else "")
-
-
-def workers_check(pools: dict[str, dict[str, Pool]], one: str, several: str, want: float = 1.7) -> list[str]:
-    """`--workers 2` against one worker with the same policy: req/s of the 1 KB chat at 16 and
-    64 connections (issue 14 wants >= 1.7x on two cores), and CPU per request (workers summed)."""
-    lines = []
-    for workload in ("chat1k c=16", "chat1k c=64"):
-        a, b = pools.get(one, {}).get(workload), pools.get(several, {}).get(workload)
-        if a and b and a.rps:
-            r = b.rps / a.rps
-            cpu = _ratio(b.cpu_ms_per_request, a.cpu_ms_per_request)
-            lines.append(f"- {several} vs {one}, req/s at {workload}: {r:.2f}× ({b.rps:.0f} vs {a.rps:.0f}; "
-                         f"CPU per request {_f(cpu)}×) **{'PASS' if r >= want else 'FAIL'}** (≥ {want}×; "
-                         f"the load generator and the fake provider share the same cores)")
-    return lines

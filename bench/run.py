@@ -24,9 +24,8 @@ from pathlib import Path
 import orjson
 
 from bench import procs
-from bench.report import Pool, Start, issue_summary, start_table, table, target_checks, workers_check
-from bench.targets import (AIFW, DEFAULT, DEFAULT_WORKERS, DIRECT, PASSTHROUGH, Target, aifw_target,
-                           before_targets, bench_targets)
+from bench.report import Pool, Start, issue_summary, start_table, table, target_checks
+from bench.targets import AIFW, DIRECT, PASSTHROUGH, Target, aifw_target, before_targets, bench_targets
 from bench.workloads import AUTH, BENCH_WORKLOADS, PATH, WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +176,6 @@ def render(pools: dict[str, dict[str, Pool]], names: list[str], rounds: int, dur
         out += ["## Start", "", start_table(starts), ""]
     subjects = [n for n in names if n not in (DIRECT, PASSTHROUGH)]
     checks = [line for s in subjects for line in target_checks(pools, s)]
-    checks += workers_check(pools, DEFAULT, DEFAULT_WORKERS)
     if checks:
         out += ["## Targets", "", *checks, ""]
     elif AIFW not in names:

@@ -44,7 +44,6 @@ def default_targets() -> list[Target]:
 # `make bench` (issue 14): aifw with no scanning guard, with the default policy (on uvloop when
 # it is installed, and on asyncio's loop for comparison) and with every guard on.
 NOSCAN, DEFAULT, DEFAULT_ASYNCIO, ALL_GUARDS = "aifw-noscan", "aifw-default", "aifw-default-asyncio", "aifw-all"
-DEFAULT_WORKERS = "aifw-default-w2"     # the default policy on `aifw serve --workers 2`
 
 
 def bench_targets() -> list[Target]:
@@ -58,9 +57,9 @@ def bench_targets() -> list[Target]:
         aifw_target(DEFAULT_ASYNCIO, "policies/default.yaml",
                     {**audit(DEFAULT_ASYNCIO), "AIFW_EVENT_LOOP": "asyncio"}),
         aifw_target(ALL_GUARDS, "bench/policies/all-guards.yaml", audit(ALL_GUARDS)),
-        aifw_target(DEFAULT_WORKERS, "policies/default.yaml", audit(DEFAULT_WORKERS),
-                    args=("--workers", "2")),
     ]
+# `aifw serve --workers 2` is measured by bench/workers.py (also in `make bench`): with this run's
+# Python load generator and fake provider on the same two cores, a second worker has no core.
 
 
 def before_targets(checkout: str) -> list[Target]:

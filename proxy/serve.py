@@ -176,7 +176,12 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
     if workers <= 1:
         # the policy checked above is the one served: compiled once
         return _run_worker(policy_path, sockets[0], 0, 1, factory, holder)
-    del holder
+    # ... and with several workers too: each inherits it through fork instead of compiling it
+    # again (start time, and memory: the compiled rules, the model and the modules stay pages
+    # shared with the parent). Nothing has started a thread or an event loop yet (both come in
+    # _serve, after the fork). Frozen first, so no collection in any process writes to them; the
+    # parent keeps its reference and never touches it again.
+    gc.freeze()
     children: list[int] = []
 
     def forward(signum, frame):
@@ -198,7 +203,7 @@ def serve(policy_path: str, host: str | None, port: int | None, workers: int = 1
                 for other in sockets:
                     if other is not sock:
                         other.close()
-                code = _run_worker(policy_path, sock, index, workers, factory)
+                code = _run_worker(policy_path, sock, index, workers, factory, holder)
             finally:
                 os._exit(code)
         children.append(pid)

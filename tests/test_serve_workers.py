@@ -38,10 +38,14 @@ def test_in_memory_limits_with_several_workers_are_refused(tmp_path):
     assert "in-memory rate-limit backend" in err and "redis" in err
 
 
-def test_two_workers_share_the_port(tmp_path):
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def test_two_workers_share_the_port(tmp_path):
+    port = _free_port()
     proc = _serve(_policy(tmp_path, audit={"sink": "stdout"}), "--workers", "2", "--port", str(port),
                   tmp_path=tmp_path)
     try:
@@ -51,6 +55,41 @@ def test_two_workers_share_the_port(tmp_path):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err.count("aifw listening on") == 2, err
+
+
+# `aifw serve` with every policy compile written down (the pid that compiled, one line each)
+_COUNTING = """
+import os, sys
+import proxy.reload
+compile_policy = proxy.reload.compile_policy
+def counted(*args, **kwargs):
+    with open(os.environ["COMPILES"], "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    return compile_policy(*args, **kwargs)
+proxy.reload.compile_policy = counted
+from proxy.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_workers_serve_the_policy_the_parent_compiled(tmp_path):
+    """Forked after the start-up checks compiled the policy, the workers serve that compiled
+    policy instead of compiling it again each (start time, memory shared with the parent)."""
+    compiles = tmp_path / "compiles"
+    port = _free_port()
+    env = {**os.environ, "AIFW_AUDIT_DIR": str(tmp_path / "audit"), "COMPILES": str(compiles)}
+    proc = subprocess.Popen([sys.executable, "-c", _COUNTING, "serve", "--policy",
+                             str(_policy(tmp_path, audit={"sink": "stdout"})), "--workers", "2",
+                             "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(proc, port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.count("aifw listening on") == 2, err
+    assert compiles.read_text().split() == [str(proc.pid)]
 
 
 # --- several workers with the file audit sink and with Redis limits ---------------------------------
