@@ -20,6 +20,7 @@ from aiohttp import web
 from . import pipeline
 from .canonical import canonical_target, check_body_headers
 from .cost.exchange import request_stream_usage
+from .deadline import Deadline
 from .endpoints import passthrough, resolve
 from .errors import ProxyError, error_body
 from .exchange import Exchange
@@ -212,50 +213,47 @@ class Edge:
     # --- forwarding -------------------------------------------------------------------
     async def _forward(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         plan = AttemptPlan(ex, ex.route, ex.policy.sections["resilience"])
-        target = await plan.first()
-        while True:   # attempts: fallbacks and retries, all before the first byte to the client
-            attempt = plan.start(target)
-            up = ex.upstream
-            try:
-                resp = await self._send(request, ex, plan, target)
-            except _SendFailed as failed:
-                target = await plan.failed(attempt, target, exception_failure(failed.kind))
-                if target is None:
-                    raise failed.error from None
-                continue
-            if is_retryable_status(resp.status):
-                failure = status_failure(resp.status, resp.headers, await self._peek(resp))
-                following = await plan.failed(attempt, target, failure)
-                if following is not None:
-                    resp.release()
-                    target = following
-                    continue
-            await plan.served(attempt, target, resp.status)
-            break
-        ex.upstream_first_byte = time.monotonic()
-        _end_first_byte_timer(resp)
+        deadline = Deadline()    # one timer for every phase of every attempt (proxy/deadline.py)
         try:
-            ex.status = resp.status
-            if ex.endpoint.inspected and resp.status == 200 and resp.content_type == "text/event-stream":
-                # what the upstream sends decides, not what the request claimed: a lenient
-                # upstream may stream a request the proxy took for a plain one
-                ex.stream = True
-                return await self._stream(request, ex, resp)
-            return await self._whole(request, ex, resp)
+            target = plan.first_at_once() or await plan.first()
+            while True:   # attempts: fallbacks and retries, all before the first byte to the client
+                attempt = plan.start(target)
+                try:
+                    resp = await self._post(request, ex, _attempt_body(ex, plan, target),
+                                            plan.timeout(ex.upstream), deadline)
+                except _SendFailed as failed:
+                    target = await plan.failed(attempt, target, exception_failure(failed.kind))
+                    if target is None:
+                        raise failed.error from None
+                    continue
+                if is_retryable_status(resp.status):
+                    failure = status_failure(resp.status, resp.headers, await self._peek(resp))
+                    following = await plan.failed(attempt, target, failure)
+                    if following is not None:
+                        resp.release()
+                        target = following
+                        continue
+                if not plan.served_at_once(attempt, target, resp.status):
+                    await plan.served(attempt, target, resp.status)
+                break
+            ex.upstream_first_byte = time.monotonic()
+            _end_first_byte_timer(resp)
+            try:
+                ex.status = resp.status
+                if ex.endpoint.inspected and resp.status == 200 and resp.content_type == "text/event-stream":
+                    # what the upstream sends decides, not what the request claimed: a lenient
+                    # upstream may stream a request the proxy took for a plain one
+                    ex.stream = True
+                    return await self._stream(request, ex, resp, deadline)
+                return await self._whole(request, ex, resp, deadline)
+            finally:
+                resp.release()
+                ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
         finally:
-            resp.release()
-            ex.spans.append(("upstream", ex.upstream_started, time.monotonic()))
+            deadline.close()
 
-    async def _send(self, request: web.Request, ex: Exchange, plan: AttemptPlan, target) -> aiohttp.ClientResponse:
-        """One attempt: the request to ``ex.upstream`` until its answer's headers."""
-        body = ex.raw_body
-        if plan.rebody(target):
-            body = orjson.dumps({**ex.body, "model": target.model})
-        elif ex.body_changed or any(s.changed for s in ex.request_slots):
-            body = orjson.dumps(ex.body)
-        return await self._post(request, ex, body, plan.timeout(ex.upstream))
-
-    async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float) -> aiohttp.ClientResponse:
+    async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float,
+                    deadline: Deadline) -> aiohttp.ClientResponse:
         """Send ``body`` to ``ex.upstream``; its answer once the headers are in."""
         up = ex.upstream
         url = _encoded_url(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model))
@@ -266,7 +264,7 @@ class Edge:
             # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
             # from the moment the request is written, so connect time does not count. The outer
             # bound only catches an upstream that drips its headers or stalls the upload.
-            async with asyncio.timeout(timeout):
+            with deadline.after(timeout):
                 return await session.request(
                     ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
                     timeout=_client_timeout(up.timeouts.connect, up.timeouts.first_byte))
@@ -293,12 +291,13 @@ class Edge:
         except (ValueError, zlib.error):
             return b""
 
-    async def _whole(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _whole(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse,
+                     deadline: Deadline) -> web.StreamResponse:
         up = ex.upstream
         limit = ex.policy.server.max_inspected_response_bytes
-        deadline = asyncio.get_running_loop().time() + up.timeouts.total
+        until = asyncio.get_running_loop().time() + up.timeouts.total
         try:
-            async with asyncio.timeout_at(deadline):
+            with deadline.at(until):
                 data, more = await _read_capped(resp, limit)
         except TimeoutError:
             raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not finish its answer in time.") from None
@@ -323,7 +322,7 @@ class Edge:
                                      "bytes, the most aifw inspects (server.maxInspectedResponseBytes).")
                 ex.mark_uninspected("response larger than server.maxInspectedResponseBytes")
                 ex.decision = "bypassed" if ex.decision == "allowed" else ex.decision
-            return await self._relay(request, ex, resp, data, headers, deadline)
+            return await self._relay(request, ex, resp, data, headers, deadline, until)
         add, answered = apply_usage, resp.headers
         while inspect:   # once, or again for each corrected answer a guard asked for
             try:
@@ -338,17 +337,17 @@ class Edge:
                 ex.response_slots = parse_response(ex.endpoint.kind, ex.response_body)
             if ex.capture_text:
                 ex.response_text.extend(s.text for s in ex.response_slots)
-            verdict = await pipeline.run_response(ex)
+            verdict = await pipeline.run_response(ex) if scope.response_guards else None
             if verdict is not None and not refused_in_answer(ex, verdict):
                 ex.status = verdict.status
                 return _verdict_response(verdict, ex)
-            if verdict is not None or any(s.changed for s in ex.response_slots):
+            if verdict is not None or (ex.response_slots and any(s.changed for s in ex.response_slots)):
                 data = orjson.dumps(ex.response_body)
                 headers = response_headers(answered, drop_encoding=True)
             repair, ex.repair = ex.repair, None
             if repair is None or verdict is not None:
                 break
-            again = await self._repair(request, ex, repair, plain)
+            again = await self._repair(request, ex, repair, plain, deadline)
             if again is None:   # no corrected answer came: the guard's fallback decides
                 ex.add_finding(repair.failed)
                 block = repair.fallback
@@ -367,7 +366,7 @@ class Edge:
         return web.Response(status=resp.status, body=data, headers=headers)
 
     async def _repair(self, request: web.Request, ex: Exchange, repair: RepairRequest,
-                      plain: bytes) -> tuple[Any, bytes] | None:
+                      plain: bytes, deadline: Deadline) -> tuple[Any, bytes] | None:
         """Ask the upstream that answered once more, with its answer (as it sent it: masked
         text stays masked) and the problem a guard found; recorded as a further attempt. The
         new answer's headers and decoded body, or None when none came."""
@@ -381,7 +380,7 @@ class Edge:
         ex.attempts.append(attempt)
         limit = ex.policy.server.max_inspected_response_bytes
         try:
-            resp = await self._post(request, ex, body, up.timeouts.connect + up.timeouts.first_byte)
+            resp = await self._post(request, ex, body, up.timeouts.connect + up.timeouts.first_byte, deadline)
         except _SendFailed as failed:
             attempt.ended, attempt.error = time.monotonic(), failed.kind
             return None
@@ -390,7 +389,7 @@ class Edge:
             if resp.status != 200 or "json" not in resp.content_type:
                 attempt.error = "status"
                 return None
-            async with asyncio.timeout(up.timeouts.total):
+            with deadline.after(up.timeouts.total):
                 data, more = await _read_capped(resp, limit)
             fixed = None if more else _decompress_capped(resp.headers.get("content-encoding"), data, limit)
         except (TimeoutError, aiohttp.ClientError, ValueError, zlib.error) as exc:
@@ -406,7 +405,7 @@ class Edge:
         return resp.headers, fixed
 
     async def _relay(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse, head: bytes,
-                     headers, deadline: float) -> web.StreamResponse:
+                     headers, deadline: Deadline, until: float) -> web.StreamResponse:
         """An answer too large to hold: what was read, then the rest as it comes, unchanged."""
         up = ex.upstream
         headers.update(ex.response_headers)
@@ -416,7 +415,7 @@ class Edge:
         ex.streamed = True
         await out.write(head)
         try:
-            async with asyncio.timeout_at(deadline):
+            with deadline.at(until):
                 async for chunk in resp.content.iter_any():
                     await out.write(chunk)
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
@@ -427,7 +426,8 @@ class Edge:
         await out.write_eof()
         return out
 
-    async def _stream(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse,
+                      deadline: Deadline) -> web.StreamResponse:
         up = ex.upstream
         try:
             dec = decoder(resp.headers.get("content-encoding"))
@@ -437,7 +437,7 @@ class Edge:
         held: list[bytes] = []      # read whole before anything goes out (answer hooks)
         live = True                 # after the held chunks, read on from the upstream
         if ex.scope.stream_answer_guards and "stream encoding not decodable" not in ex.uninspected:
-            outcome = await _hold(ex, resp)
+            outcome = await _hold(ex, resp, deadline)
             if isinstance(outcome, web.Response):
                 return outcome
             held, live = outcome
@@ -469,7 +469,7 @@ class Edge:
                     # the held chunks first, then (unless the hold read to the end) the upstream's
                     chunk = next(pending, b"") if held else b""
                     if not chunk and live:
-                        async with asyncio.timeout(up.timeouts.stream_idle):
+                        with deadline.after(up.timeouts.stream_idle):
                             chunk = await resp.content.readany()
                 except TimeoutError:
                     return await broke_off(f"Upstream {up.name} went silent mid-stream.", "upstream_timeout")
@@ -536,7 +536,17 @@ class Edge:
         return out
 
 
-async def _hold(ex: Exchange, resp: aiohttp.ClientResponse) -> tuple[list[bytes], bool] | web.Response:
+def _attempt_body(ex: Exchange, plan: AttemptPlan, target) -> bytes:
+    """The body of one attempt: as the client sent it, unless a guard rewrote it or the target
+    runs another model."""
+    if plan.rebody(target):
+        return orjson.dumps({**ex.body, "model": target.model})
+    if ex.body_changed or (ex.request_slots and any(s.changed for s in ex.request_slots)):
+        return orjson.dumps(ex.body)
+    return ex.raw_body
+
+
+async def _hold(ex: Exchange, resp: aiohttp.ClientResponse, deadline: Deadline) -> tuple[list[bytes], bool] | web.Response:
     """Answer hooks judge a streamed answer whole, before any of it goes out: read the stream to
     its end (bounded like a whole answer) and run them. Returns the raw chunks read and whether
     the upstream must still be read on (a stream too large to hold goes out live, uninspected
@@ -549,7 +559,7 @@ async def _hold(ex: Exchange, resp: aiohttp.ClientResponse) -> tuple[list[bytes]
     size = 0
     while True:
         try:
-            async with asyncio.timeout(up.timeouts.stream_idle):
+            with deadline.after(up.timeouts.stream_idle):
                 chunk = await resp.content.readany()
         except TimeoutError:
             raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} went silent mid-stream.") from None
@@ -650,15 +660,15 @@ def _client_ip(request: web.Request, trust_forwarded: bool) -> str | None:
     return request.remote
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler):
-    """Errors aiohttp raises itself (bad requests, 405s) also get the OpenAI error shape."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        rid = new_request_id()
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status, "invalid_request")
-        return _error(exc.status, code, exc.reason or "Bad request", rid)
+def own_answer(response: web.StreamResponse) -> web.StreamResponse:
+    """Every answer in aifw's shape: errors aiohttp raises itself (a request target no route
+    matches, a 405) in OpenAI's error shape, and an ``x-aifw-request-id`` on answers that have
+    none (/healthz, /readyz, /metrics). Applied by the connection (server.AifwRequestHandler)
+    to each response once, where a middleware would wrap every handler call in two more
+    coroutines."""
+    if isinstance(response, web.HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(response.status, "invalid_request")
+        return _error(response.status, code, response.reason or "Bad request", new_request_id())
     if REQUEST_ID not in response.headers and not response.prepared:
         response.headers[REQUEST_ID] = new_request_id()
     return response
@@ -667,7 +677,7 @@ async def request_id_middleware(request: web.Request, handler):
 def create_app(holder: PolicyHolder) -> web.Application:
     pool = UpstreamPool()
     edge = Edge(holder, pool)
-    app = web.Application(middlewares=[request_id_middleware], client_max_size=holder.policy.server.max_body_bytes)
+    app = web.Application(client_max_size=holder.policy.server.max_body_bytes)
     app[HOLDER_KEY] = holder
     app[POOL_KEY] = pool
 

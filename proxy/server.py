@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from .app import REQUEST_ID, runner_kwargs
+from .app import REQUEST_ID, own_answer, runner_kwargs
 from .errors import error_body
 from .requestid import new_request_id
 
@@ -71,6 +71,10 @@ class AifwRequestHandler(RequestHandler):
                             headers={REQUEST_ID: new_request_id(), "Content-Type": "application/json"})
         resp.force_close()
         return resp
+
+    def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None):
+        # a plain call that hands on aiohttp's coroutine: no extra coroutine per request
+        return super().finish_response(request, own_answer(resp), start_time)
 
     def data_received(self, data: bytes) -> None:
         queued = len(self._messages)

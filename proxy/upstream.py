@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from .canonical import encode_path, encode_segment
@@ -25,6 +26,70 @@ HOP_BY_HOP = frozenset({
 AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
 
 
+class LazyReadTimeout(ResponseHandler):
+    """aiohttp's connection protocol with its read timeout (``sock_read``: the first-byte
+    timeout) kept by one timer per connection instead of a new timer per request and per read.
+
+    aiohttp re-arms sock_read when a request has been written and again on every read, each time
+    cancelling a TimerHandle and scheduling a new one. Here re-arming only records the new
+    deadline; the pending timer, when it fires before it, re-arms itself for it, and stopping the
+    timeout clears the deadline, so a timer that fires then does nothing. The timeout fires at the
+    same moment as aiohttp's would (the last read or write plus ``sock_read``). A connection that
+    is lost cancels its timer, so no timer outlives its connection."""
+
+    _read_deadline: float | None = None
+    _read_armed_at = 0.0
+
+    def _drop_timeout(self) -> None:
+        self._read_deadline = None
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._read_deadline = None
+            return
+        when = self._loop.time() + timeout
+        self._read_deadline = when
+        handle = self._read_timeout_handle
+        if handle is None or when < self._read_armed_at:
+            if handle is not None:
+                handle.cancel()
+            self._read_timeout_handle = self._loop.call_at(when, self._read_timer_fired)
+            self._read_armed_at = when
+
+    def _read_timer_fired(self) -> None:
+        self._read_timeout_handle = None
+        when = self._read_deadline
+        if when is None:
+            return
+        if self._loop.time() < when:
+            self._read_timeout_handle = self._loop.call_at(when, self._read_timer_fired)
+            self._read_armed_at = when
+            return
+        self._read_deadline = None
+        self._on_read_timeout()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if self._read_timeout_handle is not None:
+            self._read_timeout_handle.cancel()
+            self._read_timeout_handle = None
+
+
+# the aiohttp internals LazyReadTimeout replaces; with another aiohttp that lacks them the
+# connector keeps its own protocol
+_LAZY_READ_TIMEOUT = all(hasattr(ResponseHandler, name) for name in (
+    "_reschedule_timeout", "_drop_timeout", "_on_read_timeout", "connection_lost"))
+
+
+def _connector(limit: int) -> aiohttp.TCPConnector:
+    connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, enable_cleanup_closed=True)
+    factory = getattr(connector, "_factory", None)
+    if _LAZY_READ_TIMEOUT and isinstance(factory, functools.partial) and factory.func is ResponseHandler:
+        connector._factory = functools.partial(LazyReadTimeout, *factory.args, **factory.keywords)
+    return connector
+
+
 class UpstreamPool:
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, int], aiohttp.ClientSession] = {}
@@ -33,8 +98,7 @@ class UpstreamPool:
         key = (up.base_url, up.max_connections)
         session = self._sessions.get(key)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=up.max_connections, ttl_dns_cache=300,
-                                             enable_cleanup_closed=True)
+            connector = _connector(up.max_connections)
             # DummyCookieJar: the session is shared by every client, so a cookie one upstream
             # answer set must not ride along on other clients' requests (a client's own Cookie
             # header is forwarded as it is)

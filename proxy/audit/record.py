@@ -11,8 +11,7 @@ import re
 import time
 from typing import Any, Callable
 
-from ..bounded import cap
-from ..durations import micros
+from ..bounded import MAX_FIELD, cap
 from ..identity import caller_label
 
 RECORD_VERSION = 1
@@ -77,17 +76,11 @@ def _finding(f: Any) -> dict:
     return out
 
 
-def _attempt(attempt: Any) -> dict:
-    rec = attempt.as_record()
-    rec["model"] = cap(rec.get("model"))     # the client's model name, once per attempt
-    return rec
-
-
 def _upstream_seconds(ex: Any) -> float | None:
     total = 0.0
     seen = False
     for name, start, end in ex.spans:
-        if name == "upstream" or name.startswith("upstream"):
+        if name.startswith("upstream"):
             total += end - start
             seen = True
     if seen:
@@ -114,7 +107,10 @@ def record_parts(ex: Any, level: str = "metadata",
     """The audit record of ``ex`` in three dicts split around the chain fields: keys sorting
     before ``prev``, between ``prev`` and ``seq``, and after ``seq``. The writer serialises each
     part once (on the loop) and splices ``prev``/``seq`` between them, which gives exactly the
-    canonical bytes of the whole record (see chain.prepare_parts)."""
+    canonical bytes of the whole record (see chain.prepare_parts).
+
+    Built once per exchange on the event loop: the common case (one attempt, no finding, nothing
+    to cap) runs without a helper call per field; ``cap`` runs only on a string that is long."""
     ident = ex.identity
     policy = ex.policy
     started = ex.started
@@ -126,39 +122,63 @@ def record_parts(ex: Any, level: str = "metadata",
     error = ex.error
     endpoint = ex.endpoint
     upstream = ex.upstream
-    scope = ex.scope
     if ident is not None:
         # the user may be asserted by the client (x-aifw-user, the body's user field): bounded
-        user, key, key_name = cap(ident.user), ident.key_id, cap(ident.key_name)
-        groups = [cap(g) for g in ident.groups[:32]]
-        caller = caller_label(key, key_name, user, ident.verified)
+        user, key, key_name = ident.user, ident.key_id, ident.key_name
+        if type(user) is str and len(user) > MAX_FIELD:
+            user = cap(user)
+        if type(key_name) is str and len(key_name) > MAX_FIELD:
+            key_name = cap(key_name)
+        groups = [cap(g) for g in ident.groups[:32]] if ident.groups else []
+        if key_name or user or not ident.verified:
+            caller = caller_label(key, key_name, user, ident.verified)
+        else:
+            caller = key or None
     else:
         user = key = key_name = caller = None
         groups = []
+    attempts = []
+    for a in ex.attempts:
+        rec = a.as_record()
+        model = rec.get("model")
+        if type(model) is str and len(model) > MAX_FIELD:   # the client's model name, once per attempt
+            rec["model"] = cap(model)
+        attempts.append(rec)
+    client = ex.client_ip
+    if type(client) is str and len(client) > 64:
+        client = cap(client, 64)
+    model = ex.model
+    if type(model) is str and len(model) > MAX_FIELD:
+        model = cap(model)
+    guard_seconds = ex.guard_seconds
     before: dict[str, Any] = {
-        "attempts": [_attempt(a) for a in ex.attempts],
+        "attempts": attempts,
         "caller": caller,
-        "client": cap(ex.client_ip, 64),
+        "client": client,
         "cost": ex.cost,
         "decision": ex.decision,
         "endpoint": getattr(endpoint, "name", endpoint),
         "error": cap(scrub_secrets(error)) if error else None,
-        "findings": [_finding(f) for f in ex.findings],
+        "findings": [_finding(f) for f in ex.findings] if ex.findings else [],
         "groups": groups,
         "id": ex.request_id,
         "key": key,
         "key_name": key_name,
-        "latency": {"total": micros(finished - started),
-                    "upstream": None if upstream_s is None else micros(upstream_s),
-                    "ttfb": None if first_byte is None else micros(first_byte - started),
-                    "guards": {k: micros(v) for k, v in ex.guard_seconds.items()}},
+        "latency": {"total": round((finished - started) * 1e6) / 1e6,     # durations.micros
+                    "upstream": None if upstream_s is None else round(upstream_s * 1e6) / 1e6,
+                    "ttfb": None if first_byte is None else round((first_byte - started) * 1e6) / 1e6,
+                    "guards": {k: round(v * 1e6) / 1e6 for k, v in guard_seconds.items()}
+                    if guard_seconds else {}},
         "level": level,
-        "model": cap(ex.model),
+        "model": model,
         "policy": {"name": getattr(policy, "name", None), "digest": getattr(policy, "digest", None)},
     }
     if level != "metadata":
         before["content"] = _content(ex, level, redactor)
-    between = {"reason": _reason(ex), "scope": getattr(scope, "name", None)}
+    decision = ex.decision
+    reason = _reason(ex) if (verdict is not None or error or decision == "monitored"
+                             or decision == "bypassed") else None
+    between = {"reason": reason, "scope": getattr(ex.scope, "name", None)}
     after = {
         "status": ex.status,
         "stream": bool(ex.stream),
@@ -166,7 +186,7 @@ def record_parts(ex: Any, level: str = "metadata",
         "time": iso_time(ex.started_wall),
         "tokens": {"reserved": usage.reserved_tokens, "prompt": usage.prompt_tokens,
                    "completion": usage.completion_tokens},
-        "uninspected": [cap(u) for u in ex.uninspected],
+        "uninspected": [cap(u) for u in ex.uninspected] if ex.uninspected else [],
         "upstream": getattr(upstream, "name", upstream),
         "user": user,
         "v": RECORD_VERSION,

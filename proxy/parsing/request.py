@@ -278,6 +278,10 @@ def _messages(body: dict, w: _Walk) -> None:
         w.content(msg, "content", msg["role"], i, "message")
 
 
+# the top-level keys _definitions reads
+_DEFINITION_KEYS = frozenset({"tools", "functions", "response_format", "text", "output_config", "output_format"})
+
+
 def _definitions(body: dict, w: _Walk) -> None:
     """Tool definitions (OpenAI ``tools``/``functions``, Responses and Anthropic ``tools``) and
     output schemas (``response_format``, Responses ``text.format``, Anthropic
@@ -285,6 +289,8 @@ def _definitions(body: dict, w: _Walk) -> None:
     descriptions like a system prompt, and a third-party tool's description is a known
     injection route (tool poisoning). They are slots of role "definition", which guards scan
     when a policy lists that role (PII masking reads every slot)."""
+    if body.keys().isdisjoint(_DEFINITION_KEYS):   # most bodies define nothing: one C-level test
+        return
     for key in ("tools", "functions"):
         tools = body.get(key)
         if isinstance(tools, list):

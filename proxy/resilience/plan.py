@@ -48,6 +48,21 @@ class AttemptPlan:
                              headers={"retry-after": str(max(1, math.ceil(wait)))}, type="server_error")
         return target
 
+    def first_at_once(self) -> Target | None:
+        """The first target when nothing can hold it back or skip it (it has no circuit breaker,
+        so no wait and no refusal): what ``first()`` returns, without its chain of coroutines,
+        for the usual exchange. None: ask ``first()``."""
+        targets = self.route.targets
+        if self._made or self._pos or not self.limit or not targets:
+            return None
+        target = targets[0]
+        if target.upstream.breaker is not None:
+            return None
+        self._pos = 1
+        self._probe = False
+        self.runtime.budget.count(target.upstream.name, False, self.clock())
+        return target
+
     async def next(self) -> Target | None:
         """The next target to try, after any backoff; None when no attempt is left."""
         targets = self.route.targets
@@ -140,6 +155,17 @@ class AttemptPlan:
         if failure.final:
             return None
         return await self.next()
+
+    def served_at_once(self, attempt: Attempt, target: Target, status: int) -> bool:
+        """``served()`` for a target without a circuit breaker (nothing to record, nothing to
+        wait for); False when the target has one: ask ``served()``."""
+        if target.upstream.breaker is not None:
+            return False
+        attempt.served = True
+        attempt.status = status
+        if attempt.error is None:
+            attempt.ended = self.clock()
+        return True
 
     async def served(self, attempt: Attempt, target: Target, status: int) -> None:
         """The attempt's answer goes to the client. A 5xx/429 that was the last chance was

@@ -163,3 +163,22 @@ async def test_unexpected_handler_exception_is_an_openai_500(fake, start_proxy, 
     assert info.value.body["type"] == "server_error" and "a bug" not in info.value.message
     assert info.value.response.headers["x-aifw-request-id"].startswith("req_")
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("line", [b"OPTIONS * HTTP/1.1", b"CONNECT api.openai.com:443 HTTP/1.1"])
+async def test_a_target_no_route_matches_gets_the_error_shape(fake, start_proxy, line):
+    # aiohttp's router answers these itself (no handler runs); the connection gives the answer
+    # the wire contract's shape and an id (server.AifwRequestHandler.finish_response)
+    proxy = await start_proxy(policy())
+    raw = await send_raw(proxy.url, line + b"\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    status, headers, body = parse(raw)
+    assert_openai_error(status, headers, body, 404, "not_found")
+    assert fake.requests == []
+
+
+async def test_health_metrics_and_ready_answers_carry_an_id(fake, start_proxy):
+    proxy = await start_proxy(policy())
+    async with aiohttp.ClientSession() as s:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with s.get(proxy.url + path) as r:
+                assert r.status == 200 and r.headers["x-aifw-request-id"].startswith("req_")

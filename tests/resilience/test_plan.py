@@ -115,3 +115,33 @@ async def test_rename_needs_a_new_body_only_when_the_name_differs():
     p, ex, clock = plan([up("a")])
     assert not p.rebody(Target(up("a")))
     assert p.rebody(Target(up("a"), "prod-4o")) and not p.rebody(Target(up("a"), "gpt-4o"))
+
+
+def _state(p, ex):
+    return (p._pos, p._made, p._retries, p._probe, dict(p.runtime.budget._rows), p._skipped,
+            [(a.upstream, a.served, a.status, a.ended, a.error) for a in ex.attempts])
+
+
+@pytest.mark.parametrize("retry", [RetryPolicy(), RetryPolicy(attempts=3)])
+async def test_the_edge_s_at_once_steps_match_first_and_served(retry):
+    # the edge takes the first target and records its answer without coroutines when the
+    # target has no breaker: the plan must end in exactly the state first()/served() leave
+    quick, quick_ex, _ = plan([up("a"), up("b")], retry)
+    slow, slow_ex, _ = plan([up("a"), up("b")], retry)
+    target = quick.first_at_once()
+    assert target is not None and target == await slow.first()
+    assert _state(quick, quick_ex) == _state(slow, slow_ex)
+    for p, t in ((quick, target), (slow, target)):
+        p.start(t)
+    assert quick.served_at_once(quick_ex.attempts[-1], target, 200)
+    await slow.served(slow_ex.attempts[-1], target, 200)
+    assert _state(quick, quick_ex) == _state(slow, slow_ex)
+
+
+async def test_a_target_with_a_breaker_goes_the_awaited_way():
+    p, ex, _ = plan([up("a", BreakerPolicy())])
+    assert p.first_at_once() is None
+    target = await p.first()
+    attempt = p.start(target)
+    assert not p.served_at_once(attempt, target, 200)
+    assert attempt.served is False
