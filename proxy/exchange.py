@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .scancache import text_digest
 from .textslots import TextSlot
 from .verdict import Finding, Verdict
 
@@ -96,6 +97,22 @@ class Exchange:
     # Judging offline (proxy/offline.py) collects what the guards worked with here, to explain
     # a verdict (slot scores); always None in the proxy.
     trace: Any = None
+    # id(text) -> (text, its text_digest): see text_digest (None until a guard asks)
+    digests: dict[int, tuple[str, bytes]] | None = None
+
+    def text_digest(self, text: str) -> bytes:
+        """``scancache.text_digest(text)``, computed once per text of this exchange: the PII
+        guard, the injection guard and the token counter key their caches on the same texts
+        (held here, so an id is never reused while its entry lives)."""
+        digests = self.digests
+        if digests is None:
+            digests = self.digests = {}
+        got = digests.get(id(text))
+        if got is not None and got[0] is text:
+            return got[1]
+        digest = text_digest(text)
+        digests[id(text)] = (text, digest)
+        return digest
 
     def add_finding(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -3,17 +3,19 @@
 A chat client re-sends the whole conversation on every turn: without this, the twentieth turn
 pays for scanning nineteen turns that were judged already. A guard asks the cache before it
 scans a text and stores what the scan found (an injection slot score, the PII spans: never a
-verdict, a placeholder or the text itself). The key is a blake2b digest of
+verdict, a placeholder or the text itself). The key is a tuple of
 
-- the guard's compiled settings (``settings_digest``: every field of the frozen settings object,
-  recursively, so a changed rule set, term list, threshold, paranoia level, model file or
-  vocabulary gives another digest, whichever file it came from),
-- what else the result depends on (the slot's role, the digest of the request's system prompt),
-- the text,
+- the digest of the guard's compiled settings (``settings_digest``: every field of the frozen
+  settings object, recursively, so a changed rule set, term list, threshold, paranoia level,
+  model file or vocabulary gives another digest, whichever file it came from),
+- what else the result depends on (the slot's role, the digests of the request's system prompts),
+- the text's blake2b digest (``text_digest``, 256 bits: finding a collision is out of reach),
 
-each part length-prefixed, so no two different inputs share a key (a 256-bit digest: finding a
-collision is out of reach). Decisions stay outside: monitor or enforce, blocking or masking, and
-the PII vault of the exchange are applied to the cached result as to a fresh one.
+compared in full on lookup, so no two different inputs share a key. A text is digested once per
+exchange (``Exchange.text_digest``) however many guards look it up: the digest of a 300-character
+turn costs as much as the rest of a cache hit. Decisions stay outside: monitor or enforce,
+blocking or masking, and the PII vault of the exchange are applied to the cached result as to a
+fresh one.
 
 Bounded by entries and by an estimate of the memory the results hold; least recently used
 entries go first. ``AIFW_SCAN_CACHE_ENTRIES`` (default 8192; 0 turns the cache off) and
@@ -29,14 +31,16 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Hashable, TypeVar
 
 T = TypeVar("T")
 
 DEFAULT_ENTRIES = 8192
 DEFAULT_MB = 32
 _MISSING = object()
+_blake2b = hashlib.blake2b
 MISSING = _MISSING      # what ScanCache.get returns for a key it does not hold
+KEY_BYTES = 320         # an entry's key and bookkeeping, roughly (see Memo.key)
 
 
 def _state(obj: Any) -> dict[str, Any] | None:
@@ -78,6 +82,10 @@ def settings_digest(settings: Any) -> bytes:
 
 def text_digest(*parts: str | bytes) -> bytes:
     """Digest of several texts, each length-prefixed (``("ab", "c")`` is not ``("a", "bc")``)."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        # one text (the common case): the same bytes in one call instead of three
+        data = parts[0].encode("utf-8", "surrogatepass")
+        return _blake2b(len(data).to_bytes(8, "little") + data, digest_size=32).digest()
     h = hashlib.blake2b(digest_size=32)
     for part in parts:
         data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
@@ -104,13 +112,13 @@ def approx_size(obj: Any, _depth: int = 0) -> int:
 
 
 class ScanCache:
-    """A bounded LRU map from key digests to scan results (thread-safe: large bodies are
+    """A bounded LRU map from keys (tuples of digests) to scan results (thread-safe: large bodies are
     scanned in worker threads)."""
 
     def __init__(self, max_entries: int = DEFAULT_ENTRIES, max_bytes: int = DEFAULT_MB << 20) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._items: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.bytes = 0
         self.hits = 0
@@ -124,7 +132,7 @@ class ScanCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: bytes) -> Any:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -134,13 +142,13 @@ class ScanCache:
             self.hits += 1
             return item[0]
 
-    def put(self, key: bytes, value: Any, size: int | None = None) -> None:
+    def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
         """``size``: the bytes ``value`` holds, when the caller knows them cheaper than
         ``approx_size`` walks them."""
         if not self.enabled:
             return
-        # a key digest plus the OrderedDict's node and tuple
-        size = (approx_size(value) if size is None else size) + 200
+        # the key (a tuple of digests) plus the OrderedDict's node and tuple
+        size = (approx_size(value) if size is None else size) + KEY_BYTES
         if size > self.max_bytes:
             return
         with self._lock:
@@ -189,15 +197,21 @@ class Memo:
             self._digest = settings_digest(self.settings)
         return self._digest
 
-    def remember(self, compute: Callable[[], T], *parts: str | bytes,
+    def key(self, *parts: str | bytes | tuple | None) -> tuple:
+        """The cache key of a result under these settings. ``parts``: what else it depends on,
+        as short names and digests; a text goes in as its ``text_digest`` (the cache holds no
+        text)."""
+        return (self.digest, *parts)
+
+    def remember(self, compute: Callable[[], T], *parts: str | bytes | tuple | None,
                  keep: Callable[[T], bool] | None = None,
                  size: Callable[[T], int] | None = None) -> T:
-        """``compute()``, or what it returned before for the same settings and ``parts``.
-        ``keep(result)`` False: the result is returned but not remembered. ``size(result)``:
-        its bytes (see ``ScanCache.put``)."""
+        """``compute()``, or what it returned before for the same settings and ``parts`` (see
+        ``key``). ``keep(result)`` False: the result is returned but not remembered.
+        ``size(result)``: its bytes (see ``ScanCache.put``)."""
         if not self.cache.enabled:
             return compute()
-        key = text_digest(self.digest, *parts)
+        key = (self.digest, *parts)
         value = self.cache.get(key)
         if value is _MISSING:
             value = compute()

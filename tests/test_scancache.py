@@ -266,3 +266,38 @@ async def test_a_blocking_operator_still_blocks_cached_spans():
 def asyncio_run(coro):
     import asyncio
     return asyncio.run(coro)
+
+
+def test_one_text_is_digested_as_the_general_path_digests_it():
+    import hashlib
+    text = "ab\udc80c"                   # a lone surrogate: encoded with surrogatepass, as before
+    data = text.encode("utf-8", "surrogatepass")
+    h = hashlib.blake2b(digest_size=32)
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+    assert text_digest(text) == h.digest() == text_digest(data) != text_digest(text, "")
+
+
+# --- one digest per text and exchange ------------------------------------------------------------
+
+async def test_each_text_is_digested_once_per_exchange_by_every_guard(monkeypatch):
+    from proxy import exchange as exchange_module
+    digested: list[str] = []
+
+    def counting(*parts):
+        digested.extend(parts)
+        return text_digest(*parts)
+    monkeypatch.setattr(exchange_module, "text_digest", counting)
+    pii, _ = make_guard()
+    inj = injection()
+    system, mail = "Never reveal the code word BLUEFIN.", "Write to anna@example.org please."
+    ex = chat_exchange(("system", system), ("user", mail), ("user", BENIGN))
+    assert await pii.on_request(ex) is None
+    masked = ex.request_slots[1].text
+    assert masked != mail
+    assert await inj.on_request(ex) is None
+    assert await inj.on_request(ex) is None          # a second look at the same texts
+    assert ex.text_digest(BENIGN) == text_digest(BENIGN)
+    # pii read the three texts as sent, injection the masked turn, the system prompt (its
+    # context) and the unchanged turn, whose digest pii had already made
+    assert sorted(digested) == sorted([system, mail, BENIGN, masked])

@@ -107,15 +107,26 @@ def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEAR
                 continue
             for pattern, pf, pid, lex, required, stretches in plan:
                 # The prefilters only skip searches that cannot match (a required literal absent).
-                if pf is not None and not (_passes(pf, pid, v) and all(map(v.has_any, required))):
+                if pf is not None:
+                    if not _passes(pf, pid, v):
+                        continue
+                    # On a long view ``spans`` (below) answers ``has_any`` too, at less cost: it
+                    # looks for the further sets only in the stretches holding the rarest one.
+                    if not (stretches is not None and v.long and v.sentence_ends()) \
+                            and not all(map(v.has_any, required)):
+                        continue
+                # A pattern that cannot cross a sentence end: only the stretches holding all its
+                # required sets are searched (none: it cannot match).
+                spans = v.spans(*stretches) if stretches is not None and v.sentence_ends() else None
+                if spans is not None and not spans:
                     continue
                 # A word list: word lookups find every text the regex can match (and a few more,
                 # words split by punctuation), so only those few are searched.
                 if lex is not None and not lex.any(text, prepared.words(view)):
                     continue
-                if stretches is not None and v.sentence_ends():
+                if spans is not None:
                     if any(pattern.search(text, start, end, timeout=timeout) is not None
-                           for start, end in v.spans(*stretches)):
+                           for start, end in spans):
                         return True
                 elif pattern.search(text, timeout=timeout) is not None:
                     return True

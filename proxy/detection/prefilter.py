@@ -471,18 +471,28 @@ def _build() -> tuple:
         keys.setdefault(_strip(a), []).append((i, a.startswith(WORD_START)))
     for a, j in list(_OTHERS.items()):
         keys.setdefault(_strip(a), []).append((-1 - j, a.startswith(WORD_START)))
-    automaton = ahocorasick.Automaton()
-    for key, ids in keys.items():
-        automaton.add_word(key, (len(key), tuple(ids)))
-    if keys:
-        automaton.make_automaton()
+    # pyahocorasick looks for a character among a state's children one by one, so an automaton
+    # without the non-ASCII keys walks ASCII text (where none of them can occur) ~1.5x faster:
+    # the root alone has ~180 children with them, ~30 without.
+    automata = tuple(_automaton({k: v for k, v in keys.items() if k.isascii()} if ascii_only else keys)
+                     for ascii_only in (False, True))
     # Per anchor id, the pids of the id sets holding it: the pids a text hits are those of the few
     # anchors it holds.
     pids_of: list[list[int]] = [[] for _ in names]
     for ids, pid in list(_ID_SETS.items()):
         for i in ids:
             pids_of[i].append(pid)
-    return (names, automaton if keys else None, tuple(map(tuple, pids_of)), len(_ID_SETS))
+    return (names, automata[0], tuple(map(tuple, pids_of)), len(_ID_SETS), automata[1])
+
+
+def _automaton(keys: dict[str, list[tuple[int, bool]]]):
+    if not keys:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, ids in keys.items():
+        automaton.add_word(key, (len(key), tuple(ids)))
+    automaton.make_automaton()
+    return automaton
 
 
 def _index() -> tuple:
@@ -494,30 +504,32 @@ def _index() -> tuple:
     return index[1]
 
 
-def _present(text: str, built: tuple) -> tuple[frozenset[int], frozenset[int]]:
-    """The ids of the registered ASCII anchors that occur in ``text``, and those of the non-ASCII
-    ones, each as ``occurs`` counts it."""
-    automaton = built[1]
-    present: set[int] = set()
+def _present(text: str, built: tuple) -> tuple[dict[int, list[int]], frozenset[int]]:
+    """Where the registered ASCII anchors that occur in ``text`` occur (id -> start offsets), and
+    the ids of the non-ASCII ones that occur, each as ``occurs`` and ``occurrences`` count it."""
+    automaton = built[4] if text.isascii() else built[1]
+    where: dict[int, list[int]] = {}
     if automaton is None or not text:
-        return frozenset(), frozenset()
+        return where, frozenset()
     others: set[int] = set()
     for end, (length, ids) in automaton.iter(text):
         start = end - length + 1
         at_word_start = None
         for i, word_start in ids:
-            if i in present or -1 - i in others:
-                continue
             if word_start:
                 if at_word_start is None:
                     at_word_start = start == 0 or _WORD_CHAR.match(text, start - 1) is None
                 if not at_word_start:
                     continue
             if i >= 0:
-                present.add(i)
+                got = where.get(i)
+                if got is None:
+                    where[i] = [start]
+                else:
+                    got.append(start)
             else:
                 others.add(-1 - i)
-    return frozenset(present), frozenset(others)
+    return where, frozenset(others)
 
 
 def anchors_present(text: str) -> list[bool]:
@@ -545,15 +557,17 @@ def prefilter_hit_set(text: str) -> tuple[list[bool], frozenset[int], frozenset[
     return [pid in hit_set for pid in range(n_pids)], hit_set, others
 
 
-def prefilter_hit_state(text: str) -> tuple[frozenset[int], int, frozenset[int], frozenset[int], int]:
+def prefilter_hit_state(text: str) -> tuple[frozenset[int], int, frozenset[int], frozenset[int], int,
+                                           dict[int, list[int]]]:
     """For a case-folded ``text``: the pids that hit, how many pids the answer covers (later ones
     use ``may_match``), the ids of the non-ASCII anchors that occur, those of the ASCII anchors
-    that occur (to find where, ``occurrences``) and how many ASCII anchors that covers."""
+    that occur, how many ASCII anchors that covers, and where each of those occurs (id -> start
+    offsets, as ``occurrences`` finds them)."""
     built = _index()
-    present, others = _present(text, built)
+    where, others = _present(text, built)
     pids_of = built[2]
-    hit_set = frozenset(pid for i in present for pid in pids_of[i])
-    return hit_set, built[3], others, present, len(built[0])
+    hit_set = frozenset(pid for i in where for pid in pids_of[i])
+    return hit_set, built[3], others, frozenset(where), len(built[0]), where
 
 
 def occurrences(anchor: str, text: str):

@@ -7,31 +7,52 @@ the key. A scan cut short by its time bound is not remembered (a later request s
 """
 from __future__ import annotations
 
-import dataclasses
+import sys
 from typing import Callable
 
-from ..scancache import Memo, text_digest
+from ..scancache import MISSING, Memo, text_digest
 from .context import CONTEXT_ROLES
 from .scanner import SlotScore, score_text
 from .settings import InjectionSettings
 
+# What a remembered score holds: (rule ids, rule score, model probability, model points). The
+# rule id strings are the rules' own (shared), so the size is the tuples and the floats.
+_SCORE_BYTES = sys.getsizeof((None,) * 4) + sys.getsizeof(()) + 2 * sys.getsizeof(0.0)
 
-def _copy(slot: SlotScore) -> SlotScore:
-    # the cached object is never handed out: a caller may extend its rule ids
-    return dataclasses.replace(slot, rule_ids=list(slot.rule_ids))
+
+def _size(frozen: tuple) -> int:
+    return _SCORE_BYTES + 8 * len(frozen[0])
 
 
 def memo_for(settings: InjectionSettings) -> Memo:
     return Memo(settings)
 
 
-def cached_scorer(memo: Memo, slots: list[tuple[str, str]]) -> Callable[..., SlotScore]:
-    """A ``score_text`` for ``assess`` over ``slots`` that asks the cache first."""
-    context = text_digest(*(t for r, t in slots if r in CONTEXT_ROLES and t))
+def cached_scorer(memo: Memo, slots: list[tuple[str, str]],
+                  digest: Callable[[str], bytes] = text_digest) -> Callable[..., SlotScore]:
+    """A ``score_text`` for ``assess`` over ``slots`` that asks the cache first. ``digest``: the
+    exchange's ``text_digest`` (each text digested once however many guards look it up)."""
+    context: tuple[bytes, ...] | None = None
+    cache = memo.cache
 
     def score(cfg, text: str, role: str, rules, ctx) -> SlotScore:
-        found = memo.remember(lambda: _copy(score_text(cfg, text, role, rules, ctx)),
-                              role, context if ctx is not None else b"-", text,
-                              keep=lambda s: not s.timed_out)
-        return _copy(found)
+        nonlocal context
+        if not cache.enabled:
+            return score_text(cfg, text, role, rules, ctx)
+        if ctx is None:
+            key = memo.key(role, None, digest(text))      # judged without the system prompts
+        else:
+            if context is None:
+                context = tuple(digest(t) for r, t in slots if r in CONTEXT_ROLES and t)
+            key = memo.key(role, context, digest(text))
+        found = cache.get(key)
+        if found is MISSING:
+            # the cache keeps an immutable copy: a caller may extend the rule ids of its own
+            slot = score_text(cfg, text, role, rules, ctx)
+            if not slot.timed_out:
+                frozen = (tuple(slot.rule_ids), slot.rule_score, slot.model_probability,
+                          slot.model_points)
+                cache.put(key, frozen, _size(frozen))
+            return slot
+        return SlotScore(role, list(found[0]), found[1], found[2], found[3])
     return score

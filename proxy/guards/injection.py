@@ -54,7 +54,7 @@ class InjectionGuard(Guard):
                  if s.text and (s.role in self.settings.roles or s.role in CONTEXT_ROLES)]
         if not any(r in self.settings.roles for r, _ in slots):
             return None
-        score = cached_scorer(self.memo, slots)
+        score = cached_scorer(self.memo, slots, ex.text_digest)
         if ex.trace is not None:     # judged offline (aifw scan): keep every slot's score
             score = ex.trace.scorer(self.settings, score)
         if sum(len(t) for _, t in slots) > INLINE_CHARS:

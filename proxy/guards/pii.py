@@ -84,7 +84,7 @@ class PiiGuard(Guard):
         blocked_counts: dict[str, int] = {}
         # Slots come in conversation order, so placeholders number by first appearance.
         for slot in ex.request_slots:
-            spans = without_placeholders(slot.text, self._request.detect(slot.text))
+            spans = without_placeholders(slot.text, self._request.detect(slot.text, ex.text_digest))
             if not spans:
                 continue
             res = mask_spans(slot.text, spans, cfg.request_ops, state.vault, cfg.keys, restorable=True)
@@ -110,7 +110,7 @@ class PiiGuard(Guard):
         for slot in ex.response_slots:
             text = slot.text
             if cfg.response_detector is not None:
-                spans = without_placeholders(text, self._response.detect(text))
+                spans = without_placeholders(text, self._response.detect(text, ex.text_digest))
                 scanned.append((slot, text, spans))
                 if spans:
                     res = mask_spans(text, spans, cfg.response_ops, state.vault, cfg.keys,
@@ -197,7 +197,7 @@ class PiiGuard(Guard):
         if reading is not None:
             text, spans = reading
         else:
-            spans = without_placeholders(text, self._redactor.detect(text))
+            spans = without_placeholders(text, self._redactor.detect(text, ex.text_digest))
         return mask_spans(text, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
 
 

@@ -57,10 +57,13 @@ def applies(limit: Limit, model: str | None, route: tuple[str | None, str | None
     return True
 
 
-def build_charges(config: LimitsConfig, identity, model: str | None,
-                  route: tuple[str | None, str | None], tokens: int, now: float) -> list[Charge]:
+def _templates(config: LimitsConfig, identity, model: str | None,
+               route: tuple[str | None, str | None]) -> tuple[tuple, ...]:
+    """What the charges of this caller, model and route are made of, whatever the time and the
+    tokens: (limit, key, param) per counter, where a calendar limit's key is the (head, tail)
+    around its window id and its param comes from the time."""
     prefix = "{" + config.key_prefix + "}:rl"
-    charges: list[Charge] = []
+    out: list[tuple] = []
     model_part = f"@{_esc(model or '-')}"
     for limit in config.limits:
         if not applies(limit, model, route):
@@ -68,18 +71,59 @@ def build_charges(config: LimitsConfig, identity, model: str | None,
         subs = subjects(limit, identity)
         if not subs:
             continue
-        tag = KIND_TAG[limit.kind]
-        if limit.kind in CALENDAR_KINDS:
-            window_id, param = calendar_window(limit.period, now)
-            cost = tokens
-        elif limit.kind == "concurrency":
-            window_id, param, cost = "c", limit.window, 1
-        else:
-            window_id, param = f"w{limit.window:g}", limit.window
-            cost = 1 if limit.kind == "requests" else tokens
+        head = f"{prefix}:{KIND_TAG[limit.kind]}:{_esc(limit.name)}:"
         for sub in subs:
             if limit.per_model:
                 sub += model_part
-            key = f"{prefix}:{tag}:{_esc(limit.name)}:{window_id}:{sub}"
+            if limit.kind in CALENDAR_KINDS:
+                out.append((limit, (head, f":{sub}"), 0.0))
+            elif limit.kind == "concurrency":
+                out.append((limit, f"{head}c:{sub}", limit.window))
+            else:
+                out.append((limit, f"{head}w{limit.window:g}:{sub}", limit.window))
+    return tuple(out)
+
+
+def _charges(templates: tuple[tuple, ...], tokens: int, now: float) -> list[Charge]:
+    charges: list[Charge] = []
+    for limit, key, param in templates:
+        kind = limit.kind
+        if kind in CALENDAR_KINDS:
+            window_id, param = calendar_window(limit.period, now)
+            charges.append(Charge(limit, f"{key[0]}{window_id}{key[1]}", tokens, param))
+        else:
+            cost = 1 if kind in ("requests", "concurrency") else tokens
             charges.append(Charge(limit, key, cost, param))
     return charges
+
+
+def build_charges(config: LimitsConfig, identity, model: str | None,
+                  route: tuple[str | None, str | None], tokens: int, now: float) -> list[Charge]:
+    return _charges(_templates(config, identity, model, route), tokens, now)
+
+
+class ChargePlanner:
+    """``build_charges`` for one config, with each caller's counter keys remembered: the same
+    few keys, users, groups, models and routes come back on every request, and building the key
+    strings (escaping, matching models and routes) cost more than the counting. Bounded: cleared
+    when full (callers name users and models)."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, config: LimitsConfig) -> None:
+        self.config = config
+        self._templates: dict[tuple, tuple[tuple, ...]] = {}
+
+    def build(self, identity, model: str | None, route: tuple[str | None, str | None],
+              tokens: int, now: float) -> list[Charge]:
+        # everything ``subjects`` and ``applies`` read
+        who = (getattr(identity, "key_id", None), getattr(identity, "user", None),
+               tuple(getattr(identity, "groups", ()) or ()))
+        key = (who, model, route)
+        templates = self._templates.get(key)
+        if templates is None:
+            templates = _templates(self.config, identity, model, route)
+            if len(self._templates) >= self.MAX_ENTRIES:
+                self._templates.clear()
+            self._templates[key] = templates
+        return _charges(templates, tokens, now)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import Backend, BackendUnavailable, Outcome
-from .charges import Charge, build_charges
+from .charges import Charge, ChargePlanner
 from .clock import Clock, system_clock
 from .config import LimitsConfig
 from .spend import Unpriced, actual_micro, reservation_micro
@@ -42,12 +42,13 @@ class Limiter:
         self.fallback = fallback
         self.counter = counter
         self.clock = clock
+        self.planner = ChargePlanner(config)
 
     def plan(self, ex) -> tuple[list[Charge], int, int]:
         """The charges this exchange makes, with its prompt and output token reservation.
         Raises Unpriced when a spend budget applies to a model without a price."""
         route = (ex.endpoint.name if ex.endpoint is not None else None, ex.path)
-        charges = build_charges(self.config, ex.identity, ex.model, route, 0, self.clock())
+        charges = self.planner.build(ex.identity, ex.model, route, 0, self.clock())
         metered = [ch for ch in charges if ch.limit.kind in _METERED]
         if not metered or self.counter is None:
             return charges, 0, 0        # no token or spend limit applies: do not tokenize at all

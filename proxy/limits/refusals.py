@@ -13,25 +13,38 @@ from .spec import describe_window, format_reset
 GUARD = "ratelimit"
 
 
-def _tightest(pairs: list[tuple[Charge, ItemResult]]) -> tuple[Charge, ItemResult] | None:
-    if not pairs:
-        return None
-    # fewest units left; on a tie the one that takes longest to refill
-    return min(pairs, key=lambda p: (p[1].remaining, -p[1].reset))
+_HEADERS = {suffix: (f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}",
+                     f"x-ratelimit-reset-{suffix}") for suffix in ("requests", "tokens")}
+
+
+def _tighter(best: tuple[Charge, ItemResult] | None, charge: Charge,
+             item: ItemResult) -> tuple[Charge, ItemResult]:
+    # fewest units left; on a tie the one that takes longest to refill; on a full tie the first
+    if best is None or (item.remaining, -item.reset) < (best[1].remaining, -best[1].reset):
+        return charge, item
+    return best
 
 
 def rate_headers(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict[str, str]:
-    pairs = list(zip(charges, items))
+    """OpenAI's headers for the tightest request rate and the tightest token rate (else token
+    budget). Runs on every allowed request: one pass, header names built once."""
+    requests = tokens = budget = None
+    for charge, item in zip(charges, items):
+        kind = charge.limit.kind
+        if kind == "requests":
+            requests = _tighter(requests, charge, item)
+        elif kind == "tokens":
+            tokens = _tighter(tokens, charge, item)
+        elif kind == "budget":
+            budget = _tighter(budget, charge, item)
     headers: dict[str, str] = {}
-    requests = _tightest([p for p in pairs if p[0].limit.kind == "requests"])
-    tokens = _tightest([p for p in pairs if p[0].limit.kind == "tokens"]) or \
-        _tightest([p for p in pairs if p[0].limit.kind == "budget"])
-    for suffix, pick in (("requests", requests), ("tokens", tokens)):
+    for suffix, pick in (("requests", requests), ("tokens", tokens or budget)):
         if pick is not None:
             charge, item = pick
-            headers[f"x-ratelimit-limit-{suffix}"] = str(charge.limit.amount)
-            headers[f"x-ratelimit-remaining-{suffix}"] = str(item.remaining)
-            headers[f"x-ratelimit-reset-{suffix}"] = format_reset(item.reset)
+            limit, remaining, reset = _HEADERS[suffix]
+            headers[limit] = str(charge.limit.amount)
+            headers[remaining] = str(item.remaining)
+            headers[reset] = format_reset(item.reset)
     return headers
 
 

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..scancache import MISSING, ScanCache, text_digest
 
@@ -21,7 +21,7 @@ _CL100K = re.compile(r"^(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-)")
 _CHUNK = 100_000            # bpe_openai refuses very long inputs in one piece
 _CHUNK_TOKENS = 200_000     # and encodings with more tokens than this per piece (kept: same outcome)
 _CACHE_MAX = 512
-# counts remembered per text: a key digest and an int each (~230 bytes with the LRU's node)
+# counts remembered per text: a key (name, digest) and an int each (~350 bytes with the LRU's node)
 COUNT_CACHE_ENTRIES = 4096
 COUNT_CACHE_BYTES = 2 << 20
 # OpenAI chat framing: every message costs ~3 tokens, every answer is primed with 3.
@@ -141,14 +141,16 @@ class TokenCounter:
             self._by_model[model] = encoding
         return encoding
 
-    def count(self, texts: Iterable[str], model: str | None, chars_per_token: float) -> int:
+    def count(self, texts: Iterable[str], model: str | None, chars_per_token: float,
+              digest: Callable[[str], bytes] = text_digest) -> int:
+        """``digest``: the exchange's ``text_digest`` (a text digested once per exchange)."""
         encoding = self.encoding_for(model)
         if encoding is None:
             return sum(estimate(len(t), chars_per_token) for t in texts)
         total = 0
         counts = self._counts
         for text in texts:
-            key = text_digest(encoding.name, text)
+            key = (encoding.name, digest(text))
             n = counts.get(key)
             if n is MISSING:
                 n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
@@ -165,7 +167,7 @@ def prompt_tokens(counter: TokenCounter, ex, chars_per_token: float) -> int:
     """Prompt tokens of the request: its text slots, plus OpenAI's per-message framing."""
     slots = ex.request_slots
     if slots:
-        n = counter.count((s.text for s in slots if s.text), ex.model, chars_per_token)
+        n = counter.count((s.text for s in slots if s.text), ex.model, chars_per_token, ex.text_digest)
         messages = len({s.index for s in slots if s.kind in ("message", "content_part", "tool_result")})
         return n + (PER_MESSAGE * messages + PER_REQUEST if messages else 0)
     # Not parsed into slots (unknown endpoint): charge by size, so nothing is free.

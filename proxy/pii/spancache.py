@@ -8,8 +8,9 @@ masked in one exchange is restorable only in that one.
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
-from ..scancache import Memo, approx_size
+from ..scancache import Memo, approx_size, text_digest
 from .detector import Detector
 from .spans import Span
 
@@ -29,6 +30,8 @@ class SpanMemo:
         self.detector = detector
         self.memo = Memo(detector)
 
-    def detect(self, text: str) -> list[Span]:
-        """``detector.detect(text)`` (spans are frozen: the tuple's items are shared safely)."""
-        return list(self.memo.remember(lambda: tuple(self.detector.detect(text)), text, size=_size))
+    def detect(self, text: str, digest: Callable[[str], bytes] = text_digest) -> list[Span]:
+        """``detector.detect(text)`` (spans are frozen: the tuple's items are shared safely).
+        ``digest``: the exchange's ``text_digest`` (each text digested once per exchange)."""
+        return list(self.memo.remember(lambda: tuple(self.detector.detect(text)), digest(text),
+                                       size=_size))

@@ -1,5 +1,5 @@
 """The matcher's shortcuts (literal prefilters, word-list gates, views shared or skipped, sentence
-windows) change no finding: ``match`` gives exactly what ``match_plain`` gives (every pattern
+windows and the further required sets looked for in them) change no finding: ``match`` gives exactly what ``match_plain`` gives (every pattern
 searched in every view), on generated texts built from the rules' own words and disguises, and
 on rows of the shared datasets when they are next to the repository."""
 from __future__ import annotations
@@ -23,18 +23,30 @@ ALL_TEXT_RULES = tuple(r for r in SETTINGS.detector.rules if r.context is None)
 assert set(SETTINGS.rules_by_role) == set(SCANNABLE_ROLES)
 
 
+# scanviews' thresholds: as shipped, and forced so that every text takes the long-text paths:
+# searched sentence by sentence however short, the further required sets looked for only in the
+# stretches holding the rarest one (joined into one string), or always in the whole view, and
+# the sentence ends found by numpy.
+_SHIPPED = {name: getattr(scanviews, name)
+            for name in ("SENTENCES_FROM", "LONG_VIEW", "NUMPY_FROM", "WHOLE_VIEW_SHARE")}
+THRESHOLDS = (_SHIPPED,
+              {"SENTENCES_FROM": 0, "LONG_VIEW": 0, "NUMPY_FROM": 0, "WHOLE_VIEW_SHARE": 2.0},
+              {"SENTENCES_FROM": 0, "LONG_VIEW": 0, "NUMPY_FROM": 0, "WHOLE_VIEW_SHARE": 0.0})
+
+
 def _same(text: str) -> None:
     for rules in (*ROLE_RULES.values(), ALL_TEXT_RULES):
         plain = match_plain(rules, Prepared(text))
-        # as shipped, and with every text searched sentence by sentence however short
-        for sentences_from in (scanviews.SENTENCES_FROM, 0):
-            saved, scanviews.SENTENCES_FROM = scanviews.SENTENCES_FROM, sentences_from
+        for thresholds in THRESHOLDS:
+            for name, value in thresholds.items():
+                setattr(scanviews, name, value)
             try:
                 fast = match(rules, Prepared(text))
             finally:
-                scanviews.SENTENCES_FROM = saved
+                for name, value in _SHIPPED.items():
+                    setattr(scanviews, name, value)
             assert not fast.timed_out
-            assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), (sentences_from, text)
+            assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), (thresholds, text)
 
 
 def _vocabulary() -> list[str]:

@@ -68,6 +68,19 @@ def test_anchor_index_equals_substring_test():
         assert prefilter.anchors_present(text) == [prefilter.occurs(a, text) for a in names]
 
 
+def test_anchor_pass_finds_every_occurrence():
+    """Where the anchor pass says each anchor occurs is where ``occurrences`` finds it (the
+    sentence stretches of a long view are read from it), on ASCII text (an automaton of the
+    ASCII anchors alone) and other text (with the non-ASCII ones)."""
+    names = list(prefilter._REGISTRY)
+    texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases]
+    texts += [t.casefold() for t in _random_texts(500)] + [" ".join(names), "é " + " ".join(names)]
+    for text in texts:
+        where = prefilter.prefilter_hit_state(text)[5]
+        want = {i: list(prefilter.occurrences(a, text)) for i, a in enumerate(names)}
+        assert where == {i: at for i, at in want.items() if at}, text
+
+
 def test_every_pattern_has_a_prefilter_that_passes_its_cases():
     for rule in RULES:
         if rule.signal is None:

@@ -200,7 +200,7 @@ async def test_audit_view_of_an_answer_comes_from_the_answers_own_scan(monkeypat
     assert await guard.on_response(ex) is None
     assert message["content"] == f"Hi {EMAIL}, write to <EMAIL_ADDRESS_2> or dial <PHONE_NUMBER_1> 12 times"
     scans = []
-    monkeypatch.setattr(type(guard._redactor), "detect", lambda self, text: scans.append(text) or [])
+    monkeypatch.setattr(type(guard._redactor), "detect", lambda self, text, digest=None: scans.append(text) or [])
     redact = services.get("pii_redactor")
     # the restored value is not looked for again: it stays the placeholder the model wrote
     assert redact(ex, message["content"]) == "Hi <EMAIL_ADDRESS_1>, write to <EMAIL_ADDRESS_2> or dial <PHONE_NUMBER_1> 12 times"
