@@ -37,9 +37,8 @@ T = TypeVar("T")
 
 DEFAULT_ENTRIES = 8192
 DEFAULT_MB = 32
-_MISSING = object()
+MISSING = object()       # what ScanCache.get returns for a key it does not hold
 _blake2b = hashlib.blake2b
-MISSING = _MISSING      # what ScanCache.get returns for a key it does not hold
 KEY_BYTES = 320         # an entry's key and bookkeeping, roughly (see Memo.key)
 
 
@@ -137,7 +136,7 @@ class ScanCache:
             item = self._items.get(key)
             if item is None:
                 self.misses += 1
-                return _MISSING
+                return MISSING
             self._items.move_to_end(key)
             self.hits += 1
             return item[0]
@@ -211,9 +210,9 @@ class Memo:
         ``size(result)``: its bytes (see ``ScanCache.put``)."""
         if not self.cache.enabled:
             return compute()
-        key = (self.digest, *parts)
+        key = self.key(*parts)
         value = self.cache.get(key)
-        if value is _MISSING:
+        if value is MISSING:
             value = compute()
             if keep is None or keep(value):
                 self.cache.put(key, value, None if size is None else size(value))

@@ -68,7 +68,7 @@ def test_bounded_by_entries_least_recently_used_first():
     cache.get(b"a")                      # a is now the most recently used
     cache.put(b"d", b"d")
     assert len(cache) == 3 and cache.evictions == 1
-    assert cache.get(b"b") is scancache._MISSING
+    assert cache.get(b"b") is scancache.MISSING
     assert all(cache.get(k) == k for k in (b"a", b"c", b"d"))
 
 
@@ -78,7 +78,7 @@ def test_bounded_by_memory():
         cache.put(i.to_bytes(4, "little"), ("x" * 100, [i] * 10))
     assert cache.bytes <= 20_000 and 0 < len(cache) < 1000
     cache.put(b"huge", "y" * 50_000)     # larger than the whole budget: not kept at all
-    assert cache.get(b"huge") is scancache._MISSING and cache.bytes <= 20_000
+    assert cache.get(b"huge") is scancache.MISSING and cache.bytes <= 20_000
 
 
 def test_off_when_sized_zero(monkeypatch):

@@ -161,20 +161,24 @@ class AttemptPlan:
         wait for); False when the target has one: ask ``served()``."""
         if target.upstream.breaker is not None:
             return False
+        self._mark_served(attempt, status)
+        return True
+
+    def _mark_served(self, attempt: Attempt, status: int) -> bool:
+        """The attempt's answer goes to the client; False when the attempt was recorded as
+        failed already (a 5xx/429 that was the last chance), so nothing is left to record."""
         attempt.served = True
         attempt.status = status
-        if attempt.error is None:
-            attempt.ended = self.clock()
+        if attempt.error is not None:
+            return False
+        attempt.ended = self.clock()
         return True
 
     async def served(self, attempt: Attempt, target: Target, status: int) -> None:
         """The attempt's answer goes to the client. A 5xx/429 that was the last chance was
         recorded as failed already; a slow success counts as a failure for the breaker."""
-        attempt.served = True
-        attempt.status = status
-        if attempt.error is not None:
+        if not self._mark_served(attempt, status):
             return
-        attempt.ended = self.clock()
         policy = target.upstream.breaker
         slow = policy is not None and policy.slow_call is not None and \
             attempt.ended - attempt.started > policy.slow_call
