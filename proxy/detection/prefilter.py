@@ -557,17 +557,17 @@ def prefilter_hit_set(text: str) -> tuple[list[bool], frozenset[int], frozenset[
     return [pid in hit_set for pid in range(n_pids)], hit_set, others
 
 
-def prefilter_hit_state(text: str) -> tuple[frozenset[int], int, frozenset[int], frozenset[int], int,
+def prefilter_hit_state(text: str) -> tuple[frozenset[int], int, frozenset[int], int,
                                            dict[int, list[int]]]:
     """For a case-folded ``text``: the pids that hit, how many pids the answer covers (later ones
-    use ``may_match``), the ids of the non-ASCII anchors that occur, those of the ASCII anchors
-    that occur, how many ASCII anchors that covers, and where each of those occurs (id -> start
-    offsets, as ``occurrences`` finds them)."""
+    use ``may_match``), the ids of the non-ASCII anchors that occur, how many ASCII anchors the
+    answer covers, and where each ASCII anchor that occurs is found (id -> start offsets, as
+    ``occurrences`` finds them; its keys are the ASCII anchors present)."""
     built = _index()
     where, others = _present(text, built)
     pids_of = built[2]
     hit_set = frozenset(pid for i in where for pid in pids_of[i])
-    return hit_set, built[3], others, frozenset(where), len(built[0]), where
+    return hit_set, built[3], others, len(built[0]), where
 
 
 def occurrences(anchor: str, text: str):

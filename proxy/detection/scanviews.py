@@ -54,7 +54,7 @@ class ViewState:
             self.hit_set, self.n_hits, self.other_set, self.n_anchors, self.where = \
                 frozenset(), 0, frozenset(), 0, {}
         else:
-            self.hit_set, self.n_hits, self.other_set, _, self.n_anchors, self.where = state
+            self.hit_set, self.n_hits, self.other_set, self.n_anchors, self.where = state
         self._ends: list[int] | None = None
         self._sentences: dict[tuple, frozenset[int] | None] = {}
         self._holding: dict[tuple[str, ...], frozenset[int]] = {}
