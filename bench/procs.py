@@ -21,16 +21,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (not its children), in seconds; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of pid and its descendants, in seconds."""
-    total = 0.0
-    for p in [pid, *descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
-    return total
+    return sum(own_cpu_seconds(p) for p in [pid, *descendants(pid)])
 
 
 def rss_mib(pid: int) -> float:

@@ -23,11 +23,9 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def aifw_target(name: str, policy: str, env: dict[str, str] | None = None,
-                args: tuple[str, ...] = ()) -> Target:
+def aifw_target(name: str, policy: str, env: dict[str, str] | None = None) -> Target:
     # each target its own audit directory: two targets on one chain would refuse each other
-    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}",
-                         *args),
+    return Target(name, ("{python}", "-m", "proxy", "serve", "--policy", policy, "--port", "{port}"),
                   {"AIFW_UPSTREAM_URL": "{upstream}/v1", "AIFW_AUDIT_DIR": f"bench/results/audit/{name}",
                    **(env or {})})
 

@@ -108,15 +108,6 @@ def priority() -> str:
     return f"niceness {os.getpriority(os.PRIO_PROCESS, 0)}, autogroup niceness {group}"
 
 
-def cpu_times(pid: int) -> float:
-    """utime + stime of one process (not its children), seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / procs.CLK_TCK
-
-
 def machine_idle() -> tuple[float, float]:
     """(idle + iowait, total) jiffies summed over all CPUs, from /proc/stat."""
     values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -267,7 +258,7 @@ def run_segment(target: Running, others: dict[str, int], script: Path, connectio
     if len(target.pids) > 1:
         labels[f"{target.name}/parent"] = target.service.proc.pid
     labels.update(others)
-    before = {k: cpu_times(pid) for k, pid in labels.items()}
+    before = {k: procs.own_cpu_seconds(pid) for k, pid in labels.items()}
     idle0, total0 = machine_idle()
     kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = wrk.command(f"http://127.0.0.1:{target.port}{PATH}", str(script), connections, seconds, seed)
@@ -280,7 +271,7 @@ def run_segment(target: Running, others: dict[str, int], script: Path, connectio
     sampler.join()
     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     idle1, total1 = machine_idle()
-    cpu = {k: cpu_times(pid) - before[k] for k, pid in labels.items()}
+    cpu = {k: procs.own_cpu_seconds(pid) - before[k] for k, pid in labels.items()}
     cpu["wrk"] = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     result = wrk.parse(out)
     ncpu = os.cpu_count() or 1

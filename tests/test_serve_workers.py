@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from tests.serve_proc import wait_healthy
+from tests.serve_proc import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,14 +37,8 @@ def test_in_memory_limits_with_several_workers_are_refused(tmp_path):
     assert "in-memory rate-limit backend" in err and "redis" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_workers_share_the_port(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = _serve(_policy(tmp_path, audit={"sink": "stdout"}), "--workers", "2", "--port", str(port),
                   tmp_path=tmp_path)
     try:
@@ -76,7 +69,7 @@ def test_workers_serve_the_policy_the_parent_compiled(tmp_path):
     """Forked after the start-up checks compiled the policy, the workers serve that compiled
     policy instead of compiling it again each (start time, memory shared with the parent)."""
     compiles = tmp_path / "compiles"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AIFW_AUDIT_DIR": str(tmp_path / "audit"), "COMPILES": str(compiles)}
     proc = subprocess.Popen([sys.executable, "-c", _COUNTING, "serve", "--policy",
                              str(_policy(tmp_path, audit={"sink": "stdout"})), "--workers", "2",
