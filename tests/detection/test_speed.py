@@ -60,8 +60,18 @@ def test_char_hashes_incremental_equal_direct():
         assert all((g == w).all() and len(g) == len(w) for g, w in zip(got, want))
 
 
-def test_anchor_index_equals_substring_test():
+def _anchor_names() -> list[str]:
+    """The registered ASCII anchors, every shipped rule's among them (the registry fills as rule
+    aids are made: a test run alone would otherwise check an empty one)."""
+    for rule in RULES:
+        ruleaids.aids(rule)
     names = list(prefilter._REGISTRY)
+    assert len(names) > 1000
+    return names
+
+
+def test_anchor_index_equals_substring_test():
+    names = _anchor_names()
     texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases if c.isascii()]
     texts += [t for t in _random_texts(500) if t.isascii()] + ["", "ab", " ".join(names)]
     for text in texts:
@@ -72,9 +82,13 @@ def test_anchor_pass_finds_every_occurrence():
     """Where the anchor pass says each anchor occurs is where ``occurrences`` finds it (the
     sentence stretches of a long view are read from it), on ASCII text (an automaton of the
     ASCII anchors alone) and other text (with the non-ASCII ones)."""
-    names = list(prefilter._REGISTRY)
+    names = _anchor_names()
     texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases]
     texts += [t.casefold() for t in _random_texts(500)] + [" ".join(names), "é " + " ".join(names)]
+    # lone surrogates (which ahocorasick_rs cannot encode) and characters outside the BMP before
+    # anchors: the offsets stay those of the text
+    texts += ["\ud800" + " ".join(names), "\U0001f600 " + "\udfff".join(names),
+              " ".join(names) + "\ud800", "\ud83d\U0001f600x" + " ".join(names[:50])]
     for text in texts:
         where = prefilter.prefilter_hit_state(text)[4]
         want = {i: list(prefilter.occurrences(a, text)) for i, a in enumerate(names)}
@@ -220,11 +234,13 @@ def test_suffix_signal_counts_equal_their_patterns():
 
 
 def test_non_ascii_anchors_found_in_the_anchor_pass_equal_substring_tests():
+    _anchor_names()
     others = dict(prefilter._OTHERS)
     assert others
     texts = [normalize.normalize(t) for t in _dataset_like_texts() + list(_MIXED)]
     texts += [normalize.normalize(" ".join(a.lstrip("\x01") for a in others)),
-              "x" + "y".join(a.lstrip("\x01") for a in others)]
+              "x" + "y".join(a.lstrip("\x01") for a in others),
+              "\ud800" + "\udc00".join(a.lstrip("\x01") for a in others)]
     for text in texts:
         want = frozenset(i for a, i in others.items() if prefilter.occurs(a, text))
         assert prefilter.prefilter_hit_set(text)[2] == want, text
