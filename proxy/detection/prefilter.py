@@ -47,6 +47,8 @@ _ASCII_LETTER = regex.compile(r"[a-z]", regex.V1 | regex.I)
 # pattern run on every text saying "insured", nor "as a" on every "has a".
 WORD_START = "\x01"
 _WORD_CHAR = regex.compile(r"\w", regex.V1)       # the patterns' own engine decides what \w is
+# Its answer on each ASCII character, read without a call (the anchor pass asks it per hit).
+_ASCII_WORD_CHARS = frozenset(c for c in map(chr, range(128)) if _WORD_CHAR.match(c))
 
 
 def _strip(anchor: str) -> str:
@@ -550,7 +552,9 @@ def _present(text: str, built: tuple) -> tuple[dict[int, list[int]], frozenset[i
         for i, word_start in ids_of[key]:
             if word_start:
                 if at_word_start is None:
-                    at_word_start = start == 0 or _WORD_CHAR.match(text, start - 1) is None
+                    before = text[start - 1] if start else " "
+                    at_word_start = before not in _ASCII_WORD_CHARS if before < "\x80" \
+                        else _WORD_CHAR.match(before) is None
                 if not at_word_start:
                     continue
             if i >= 0:

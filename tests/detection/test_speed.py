@@ -89,6 +89,9 @@ def test_anchor_pass_finds_every_occurrence():
     # anchors: the offsets stay those of the text
     texts += ["\ud800" + " ".join(names), "\U0001f600 " + "\udfff".join(names),
               " ".join(names) + "\ud800", "\ud83d\U0001f600x" + " ".join(names[:50])]
+    # every ASCII character (and a few others) right before word-start anchors
+    starts = [a[1:] for a in names if a.startswith("\x01")][:40]
+    texts += ["".join(chr(c) + a for c in [*range(128), 0xbd, 0xe9, 0x2003] for a in starts)]
     for text in texts:
         where = prefilter.prefilter_hit_state(text)[4]
         want = {i: list(prefilter.occurrences(a, text)) for i, a in enumerate(names)}
