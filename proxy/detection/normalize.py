@@ -295,9 +295,10 @@ def _squeeze_ascii(text: str) -> str:
     return text.strip(" ")
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, lower: str | None = None) -> str:
+    """``lower``: ``text.lower()`` when the caller has it (read only for ASCII text)."""
     if text.isascii():      # NFKC, invisible stripping and folding are no-ops on ASCII
-        return squeeze(text.lower())
+        return squeeze(text.lower() if lower is None else lower)
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
@@ -379,7 +380,7 @@ class Prepared:
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
                  "template_tokens", "_adversarial_suffix", "_gibberish_suffix", "_filler_suffix",
-                 "_requests", "_embedded_task")
+                 "_requests", "_embedded_task", "_lower")
 
     def __init__(self, text: str):
         self.raw = text
@@ -398,6 +399,7 @@ class Prepared:
         self._filler_suffix: int | None = None
         self._requests: indirect.Requests | None = None
         self._embedded_task: int | None = None
+        self._lower: str | None = None
 
     @property
     def adversarial_suffix(self) -> int:
@@ -418,11 +420,19 @@ class Prepared:
         return self._filler_suffix
 
     @property
+    def lower(self) -> str:
+        """``raw.lower()``: the indirect checks read it, and so does the normalized view of ASCII
+        text (one lower-casing of a 20 KB tool result instead of three)."""
+        if self._lower is None:
+            self._lower = self.raw.lower()
+        return self._lower
+
+    @property
     def requests(self) -> "indirect.Requests":
         """Requests to an assistant in data (indirect.py); computed on first use, so only slots a
         rule reads them for (tool results, documents) pay for them."""
         if self._requests is None:
-            self._requests = indirect.analyse(self.raw)
+            self._requests = indirect.analyse(self.raw, self.lower)
         return self._requests
 
     @property
@@ -439,7 +449,7 @@ class Prepared:
     def embedded_task(self) -> int:
         """A request to an assistant inside the text a message asks to process (indirect.py)."""
         if self._embedded_task is None:
-            self._embedded_task = embedded_tasks(self.raw)
+            self._embedded_task = embedded_tasks(self.raw, self.lower)
         return self._embedded_task
 
     def anchor_hits(self, name: str, compute):
@@ -463,7 +473,8 @@ class Prepared:
         if got is not None:
             return got
         if name == "normalized":
-            got = normalize(self.raw)
+            # the lower-cased text only where normalize reads it (other text is case-folded)
+            got = normalize(self.raw, self.lower) if self.raw.isascii() else normalize(self.raw)
         elif name == "collapsed":
             base = self.view("normalized")
             got = collapse(base if "   " not in self.raw else normalize(join_spaced_words(self.raw)))
