@@ -84,20 +84,20 @@ _MAX_SEGMENTS = 32
 _MAY_B64 = re.compile(r"[A-Za-z0-9+/]{16}")
 _MAY_HEX = re.compile(r"[0-9a-fA-Fx\\:,\s]{16}")
 _MAY_BINARY = re.compile(r"[01]{8}")
-# On ASCII text the two first tests are run on a byte-mapped copy instead (tables derived from the
-# same character classes): "B" both classes, "b" base64 only, "h" hex run only, "." neither.
+# On ASCII text the two first tests are run on byte-mapped copies instead, one per class (tables
+# derived from the same character classes): a member becomes "b" (base64) or "h" (hex run), any
+# other byte ".".
 _MAY_B64_CLASS = re.compile(r"[A-Za-z0-9+/]")
 _MAY_HEX_CLASS = re.compile(r"[0-9a-fA-Fx\\:,\s]")
 
 
-def _may_class(c: str) -> bytes:
-    b, h = _MAY_B64_CLASS.fullmatch(c) is not None, _MAY_HEX_CLASS.fullmatch(c) is not None
-    return b"B" if b and h else b"b" if b else b"h" if h else b"."
+def _class_map(member: re.Pattern, mark: bytes) -> bytes:
+    return bytes.maketrans(bytes(range(128)),
+                           b"".join(mark if member.fullmatch(chr(c)) else b"." for c in range(128)))
 
 
-_MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"".join(_may_class(chr(c)) for c in range(128)))
-_B64_ONLY = bytes.maketrans(b"Bbh", b"bb.")
-_HEX_ONLY = bytes.maketrans(b"Bbh", b"h.h")
+_B64_MAP = _class_map(_MAY_B64_CLASS, b"b")
+_HEX_MAP = _class_map(_MAY_HEX_CLASS, b"h")
 _HEX_RUN = re.compile(rb"h{16,}")
 _BINARY_ONLY = bytes.maketrans(bytes(range(256)), bytes(98 if c in b"01" else 46 for c in range(256)))
 
@@ -175,7 +175,7 @@ def _hex_in(text: str) -> bool:
     so on ASCII text without such a run (the byte-class copy ``decode_segments`` uses) there is
     none."""
     if text.isascii() and \
-            b"h" * 16 not in text.encode("ascii").translate(_MAY_CLASSES).translate(_HEX_ONLY):
+            b"h" * 16 not in text.encode("ascii").translate(_HEX_MAP):
         return False
     return _HEX.search(text) is not None
 
@@ -211,11 +211,11 @@ def decode_segments(text: str) -> list[str]:
     """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
     out: list[str] = []
     hex_spans: list[tuple[int, int]] | None = None      # None: search the whole text
-    if text.isascii():
-        # The same two tests on one byte-mapped copy: 16 consecutive class members.
-        mapped = text.encode("ascii").translate(_MAY_CLASSES)
-        may_b64 = b"b" * 16 in mapped.translate(_B64_ONLY)
-        hexes = mapped.translate(_HEX_ONLY)
+    data = text.encode("ascii") if text.isascii() else None
+    if data is not None:
+        # The same two tests on byte-mapped copies: 16 consecutive class members.
+        may_b64 = b"b" * 16 in data.translate(_B64_MAP)
+        hexes = data.translate(_HEX_MAP)
         may_hex = b"h" * 16 in hexes
         if may_hex:
             # every character of a hex match is a class member: search the long runs only
@@ -246,8 +246,8 @@ def decode_segments(text: str) -> list[str]:
             continue
         if dec:
             out.append(dec)
-    if text.isascii():      # eight binary digits in a row, found on a byte-mapped copy
-        may_binary = b"b" * 8 in text.encode("ascii").translate(_BINARY_ONLY)
+    if data is not None:      # eight binary digits in a row, found on a byte-mapped copy
+        may_binary = b"b" * 8 in data.translate(_BINARY_ONLY)
     else:
         may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
     for m in (_BINARY.finditer(text) if may_binary else ()):

@@ -40,17 +40,30 @@ def test_decode_prechecks_do_not_drop_segments():
         saved = normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY
         always = type("Always", (), {"search": staticmethod(lambda t: True)})
         normalize._MAY_B64 = normalize._MAY_HEX = normalize._MAY_BINARY = always
-        # The ASCII byte-class tests: every byte in both classes, so a 16-byte text passes both
-        # (neither pattern matches a shorter text).
-        saved_classes = normalize._MAY_CLASSES
-        normalize._MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"B" * 128)
+        # The ASCII byte-class tests: every byte in every class, so a 16-byte text passes the
+        # first two (neither pattern matches a shorter text) and an 8-byte one the binary test.
+        saved_maps = normalize._B64_MAP, normalize._HEX_MAP, normalize._BINARY_ONLY
+        normalize._B64_MAP = bytes.maketrans(bytes(range(128)), b"b" * 128)
+        normalize._HEX_MAP = bytes.maketrans(bytes(range(128)), b"h" * 128)
+        normalize._BINARY_ONLY = bytes.maketrans(bytes(range(256)), b"b" * 256)
         try:
             return normalize.decode_segments(text)
         finally:
             normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY = saved
-            normalize._MAY_CLASSES = saved_classes
+            normalize._B64_MAP, normalize._HEX_MAP, normalize._BINARY_ONLY = saved_maps
     for text in _random_texts():
         assert normalize.decode_segments(text) == slow(text), text
+
+
+def test_byte_class_maps_equal_their_patterns():
+    # decode_segments' ASCII prechecks: a run of class members in the mapped copy where the
+    # stdlib pattern finds one in the text
+    texts = [t for t in _random_texts(6000, 3) if t.isascii()] + ["".join(map(chr, range(128))) * 2]
+    for text in texts:
+        data = text.encode("ascii")
+        assert (b"b" * 16 in data.translate(normalize._B64_MAP)) == (normalize._MAY_B64.search(text) is not None), text
+        assert (b"h" * 16 in data.translate(normalize._HEX_MAP)) == (normalize._MAY_HEX.search(text) is not None), text
+        assert (b"b" * 8 in data.translate(normalize._BINARY_ONLY)) == (normalize._MAY_BINARY.search(text) is not None), text
 
 
 def test_char_hashes_incremental_equal_direct():
