@@ -151,8 +151,7 @@ class UpstreamClient:
             raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {self._target.url}") from exc
         try:
             protocol = conn.protocol
-            protocol.set_response_params(skip_payload=method == "HEAD", read_timeout=timeout.sock_read,
-                                         **self._parser_params)
+            self._set_parser(protocol, method == "HEAD", timeout.sock_read)
             protocol.transport.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 protocol.transport.write(body)
@@ -171,6 +170,20 @@ class UpstreamClient:
         except BaseException:
             conn.close()
             raise
+
+    def _set_parser(self, protocol, skip_payload: bool, read_timeout: float | None) -> None:
+        """Ready ``protocol`` for an answer. A connection back from the pool had its last answer
+        read to the end, so the parser this client gave it for the same kind of answer (HEAD or
+        not) starts the next message as a fresh one would (llhttp resets per message, as on
+        aiohttp's server side); a parser someone else set (a side call through the session)
+        or none is replaced, as ClientSession replaces it for every request."""
+        made = getattr(protocol, "_upclient_parser", None)
+        if made is not None and made[0] is self and made[1] is protocol._parser and made[2] == skip_payload:
+            protocol._read_timeout = read_timeout
+            return
+        protocol.set_response_params(skip_payload=skip_payload, read_timeout=read_timeout,
+                                     **self._parser_params)
+        protocol._upclient_parser = (self, protocol._parser, skip_payload)
 
     def _request_info(self, method: str) -> aiohttp.RequestInfo:
         url = self._target.url

@@ -79,6 +79,10 @@ class RawServer:
         await self.server.wait_closed()
 
 
+def _ok_or_head(index: int, raw: bytes) -> bytes:
+    return OK if not raw.startswith(b"HEAD ") else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+
+
 def _client(pool: UpstreamPool, port: int, scheme: str = "http", host: str = "127.0.0.1") -> UpstreamClient:
     return pool.client(SimpleNamespace(base_url=f"{scheme}://{host}:{port}", max_connections=4))
 
@@ -117,8 +121,7 @@ WIRE_CASES = [
 
 @pytest.mark.parametrize("method,path,headers,body", WIRE_CASES)
 async def test_the_request_bytes_are_those_client_session_wrote(pool, method, path, headers, body):
-    server = await RawServer(lambda i, raw: OK if not raw.startswith(b"HEAD") else
-                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n").start()
+    server = await RawServer(_ok_or_head).start()
     try:
         hdrs = CIMultiDict(headers)
         if "X-Dup" in hdrs:
@@ -361,3 +364,58 @@ async def test_tls_verifies_the_certificate_and_sends_the_host_name(tmp_path):
     assert len(names) >= 2 and set(names) == {"localhost"}      # SNI on every handshake
     assert [n for n, _ in server.requests] == [1, 1]   # the TLS connection is reused
     assert server.requests[0][1].startswith(b"GET /v1/models HTTP/1.1\r\nHost: localhost:")
+
+
+SEQUENCE = [   # (method, answer) on one keep-alive connection
+    ("GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"),
+    ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+    ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello"),
+    ("POST", b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ("HEAD", b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n"),
+    ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"),
+    ("POST", b"HTTP/1.1 429 Too Many\r\nContent-Length: 2\r\nRetry-After: 1\r\n\r\n{}"),
+    ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+]
+
+
+async def test_answers_read_on_one_connection_match_those_with_a_new_parser_each(pool):
+    # the fast path keeps a connection's parser from one answer to the next; ClientSession
+    # makes a new one per request
+    results = {}
+    for way in ("fast", "plain"):
+        answers = iter([a for _, a in SEQUENCE])
+        server = await RawServer(lambda i, raw: next(answers)).start()
+        base = f"http://127.0.0.1:{server.port}"
+        got = []
+        try:
+            for method, _ in SEQUENCE:
+                if way == "fast":
+                    resp = await _client(pool, server.port).send(method, base + "/a", CIMultiDict(), b"", TIMEOUT)
+                else:
+                    resp = await pool.session(SimpleNamespace(base_url=base, max_connections=4)).request(
+                        method, base + "/a", allow_redirects=False, timeout=TIMEOUT)
+                got.append((resp.status, list(resp.headers.items()), await resp.read()))
+                resp.release()
+        finally:
+            await server.stop()
+        assert {n for n, _ in server.requests} == {1}
+        results[way] = got
+    assert results["fast"] == results["plain"]
+
+
+async def test_a_side_call_on_a_pooled_connection_leaves_it_fit_for_the_fast_path(pool):
+    # post_json goes through the session (its own parser, a total timeout) on the same pool
+    server = await RawServer(_ok_or_head).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        client = _client(pool, server.port)
+        session = pool.session(SimpleNamespace(base_url=base, max_connections=4))
+        for method in ("POST", "HEAD"):      # a HEAD's parser expects no body: it must not stay
+            assert await _get(client, server.port) == (200, b"{}")
+            async with session.request(method, base + "/side", data=b"{}",
+                                       timeout=aiohttp.ClientTimeout(total=5)) as r:
+                assert await r.read() == (b"{}" if method == "POST" else b"")
+            assert await _get(client, server.port) == (200, b"{}")
+    finally:
+        await server.stop()
+    assert [n for n, _ in server.requests] == [1] * 6
