@@ -49,9 +49,9 @@ class _Pairs(list):
 class UpstreamResponse(HeadersMixin):
     """An upstream answer once its headers are in: what the edge reads of a ClientResponse.
 
-    ``release`` hands the connection back to the pool only when the body was read to its end
-    (the connector closes one whose payload is not at EOF, or that the answer or a parse error
-    marked for closing); ``close`` always closes it."""
+    The connection goes back to the pool when the body has been read to its end; ``release``
+    before that closes it (the connector closes one whose payload is not at EOF, or that the
+    answer or a parse error marked for closing), and so does ``close``."""
 
     def __init__(self, message, payload, connection) -> None:
         self.status: int = message.code
@@ -61,6 +61,15 @@ class UpstreamResponse(HeadersMixin):
         self.content = payload
         self.connection = connection
         self._body: bytes | None = None
+        # as ClientResponse: the connection goes back to the pool as soon as the body is in,
+        # not when the edge is done with the answer (a guard's side call or a repair on a pool
+        # of one must not wait for it)
+        payload.on_eof(self._at_eof)
+
+    def _at_eof(self) -> None:
+        conn = self.connection
+        if conn is not None and not conn.protocol.upgraded:
+            self.release()
 
     async def read(self) -> bytes:
         if self._body is None:

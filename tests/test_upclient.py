@@ -419,3 +419,23 @@ async def test_a_side_call_on_a_pooled_connection_leaves_it_fit_for_the_fast_pat
     finally:
         await server.stop()
     assert [n for n, _ in server.requests] == [1] * 6
+
+
+async def test_the_connection_is_back_in_the_pool_once_the_body_is_read(pool):
+    # a pool of one: the answer is still held (a guard, a repair) when the next request goes
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        client = pool.client(SimpleNamespace(base_url=f"http://127.0.0.1:{server.port}", max_connections=1))
+        url = f"http://127.0.0.1:{server.port}/a"
+        held = []
+        for _ in range(3):
+            resp = await asyncio.wait_for(client.send("POST", url, CIMultiDict(), b"x", TIMEOUT), 3)
+            assert await resp.read() == b"{}"
+            held.append(resp)
+        for resp in held:
+            resp.release()
+            resp.close()         # a no-op once the connection went back
+        assert await _get(client, server.port) == (200, b"{}")
+    finally:
+        await server.stop()
+    assert [n for n, _ in server.requests] == [1] * 4
