@@ -29,21 +29,29 @@ def scrub_secrets(text: str) -> str:
     return _SECRETISH.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
-_iso_second = -1
-_iso_prefix = ""
+def _millis(ms: int) -> str:
+    return f".{ms:03d}Z"
+
+
+# ".000Z" ... ".999Z", formatted once instead of once per record
+_MILLIS = tuple(_millis(ms) for ms in range(1000))
+# (second, its strftime prefix): one object, so a thread never pairs one second with another's
+# prefix (the loop builds records, the writer thread its open and checkpoint entries)
+_iso_cached = (None, "")
 
 
 def iso_time(wall: float) -> str:
     """UTC, millisecond precision, sortable as a string."""
-    global _iso_second, _iso_prefix
+    global _iso_cached
     secs = int(wall)
-    if secs != _iso_second:        # the strftime prefix changes once a second: cache it
-        # (a benign race between threads only recomputes the same value)
+    cached_secs, prefix = _iso_cached
+    if secs != cached_secs:        # the strftime prefix changes once a second: cache it
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        _iso_second, _iso_prefix = secs, prefix
-    else:
-        prefix = _iso_prefix
-    return f"{prefix}.{int((wall - secs) * 1000):03d}Z"
+        _iso_cached = (secs, prefix)
+    ms = int((wall - secs) * 1000)
+    if 0 <= ms < 1000:
+        return prefix + _MILLIS[ms]
+    return prefix + _millis(ms)
 
 
 def effective_level(ex: Any, default: str) -> str:
