@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from ..bounded import MAX_FIELD, cap
-from ..durations import micros
+from ..durations import micros, upstream_seconds
 from ..identity import caller_label
 
 RECORD_VERSION = 1
@@ -85,20 +85,6 @@ def _finding(f: Any) -> dict:
     return out
 
 
-def _upstream_seconds(ex: Any) -> float | None:
-    total = 0.0
-    seen = False
-    for name, start, end in ex.spans:
-        if name.startswith("upstream"):
-            total += end - start
-            seen = True
-    if seen:
-        return total
-    if ex.upstream_started is not None and ex.finished is not None:
-        return ex.finished - ex.upstream_started
-    return None
-
-
 def _content(ex: Any, level: str, redactor: Callable[[Any, str], str] | None) -> dict:
     request = [{"role": s.role, "kind": s.kind, "index": s.index, "text": s.text}
                for s in ex.request_slots]
@@ -126,7 +112,7 @@ def record_parts(ex: Any, level: str = "metadata",
     finished = ex.finished if ex.finished is not None else time.monotonic()
     verdict = ex.verdict
     first_byte = ex.upstream_first_byte
-    upstream_s = _upstream_seconds(ex)
+    upstream_s = upstream_seconds(ex)
     usage = ex.usage
     error = ex.error
     endpoint = ex.endpoint

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from ..bounded import ModelLabels
+from ..durations import upstream_seconds
 from .config import TelemetryConfig, compile_section
 from .logs import setup_logging as _setup_logging
 
@@ -29,15 +30,6 @@ _STATUS_LABELS = {status: str(status) for status in range(100, 600)}
 
 def _status_label(status: int | None) -> str:
     return _STATUS_LABELS.get(status) or str(status or 0)
-
-
-def _upstream_seconds(ex: Any) -> float | None:
-    seconds = [end - start for name, start, end in ex.spans if name.startswith("upstream")]
-    if seconds:
-        return sum(seconds)
-    if ex.upstream_started is not None and ex.finished is not None:
-        return ex.finished - ex.upstream_started
-    return None
 
 
 class Telemetry:
@@ -126,7 +118,7 @@ class Telemetry:
                     m.tokens.add(usage.completion_tokens, (group, model, "completion"))
         for guard, seconds in ex.guard_seconds.items():
             m.guard_duration.record(seconds, (guard,))
-        upstream = _upstream_seconds(ex)
+        upstream = upstream_seconds(ex)
         if upstream is not None:
             m.upstream_duration.record(upstream, (getattr(ex.upstream, "name", None) or "unknown",))
         if ex.finished is not None:
