@@ -25,11 +25,19 @@ log = structlog.get_logger("aifw.telemetry")
 __all__ = ["Telemetry", "TelemetryConfig", "compile_section"]
 
 
-_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
+def _status_text(status: int | None) -> str:
+    return str(status or 0)
 
 
-def _status_label(status: int | None) -> str:
-    return _STATUS_LABELS.get(status) or str(status or 0)
+class _StatusLabels(dict):
+    """status -> its label (``"0"`` for none): a dict subscript, no Python call per lookup,
+    for the statuses HTTP defines; any other is formatted when asked."""
+
+    def __missing__(self, status: int | None) -> str:
+        return _status_text(status)
+
+
+_STATUS_LABELS = _StatusLabels({status: _status_text(status) for status in range(100, 600)})
 
 
 class Telemetry:
@@ -103,7 +111,7 @@ class Telemetry:
     def _metrics(self, ex: Any) -> None:
         m = self.metrics
         endpoint = getattr(ex.endpoint, "name", None) or "unknown"
-        m.requests.add(1, (endpoint, _status_label(ex.status), ex.decision))
+        m.requests.add(1, (endpoint, _STATUS_LABELS[ex.status], ex.decision))
         if ex.decision == "blocked" and ex.verdict is not None:
             for rule in ex.verdict.rule_ids or ("none",):
                 m.blocks.add(1, (ex.verdict.guard, rule))
@@ -132,7 +140,7 @@ class Telemetry:
             if finding.action == "fault":
                 m.guard_faults.add(1, (finding.guard,))
         for attempt in ex.attempts:
-            m.upstream_attempts.add(1, (attempt.upstream, _status_label(attempt.status)))
+            m.upstream_attempts.add(1, (attempt.upstream, _STATUS_LABELS[attempt.status]))
             if attempt.error is not None:
                 m.upstream_errors.add(1, (attempt.upstream, attempt.error))
             if attempt.ended is not None and attempt.error != "breaker_open":
