@@ -17,6 +17,7 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from .canonical import encode_path, encode_segment
+from .upclient import UpstreamClient
 
 # RFC 9110 section 7.6.1 hop-by-hop headers, plus those aiohttp recomputes.
 HOP_BY_HOP = frozenset({
@@ -93,6 +94,15 @@ def _connector(limit: int) -> aiohttp.TCPConnector:
 class UpstreamPool:
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, int], aiohttp.ClientSession] = {}
+        self._clients: dict[tuple[str, int], UpstreamClient] = {}
+
+    def client(self, up) -> UpstreamClient:
+        """The request path of the edge (proxy/upclient.py) over ``session(up)``'s pool."""
+        key = (up.base_url, up.max_connections)
+        client = self._clients.get(key)
+        if client is None or client.closed:
+            client = self._clients[key] = UpstreamClient(self.session(up), up.base_url)
+        return client
 
     def session(self, up) -> aiohttp.ClientSession:
         key = (up.base_url, up.max_connections)
@@ -113,6 +123,7 @@ class UpstreamPool:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+        self._clients.clear()
 
 
 def upstream_url(up, endpoint, query: str, model: str | None = None) -> str:

@@ -10,17 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import structlog
-
 from ..bounded import ModelLabels
 from ..durations import upstream_seconds
 from .config import TelemetryConfig, compile_section
-from .logs import setup_logging as _setup_logging
 
-# The OpenTelemetry SDK (~0.2 s to import) is loaded by the Telemetry object that uses it, not by
-# importing this package: `policy check` compiles the telemetry section without it.
-
-log = structlog.get_logger("aifw.telemetry")
+# The OpenTelemetry SDK (~0.2 s to import) and structlog (~25 ms) are loaded by the Telemetry
+# object that uses them, not by importing this package: `policy check` compiles the telemetry
+# section without either.
 
 __all__ = ["Telemetry", "TelemetryConfig", "compile_section"]
 
@@ -93,7 +89,8 @@ class Telemetry:
             self.metrics.backend_source = up
 
     def setup_logging(self, fmt: str | None = None) -> str:
-        return _setup_logging(fmt or self.config.log_format)
+        from .logs import setup_logging
+        return setup_logging(fmt or self.config.log_format)
 
     # --- per exchange ----------------------------------------------------------------------------
     def observe(self, ex: Any) -> None:
@@ -106,7 +103,8 @@ class Telemetry:
         except Exception as exc:  # telemetry must never fail a request
             if not self._failed_once:
                 self._failed_once = True
-                log.error("telemetry_observe_failed", exc_info=exc)
+                import structlog
+                structlog.get_logger("aifw.telemetry").error("telemetry_observe_failed", exc_info=exc)
 
     def _metrics(self, ex: Any) -> None:
         m = self.metrics
