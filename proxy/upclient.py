@@ -132,10 +132,18 @@ class UpstreamClient:
         while True:
             try:
                 return await self._exchange(method, head, body, timeout)
+            except aiohttp.ClientConnectorError:     # no connection at all: nothing to retry
+                raise
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
                 if not retry:
                     raise
                 retry = False
+            except aiohttp.ClientError:
+                raise
+            except OSError as exc:
+                if exc.errno is None and isinstance(exc, TimeoutError):
+                    raise
+                raise aiohttp.ClientOSError(*exc.args) from exc
 
     def _head(self, method: str, path_qs: str, headers, body: bytes) -> bytes:
         pairs = _Pairs([("Host", self._host)])

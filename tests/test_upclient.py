@@ -330,12 +330,21 @@ async def test_a_silent_upstream_hits_the_first_byte_timeout(pool):
         await server.stop()
 
 
-async def test_a_refused_connection_is_a_connector_error(pool):
+async def test_a_refused_connection_is_a_connector_error_and_not_tried_again(pool):
     sock_server = await RawServer(lambda i, raw: OK).start()
     port = sock_server.port
     await sock_server.stop()
+    client = _client(pool, port)
+    connector = client._connector
+    tries = []
+
+    async def counted(*args, **kwargs):
+        tries.append(1)
+        return await type(connector).connect(connector, *args, **kwargs)
+    connector.connect = counted
     with pytest.raises(aiohttp.ClientConnectorError):
-        await _get(_client(pool, port), port)
+        await _get(client, port)           # a GET: sent again on a dropped connection, not here
+    assert len(tries) == 1
 
 
 async def test_tls_verifies_the_certificate_and_sends_the_host_name(tmp_path):
