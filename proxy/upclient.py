@@ -13,8 +13,9 @@ What goes on the wire is what ClientSession.request wrote for the same call (the
 tests/test_upclient.py compares the bytes): Host first, then the given headers in order, then
 ``Accept: */*`` unless given, ``Content-Length`` (``0`` for a bodiless method that carries one),
 and ``Content-Type: application/octet-stream`` for a body sent without one. A request with an
-``Expect`` header (ClientSession waits for the 100 Continue before the body) or one that sets
-its own Host or framing goes through ClientSession.request.
+``Expect`` header (ClientSession waits for the 100 Continue before the body), one that sets
+its own Host or framing, and every request to a base URL with credentials in it (ClientSession
+turns them into Basic auth) go through ClientSession.request.
 """
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ class UpstreamClient:
         # opens a connection: it reads only where to connect (host, port, TLS, SNI, proxy)
         self._target = ClientRequest("GET", origin.origin(), loop=session._loop, ssl=True)
         self._host = origin.host_port_subcomponent
+        # credentials in the base URL become ClientSession's Basic auth: left to it
+        self._plain = bool(origin.raw_user or origin.raw_password)
         self._parser_params = dict(
             timer=_TIMER, read_until_eof=True, auto_decompress=False,
             read_bufsize=session._read_bufsize,
@@ -122,7 +125,7 @@ class UpstreamClient:
         """Send one request and return its answer once the headers are in. ``url`` must be on
         this client's origin (upstream_url's result); ``headers`` a CIMultiDict without Host,
         Content-Length or Transfer-Encoding. Raises what ClientSession.request raises."""
-        if not any(name in headers for name in _HANDED_ON):     # case-insensitive lookups
+        if not self._plain and not any(name in headers for name in _HANDED_ON):   # case-insensitive
             head = self._head(method, _path_qs(url), headers, body)
         else:
             return await self._session.request(

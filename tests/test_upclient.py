@@ -178,6 +178,19 @@ async def test_a_request_that_sets_expect_host_or_framing_goes_the_plain_way(poo
         await server.stop()
 
 
+async def test_credentials_in_the_base_url_go_the_plain_way(pool):
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        base = f"http://user:pw@127.0.0.1:{server.port}"
+        client = pool.client(SimpleNamespace(base_url=base, max_connections=4))
+        resp = await client.send("GET", base + "/v1/models", CIMultiDict(), b"", TIMEOUT)
+        assert isinstance(resp, aiohttp.ClientResponse) and await resp.read() == b"{}"
+        resp.release()
+    finally:
+        await server.stop()
+    assert b"\r\nAuthorization: Basic dXNlcjpwdw==\r\n" in server.requests[0][1]
+
+
 # --- reading the answer ----------------------------------------------------------------
 
 async def test_chunked_answer_with_extensions_and_trailers_keeps_the_connection(pool):
