@@ -20,6 +20,7 @@ turns them into Basic auth) go through ClientSession.request.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Union
 
 import aiohttp
@@ -36,6 +37,8 @@ from aiohttp.http_writer import _serialize_headers
 _BODILESS = frozenset(ClientRequest.GET_METHODS)
 _POST_METHODS = frozenset(ClientRequest.POST_METHODS)
 _TIMER = TimerNoop()
+_METHODS = frozenset(ClientRequest.ALL_METHODS)
+_NOT_TOKEN = re.compile(r"[^-!#$%&'*+.^_`|~0-9a-zA-Z]")    # RFC 9110 5.6.2 tchar
 # headers that change how ClientSession frames or sends the request: such a request goes its way
 _HANDED_ON = ("Expect", "Host", "Content-Length", "Transfer-Encoding")
 
@@ -123,8 +126,11 @@ class UpstreamClient:
     async def send(self, method: str, url: str, headers, body: bytes,
                    timeout: aiohttp.ClientTimeout):
         """Send one request and return its answer once the headers are in. ``url`` must be on
-        this client's origin (upstream_url's result); ``headers`` a CIMultiDict without Host,
-        Content-Length or Transfer-Encoding. Raises what ClientSession.request raises."""
+        this client's origin (upstream_url's result); ``headers`` a CIMultiDict. Raises what
+        ClientSession.request raises."""
+        method = method.upper()      # as ClientSession, which also refuses a method not a token
+        if method not in _METHODS and _NOT_TOKEN.search(method):
+            raise ValueError(f"Method cannot contain non-token characters {method!r}")
         if not self._plain and not any(name in headers for name in _HANDED_ON):   # case-insensitive
             head = self._head(method, _path_qs(url), headers, body)
         else:

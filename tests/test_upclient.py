@@ -116,6 +116,7 @@ WIRE_CASES = [
     ("GET", "/v1/models", {"Content-Type": "text/plain"}, b"a body on a GET"),
     ("PUT", "/v1/x", {}, b""),
     ("OPTIONS", "/v1/x", {"X-Dup": "1"}, b""),
+    ("patch", "/v1/x", {}, b"x"),                                                       # upper-cased
 ]
 
 
@@ -142,7 +143,7 @@ async def test_the_request_bytes_are_those_client_session_wrote(pool, method, pa
         await server.stop()
     (_, fast), (_, slow) = server.requests
     assert fast == slow
-    assert fast.startswith(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
+    assert fast.startswith(f"{method.upper()} {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
 
 
 @pytest.mark.parametrize("name,value", [
@@ -158,6 +159,17 @@ async def test_control_characters_in_a_header_are_refused_before_anything_is_sen
     finally:
         await server.stop()
     assert len(server.requests) == 1 and b"Injected" not in server.requests[0][1]
+
+
+@pytest.mark.parametrize("method", ["GET /other HTTP/1.1", "GET\tX", "PO(ST"])
+async def test_a_method_that_is_not_a_token_is_refused(pool, method):
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        with pytest.raises(ValueError, match="non-token"):
+            await _get(_client(pool, server.port), server.port, method=method)
+    finally:
+        await server.stop()
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("header", [("Expect", "100-continue"), ("expect", "100-continue"),
