@@ -13,12 +13,14 @@ What goes on the wire is what ClientSession.request wrote for the same call (the
 tests/test_upclient.py compares the bytes): Host first, then the given headers in order, then
 ``Accept: */*`` unless given, ``Content-Length`` (``0`` for a bodiless method that carries one),
 and ``Content-Type: application/octet-stream`` for a body sent without one. A request with an
-``Expect`` header (ClientSession waits for the 100 Continue before the body) or one that sets
-its own Host or framing goes through ClientSession.request.
+``Expect`` header (ClientSession waits for the 100 Continue before the body), one that sets
+its own Host or framing, and every request to a base URL with credentials in it (ClientSession
+turns them into Basic auth) go through ClientSession.request.
 """
 from __future__ import annotations
 
 import functools
+import re
 from typing import Union
 
 import aiohttp
@@ -35,6 +37,8 @@ from aiohttp.http_writer import _serialize_headers
 _BODILESS = frozenset(ClientRequest.GET_METHODS)
 _POST_METHODS = frozenset(ClientRequest.POST_METHODS)
 _TIMER = TimerNoop()
+_METHODS = frozenset(ClientRequest.ALL_METHODS)
+_NOT_TOKEN = re.compile(r"[^-!#$%&'*+.^_`|~0-9a-zA-Z]")    # RFC 9110 5.6.2 tchar
 # headers that change how ClientSession frames or sends the request: such a request goes its way
 _HANDED_ON = ("Expect", "Host", "Content-Length", "Transfer-Encoding")
 
@@ -106,6 +110,8 @@ class UpstreamClient:
         # opens a connection: it reads only where to connect (host, port, TLS, SNI, proxy)
         self._target = ClientRequest("GET", origin.origin(), loop=session._loop, ssl=True)
         self._host = origin.host_port_subcomponent
+        # credentials in the base URL become ClientSession's Basic auth: left to it
+        self._plain = bool(origin.raw_user or origin.raw_password)
         self._parser_params = dict(
             timer=_TIMER, read_until_eof=True, auto_decompress=False,
             read_bufsize=session._read_bufsize,
@@ -120,9 +126,12 @@ class UpstreamClient:
     async def send(self, method: str, url: str, headers, body: bytes,
                    timeout: aiohttp.ClientTimeout):
         """Send one request and return its answer once the headers are in. ``url`` must be on
-        this client's origin (upstream_url's result); ``headers`` a CIMultiDict without Host,
-        Content-Length or Transfer-Encoding. Raises what ClientSession.request raises."""
-        if not any(name in headers for name in _HANDED_ON):     # case-insensitive lookups
+        this client's origin (upstream_url's result); ``headers`` a CIMultiDict. Raises what
+        ClientSession.request raises."""
+        method = method.upper()      # as ClientSession, which also refuses a method not a token
+        if method not in _METHODS and _NOT_TOKEN.search(method):
+            raise ValueError(f"Method cannot contain non-token characters {method!r}")
+        if not self._plain and not any(name in headers for name in _HANDED_ON):   # case-insensitive
             head = self._head(method, _path_qs(url), headers, body)
         else:
             return await self._session.request(
@@ -132,10 +141,18 @@ class UpstreamClient:
         while True:
             try:
                 return await self._exchange(method, head, body, timeout)
+            except aiohttp.ClientConnectorError:     # no connection at all: nothing to retry
+                raise
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
                 if not retry:
                     raise
                 retry = False
+            except aiohttp.ClientError:
+                raise
+            except OSError as exc:
+                if exc.errno is None and isinstance(exc, TimeoutError):
+                    raise
+                raise aiohttp.ClientOSError(*exc.args) from exc
 
     def _head(self, method: str, path_qs: str, headers, body: bytes) -> bytes:
         pairs = _Pairs([("Host", self._host)])

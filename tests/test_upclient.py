@@ -116,6 +116,7 @@ WIRE_CASES = [
     ("GET", "/v1/models", {"Content-Type": "text/plain"}, b"a body on a GET"),
     ("PUT", "/v1/x", {}, b""),
     ("OPTIONS", "/v1/x", {"X-Dup": "1"}, b""),
+    ("patch", "/v1/x", {}, b"x"),                                                       # upper-cased
 ]
 
 
@@ -142,7 +143,7 @@ async def test_the_request_bytes_are_those_client_session_wrote(pool, method, pa
         await server.stop()
     (_, fast), (_, slow) = server.requests
     assert fast == slow
-    assert fast.startswith(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
+    assert fast.startswith(f"{method.upper()} {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
 
 
 @pytest.mark.parametrize("name,value", [
@@ -158,6 +159,17 @@ async def test_control_characters_in_a_header_are_refused_before_anything_is_sen
     finally:
         await server.stop()
     assert len(server.requests) == 1 and b"Injected" not in server.requests[0][1]
+
+
+@pytest.mark.parametrize("method", ["GET /other HTTP/1.1", "GET\tX", "PO(ST"])
+async def test_a_method_that_is_not_a_token_is_refused(pool, method):
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        with pytest.raises(ValueError, match="non-token"):
+            await _get(_client(pool, server.port), server.port, method=method)
+    finally:
+        await server.stop()
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("header", [("Expect", "100-continue"), ("expect", "100-continue"),
@@ -176,6 +188,19 @@ async def test_a_request_that_sets_expect_host_or_framing_goes_the_plain_way(poo
             resp.release()
     finally:
         await server.stop()
+
+
+async def test_credentials_in_the_base_url_go_the_plain_way(pool):
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        base = f"http://user:pw@127.0.0.1:{server.port}"
+        client = pool.client(SimpleNamespace(base_url=base, max_connections=4))
+        resp = await client.send("GET", base + "/v1/models", CIMultiDict(), b"", TIMEOUT)
+        assert isinstance(resp, aiohttp.ClientResponse) and await resp.read() == b"{}"
+        resp.release()
+    finally:
+        await server.stop()
+    assert b"\r\nAuthorization: Basic dXNlcjpwdw==\r\n" in server.requests[0][1]
 
 
 # --- reading the answer ----------------------------------------------------------------
@@ -330,12 +355,21 @@ async def test_a_silent_upstream_hits_the_first_byte_timeout(pool):
         await server.stop()
 
 
-async def test_a_refused_connection_is_a_connector_error(pool):
+async def test_a_refused_connection_is_a_connector_error_and_not_tried_again(pool):
     sock_server = await RawServer(lambda i, raw: OK).start()
     port = sock_server.port
     await sock_server.stop()
+    client = _client(pool, port)
+    connector = client._connector
+    tries = []
+
+    async def counted(*args, **kwargs):
+        tries.append(1)
+        return await type(connector).connect(connector, *args, **kwargs)
+    connector.connect = counted
     with pytest.raises(aiohttp.ClientConnectorError):
-        await _get(_client(pool, port), port)
+        await _get(client, port)           # a GET: sent again on a dropped connection, not here
+    assert len(tries) == 1
 
 
 async def test_tls_verifies_the_certificate_and_sends_the_host_name(tmp_path):
