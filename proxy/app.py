@@ -1,6 +1,6 @@
 """The server side of the edge: aiohttp handlers that hand each exchange to the pipeline.
 
-This module and upstream.py are the only ones that import aiohttp.
+This module, upstream.py and upclient.py are the only ones that import aiohttp.
 """
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import asyncio
 import functools
 import hmac
 import logging
+import operator
 import time
 import zlib
 from typing import Any
 
 import aiohttp
 import orjson
-import yarl
 from aiohttp import web
 
 from . import pipeline
@@ -37,6 +37,7 @@ from .resilience.attempts import Attempt
 from .resilience.plan import AttemptPlan
 from .resilience.retry import exception_failure, is_retryable_status, status_failure
 from .resilience.routes import passthrough_route
+from .upclient import Answer
 from .upstream import UpstreamPool, decoder, request_headers, response_headers, upstream_url
 from .verdict import RepairRequest, Verdict, block_message
 
@@ -48,6 +49,7 @@ PEEK_TIMEOUT = 5.0
 HOLDER_KEY = web.AppKey("holder", PolicyHolder)
 POOL_KEY = web.AppKey("pool", UpstreamPool)
 EDGE_KEY = web.AppKey("edge", object)
+_CHANGED = operator.attrgetter("changed")   # of a TextSlot: a guard rewrote it
 
 
 def _error(status: int, code: str, message: str, request_id: str, headers: dict | None = None,
@@ -175,9 +177,10 @@ class Edge:
                 raise ProxyError(400, "invalid_request", "This endpoint needs a JSON request body.")
             return
         limit = ex.policy.server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
+        length = request.content_length   # parsed from the header on every read: once
+        if length is not None and length > limit:
             raise ProxyError(413, "request_too_large",
-                             f"Request body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
+                             f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
         content = request.content
         try:
             if content.is_eof():
@@ -253,21 +256,20 @@ class Edge:
             deadline.close()
 
     async def _post(self, request: web.Request, ex: Exchange, body: bytes, timeout: float,
-                    deadline: Deadline) -> aiohttp.ClientResponse:
+                    deadline: Deadline) -> Answer:
         """Send ``body`` to ``ex.upstream``; its answer once the headers are in."""
         up = ex.upstream
-        url = _encoded_url(upstream_url(up, ex.endpoint, ex.query, ex.upstream_model))
+        url = upstream_url(up, ex.endpoint, ex.query, ex.upstream_model)
         headers = request_headers(request.headers, up, ex.identity is not None and ex.identity.virtual)
-        session = self.pool.session(up)
+        client = self.pool.client(up)
         ex.upstream_started = time.monotonic()
         try:
-            # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed by aiohttp
-            # from the moment the request is written, so connect time does not count. The outer
-            # bound only catches an upstream that drips its headers or stalls the upload.
+            # connect: pool wait plus TCP/TLS set-up; sock_read: the first byte, timed from the
+            # moment the request is written, so connect time does not count. The outer bound
+            # only catches an upstream that drips its headers or stalls the upload.
             with deadline.after(timeout):
-                return await session.request(
-                    ex.method, url, data=body if body else None, headers=headers, allow_redirects=False,
-                    timeout=_client_timeout(up.timeouts.connect, up.timeouts.first_byte))
+                return await client.send(ex.method, url, headers, body,
+                                         _client_timeout(up.timeouts.connect, up.timeouts.first_byte))
         except TimeoutError as exc:
             kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "timeout"
             raise _SendFailed(kind, ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not answer in time.")) from None
@@ -275,7 +277,7 @@ class Edge:
             kind = "connect" if isinstance(exc, aiohttp.ClientConnectorError) else "broken"
             raise _SendFailed(kind, ProxyError(502, "upstream_error", f"Upstream {up.name} is unreachable ({type(exc).__name__}).")) from None
 
-    async def _peek(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _peek(self, resp: Answer) -> bytes:
         """The start of an error answer, to tell insufficient_quota from a rate limit. What was
         read stays in the response, which may still go to the client unchanged."""
         if resp.status != 429:
@@ -291,7 +293,7 @@ class Edge:
         except (ValueError, zlib.error):
             return b""
 
-    async def _whole(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse,
+    async def _whole(self, request: web.Request, ex: Exchange, resp: Answer,
                      deadline: Deadline) -> web.StreamResponse:
         up = ex.upstream
         limit = ex.policy.server.max_inspected_response_bytes
@@ -404,7 +406,7 @@ class Edge:
             prior.served = prior is attempt
         return resp.headers, fixed
 
-    async def _relay(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse, head: bytes,
+    async def _relay(self, request: web.Request, ex: Exchange, resp: Answer, head: bytes,
                      headers, deadline: Deadline, until: float) -> web.StreamResponse:
         """An answer too large to hold: what was read, then the rest as it comes, unchanged."""
         up = ex.upstream
@@ -426,7 +428,7 @@ class Edge:
         await out.write_eof()
         return out
 
-    async def _stream(self, request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse,
+    async def _stream(self, request: web.Request, ex: Exchange, resp: Answer,
                       deadline: Deadline) -> web.StreamResponse:
         up = ex.upstream
         try:
@@ -541,12 +543,12 @@ def _attempt_body(ex: Exchange, plan: AttemptPlan, target) -> bytes:
     runs another model."""
     if plan.rebody(target):
         return orjson.dumps({**ex.body, "model": target.model})
-    if ex.body_changed or (ex.request_slots and any(s.changed for s in ex.request_slots)):
+    if ex.body_changed or any(map(_CHANGED, ex.request_slots)):   # map: no generator per request
         return orjson.dumps(ex.body)
     return ex.raw_body
 
 
-async def _hold(ex: Exchange, resp: aiohttp.ClientResponse, deadline: Deadline) -> tuple[list[bytes], bool] | web.Response:
+async def _hold(ex: Exchange, resp: Answer, deadline: Deadline) -> tuple[list[bytes], bool] | web.Response:
     """Answer hooks judge a streamed answer whole, before any of it goes out: read the stream to
     its end (bounded like a whole answer) and run them. Returns the raw chunks read and whether
     the upstream must still be read on (a stream too large to hold goes out live, uninspected
@@ -589,7 +591,7 @@ async def _hold(ex: Exchange, resp: aiohttp.ClientResponse, deadline: Deadline) 
     return chunks, False
 
 
-def _end_first_byte_timer(resp: aiohttp.ClientResponse) -> None:
+def _end_first_byte_timer(resp: Answer) -> None:
     """The answer has started: sock_read served as the first-byte timeout and must not go on
     timing gaps in the body (streams have their own idle timeout, whole answers a total)."""
     proto = resp.connection.protocol if resp.connection is not None else None
@@ -611,7 +613,7 @@ async def _read_body_chunks(content, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+async def _read_capped(resp: Answer, limit: int) -> tuple[bytes, bool]:
     """Up to a little more than ``limit`` bytes of the body, and whether there is more."""
     if resp.content.at_eof():   # read already (a 429 peeked at for its code) or empty
         data = await resp.read()
@@ -639,12 +641,6 @@ def _decompress_capped(encoding: str | None, data: bytes, limit: int) -> bytes |
         return None
     plain += dec.flush()
     return plain if len(plain) <= limit else None
-
-
-@functools.lru_cache(maxsize=1024)
-def _encoded_url(url: str) -> yarl.URL:
-    # encoded=True: the URL goes out exactly as built, nothing re-normalises the path
-    return yarl.URL(url, encoded=True)
 
 
 @functools.lru_cache(maxsize=64)     # immutable: one per upstream's timeouts

@@ -88,12 +88,36 @@ def cmd_keys_list(args) -> int:
     return 0
 
 
-# Subcommands owned by other modules: each module's register(subparsers) adds its own.
-EXTENSIONS: tuple[str, ...] = ("proxy.audit.cli", "proxy.pii.cli", "proxy.detection.cli", "proxy.replay",
-                                "proxy.scan", "proxy.importers.cli")
+# Subcommands owned by other modules: each module's register(subparsers) adds its own. Keyed by
+# the top-level commands each registers, so a command line imports only the module it runs:
+# `aifw policy check` in a pre-commit hook should not pay for the audit reader or the importers.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "proxy.audit.cli": ("audit",),
+    "proxy.pii.cli": ("pii",),
+    "proxy.detection.cli": ("eval", "rules"),
+    "proxy.replay": ("replay",),
+    "proxy.scan": ("scan",),
+    "proxy.importers.cli": ("import",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _extensions_for(argv: list[str] | None) -> list[str]:
+    """The extension modules a command line needs: the one owning its command, none for a
+    command of this module, every one otherwise (help, a typo: the usage lists them all)."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in _OWN_COMMANDS:
+        return []
+    owners = [m for m, commands in EXTENSIONS.items() if command in commands]
+    return owners or list(EXTENSIONS)
+
+
+_OWN_COMMANDS = frozenset({"serve", "policy", "keys"})
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default: this process's arguments), with the subcommands of the
+    other modules that command line can reach."""
     parser = argparse.ArgumentParser(prog="aifw", description="aifw: an AI firewall for LLM APIs")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -138,13 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     import importlib
-    for module in EXTENSIONS:
+    for module in _extensions_for(argv):
         importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 
