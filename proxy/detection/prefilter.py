@@ -68,6 +68,18 @@ def occurs(anchor: str, text: str) -> bool:
     return False
 
 
+def occurs_any(anchors, text: str) -> bool:
+    """``any(occurs(a, text) for a in anchors)``, without a call per absent anchor: a word-start
+    anchor is confirmed only where its word occurs at all (a substring test)."""
+    for a in anchors:
+        if a[0] != WORD_START:
+            if a in text:
+                return True
+        elif a[1:] in text and occurs(a, text):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Prefilter:
     anchors: tuple[str, ...]       # case-folded; a match contains at least one (as a substring)
@@ -86,10 +98,7 @@ class Prefilter:
     def may_match(self, text: str, folded: bool = True) -> bool:
         """False only if no anchor occurs in ``text`` (``folded``: the text is case-folded)."""
         if folded and self.substring_ok and text.isascii():
-            for a in self.ascii_anchors:
-                if occurs(a, text):
-                    return True
-            return False
+            return occurs_any(self.ascii_anchors, text)
         return self.pattern.search(text) is not None
 
     def __reduce__(self):

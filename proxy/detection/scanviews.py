@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs, prefilter_hit_state
+from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs_any, prefilter_hit_state
 
 # Shorter views are searched whole: a search of a few sentences costs less than finding them.
 SENTENCES_FROM = 600
@@ -70,7 +70,7 @@ class ViewState:
             text = self.text
             got = self._has[key] = not self.folded \
                 or (len(anchors) > SHORT_VIEW_ANCHORS and len(text) < SENTENCES_FROM) \
-                or any(occurs(a, text) for a in anchors)
+                or occurs_any(anchors, text)
         return got
 
     def sentence_ends(self) -> list[int]:
@@ -150,7 +150,7 @@ class ViewState:
             # each occurs there at all (most often one does not), then in which.
             order, starts, joined = self._joined(keep)
             for anchors in requirements:
-                if not any(occurs(a, joined) for a in anchors):
+                if not occurs_any(anchors, joined):
                     return []
             for anchors in requirements:
                 if not keep:

@@ -264,6 +264,19 @@ def test_word_start_anchors():
     assert prefilter.occurs("\x01as a", "½as a")
 
 
+def test_occurs_any_equals_occurs_per_anchor():
+    sets = [a.requirements[i] for r in RULES for a in [ruleaids.aids(r)]
+            for i in range(len(a.requirements))]
+    sets = [anchors for req in sets for anchors in req]
+    sets += [pf.ascii_anchors for r in RULES for pf in ruleaids.aids(r).prefilters if pf]
+    assert any(a.startswith("\x01") for s in sets for a in s) and any(not a.startswith("\x01") for s in sets for a in s)
+    texts = [normalize.normalize(t) for t in _dataset_like_texts()[::5]]
+    texts += [" ".join(a.lstrip("\x01") for a in s) for s in sets] + ["x" + "y".join(a.lstrip("\x01") for a in s) for s in sets]
+    for anchors in sets:
+        for text in texts[::7] + texts[-2 * len(sets):]:
+            assert prefilter.occurs_any(anchors, text) == any(prefilter.occurs(a, text) for a in anchors), (anchors, text)
+
+
 def test_suffix_signal_counts_equal_their_patterns():
     from proxy.detection import charclass
     rnd = random.Random(13)
