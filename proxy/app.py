@@ -8,6 +8,7 @@ import asyncio
 import functools
 import hmac
 import logging
+import operator
 import time
 import zlib
 from typing import Any
@@ -48,6 +49,7 @@ PEEK_TIMEOUT = 5.0
 HOLDER_KEY = web.AppKey("holder", PolicyHolder)
 POOL_KEY = web.AppKey("pool", UpstreamPool)
 EDGE_KEY = web.AppKey("edge", object)
+_CHANGED = operator.attrgetter("changed")   # of a TextSlot: a guard rewrote it
 
 
 def _error(status: int, code: str, message: str, request_id: str, headers: dict | None = None,
@@ -175,9 +177,10 @@ class Edge:
                 raise ProxyError(400, "invalid_request", "This endpoint needs a JSON request body.")
             return
         limit = ex.policy.server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
+        length = request.content_length   # parsed from the header on every read: once
+        if length is not None and length > limit:
             raise ProxyError(413, "request_too_large",
-                             f"Request body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
+                             f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
         content = request.content
         try:
             if content.is_eof():
@@ -540,7 +543,7 @@ def _attempt_body(ex: Exchange, plan: AttemptPlan, target) -> bytes:
     runs another model."""
     if plan.rebody(target):
         return orjson.dumps({**ex.body, "model": target.model})
-    if ex.body_changed or (ex.request_slots and any(s.changed for s in ex.request_slots)):
+    if ex.body_changed or any(map(_CHANGED, ex.request_slots)):   # map: no generator per request
         return orjson.dumps(ex.body)
     return ex.raw_body
 

@@ -44,3 +44,20 @@ def micros(seconds: float) -> float:
     round trip through a decimal string, which costs a few times more on every exchange; the
     two differ only where ``seconds * 1e6`` lies within a rounding error of a half."""
     return round(seconds * 1e6) / 1e6
+
+
+def upstream_seconds(ex) -> float | None:
+    """Seconds an exchange spent on its upstream calls (the ``upstream`` spans: attempts and a
+    repair), or from the first send to the end when no span was closed; None when nothing was
+    sent. The audit record's ``latency.upstream`` and the upstream duration metric."""
+    total = 0.0
+    seen = False
+    for name, start, end in ex.spans:
+        if name.startswith("upstream"):
+            total += end - start
+            seen = True
+    if seen:
+        return total
+    if ex.upstream_started is not None and ex.finished is not None:
+        return ex.finished - ex.upstream_started
+    return None

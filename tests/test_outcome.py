@@ -51,3 +51,16 @@ def test_final_decision(facts, decision):
     status = ex.status
     assert final_decision(ex) == decision
     assert ex.status == status          # the status is never rewritten after the fact
+
+
+def test_an_exchange_without_findings_settles_as_the_general_rules_say():
+    """final_decision answers an exchange without findings on a short path: every combination
+    of the other facts must settle as the general rules settle it (a finding that decides
+    nothing sends the same facts down the general path)."""
+    import itertools
+    neutral = Finding("access", ("x",), 0.0, "observed", "request")
+    decisions = ("allowed", "blocked", "masked", "monitored", "bypassed", "error")
+    for decision, uninspected, error in itertools.product(decisions, ([], ["x"]), (None, "upstream_error")):
+        short = exchange(decision=decision, uninspected=list(uninspected), error=error)
+        general = exchange(decision=decision, uninspected=list(uninspected), error=error, findings=[neutral])
+        assert final_decision(short) == final_decision(general), (decision, uninspected, error)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from ..bounded import MAX_FIELD, cap
-from ..durations import micros
+from ..durations import micros, upstream_seconds
 from ..identity import caller_label
 
 RECORD_VERSION = 1
@@ -29,21 +29,29 @@ def scrub_secrets(text: str) -> str:
     return _SECRETISH.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
-_iso_second = -1
-_iso_prefix = ""
+def _millis(ms: int) -> str:
+    return f".{ms:03d}Z"
+
+
+# ".000Z" ... ".999Z", formatted once instead of once per record
+_MILLIS = tuple(_millis(ms) for ms in range(1000))
+# (second, its strftime prefix): one object, so a thread never pairs one second with another's
+# prefix (the loop builds records, the writer thread its open and checkpoint entries)
+_iso_cached = (None, "")
 
 
 def iso_time(wall: float) -> str:
     """UTC, millisecond precision, sortable as a string."""
-    global _iso_second, _iso_prefix
+    global _iso_cached
     secs = int(wall)
-    if secs != _iso_second:        # the strftime prefix changes once a second: cache it
-        # (a benign race between threads only recomputes the same value)
+    cached_secs, prefix = _iso_cached
+    if secs != cached_secs:        # the strftime prefix changes once a second: cache it
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        _iso_second, _iso_prefix = secs, prefix
-    else:
-        prefix = _iso_prefix
-    return f"{prefix}.{int((wall - secs) * 1000):03d}Z"
+        _iso_cached = (secs, prefix)
+    ms = int((wall - secs) * 1000)
+    if 0 <= ms < 1000:
+        return prefix + _MILLIS[ms]
+    return prefix + _millis(ms)
 
 
 def effective_level(ex: Any, default: str) -> str:
@@ -77,20 +85,6 @@ def _finding(f: Any) -> dict:
     return out
 
 
-def _upstream_seconds(ex: Any) -> float | None:
-    total = 0.0
-    seen = False
-    for name, start, end in ex.spans:
-        if name.startswith("upstream"):
-            total += end - start
-            seen = True
-    if seen:
-        return total
-    if ex.upstream_started is not None and ex.finished is not None:
-        return ex.finished - ex.upstream_started
-    return None
-
-
 def _content(ex: Any, level: str, redactor: Callable[[Any, str], str] | None) -> dict:
     request = [{"role": s.role, "kind": s.kind, "index": s.index, "text": s.text}
                for s in ex.request_slots]
@@ -118,7 +112,7 @@ def record_parts(ex: Any, level: str = "metadata",
     finished = ex.finished if ex.finished is not None else time.monotonic()
     verdict = ex.verdict
     first_byte = ex.upstream_first_byte
-    upstream_s = _upstream_seconds(ex)
+    upstream_s = upstream_seconds(ex)
     usage = ex.usage
     error = ex.error
     endpoint = ex.endpoint

@@ -42,6 +42,7 @@ def exchange_cost(ex: Any) -> float | None:
 
 def request_stream_usage(ex: Any) -> None:
     """Streams are priced from the usage they report: ask OpenAI-dialect streams for it."""
-    table = table_of(ex)
-    if table is not None and table.stream_usage and ex.stream and ex.parsed:
-        ask_for_usage(ex)
+    if ex.stream and ex.parsed:   # the facts on the exchange first: most requests do not stream
+        table = table_of(ex)
+        if table is not None and table.stream_usage:
+            ask_for_usage(ex)

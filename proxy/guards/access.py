@@ -67,7 +67,8 @@ class AccessGuard(Guard):
             if ident is not None:
                 if ident.models and not ident.models.match(model):
                     return self._block(ex, "access.key_model", f"This key may not use model {model!r}.")
-                listed = [cfg.groups[g] for g in ident.groups if g in cfg.groups]
+                listed = [cfg.groups[g] for g in ident.groups if g in cfg.groups] \
+                    if ident.groups and cfg.groups else None   # most callers name no group
                 if listed and not any(gs.match(model) for gs in listed):
                     return self._block(ex, "access.group_model", f"Your group may not use model {model!r}.")
         if cfg.max_output_tokens is not None and isinstance(ex.body, dict):

@@ -178,17 +178,28 @@ def _chat(body: dict, w: _Walk) -> None:
     if not isinstance(messages, list):
         raise Unrecognized("'messages' must be a list")
     slots = w.slots
+    known = _KNOWN
+    roles = _ROLE
     for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            raise Unrecognized(f"message {i} is not an object")
-        _check_keys(msg)
-        role = _role(msg.get("role"), i)
+        if type(msg) is not dict:
+            if not isinstance(msg, dict):
+                raise Unrecognized(f"message {i} is not an object")
+        # this loop runs once per message: the usual message (known keys, a string role and
+        # content, no tool calls) is read inline, with the helpers' checks in the same order
+        if not known.issuperset(msg):
+            _check_keys(msg)
+        role = msg.get("role")
+        role = roles.get(role) if type(role) is str else _role(role, i)
+        if role is None:
+            raise Unrecognized(f"message {i} has an unknown role")
         content = msg.get("content")
         kind = "tool_result" if role == "tool" else "message"
-        if type(content) is str:   # the usual case, inline: this loop runs once per message
+        if type(content) is str:
             slots.append(TextSlot(role, kind, content, msg, "content", i))
         elif content is not None:
             w.content(msg, "content", role, i, kind)
+        if len(msg) == 2 and content is not None:   # role and content: nothing else to read
+            continue
         calls = msg.get("tool_calls")
         if calls is not None and not isinstance(calls, list):
             raise Unrecognized(f"'tool_calls' of message {i} must be a list")
@@ -323,7 +334,7 @@ def parse_request(kind: str, body: Any, skipped: list[str] | None = None) -> lis
         _messages(body, w)
     if kind in ("chat", "responses", "messages"):
         _definitions(body, w)
-    if skipped is not None:
+    if skipped is not None and w.skipped:
         skipped.extend(r for r in w.skipped if r not in skipped)
     return w.slots
 

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from ..bounded import ModelLabels
+from ..durations import upstream_seconds
 from .config import TelemetryConfig, compile_section
 
 # The OpenTelemetry SDK (~0.2 s to import) and structlog (~25 ms) are loaded by the Telemetry
@@ -20,20 +21,19 @@ from .config import TelemetryConfig, compile_section
 __all__ = ["Telemetry", "TelemetryConfig", "compile_section"]
 
 
-_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
+def _status_text(status: int | None) -> str:
+    return str(status or 0)
 
 
-def _status_label(status: int | None) -> str:
-    return _STATUS_LABELS.get(status) or str(status or 0)
+class _StatusLabels(dict):
+    """status -> its label (``"0"`` for none): a dict subscript, no Python call per lookup,
+    for the statuses HTTP defines; any other is formatted when asked."""
+
+    def __missing__(self, status: int | None) -> str:
+        return _status_text(status)
 
 
-def _upstream_seconds(ex: Any) -> float | None:
-    seconds = [end - start for name, start, end in ex.spans if name.startswith("upstream")]
-    if seconds:
-        return sum(seconds)
-    if ex.upstream_started is not None and ex.finished is not None:
-        return ex.finished - ex.upstream_started
-    return None
+_STATUS_LABELS = _StatusLabels({status: _status_text(status) for status in range(100, 600)})
 
 
 class Telemetry:
@@ -109,7 +109,7 @@ class Telemetry:
     def _metrics(self, ex: Any) -> None:
         m = self.metrics
         endpoint = getattr(ex.endpoint, "name", None) or "unknown"
-        m.requests.add(1, (endpoint, _status_label(ex.status), ex.decision))
+        m.requests.add(1, (endpoint, _STATUS_LABELS[ex.status], ex.decision))
         if ex.decision == "blocked" and ex.verdict is not None:
             for rule in ex.verdict.rule_ids or ("none",):
                 m.blocks.add(1, (ex.verdict.guard, rule))
@@ -124,7 +124,7 @@ class Telemetry:
                     m.tokens.add(usage.completion_tokens, (group, model, "completion"))
         for guard, seconds in ex.guard_seconds.items():
             m.guard_duration.record(seconds, (guard,))
-        upstream = _upstream_seconds(ex)
+        upstream = upstream_seconds(ex)
         if upstream is not None:
             m.upstream_duration.record(upstream, (getattr(ex.upstream, "name", None) or "unknown",))
         if ex.finished is not None:
@@ -138,7 +138,7 @@ class Telemetry:
             if finding.action == "fault":
                 m.guard_faults.add(1, (finding.guard,))
         for attempt in ex.attempts:
-            m.upstream_attempts.add(1, (attempt.upstream, _status_label(attempt.status)))
+            m.upstream_attempts.add(1, (attempt.upstream, _STATUS_LABELS[attempt.status]))
             if attempt.error is not None:
                 m.upstream_errors.add(1, (attempt.upstream, attempt.error))
             if attempt.ended is not None and attempt.error != "breaker_open":

@@ -147,3 +147,18 @@ def test_prepared_records_seal_to_the_same_bytes_as_record_dicts():
             line = by_parts.seal_prepared(prepare_parts(before, between, after))
             assert line == by_dict.seal(build_record(ex, level, lambda e, t: t))
     assert (by_parts.seq, by_parts.prev) == (by_dict.seq, by_dict.prev)
+
+
+def test_iso_time_matches_strftime_and_the_millisecond_format():
+    """iso_time caches the second's prefix and the millisecond suffixes: every instant, around
+    second boundaries and before 1970 too, must read as the formula says."""
+    import random
+    import time as _time
+    from proxy.audit.record import iso_time
+    rng = random.Random(3)
+    walls = [rng.uniform(0, 2e9) for _ in range(5000)] + [rng.uniform(-1e6, 0) for _ in range(200)]
+    walls += [s + f for s in (0, 1, 1_765_000_000, -7) for f in (0.0, 0.0004, 0.0009999, 0.5, 0.9994, 0.99999999)]
+    for wall in walls:
+        secs = int(wall)
+        plain = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(secs)) + f".{int((wall - secs) * 1000):03d}Z"
+        assert iso_time(wall) == plain, wall

@@ -177,3 +177,12 @@ def test_console_logs():
     out = stream.getvalue()
     assert "reloaded" in out and "policy=default" in out and not out.startswith("{")
 
+
+
+def test_status_labels_read_from_the_table_as_formatted():
+    """The metric's status label comes from a table for HTTP's statuses; every status, in it or
+    not (none, 0, out of range), must read as the label format says."""
+    from proxy.telemetry import _STATUS_LABELS
+    for status in [None, *range(-5, 1000)]:
+        assert _STATUS_LABELS[status] == str(status or 0), status
+    assert len(_STATUS_LABELS) == 500    # looking up a status outside the table keeps nothing
