@@ -18,7 +18,7 @@ import urllib.parse
 import regex
 
 from . import charlm
-from .charclass import b64_tail, glue_any, glue_count, odd_count
+from .charclass import b64_tail, glue_any, glue_count, join_split, odd_count
 from . import indirect
 from .indirect import embedded_tasks
 
@@ -123,9 +123,9 @@ def adversarial_suffix(text: str) -> int:
     last = text.rstrip().rsplit("\n", 1)[-1][-160:]
     if len(last) < 40:
         return 0
-    letters = sum(map(str.isalpha, last))
     return int(odd_count(last) >= 5 and glue_count(last) >= 3
-               and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
+               and sum(map(str.isalpha, last)) / len(last) > 0.45
+               and len(_PLAIN_WORD.findall(text[:300])) >= 4)
 
 
 def filler_suffix(text: str) -> int:
@@ -287,12 +287,7 @@ def _squeeze_ascii(text: str) -> str:
     on 20 KB of prose, which has no run of spaces to halve)."""
     if any(c in text for c in _ODD_SPACE):
         return _WS.sub(" ", text).strip()
-    for c in _ASCII_SPACE:
-        if c in text:
-            text = text.replace(c, " ")
-    while "  " in text:
-        text = text.replace("  ", " ")
-    return text.strip(" ")
+    return join_split(text, _ASCII_SPACE)
 
 
 def normalize(text: str, lower: str | None = None) -> str:
