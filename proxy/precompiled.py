@@ -33,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 CODE = ("detection", "yamlfast.py", "precompiled.py")
 # Libraries whose objects are pickled (or whose behaviour compiled objects embed): identified by
 # their installed files, since importlib.metadata alone costs ~50 ms to import.
-LIBRARIES = ("regex._regex", "ahocorasick", "numpy", "yaml")
+LIBRARIES = ("regex._regex", "ahocorasick", "ahocorasick_rs.ahocorasick_rs", "numpy", "yaml")
 MAX_ENTRIES = 32          # per kind: old generations and edited files are pruned past this
 
 

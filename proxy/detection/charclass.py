@@ -28,34 +28,70 @@ def _table(classify) -> bytes:
 # pairs lu, ls, us, sl, su; every alternative is two characters long, so findall counts the same.
 _GLUE_CLASS = _table(lambda c: "l" if "a" <= c <= "z" else "u" if "A" <= c <= "Z"
                      else "s" if c in "{}[]\\<>|`^$=~#@*()/;:+" else "o")
-_GLUE_PAIRS = re.compile(rb"lu|[lu]s|s[lu]")
+_GLUE_PAIR_SET = frozenset((b"lu", b"ls", b"us", b"sl", b"su"))
+_GLUE_SIDE = re.compile(rb"[us]")
 _ODD_CHARS = "{}[]\\<>|`^$=_~#@*()/;:+"
 _ODD_DELETE = str.maketrans("", "", _ODD_CHARS)
+_ODD_BYTES = _ODD_CHARS.encode("ascii")
 # "b" a base64 character, "=" padding, "t" what B64_TAIL lets follow the run (the ASCII members
 # of its class, \s as the ``regex`` package reads it), "o" anything else.
 _TAIL_CHARS = frozenset(chr(c) for c in range(128) if regex.fullmatch(r"[\s\"'`.)\]]", chr(c)))
 _B64_CLASS = _table(lambda c: "b" if c.isascii() and (c.isalnum() or c in "+/") else "="
                     if c == "=" else "t" if c in _TAIL_CHARS else "o")
-_B64_AT_END = re.compile(rb"b{24}=?=?t*\Z")
+_B64_RUN = b"b" * 24
+
+
+# What str.split() splits ASCII text at besides " " (the regex package's \s lacks \x1c-\x1f).
+SPLIT_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def join_split(text: str, spaces: tuple[str, ...] = SPLIT_SPACE) -> str:
+    """``" ".join(text.split())`` of ASCII text whose white space is " " and ``spaces``: each of
+    those made a space, runs of spaces halved until none is left and the ends stripped, a few
+    substring scans instead of one string per word."""
+    for c in spaces:
+        if c in text:
+            text = text.replace(c, " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
 
 
 def odd_count(text: str) -> int:
-    """``len(ODD.findall(text))``: ODD is one ASCII character of a set, so a count of them."""
+    """``len(ODD.findall(text))``: ODD is one ASCII character of a set, so a count of them (on
+    ASCII text deleted from the bytes: ``str.translate`` looks every character up in a dict)."""
+    if text.isascii():
+        return len(text) - len(text.encode("ascii").translate(None, _ODD_BYTES))
     return len(text) - len(text.translate(_ODD_DELETE))
 
 
 def glue_count(text: str) -> int:
-    """``len(GLUE.findall(text))``."""
+    """``len(GLUE.findall(text))``. On ASCII text: every pair holds a "u" or an "s" class byte,
+    so only the pairs at those (few, in prose) are tried, left to right, a counted pair covering
+    its two bytes as a match does; the pattern walked every byte."""
     if not text.isascii():
         return len(GLUE.findall(text))
-    return len(_GLUE_PAIRS.findall(text.encode("ascii").translate(_GLUE_CLASS)))
+    mapped = text.encode("ascii").translate(_GLUE_CLASS)
+    count = 0
+    free = 0                      # where the next match may start
+    for m in _GLUE_SIDE.finditer(mapped):
+        at = m.start()
+        for start in (at - 1, at):
+            if start >= free and mapped[start:start + 2] in _GLUE_PAIR_SET:
+                count += 1
+                free = start + 2
+    return count
 
 
 def glue_any(text: str) -> bool:
-    """``GLUE.search(text) is not None``."""
+    """``GLUE.search(text) is not None``: on ASCII text, whether a pair occurs (substring tests)."""
     if not text.isascii():
         return GLUE.search(text) is not None
-    return _GLUE_PAIRS.search(text.encode("ascii").translate(_GLUE_CLASS)) is not None
+    mapped = text.encode("ascii").translate(_GLUE_CLASS)
+    for pair in _GLUE_PAIR_SET:
+        if pair in mapped:
+            return True
+    return False
 
 
 def b64_tail(text: str) -> bool:
@@ -65,4 +101,11 @@ def b64_tail(text: str) -> bool:
     base64 characters before them, all at the end."""
     if "\n" in text or not text.isascii():
         return B64_TAIL.search(text) is not None
-    return _B64_AT_END.search(text.encode("ascii").translate(_B64_CLASS)) is not None
+    # Read from the end: past the tail characters, at most two "=" (more cannot match), then 24
+    # base64 characters; a search of the whole text tried every position.
+    rest = text.encode("ascii").translate(_B64_CLASS).rstrip(b"t")
+    if rest.endswith(b"=="):
+        rest = rest[:-2]
+    elif rest.endswith(b"="):
+        rest = rest[:-1]
+    return rest.endswith(_B64_RUN)

@@ -116,11 +116,13 @@ _FOREIGN_STARTS_ASCII = tuple(k for k in _FOREIGN_STARTS if k.isascii())
 _CASE_ODD = ("\u0130", "\u017f", "\u1c80", "\u1c82", "\u1c83", "\u1c84", "\u1c85")
 
 
-def _foreign(text: str) -> bool:
+def _foreign(text: str, low: str | None = None) -> bool:
     """Whether ``text`` holds a foreign-language request phrase: only when a key word of one is
     present, and then the phrase is tried where one can begin (a search of a whole 20 KB text
-    costs milliseconds: Chinese text holds "请" anywhere, German text "bitte")."""
-    low = text.lower()
+    costs milliseconds: Chinese text holds "请" anywhere, German text "bitte"). ``low``:
+    ``text.lower()`` when the caller has it."""
+    if low is None:
+        low = text.lower()
     plain = low.isascii()
     if not any(map(low.__contains__, _FOREIGN_KEYS_ASCII if plain else _FOREIGN_KEYS)):
         return False
@@ -326,12 +328,15 @@ def _may_process(low: str) -> bool:
         and (not low.isascii() or any(map(has, _PROCESS_DETS))) and any(map(has, _PROCESS_NOUNS))
 
 
-def embedded_tasks(text: str) -> int:
+def embedded_tasks(text: str, low: str | None = None) -> int:
     """A message that asks to process a text it carries, where that text is itself a request to an
-    assistant: the data is the real instruction (0 or 1). Cheap: the process phrase comes first."""
-    if not _may_process(text.lower()) or _PROCESS.search(text) is None:
+    assistant: the data is the real instruction (0 or 1). Cheap: the process phrase comes first.
+    ``low``: ``text.lower()`` when the caller has it."""
+    if low is None:
+        low = text.lower()
+    if not _may_process(low) or _PROCESS.search(text) is None:
         return 0
-    foreign = _foreign(text)
+    foreign = _foreign(text, low)
     for _, unit in _units(text):
         if _PROCESS.search(unit):
             continue
@@ -354,9 +359,10 @@ _OPEN_ENDS = frozenset(("?", "\n", ""))
 _ENDS_SENTENCE = regex.compile(r"[.?!:。？！]['\"’”)\]]*$")
 
 
-def analyse(text: str) -> Requests:
-    """The requests to an assistant ``text`` holds, and how many of them are off-topic."""
-    foreign = _foreign(text)
+def analyse(text: str, low: str | None = None) -> Requests:
+    """The requests to an assistant ``text`` holds, and how many of them are off-topic. ``low``:
+    ``text.lower()`` when the caller has it."""
+    foreign = _foreign(text, low)
     parts = _SPLIT.split(text)
     marks = parts[1::3]
     marks.append("")

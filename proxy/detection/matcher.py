@@ -4,8 +4,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import prefilter as _prefilter, ruleaids
+from . import prefilter as _prefilter
 from .normalize import Prepared
+from .plans import candidates, order, plan, set_plan
 from .rules import Rule
 from .scanviews import Views, ViewState
 
@@ -23,52 +24,12 @@ class MatchResult:
     timed_out: bool = False
 
 
-# Per rule: (rule, (entries, pids, max pid)) with entries (pattern, prefilter, prefilter id or
-# -1, lexicon, other required sets, sentence stretches) per pattern (``_entry``), keyed by
-# id(rule) and checked by identity, so the pairing of patterns and their aids (ruleaids.py) is
-# not rebuilt on every text.
-_PLANS: dict[int, tuple] = {}
-_MAX_PLANS = 4096
-
-
-def _pid(pf) -> int:
-    return pf.pid if pf is not None and pf.substring_ok else -1
-
-
-def _entry(pattern, pf, lex, required, sentences: bool) -> tuple:
-    # ``required``: the other required sets, one of each of which a folded view must hold too.
-    # A pattern that cannot cross a sentence end is searched only in the sentences holding an
-    # anchor of its prefilter (by id, from the anchor pass) and of each of those sets.
-    stretches = (pf, dict(zip(pf.ascii_ids, pf.ascii_anchors)), required) \
-        if sentences and pf is not None else None
-    return (pattern, pf, _pid(pf), lex, required, stretches)
-
-
-def _plan(rule: Rule) -> tuple:
-    got = _PLANS.get(id(rule))
-    if got is None or got[0] is not rule:
-        aid = ruleaids.aids(rule)
-        n = len(rule.regexes)
-        entries = tuple(_entry(*parts) for parts in zip(
-            rule.regexes, aid.prefilters or (None,) * n, aid.lexicons or (None,) * n,
-            aid.requirements or ((),) * n, aid.sentences or (False,) * n))
-        # Every pattern behind an indexed prefilter: on a folded ASCII view the rule is skipped
-        # when none of its pids hit (one set test instead of a test per pattern).
-        indexed = all(e[1] is not None and e[2] >= 0 for e in entries)
-        pids = frozenset(e[2] for e in entries) if indexed else None
-        got = (rule, (entries, pids, max(pids) if pids else -1))
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[id(rule)] = got
-    return got[1]
-
-
 def warm(rules) -> None:
     """Build every aid and plan ``rules`` need (and the anchor index over all of them), so the
     first text scanned pays for none of it."""
     for rule in rules:
         if rule.context is None and rule.signal is None:
-            _plan(rule)
+            plan(rule)
     _prefilter.prefilter_hits("")
 
 
@@ -90,7 +51,12 @@ def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEAR
         return False
     if rule.signal is not None:
         return getattr(prepared, rule.signal) >= rule.min_count
-    plan, pids, max_pid = _plan(rule)
+    return _searched(rule, plan(rule), prepared, views, timeout)
+
+
+def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, timeout: float) -> bool:
+    """Whether a pattern of ``rule`` (its ``plans.plan``) matches a view it reads."""
+    entries, pids, max_pid = planned
     seen: list[str] = []
     for view in rule.views:
         v = views(view)
@@ -105,7 +71,7 @@ def _matches(rule: Rule, prepared: Prepared, views: Views, timeout: float = SEAR
             if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
                     and pids.isdisjoint(v.hit_set):
                 continue
-            for pattern, pf, pid, lex, required, stretches in plan:
+            for pattern, pf, pid, lex, required, stretches in entries:
                 # The prefilters only skip searches that cannot match (a required literal absent).
                 if pf is not None:
                     if not _passes(pf, pid, v):
@@ -149,7 +115,7 @@ def match_plain(rules: tuple[Rule, ...], prepared: Prepared) -> MatchResult:
     """``match`` by ``rule_matches_plain``, without a time budget."""
     ids: list[str] = []
     score = 0
-    for rule in _order(rules):
+    for rule in order(rules):
         if not (rule.requires and rule.requires.isdisjoint(ids)) and rule_matches_plain(rule, prepared):
             ids.append(rule.id)
             score += rule.score
@@ -174,21 +140,6 @@ def locate(rule: Rule, prepared: Prepared) -> tuple[str, str, int, int] | None:
     return None
 
 
-_ORDERS: dict[int, tuple] = {}
-
-
-def _order(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
-    """Rules with ``requires`` go last and are evaluated only when a rule they need has fired."""
-    got = _ORDERS.get(id(rules))
-    if got is None or got[0] is not rules:
-        later = tuple(r for r in rules if r.requires)
-        got = (rules, (tuple(r for r in rules if not r.requires) + later) if later else tuple(rules))
-        if len(_ORDERS) >= _MAX_PLANS:
-            _ORDERS.clear()
-        _ORDERS[id(rules)] = got
-    return got[1]
-
-
 def match(rules: tuple[Rule, ...], prepared: Prepared, budget: float | None = None) -> MatchResult:
     ids: list[str] = []
     score = 0
@@ -197,14 +148,26 @@ def match(rules: tuple[Rule, ...], prepared: Prepared, budget: float | None = No
         budget = TEXT_BUDGET + BUDGET_PER_KB * len(prepared.raw) / 1024
     deadline = time.monotonic() + budget
     views = Views(prepared)
-    for rule in _order(rules):
+    sp = set_plan(rules)
+    # Only the rules that can match are tried (plans.candidates), in the set's order; the
+    # deadline is looked at after each of them: a rule left out makes no search.
+    left = candidates(sp, views)
+    while left:
+        low = left & -left
+        left ^= low
+        i = low.bit_length() - 1
+        rule = sp.rules[i]
         if rule.requires and rule.requires.isdisjoint(ids):
             continue
-        try:
-            hit = _matches(rule, prepared, views)
-        except TimeoutError:
-            timed_out = True
-            continue
+        planned = sp.plans[i]
+        if planned is None:
+            hit = getattr(prepared, rule.signal) >= rule.min_count
+        else:
+            try:
+                hit = _searched(rule, planned, prepared, views, SEARCH_TIMEOUT)
+            except TimeoutError:
+                timed_out = True
+                continue
         if hit:
             ids.append(rule.id)
             score += rule.score

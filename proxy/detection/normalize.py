@@ -18,7 +18,7 @@ import urllib.parse
 import regex
 
 from . import charlm
-from .charclass import b64_tail, glue_any, glue_count, odd_count
+from .charclass import b64_tail, glue_any, glue_count, join_split, odd_count
 from . import indirect
 from .indirect import embedded_tasks
 
@@ -84,20 +84,20 @@ _MAX_SEGMENTS = 32
 _MAY_B64 = re.compile(r"[A-Za-z0-9+/]{16}")
 _MAY_HEX = re.compile(r"[0-9a-fA-Fx\\:,\s]{16}")
 _MAY_BINARY = re.compile(r"[01]{8}")
-# On ASCII text the two first tests are run on a byte-mapped copy instead (tables derived from the
-# same character classes): "B" both classes, "b" base64 only, "h" hex run only, "." neither.
+# On ASCII text the two first tests are run on byte-mapped copies instead, one per class (tables
+# derived from the same character classes): a member becomes "b" (base64) or "h" (hex run), any
+# other byte ".".
 _MAY_B64_CLASS = re.compile(r"[A-Za-z0-9+/]")
 _MAY_HEX_CLASS = re.compile(r"[0-9a-fA-Fx\\:,\s]")
 
 
-def _may_class(c: str) -> bytes:
-    b, h = _MAY_B64_CLASS.fullmatch(c) is not None, _MAY_HEX_CLASS.fullmatch(c) is not None
-    return b"B" if b and h else b"b" if b else b"h" if h else b"."
+def _class_map(member: re.Pattern, mark: bytes) -> bytes:
+    return bytes.maketrans(bytes(range(128)),
+                           b"".join(mark if member.fullmatch(chr(c)) else b"." for c in range(128)))
 
 
-_MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"".join(_may_class(chr(c)) for c in range(128)))
-_B64_ONLY = bytes.maketrans(b"Bbh", b"bb.")
-_HEX_ONLY = bytes.maketrans(b"Bbh", b"h.h")
+_B64_MAP = _class_map(_MAY_B64_CLASS, b"b")
+_HEX_MAP = _class_map(_MAY_HEX_CLASS, b"h")
 _HEX_RUN = re.compile(rb"h{16,}")
 _BINARY_ONLY = bytes.maketrans(bytes(range(256)), bytes(98 if c in b"01" else 46 for c in range(256)))
 
@@ -123,9 +123,9 @@ def adversarial_suffix(text: str) -> int:
     last = text.rstrip().rsplit("\n", 1)[-1][-160:]
     if len(last) < 40:
         return 0
-    letters = sum(map(str.isalpha, last))
     return int(odd_count(last) >= 5 and glue_count(last) >= 3
-               and letters / len(last) > 0.45 and len(_PLAIN_WORD.findall(text[:300])) >= 4)
+               and sum(map(str.isalpha, last)) / len(last) > 0.45
+               and len(_PLAIN_WORD.findall(text[:300])) >= 4)
 
 
 def filler_suffix(text: str) -> int:
@@ -175,7 +175,7 @@ def _hex_in(text: str) -> bool:
     so on ASCII text without such a run (the byte-class copy ``decode_segments`` uses) there is
     none."""
     if text.isascii() and \
-            b"h" * 16 not in text.encode("ascii").translate(_MAY_CLASSES).translate(_HEX_ONLY):
+            b"h" * 16 not in text.encode("ascii").translate(_HEX_MAP):
         return False
     return _HEX.search(text) is not None
 
@@ -211,11 +211,11 @@ def decode_segments(text: str) -> list[str]:
     """Decoded plain text of base64/hex/binary/URL-encoded (and, when hinted, rot13) segments."""
     out: list[str] = []
     hex_spans: list[tuple[int, int]] | None = None      # None: search the whole text
-    if text.isascii():
-        # The same two tests on one byte-mapped copy: 16 consecutive class members.
-        mapped = text.encode("ascii").translate(_MAY_CLASSES)
-        may_b64 = b"b" * 16 in mapped.translate(_B64_ONLY)
-        hexes = mapped.translate(_HEX_ONLY)
+    data = text.encode("ascii") if text.isascii() else None
+    if data is not None:
+        # The same two tests on byte-mapped copies: 16 consecutive class members.
+        may_b64 = b"b" * 16 in data.translate(_B64_MAP)
+        hexes = data.translate(_HEX_MAP)
         may_hex = b"h" * 16 in hexes
         if may_hex:
             # every character of a hex match is a class member: search the long runs only
@@ -246,8 +246,8 @@ def decode_segments(text: str) -> list[str]:
             continue
         if dec:
             out.append(dec)
-    if text.isascii():      # eight binary digits in a row, found on a byte-mapped copy
-        may_binary = b"b" * 8 in text.encode("ascii").translate(_BINARY_ONLY)
+    if data is not None:      # eight binary digits in a row, found on a byte-mapped copy
+        may_binary = b"b" * 8 in data.translate(_BINARY_ONLY)
     else:
         may_binary = ("0" in text or "1" in text) and _MAY_BINARY.search(text)
     for m in (_BINARY.finditer(text) if may_binary else ()):
@@ -287,17 +287,13 @@ def _squeeze_ascii(text: str) -> str:
     on 20 KB of prose, which has no run of spaces to halve)."""
     if any(c in text for c in _ODD_SPACE):
         return _WS.sub(" ", text).strip()
-    for c in _ASCII_SPACE:
-        if c in text:
-            text = text.replace(c, " ")
-    while "  " in text:
-        text = text.replace("  ", " ")
-    return text.strip(" ")
+    return join_split(text, _ASCII_SPACE)
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, lower: str | None = None) -> str:
+    """``lower``: ``text.lower()`` when the caller has it (read only for ASCII text)."""
     if text.isascii():      # NFKC, invisible stripping and folding are no-ops on ASCII
-        return squeeze(text.lower())
+        return squeeze(text.lower() if lower is None else lower)
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _MIXED_WORD.sub(_fold_mixed, text)
@@ -379,7 +375,7 @@ class Prepared:
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
                  "template_tokens", "_adversarial_suffix", "_gibberish_suffix", "_filler_suffix",
-                 "_requests", "_embedded_task")
+                 "_requests", "_embedded_task", "_lower")
 
     def __init__(self, text: str):
         self.raw = text
@@ -398,6 +394,7 @@ class Prepared:
         self._filler_suffix: int | None = None
         self._requests: indirect.Requests | None = None
         self._embedded_task: int | None = None
+        self._lower: str | None = None
 
     @property
     def adversarial_suffix(self) -> int:
@@ -418,11 +415,19 @@ class Prepared:
         return self._filler_suffix
 
     @property
+    def lower(self) -> str:
+        """``raw.lower()``: the indirect checks read it, and so does the normalized view of ASCII
+        text (one lower-casing of a 20 KB tool result instead of three)."""
+        if self._lower is None:
+            self._lower = self.raw.lower()
+        return self._lower
+
+    @property
     def requests(self) -> "indirect.Requests":
         """Requests to an assistant in data (indirect.py); computed on first use, so only slots a
         rule reads them for (tool results, documents) pay for them."""
         if self._requests is None:
-            self._requests = indirect.analyse(self.raw)
+            self._requests = indirect.analyse(self.raw, self.lower)
         return self._requests
 
     @property
@@ -439,7 +444,7 @@ class Prepared:
     def embedded_task(self) -> int:
         """A request to an assistant inside the text a message asks to process (indirect.py)."""
         if self._embedded_task is None:
-            self._embedded_task = embedded_tasks(self.raw)
+            self._embedded_task = embedded_tasks(self.raw, self.lower)
         return self._embedded_task
 
     def anchor_hits(self, name: str, compute):
@@ -463,7 +468,8 @@ class Prepared:
         if got is not None:
             return got
         if name == "normalized":
-            got = normalize(self.raw)
+            # the lower-cased text only where normalize reads it (other text is case-folded)
+            got = normalize(self.raw, self.lower) if self.raw.isascii() else normalize(self.raw)
         elif name == "collapsed":
             base = self.view("normalized")
             got = collapse(base if "   " not in self.raw else normalize(join_spaced_words(self.raw)))

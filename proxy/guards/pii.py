@@ -75,23 +75,30 @@ class PiiGuard(Guard):
         cfg = self.config
         state = _state(ex)
         state.guard = self
-        for slot in ex.request_slots:
-            state.vault.reserve(slot.text)
+        slots = ex.request_slots
+        vault = state.vault
+        for slot in slots:
+            vault.reserve(slot.text)
         if cfg.request_detector is None:
             return None
         masked: dict[str, int] = {}
         blocked: set[str] = set()
         blocked_counts: dict[str, int] = {}
+        detect, digest = self._request.detect, ex.text_digest
         # Slots come in conversation order, so placeholders number by first appearance.
-        for slot in ex.request_slots:
-            spans = without_placeholders(slot.text, self._request.detect(slot.text, ex.text_digest))
+        for slot in slots:
+            text = slot.text
+            spans = detect(text, digest)
             if not spans:
                 continue
-            res = mask_spans(slot.text, spans, cfg.request_ops, state.vault, cfg.keys, restorable=True)
+            spans = without_placeholders(text, spans)
+            if not spans:
+                continue
+            res = mask_spans(text, spans, cfg.request_ops, vault, cfg.keys, restorable=True)
             if res.blocked:
                 blocked |= res.blocked
                 _add(blocked_counts, {s.entity: 1 for s in spans if s.entity in res.blocked})
-            if res.text != slot.text:
+            if res.text != text:
                 slot.set(res.text)
                 ex.body_changed = True
             _add(masked, res.counts)
@@ -110,7 +117,9 @@ class PiiGuard(Guard):
         for slot in ex.response_slots:
             text = slot.text
             if cfg.response_detector is not None:
-                spans = without_placeholders(text, self._response.detect(text, ex.text_digest))
+                spans = self._response.detect(text, ex.text_digest)
+                if spans:
+                    spans = without_placeholders(text, spans)
                 scanned.append((slot, text, spans))
                 if spans:
                     res = mask_spans(text, spans, cfg.response_ops, state.vault, cfg.keys,
@@ -197,7 +206,9 @@ class PiiGuard(Guard):
         if reading is not None:
             text, spans = reading
         else:
-            spans = without_placeholders(text, self._redactor.detect(text, ex.text_digest))
+            spans = self._redactor.detect(text, ex.text_digest)
+            if spans:
+                spans = without_placeholders(text, spans)
         return mask_spans(text, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
 
 

@@ -61,8 +61,10 @@ class Detector:
             found = [s for s in found if s.entity in self.entities]
         if self._weak:
             # Phone parsing is the costliest step: skip digits a validated entity already holds.
-            taken = [(s.start, s.end) for s in found if s.score >= 0.8]
-            contested = [(s.start, s.end) for s in found if s.score < 0.8]
+            taken: list[tuple[int, int]] = []
+            contested: list[tuple[int, int]] = []
+            for s in found:
+                (taken if s.score >= 0.8 else contested).append((s.start, s.end))
             for rec in self._weak:
                 found.extend(rec.find(text, probe, taken, contested))
         kept = resolve_overlaps(found) if len(found) > 1 else found

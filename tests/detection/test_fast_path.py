@@ -1,5 +1,6 @@
 """The matcher's shortcuts (literal prefilters, word-list gates, views shared or skipped, sentence
-windows and the further required sets looked for in them) change no finding: ``match`` gives exactly what ``match_plain`` gives (every pattern
+windows and the further required sets looked for in them, the rule index that leaves out the rules
+whose anchors a text lacks) change no finding: ``match`` gives exactly what ``match_plain`` gives (every pattern
 searched in every view), on generated texts built from the rules' own words and disguises, and
 on rows of the shared datasets when they are next to the repository."""
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from proxy.detection import scanviews
-from proxy.detection.matcher import match, match_plain
+from proxy.detection import plans, prefilter, scanviews
+from proxy.detection.matcher import match, match_plain, rule_matches_plain
 from proxy.detection.normalize import Prepared
 from proxy.detection.settings import SCANNABLE_ROLES, compile_settings
 
@@ -129,3 +130,55 @@ def test_dataset_rows_give_the_same_findings():
     assert len(rows) > 300
     for text in rows:
         _same(text)
+
+
+# --- The rule index (plans.candidates): only the rules that can match are tried -----------------
+
+def _plain_hits(rules, text: str) -> set[str]:
+    prepared = Prepared(text)
+    return {r.id for r in rules if rule_matches_plain(r, prepared)}
+
+
+def _candidate_ids(rules, text: str) -> set[str]:
+    sp = plans.set_plan(rules)
+    mask = plans.candidates(sp, scanviews.Views(Prepared(text)))
+    return {r.id for i, r in enumerate(sp.rules) if mask >> i & 1}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_rule_index_keeps_every_rule_that_matches(case):
+    for rules in (*ROLE_RULES.values(), ALL_TEXT_RULES):
+        for how in (0, 1, 2, 3, 6):
+            text = _disguise(case, how)
+            assert _plain_hits(rules, text) <= _candidate_ids(rules, text), (case, how)
+
+
+def test_the_rule_index_leaves_rules_out():
+    # not a vacuous shortcut: on plain prose most rules are not tried at all
+    text = "I moved on the 3rd and my partner moved in with me. Does that change the premium?"
+    for rules in (*ROLE_RULES.values(), ALL_TEXT_RULES):
+        sp = plans.set_plan(rules)
+        assert len(_candidate_ids(rules, text)) < len(sp.rules) / 2
+
+
+def _hit_state_knowing(n_pids: int):
+    """prefilter_hit_state as if only the first ``n_pids`` prefilter id sets had existed when the
+    anchor pass was built (rules compiled later): their rules cannot be judged by its hits."""
+    real = scanviews.prefilter_hit_state
+
+    def state(text):
+        hit_set, n_hits, others, n_anchors, where = real(text)
+        n = min(n_pids, n_hits)
+        return frozenset(p for p in hit_set if p < n), n, others, n_anchors, where
+    return state
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.7])
+def test_rules_newer_than_the_anchor_pass_are_still_tried(monkeypatch, share):
+    n_pids = int(share * prefilter.prefilter_hit_state("")[1])
+    monkeypatch.setattr(scanviews, "prefilter_hit_state", _hit_state_knowing(n_pids))
+    for case in CASES[::3]:
+        for text in (case, _disguise(case, 1), "Some words first. " + case):
+            for rules in (ROLE_RULES["user"], ALL_TEXT_RULES):
+                fast, plain = match(rules, Prepared(text)), match_plain(rules, Prepared(text))
+                assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), (share, text)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bench.bench_detection import DOCUMENT
-from proxy.detection import indirect
+from proxy.detection import indirect, normalize
 
 PROBES = yaml.safe_load(Path(__file__).with_name("indirect_probes.yaml").read_text(encoding="utf-8"))
 
@@ -239,6 +239,18 @@ def test_embedded_task_check_equals_the_plain_one():
     assert 0 < sum(got) < len(got)
 
 
+def test_prepared_hands_on_the_same_lower_cased_text():
+    """Prepared lower-cases a text once for the indirect checks and its normalized view: the
+    answers are those of the functions given the text alone."""
+    texts = TEXTS + ["Stra\u00dfe. BITTE BEANTWORTE DIE FRAGE.", "\u0130STANBUL. Translate this text: Name it."]
+    got, plain = [], []
+    for text in texts:
+        prepared = normalize.Prepared(text)
+        got.append((prepared.requests, prepared.embedded_task, prepared.view("normalized")))
+        plain.append((indirect.analyse(text), indirect.embedded_tasks(text), normalize.normalize(text)))
+    assert_same(texts, got, plain)
+
+
 def _determiners_on_any_text(low):
     return any(v in low for v in indirect._PROCESS_STEMS) \
         and any(d in low for d in indirect._PROCESS_DETS) \
@@ -248,7 +260,8 @@ def _determiners_on_any_text(low):
 @pytest.mark.parametrize("plant", ["a question dismissed", "an opener's head dismissed",
                                    "a foreign key merged", "a phrase's start dropped",
                                    "a case-odd character dropped", "a determiner dropped",
-                                   "the determiner test beyond ASCII"])
+                                   "the determiner test beyond ASCII",
+                                   "Prepared's text not lower-cased"])
 def test_the_comparisons_catch_a_planted_bug(monkeypatch, plant):
     if plant == "a question dismissed":
         monkeypatch.setattr(indirect, "_OPEN_ENDS", frozenset(("\n", "")))
@@ -264,6 +277,8 @@ def test_the_comparisons_catch_a_planted_bug(monkeypatch, plant):
         monkeypatch.setattr(indirect, "_CASE_ODD", indirect._CASE_ODD[1:])
     elif plant == "a determiner dropped":
         monkeypatch.setattr(indirect, "_PROCESS_DETS", indirect._PROCESS_DETS[:-1])
+    elif plant == "Prepared's text not lower-cased":
+        monkeypatch.setattr(normalize.Prepared, "lower", property(lambda self: self.raw))
     else:
         monkeypatch.setattr(indirect, "_may_process", _determiners_on_any_text)
     test = {"a foreign key merged": test_foreign_phrase_test_equals_the_plain_one,
@@ -271,6 +286,7 @@ def test_the_comparisons_catch_a_planted_bug(monkeypatch, plant):
             "a case-odd character dropped": test_foreign_phrase_test_equals_the_plain_one,
             "a determiner dropped": test_embedded_task_check_equals_the_plain_one,
             "the determiner test beyond ASCII": test_embedded_task_check_equals_the_plain_one,
+            "Prepared's text not lower-cased": test_prepared_hands_on_the_same_lower_cased_text,
             }.get(plant, test_analysis_equals_the_plain_analysis)
     with pytest.raises(AssertionError):
         test()

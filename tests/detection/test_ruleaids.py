@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.detection import matcher, ruleaids
+from proxy.detection import matcher, plans, ruleaids
 from proxy.detection.normalize import Prepared
 from proxy.policy.compile import compile_policy
 from proxy.services import Services
@@ -20,7 +20,7 @@ ENV = {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "y"}
 def no_aids(monkeypatch):
     monkeypatch.setenv("AIFW_CACHE_DIR", "off")
     monkeypatch.setattr(ruleaids, "_AIDS", {})
-    monkeypatch.setattr(matcher, "_PLANS", {})
+    monkeypatch.setattr(plans, "_PLANS", {})
     return ruleaids._AIDS
 
 

@@ -40,17 +40,30 @@ def test_decode_prechecks_do_not_drop_segments():
         saved = normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY
         always = type("Always", (), {"search": staticmethod(lambda t: True)})
         normalize._MAY_B64 = normalize._MAY_HEX = normalize._MAY_BINARY = always
-        # The ASCII byte-class tests: every byte in both classes, so a 16-byte text passes both
-        # (neither pattern matches a shorter text).
-        saved_classes = normalize._MAY_CLASSES
-        normalize._MAY_CLASSES = bytes.maketrans(bytes(range(128)), b"B" * 128)
+        # The ASCII byte-class tests: every byte in every class, so a 16-byte text passes the
+        # first two (neither pattern matches a shorter text) and an 8-byte one the binary test.
+        saved_maps = normalize._B64_MAP, normalize._HEX_MAP, normalize._BINARY_ONLY
+        normalize._B64_MAP = bytes.maketrans(bytes(range(128)), b"b" * 128)
+        normalize._HEX_MAP = bytes.maketrans(bytes(range(128)), b"h" * 128)
+        normalize._BINARY_ONLY = bytes.maketrans(bytes(range(256)), b"b" * 256)
         try:
             return normalize.decode_segments(text)
         finally:
             normalize._MAY_B64, normalize._MAY_HEX, normalize._MAY_BINARY = saved
-            normalize._MAY_CLASSES = saved_classes
+            normalize._B64_MAP, normalize._HEX_MAP, normalize._BINARY_ONLY = saved_maps
     for text in _random_texts():
         assert normalize.decode_segments(text) == slow(text), text
+
+
+def test_byte_class_maps_equal_their_patterns():
+    # decode_segments' ASCII prechecks: a run of class members in the mapped copy where the
+    # stdlib pattern finds one in the text
+    texts = [t for t in _random_texts(6000, 3) if t.isascii()] + ["".join(map(chr, range(128))) * 2]
+    for text in texts:
+        data = text.encode("ascii")
+        assert (b"b" * 16 in data.translate(normalize._B64_MAP)) == (normalize._MAY_B64.search(text) is not None), text
+        assert (b"h" * 16 in data.translate(normalize._HEX_MAP)) == (normalize._MAY_HEX.search(text) is not None), text
+        assert (b"b" * 8 in data.translate(normalize._BINARY_ONLY)) == (normalize._MAY_BINARY.search(text) is not None), text
 
 
 def test_char_hashes_incremental_equal_direct():
@@ -60,8 +73,18 @@ def test_char_hashes_incremental_equal_direct():
         assert all((g == w).all() and len(g) == len(w) for g, w in zip(got, want))
 
 
-def test_anchor_index_equals_substring_test():
+def _anchor_names() -> list[str]:
+    """The registered ASCII anchors, every shipped rule's among them (the registry fills as rule
+    aids are made: a test run alone would otherwise check an empty one)."""
+    for rule in RULES:
+        ruleaids.aids(rule)
     names = list(prefilter._REGISTRY)
+    assert len(names) > 1000
+    return names
+
+
+def test_anchor_index_equals_substring_test():
+    names = _anchor_names()
     texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases if c.isascii()]
     texts += [t for t in _random_texts(500) if t.isascii()] + ["", "ab", " ".join(names)]
     for text in texts:
@@ -72,9 +95,16 @@ def test_anchor_pass_finds_every_occurrence():
     """Where the anchor pass says each anchor occurs is where ``occurrences`` finds it (the
     sentence stretches of a long view are read from it), on ASCII text (an automaton of the
     ASCII anchors alone) and other text (with the non-ASCII ones)."""
-    names = list(prefilter._REGISTRY)
+    names = _anchor_names()
     texts = [c.casefold() for r in RULES for c in r.match_cases + r.no_match_cases]
     texts += [t.casefold() for t in _random_texts(500)] + [" ".join(names), "é " + " ".join(names)]
+    # lone surrogates (which ahocorasick_rs cannot encode) and characters outside the BMP before
+    # anchors: the offsets stay those of the text
+    texts += ["\ud800" + " ".join(names), "\U0001f600 " + "\udfff".join(names),
+              " ".join(names) + "\ud800", "\ud83d\U0001f600x" + " ".join(names[:50])]
+    # every ASCII character (and a few others) right before word-start anchors
+    starts = [a[1:] for a in names if a.startswith("\x01")][:40]
+    texts += ["".join(chr(c) + a for c in [*range(128), 0xbd, 0xe9, 0x2003] for a in starts)]
     for text in texts:
         where = prefilter.prefilter_hit_state(text)[4]
         want = {i: list(prefilter.occurrences(a, text)) for i, a in enumerate(names)}
@@ -138,6 +168,37 @@ def test_charlm_tail_contrast_equals_full_signals():
     ]
     for text in texts:
         assert abs(charlm.tail_contrast(text) - charlm.signals(text)[2]) < 1e-4, text
+
+
+def _prose_like(rnd: random.Random, n: int) -> str:
+    words = ("the", "Policy", "covers", "water", "damage", "(section", "4.2)", "iPhone", "x{y}",
+             "DEL\x7f", "tab\tstop", "\x1c", "ok.", "\r\n", "  ", "QUJDREVGR0hJSktM", "$5", "zzq")
+    return " ".join(rnd.choice(words) for _ in range(n))
+
+
+def test_charlm_ascii_path_is_bit_identical():
+    """The quantised-sum ASCII path of the gibberish signal gives exactly the float the array
+    path gives (the signal is compared with a threshold after x100)."""
+    from proxy.detection import charlm
+    rnd = random.Random(5)
+    texts = [t for t in _random_texts(1500, 3) if t.isascii()]
+    texts += [_prose_like(rnd, rnd.randint(10, 160)) for _ in range(1500)]
+    texts = [t for t in texts if t.isascii()]
+    assert sum(charlm._tail_contrast(t) != 0.0 for t in texts) > 500
+    assert any("\x7f" in t and charlm._tail_contrast(t) != 0.0 for t in texts)
+    for text in texts:
+        assert charlm.tail_contrast(text) == charlm._tail_contrast(text), text
+
+
+def test_join_split_equals_str_split():
+    from proxy.detection import charclass
+    rnd = random.Random(9)
+    texts = [t for t in _random_texts(2000, 23) if t.isascii()] + [
+        "".join(rnd.choice(" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x00\x85ab") for _ in range(rnd.randint(0, 30)))
+        for _ in range(3000)]
+    for text in texts:
+        if text.isascii():
+            assert charclass.join_split(text) == " ".join(text.split()), repr(text)
 
 
 def test_gibberish_suffix_zero_when_jb2007_fires_or_short():
@@ -208,7 +269,10 @@ def test_suffix_signal_counts_equal_their_patterns():
     rnd = random.Random(13)
     texts = _dataset_like_texts() + _random_texts(2000, 17) + [
         "".join(rnd.choice("aZ+/=09 .)]'\"`\t\x0b\x1c\u00a0é") for _ in range(rnd.randint(0, 60)))
-        for _ in range(3000)] + ["QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "x QUJDREVGR0hJSktMTU5PUFFSU1RVVldY== .) ",
+        for _ in range(3000)] + [
+        # dense in glued pairs: case flips and symbols next to letters, runs of each
+        "".join(rnd.choice("aaBBc{}(]xY") for _ in range(rnd.randint(0, 40))) for _ in range(3000)
+    ] + ["QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "x QUJDREVGR0hJSktMTU5PUFFSU1RVVldY== .) ",
                                  "aQUJDREVGR0hJSktMTU5PUFFSU1RVVld=== ", "0x41 0x42 0x43 0x44 0x45 0x46 0x47 0x48"]
     for text in texts:
         assert charclass.odd_count(text) == len(charclass.ODD.findall(text)), text
@@ -220,11 +284,13 @@ def test_suffix_signal_counts_equal_their_patterns():
 
 
 def test_non_ascii_anchors_found_in_the_anchor_pass_equal_substring_tests():
+    _anchor_names()
     others = dict(prefilter._OTHERS)
     assert others
     texts = [normalize.normalize(t) for t in _dataset_like_texts() + list(_MIXED)]
     texts += [normalize.normalize(" ".join(a.lstrip("\x01") for a in others)),
-              "x" + "y".join(a.lstrip("\x01") for a in others)]
+              "x" + "y".join(a.lstrip("\x01") for a in others),
+              "\ud800" + "\udc00".join(a.lstrip("\x01") for a in others)]
     for text in texts:
         want = frozenset(i for a, i in others.items() if prefilter.occurs(a, text))
         assert prefilter.prefilter_hit_set(text)[2] == want, text

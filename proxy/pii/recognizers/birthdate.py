@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-from typing import Iterable
 
 import regex
 
@@ -52,10 +51,12 @@ def _is_date(g: dict) -> bool:
 class BirthDateRecognizer:
     entities = ("DATE_OF_BIRTH",)
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         probe = probe_of(text, probe)
         if not probe.runs or not probe.has_any(BIRTH_STEMS):
-            return
+            return out
         for m in _DATE.finditer(text):
             if _BIRTH.near(text, m.start(), m.end()) and _is_date(m.groupdict()):
-                yield Span(m.start(), m.end(), "DATE_OF_BIRTH", 0.8)
+                out.append(Span(m.start(), m.end(), "DATE_OF_BIRTH", 0.8))
+        return out

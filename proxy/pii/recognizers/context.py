@@ -52,28 +52,31 @@ class Context:
         folded = window.casefold()
         if len(folded) != len(window):
             return self.pattern.search(text, lo, hi) is not None
-        return any(self.pattern.match(text, lo + end - n + 1, hi) for end, n in self.words.iter(folded))
+        match = self.pattern.match
+        for end, n in self.words.iter(folded):
+            if match(text, lo + end - n + 1, hi):
+                return True
+        return False
 
     def last(self, text: str, lo: int, hi: int) -> "regex.Match[str] | None":
         """The last match of ``pattern`` in ``text[lo:hi]`` (matches are whole words: they never
         overlap)."""
-        found = None
-        for found in self._matches(text, lo, hi):
-            pass
-        return found
+        found = self._matches(text, lo, hi)
+        return found[-1] if found else None
 
-    def _matches(self, text: str, lo: int, hi: int):
+    def _matches(self, text: str, lo: int, hi: int) -> list["regex.Match[str]"]:
         """``pattern.finditer(text, lo, hi)``, tried only where a folded word begins."""
         window = text[lo:hi]
         folded = window.casefold()
         if self.words is None or len(folded) != len(window):
-            yield from self.pattern.finditer(text, lo, hi)
-            return
+            return list(self.pattern.finditer(text, lo, hi))
+        out = []
         done = lo
         for begin in sorted({lo + end - n + 1 for end, n in self.words.iter(folded)}):
             if begin < done:
                 continue
             m = self.pattern.match(text, begin, hi)
             if m is not None:
-                yield m
+                out.append(m)
                 done = m.end()
+        return out

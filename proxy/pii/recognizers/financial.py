@@ -1,7 +1,6 @@
 """Payment cards (scheme IIN ranges + Luhn), IBANs (python-stdnum) and US SSNs."""
 from __future__ import annotations
 
-from typing import Iterable
 
 import regex
 from stdnum import iban as stdnum_iban
@@ -65,10 +64,11 @@ class CardRecognizer:
     _pattern = regex.compile(r"(?<![\p{L}\p{N}\-.])\d+(?:[ \-]\d+)*(?![\p{L}\p{N}]|[\-.]\d)")
     _group = regex.compile(r"\d+")
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         probe = probe_of(text, probe)
         if probe.digits < 12:
-            return
+            return out
         last = 0
         for run_start, run_end in probe.runs:      # a run of groups starts where a digit run does
             if run_start < last:
@@ -94,10 +94,11 @@ class CardRecognizer:
                     if not 12 <= end - start - (j - i) <= 19:
                         continue
                     if self._is_card(text[start:end]):
-                        yield Span(start, end, "CREDIT_CARD", 0.9)
+                        out.append(Span(start, end, "CREDIT_CARD", 0.9))
                         i = j
                         break
                 i += 1
+        return out
 
     @staticmethod
     def _is_card(raw: str) -> bool:
@@ -124,7 +125,8 @@ class IbanRecognizer:
     # Country code, check digits, then BBAN characters optionally grouped by single spaces.
     _pattern = regex.compile(r"(?<![\p{L}\p{N}])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![\p{L}\p{N}])")
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         pos = 0
         # An IBAN's check digits start a digit run right after its two-letter country code.
         for run_start, _ in probe_of(text, probe).runs:
@@ -143,10 +145,11 @@ class IbanRecognizer:
                 candidate = raw[:cut]
                 compact = candidate.replace(" ", "").upper()
                 if iban_checksum_ok(compact) and stdnum_iban.is_valid(compact):
-                    yield Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95)
+                    out.append(Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95))
                     pos = m.start() + cut
                     break
                 cut = candidate.rfind(" ")
+        return out
 
 
 _SSN_CONTEXT = Context.of(("ssn", "social security", "ss#", "ss no", "social sec", "taxpayer"), 40, 10)
@@ -163,10 +166,11 @@ class SsnRecognizer:
     entities = ("US_SSN",)
     _pattern = regex.compile(r"(?<![\d\-./])(\d{3})([- .]?)(\d{2})\2(\d{4})(?![\d]|[\-.]\d)")
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         probe = probe_of(text, probe)
         if probe.digits < 9:
-            return
+            return out
         last = 0
         for run_start, run_end in probe.runs:    # an SSN starts a digit run of three
             if run_start < last or run_end - run_start not in (3, 9):
@@ -179,7 +183,8 @@ class SsnRecognizer:
             if not ssn_ok(area, group, serial):
                 continue
             if sep == "-":
-                yield Span(m.start(), m.end(), "US_SSN", 0.85)
+                out.append(Span(m.start(), m.end(), "US_SSN", 0.85))
             elif _SSN_CONTEXT.near(text, m.start(), m.end()):
                 # Bare or spaced nine digits are too common to take without a telling word.
-                yield Span(m.start(), m.end(), "US_SSN", 0.85)
+                out.append(Span(m.start(), m.end(), "US_SSN", 0.85))
+        return out

@@ -22,17 +22,20 @@ class EmailRecognizer:
     _local_run = regex.compile(r"(?r)[\p{L}\p{N}._%+\-]{1,65}\Z")
     _local_char = regex.compile(r"[\p{L}\p{N}._%+\-]")
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         for m in self._matches(text):
             local = m.group().split("@", 1)[0]
             if local.startswith(".") or local.endswith(".") or ".." in local:
                 continue
-            yield Span(m.start(), m.end(), "EMAIL_ADDRESS", 0.95)
+            out.append(Span(m.start(), m.end(), "EMAIL_ADDRESS", 0.95))
+        return out
 
-    def _matches(self, text: str) -> Iterable["regex.Match[str]"]:
+    def _matches(self, text: str) -> list["regex.Match[str]"]:
         """``_pattern.finditer(text)``, tried only where a match can start: at the beginning of
         the run of local-part characters before each "@" (the look-behind forbids any later
         start), when that run is short enough to be a local part."""
+        out = []
         pos = 0
         at = text.find("@")
         while at != -1:
@@ -41,9 +44,10 @@ class EmailRecognizer:
                     run.start() > pos or pos == 0 or not self._local_char.match(text, pos - 1)):
                 m = self._pattern.match(text, run.start())
                 if m is not None:
-                    yield m
+                    out.append(m)
                     pos = m.end()
             at = text.find("@", max(at + 1, pos))
+        return out
 
 
 def _two_colons_close(text: str) -> bool:
@@ -71,7 +75,8 @@ class IpRecognizer:
         r"(?:%[0-9A-Za-z]+)?(?![\w:])"
     )
 
-    def find(self, text: str, probe: Probe | None = None) -> Iterable[Span]:
+    def find(self, text: str, probe: Probe | None = None) -> list[Span]:
+        out: list[Span] = []
         last = 0
         for start, end in probe_of(text, probe).runs:   # an IPv4 address starts a digit run
             if start < last or end >= len(text) or text[end] != ".":
@@ -79,9 +84,9 @@ class IpRecognizer:
             m = self._v4.match(text, start)
             if m is not None:
                 last = m.end()
-                yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)
+                out.append(Span(m.start(), m.end(), "IP_ADDRESS", 0.8))
         if not _two_colons_close(text):
-            return
+            return out
         for m in self._v6.finditer(text):
             raw = m.group()
             if raw.count(":") < 2 or len(raw) < 3:
@@ -93,4 +98,5 @@ class IpRecognizer:
             # "::" alone or a bare "a::b" in prose is too weak; require some hex content.
             if sum(c.isalnum() for c in raw) < 2:
                 continue
-            yield Span(m.start(), m.end(), "IP_ADDRESS", 0.8)
+            out.append(Span(m.start(), m.end(), "IP_ADDRESS", 0.8))
+        return out

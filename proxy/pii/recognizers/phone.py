@@ -163,7 +163,7 @@ class PhoneRecognizer:
                 self._lengths[r] = (min(lengths), max(lengths) + 6)
 
     def find(self, text: str, probe: Probe | None = None, taken: list[tuple[int, int]] = (),
-             contested: list[tuple[int, int]] | None = None) -> Iterable[Span]:
+             contested: list[tuple[int, int]] | None = None) -> list[Span]:
         """``taken``: spans stronger recognisers already hold. Candidates are sought only
         between them, so a number right after (or before) another entity is still judged on
         its own, and nothing inside one is parsed (phonenumbers is the costliest step).
@@ -172,28 +172,33 @@ class PhoneRecognizer:
         matters only against an overlapping span; None: every such number is validated."""
         probe = probe_of(text, probe)
         if probe.digits < 7:
-            return
-        pos = 0
+            return []
         runs = probe.runs
         clustered = _clustered_runs(text, runs)
+        if not clustered:       # every candidate lies in a cluster of seven digits or more
+            return []
+        out: list[Span] = []
+        pos = 0
         for a, b in sorted(taken) + [(len(text), len(text))]:
             if a > pos:
-                yield from self._find_in(text, pos, a, runs, clustered, contested)
+                out += self._find_in(text, pos, a, runs, clustered, contested)
             pos = max(pos, b)
+        return out
 
     @staticmethod
     def _candidates(text: str, lo: int, hi: int, runs: list[tuple[int, int]],
-                    clustered: list[int]) -> Iterable["regex.Match[str]"]:
+                    clustered: list[int]) -> list["regex.Match[str]"]:
         """``_CANDIDATE.finditer(text, lo, hi)`` less the candidates too short to judge, tried
         only where a match can start: every candidate has a digit run starting at most two
         characters in ("+4", "(0", " (0)"), and lies within one cluster of runs that no more
         than three characters (or an extension mark) apart; ``clustered``: the runs in
         clusters of seven or more digits (``_clustered_runs``)."""
+        out = []
         pos = lo
         for k in range(bisect_left(clustered, bisect_left(runs, (lo, -1))), len(clustered)):
             start = runs[clustered[k]][0]
             if start >= hi:
-                return
+                break
             for at in range(max(pos, start - 2), start + 1):
                 # A match's first character: "+", "(", a digit, or the space of " (0)".
                 ch = text[at]
@@ -201,34 +206,42 @@ class PhoneRecognizer:
                     continue
                 m = _CANDIDATE.match(text, at, hi)
                 if m is not None:
-                    yield m
+                    out.append(m)
                     pos = m.end()
                     break
+        return out
 
     def _find_in(self, text: str, lo: int, hi: int, runs: list[tuple[int, int]],
-                 clustered: list[int], contested: list[tuple[int, int]] | None) -> Iterable[Span]:
+                 clustered: list[int], contested: list[tuple[int, int]] | None) -> list[Span]:
+        out = []
         for m in self._candidates(text, lo, hi, runs, clustered):
             # A date, or a date and more numbers: every end _prefix_ends offers starts with the
             # date (or holds fewer than seven digits), so none can be a phone number.
-            if m.end() - m.start() < 7 or _DATE_SHAPE.match(m.group()) or self._labelled_otherwise(text, m.start()):
+            if m.end() - m.start() < 7:
                 continue
-            span = self._number_in(m, text, contested)
+            raw = m.group()
+            if _DATE_SHAPE.match(raw) or self._labelled_otherwise(text, m.start()):
+                continue
+            span = self._number_in(m, raw, text, contested)
             if span is not None:
-                yield span
+                out.append(span)
+        return out
 
-    def _number_in(self, m: "regex.Match[str]", text: str,
+    def _number_in(self, m: "regex.Match[str]", raw: str, text: str,
                    contested: list[tuple[int, int]] | None) -> Span | None:
-        """The phone number a candidate holds: the whole candidate, or when it fails (or holds
-        more than 15 digits, too many for one number) the longest of its prefixes that passes,
-        for a number followed by another one ("+1 415-555-0132 12")."""
-        raw = m.group()
+        """The phone number a candidate (``raw``: its text, not date-shaped) holds: the whole
+        candidate, or when it fails (or holds more than 15 digits, too many for one number) the
+        longest of its prefixes that passes, for a number followed by another one
+        ("+1 415-555-0132 12")."""
         # Every extension mark (x, ext., EXT, extension, #) holds an "x", "X" or "#".
         ext = _EXTENSION.search(raw) if "x" in raw or "X" in raw or "#" in raw else None
         body = raw[:ext.start()] if ext else raw
         total = sum(map(str.isdigit, body))
         start = m.start()
         if total <= 15:
-            span = self._judge(text, start, m.end(), contested, body)
+            # The body is no date either: an extension mark holds neither digit nor separator,
+            # so a date shape in the body would have been one in the candidate.
+            span = self._judge(text, start, m.end(), contested, body, digits=total)
             if span is not None:
                 if span.score != _CONTEXT_ONLY or not _overlong(raw):
                     return span
@@ -282,12 +295,16 @@ class PhoneRecognizer:
         return ends
 
     def _judge(self, text: str, start: int, end: int, contested: list[tuple[int, int]] | None,
-               core: str, validated: bool = False) -> Span | None:
+               core: str, validated: bool = False, digits: int | None = None) -> Span | None:
         """The span of a phone number at ``text[start:end]``, or None. ``core``: that text less
         an extension. ``validated``: only a number its writing or ``phonenumbers`` admits, not
-        one a telling word alone admits."""
-        digits = sum(map(str.isdigit, core))
-        if not 7 <= digits <= 15 or _DATE_SHAPE.match(core):
+        one a telling word alone admits. ``digits``: given when the caller counted ``core``'s
+        digits and knows it is not date-shaped."""
+        if digits is None:
+            digits = sum(map(str.isdigit, core))
+            if _DATE_SHAPE.match(core):
+                return None
+        if not 7 <= digits <= 15:
             return None
         if _CURRENCY.search(text, max(0, start - 5), start):
             return None

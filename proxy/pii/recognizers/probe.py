@@ -56,15 +56,18 @@ class Probe:
     @property
     def runs(self) -> list[tuple[int, int]]:
         """(start, end) of every maximal run of (Unicode) digits, in text order."""
-        if self._runs is None:
+        runs = self._runs
+        if runs is None:
             text = self.text
+            runs = self._runs = []
             if not text.isascii():
-                self._runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
-            elif any(d in text for d in _ASCII_DIGITS):     # str's search beats any regex scan
-                self._runs = [m.span() for m in _ASCII_DIGIT_RUN.finditer(text)]
+                runs += [m.span() for m in _DIGIT_RUN.finditer(text)]
             else:
-                self._runs = []
-        return self._runs
+                for d in _ASCII_DIGITS:     # str's search beats any regex scan
+                    if d in text:
+                        runs += [m.span() for m in _ASCII_DIGIT_RUN.finditer(text)]
+                        break
+        return runs
 
     @property
     def digits(self) -> int:
@@ -72,12 +75,17 @@ class Probe:
             self._digits = sum(b - a for a, b in self.runs)
         return self._digits
 
-    def has_any(self, words: frozenset[str]) -> bool:
-        """Whether the text holds one of ``words`` (a ``needles(...)`` result), in any case.
-        Case-folding maps at least every character that case-insensitive matching equates."""
+    @property
+    def found(self) -> set[str]:
+        """The registered needles the case-folded text holds. Case-folding maps at least every
+        character that case-insensitive matching equates."""
         if self._found is None:
             self._found = {w for _, w in _needle_automaton().iter(self.text.casefold())}
-        return not self._found.isdisjoint(words)
+        return self._found
+
+    def has_any(self, words: frozenset[str]) -> bool:
+        """Whether the text holds one of ``words`` (a ``needles(...)`` result), in any case."""
+        return not self.found.isdisjoint(words)
 
 
 def probe_of(text: str, probe: Probe | None) -> Probe:
