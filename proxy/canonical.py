@@ -14,6 +14,7 @@ sent it, once it holds only characters RFC 3986 allows there.
 """
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, unquote
 
@@ -34,9 +35,17 @@ def _refuse(why: str) -> ProxyError:
     return ProxyError(400, "invalid_request", f"Refused request path: {why}.")
 
 
+@functools.lru_cache(maxsize=64)
 def canonical_target(raw: str) -> tuple[str, str]:
     """(decoded canonical path, raw query) of a request target as it came on the request line;
-    raises ProxyError 400 for anything ambiguous."""
+    raises ProxyError 400 for anything ambiguous. Remembered per distinct target (clients send
+    the same few; the checks cost ~5k instructions per request): a refusal is not remembered,
+    so it is raised afresh every time."""
+    return canonical_form(raw)
+
+
+def canonical_form(raw: str) -> tuple[str, str]:
+    """``canonical_target`` without the memory."""
     path, _, query = raw.partition("?")
     if not path.startswith("/"):
         raise _refuse("only origin-form request targets (starting with '/') are accepted")

@@ -20,13 +20,14 @@ turns them into Basic auth) go through ClientSession.request.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from typing import Union
 
 import aiohttp
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
-from aiohttp.client import IDEMPOTENT_METHODS
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.helpers import HeadersMixin, TimerNoop
 from aiohttp.http_exceptions import HttpProcessingError
@@ -41,6 +42,24 @@ _METHODS = frozenset(ClientRequest.ALL_METHODS)
 _NOT_TOKEN = re.compile(r"[^-!#$%&'*+.^_`|~0-9a-zA-Z]")    # RFC 9110 5.6.2 tchar
 # headers that change how ClientSession frames or sends the request: such a request goes its way
 _HANDED_ON = ("Expect", "Host", "Content-Length", "Transfer-Encoding")
+# what ClientSession sends once more on a connection that drops before the answer
+_IDEMPOTENT = getattr(aiohttp.client, "IDEMPOTENT_METHODS",
+                      frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}))
+
+
+def _internals_present(session: aiohttp.ClientSession) -> bool:
+    """Whether this aiohttp has the internals the fast path builds on (those of 3.14): with one
+    that lacks any, every request goes through ClientSession.request."""
+    try:
+        params = inspect.signature(ResponseHandler.set_response_params).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return ({"max_headers", "read_timeout", "skip_payload", "timeout_ceil_threshold"} <= params.keys()
+            and all(hasattr(session, n) for n in ("_loop", "_read_bufsize", "_max_line_size",
+                                                   "_max_field_size", "_max_headers"))
+            and hasattr(session.connector, "_timeout_ceil_threshold")
+            and all(hasattr(ResponseHandler, n) for n in ("_drain_helper", "writing_paused", "start_timeout",
+                                                          "read", "_parser", "read_timeout")))
 
 
 class _Pairs(list):
@@ -106,12 +125,14 @@ class UpstreamClient:
         self._session = session
         self._connector = session.connector
         origin = yarl.URL(base_url, encoded=True)
+        # credentials in the base URL become ClientSession's Basic auth: left to it
+        self._plain = bool(origin.raw_user or origin.raw_password) or not _internals_present(session)
+        if self._plain:
+            return
         # one ClientRequest stands for every request of this origin when the connector picks or
         # opens a connection: it reads only where to connect (host, port, TLS, SNI, proxy)
         self._target = ClientRequest("GET", origin.origin(), loop=session._loop, ssl=True)
         self._host = origin.host_port_subcomponent
-        # credentials in the base URL become ClientSession's Basic auth: left to it
-        self._plain = bool(origin.raw_user or origin.raw_password)
         self._parser_params = dict(
             timer=_TIMER, read_until_eof=True, auto_decompress=False,
             read_bufsize=session._read_bufsize,
@@ -137,7 +158,7 @@ class UpstreamClient:
             return await self._session.request(
                 method, _encoded_url(url), data=body or None, headers=headers,
                 allow_redirects=False, timeout=timeout)
-        retry = method in IDEMPOTENT_METHODS     # as ClientSession: once, on a stale connection
+        retry = method in _IDEMPOTENT     # as ClientSession: once, on a stale connection
         while True:
             try:
                 return await self._exchange(method, head, body, timeout)
@@ -205,7 +226,7 @@ class UpstreamClient:
         or none is replaced, as ClientSession replaces it for every request."""
         made = getattr(protocol, "_upclient_parser", None)
         if made is not None and made[0] is self and made[1] is protocol._parser and made[2] == skip_payload:
-            protocol._read_timeout = read_timeout
+            protocol.read_timeout = read_timeout
             return
         protocol.set_response_params(skip_payload=skip_payload, read_timeout=read_timeout,
                                      **self._parser_params)

@@ -62,3 +62,22 @@ def test_canonical_path_is_a_fixed_point(segments):
     parts = path.split("/")[1:]
     assert "." not in parts and ".." not in parts
     assert canonical_target(encode_path(path)) == (path, "")
+
+
+def _outcome(fn, raw):
+    try:
+        return fn(raw)
+    except ProxyError as exc:
+        return (exc.status, exc.code, exc.message)
+
+
+@given(st.lists(st.one_of(_SEG.map(lambda s: quote(s, safe=":@;=")), _SEG, st.sampled_from([".", "..", "%2e", "%2F", "%25", ";", "\\"])), max_size=6),
+       st.sampled_from(["", "?api-version=1", "?a=%zz", "?a b"]))
+def test_remembered_targets_answer_as_the_checks_do(segments, query):
+    """canonical_target remembers what it answered: asked again (and after other targets pushed
+    it out), it answers, or refuses, exactly as canonical_form does."""
+    from proxy.canonical import canonical_form
+    raw = "/" + "/".join(segments) + query
+    for _ in range(2):
+        assert _outcome(canonical_target, raw) == _outcome(canonical_form, raw)
+        assert _outcome(canonical_target, "/v1/chat/completions") == ("/v1/chat/completions", "")

@@ -12,6 +12,7 @@ import pytest
 import yarl
 from multidict import CIMultiDict
 
+from proxy import upclient
 from proxy.upclient import UpstreamClient, UpstreamResponse
 from proxy.upstream import UpstreamPool
 from tests.resilience.test_reachability import _self_signed
@@ -473,3 +474,21 @@ async def test_the_connection_is_back_in_the_pool_once_the_body_is_read(pool):
     finally:
         await server.stop()
     assert [n for n, _ in server.requests] == [1] * 4
+
+
+async def test_an_aiohttp_without_the_internals_it_builds_on_gets_client_session(pool, monkeypatch):
+    server = await RawServer(lambda i, raw: OK).start()
+    try:
+        up = SimpleNamespace(base_url=f"http://127.0.0.1:{server.port}", max_connections=4)
+        session = pool.session(up)
+        assert upclient._internals_present(session)          # this aiohttp has them
+        lacking = SimpleNamespace(**{n: getattr(session, n) for n in (
+            "_loop", "_read_bufsize", "_max_line_size", "_max_field_size")}, connector=session.connector)
+        assert not upclient._internals_present(lacking)      # no _max_headers
+        monkeypatch.setattr(upclient, "_internals_present", lambda session: False)
+        resp = await UpstreamClient(session, up.base_url).send("GET", up.base_url + "/a", CIMultiDict(), b"",
+                                                               TIMEOUT)
+        assert isinstance(resp, aiohttp.ClientResponse) and await resp.read() == b"{}"
+        resp.release()
+    finally:
+        await server.stop()
