@@ -180,10 +180,7 @@ def _dropped(headers, base: frozenset) -> frozenset:
 def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDict:
     """Headers for the upstream. Content-Encoding never goes: aiohttp's server has decoded a
     gzip/deflate body before the proxy reads it, so what is forwarded is the decoded body."""
-    out = _without(incoming, _dropped(incoming, _VIRTUAL_DROP if virtual else _REQUEST_DROP))
-    if "\nx-aifw-" in ("\n" + "\n".join(out.keys())).lower():     # rare: then name by name
-        for name in [name for name in out.keys() if name.lower().startswith("x-aifw-")]:
-            out.popall(name, None)
+    out = forwarded_request_headers(incoming, virtual)
     if virtual and up.api_key:
         if up.provider == "azure":
             out["api-key"] = up.api_key
@@ -192,6 +189,16 @@ def request_headers(incoming: Mapping[str, str], up, virtual: bool) -> CIMultiDi
         else:
             out["Authorization"] = f"Bearer {up.api_key}"
     out["Accept-Encoding"] = accept_encoding(incoming.get("accept-encoding"))
+    return out
+
+
+def forwarded_request_headers(incoming: Mapping[str, str], virtual: bool) -> CIMultiDict:
+    """The client's headers that go on: without hop-by-hop ones, aifw's own (x-aifw-*) and, with
+    virtual keys, the client's credentials; the rest keep their order, case and repeats."""
+    out = _without(incoming, _dropped(incoming, _VIRTUAL_DROP if virtual else _REQUEST_DROP))
+    if "\nx-aifw-" in ("\n" + "\n".join(out.keys())).lower():     # rare: then name by name
+        for name in [name for name in out.keys() if name.lower().startswith("x-aifw-")]:
+            out.popall(name, None)
     return out
 
 

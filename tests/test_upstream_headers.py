@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.upstream import (_REQUEST_DROP, _RESPONSE_DROP_ENCODING, _VIRTUAL_DROP, HOP_BY_HOP,
-                            _dropped, accept_encoding, request_headers, response_headers)
+                            _dropped, accept_encoding, forwarded_request_headers, request_headers,
+                            response_headers)
 
 NAMES = ["Content-Type", "Authorization", "api-key", "X-Api-Key", "Connection", "Keep-Alive",
          "Transfer-Encoding", "Host", "Content-Length", "Accept-Encoding", "Content-Encoding",
@@ -27,19 +29,10 @@ headers = st.lists(header, max_size=12).map(
     lambda items: CIMultiDictProxy(CIMultiDict([(_case(n, f), v) for n, f, v in items])))
 
 
-def plain_request(incoming, up, virtual: bool) -> CIMultiDict:
+def plain_request(incoming, virtual: bool) -> CIMultiDict:
     drop = _dropped(incoming, _VIRTUAL_DROP if virtual else _REQUEST_DROP)
-    out = CIMultiDict([(name, value) for name, value in incoming.items()
-                       if (lname := name.lower()) not in drop and not lname.startswith("x-aifw-")])
-    if virtual and up.api_key:
-        if up.provider == "azure":
-            out["api-key"] = up.api_key
-        elif up.provider == "anthropic":
-            out["x-api-key"] = up.api_key
-        else:
-            out["Authorization"] = f"Bearer {up.api_key}"
-    out["Accept-Encoding"] = accept_encoding(incoming.get("accept-encoding"))
-    return out
+    return CIMultiDict([(name, value) for name, value in incoming.items()
+                        if (lname := name.lower()) not in drop and not lname.startswith("x-aifw-")])
 
 
 def plain_response(upstream_headers, drop_encoding: bool) -> CIMultiDict:
@@ -48,10 +41,20 @@ def plain_response(upstream_headers, drop_encoding: bool) -> CIMultiDict:
 
 
 @settings(max_examples=400, deadline=None)
-@given(headers, st.booleans(), st.sampled_from(["openai", "azure", "anthropic"]), st.sampled_from([None, "sk-up"]))
-def test_request_headers_match_the_plain_filter(incoming, virtual, provider, key):
-    up = SimpleNamespace(provider=provider, api_key=key)
-    assert list(request_headers(incoming, up, virtual).items()) == list(plain_request(incoming, up, virtual).items())
+@given(headers, st.booleans())
+def test_request_headers_match_the_plain_filter(incoming, virtual):
+    assert (list(forwarded_request_headers(incoming, virtual).items())
+            == list(plain_request(incoming, virtual).items()))
+
+
+@pytest.mark.parametrize("provider, name, value", [("openai", "Authorization", "Bearer sk-up"),
+                                                   ("azure", "api-key", "sk-up"),
+                                                   ("anthropic", "x-api-key", "sk-up")])
+def test_virtual_keys_replace_the_clients_credentials_with_the_upstreams(provider, name, value):
+    incoming = CIMultiDictProxy(CIMultiDict([("Authorization", "Bearer aifw-virtual"), ("api-key", "v"),
+                                             ("X-Api-Key", "v"), ("Accept-Encoding", "br, gzip"), ("A", "1")]))
+    out = request_headers(incoming, SimpleNamespace(provider=provider, api_key="sk-up"), True)
+    assert list(out.items()) == [("A", "1"), (name, value), ("Accept-Encoding", accept_encoding("br, gzip"))]
 
 
 @settings(max_examples=400, deadline=None)
