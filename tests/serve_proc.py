@@ -39,6 +39,17 @@ def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 60) -> None
             time.sleep(0.1)
 
 
+def stop_once_healthy(proc: subprocess.Popen, port: int) -> str:
+    """Wait until a synchronous test's `aifw serve` answers, then stop it with SIGTERM (also when
+    it never came up); its stderr."""
+    try:
+        wait_healthy(proc, port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    return err
+
+
 def policy_file(tmp_path: Path, fake, *, audit: dict | None = None, guards: dict | None = None,
                 name: str = "policy.yaml") -> Path:
     policy = {

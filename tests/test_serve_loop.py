@@ -3,8 +3,6 @@ when asked (`--loop asyncio` / AIFW_EVENT_LOOP), and refuses a loop it cannot ha
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 import yaml
 
 from proxy.serve import loop_factory
-from tests.serve_proc import wait_healthy
+from tests.serve_proc import free_port, stop_once_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,9 +39,7 @@ def test_serve_says_which_loop_it_runs_on(tmp_path, choice, expected):
               "guards": {"access": {}}}
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "AIFW_AUDIT_DIR": str(tmp_path / "audit")}
     env.pop("AIFW_EVENT_LOOP", None)
     if choice:
@@ -51,10 +47,6 @@ def test_serve_says_which_loop_it_runs_on(tmp_path, choice, expected):
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--policy", str(path),
                              "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        wait_healthy(proc, port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+    err = stop_once_healthy(proc, port)
     assert proc.returncode == 0, err
     assert f"event loop {expected}" in err, err

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from tests.serve_proc import free_port, wait_healthy
+from tests.serve_proc import free_port, stop_once_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,11 +40,7 @@ def test_two_workers_share_the_port(tmp_path):
     port = free_port()
     proc = _serve(_policy(tmp_path, audit={"sink": "stdout"}), "--workers", "2", "--port", str(port),
                   tmp_path=tmp_path)
-    try:
-        wait_healthy(proc, port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+    err = stop_once_healthy(proc, port)
     assert proc.returncode == 0, err
     assert err.count("aifw listening on") == 2, err
 
@@ -75,11 +70,7 @@ def test_workers_serve_the_policy_the_parent_compiled(tmp_path):
                              str(_policy(tmp_path, audit={"sink": "stdout"})), "--workers", "2",
                              "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_healthy(proc, port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+    err = stop_once_healthy(proc, port)
     assert proc.returncode == 0, err
     assert err.count("aifw listening on") == 2, err
     assert compiles.read_text().split() == [str(proc.pid)]
