@@ -424,19 +424,24 @@ def analyse(text: str, low: str | None = None) -> Requests:
             n_words += len(words)
         if n_words < MIN_CONTEXT_WORDS:
             continue
-        mine = _content(units[i][1])
-        if not mine:
-            continue
-        shared = mine & context
-        if not shared:
-            # Code glues words into identifiers ("debuglevel", "writePending"): a word of the
-            # sentence inside one of them is the same topic too.
-            glued = " ".join(w for w in context if len(w) > 6)
-            shared = {w for w in mine if len(w) >= 5 and w in glued}
-        # One shared word in four is chance ("between", "number"); more is the same topic.
-        if len(shared) <= (len(mine) // SHARED if SHARED else 0):
+        if _off_topic(_content(units[i][1]), context):
             found += 1
     return Requests(found, broad)
+
+
+def _off_topic(mine: set[str], context: set[str]) -> bool:
+    """Whether a sentence's content words ``mine`` (none: not judged) share too few with the
+    words around it to be about the same thing."""
+    if not mine:
+        return False
+    shared = mine & context
+    if not shared:
+        # Code glues words into identifiers ("debuglevel", "writePending"): a word of the
+        # sentence inside one of them is the same topic too.
+        glued = " ".join(w for w in context if len(w) > 6)
+        shared = {w for w in mine if len(w) >= 5 and w in glued}
+    # One shared word in four is chance ("between", "number"); more is the same topic.
+    return len(shared) <= (len(mine) // SHARED if SHARED else 0)
 
 
 _DEF_LINE = regex.compile(r"^\s*(?:async\s+def|def|class)\s[^\n]*:\s*$")

@@ -70,14 +70,7 @@ def analyse_plain(text):
         context = set().union(*(indirect._content(units[j][1]) for j in near))
         if sum(len(indirect._content(units[j][1])) for j in near) < indirect.MIN_CONTEXT_WORDS:
             continue
-        mine = indirect._content(unit)
-        if not mine:
-            continue
-        shared = mine & context
-        if not shared:
-            glued = " ".join(w for w in context if len(w) > 6)
-            shared = {w for w in mine if len(w) >= 5 and w in glued}
-        if len(shared) <= (len(mine) // indirect.SHARED if indirect.SHARED else 0):
+        if indirect._off_topic(indirect._content(unit), context):
             found += 1
     return indirect.Requests(found, broad)
 
