@@ -46,10 +46,22 @@ def test_policy_check_imports_neither_other_commands_nor_logging(tmp_path):
     code = ("import sys, io, contextlib; from proxy.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    code = main(['policy', 'check', 'policies/default.yaml'])\n"
-            "heavy = [m for m in ('structlog', 'proxy.audit.cli', 'proxy.audit.query', 'proxy.importers.cli',"
+            "heavy = [m for m in ('structlog', 'presidio_anonymizer', 'cryptography', 'proxy.audit.cli', 'proxy.audit.query', 'proxy.importers.cli',"
             " 'proxy.replay', 'proxy.scan', 'proxy.detection.cli', 'proxy.pii.cli', 'opentelemetry', 'aiohttp')"
             " if m in sys.modules]\n"
             "print(code, heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=cli.__file__.rsplit("/proxy/", 1)[0])
     assert out.returncode == 0 and out.stdout.strip() == "0 []", out.stdout + out.stderr
+
+
+def test_a_policy_compiled_to_serve_has_presidio_loaded(tmp_path):
+    # `policy check` leaves presidio's operators unloaded; serving must not leave their import to
+    # the first request that masks.
+    code = ("import sys; from proxy.policy.compile import compile_policy; from proxy.services import Services\n"
+            "compile_policy('bench/policies/all-guards.yaml', Services(), {'AIFW_UPSTREAM_URL': 'http://127.0.0.1:9/v1', 'OPENAI_API_KEY': 'k'})\n"
+            "from proxy.pii import operators\n"
+            "print(operators._presidio is not None, 'presidio_anonymizer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=cli.__file__.rsplit("/proxy/", 1)[0])
+    assert out.returncode == 0 and out.stdout.strip() == "True True", out.stdout + out.stderr

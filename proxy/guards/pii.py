@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ..exchange import Exchange
 from ..pii.config import SCHEMA, PiiConfig, compile_config
 from ..pii.masking import mask_spans, without_placeholders
+from ..pii.operators import presidio
 from ..pii.spancache import SpanMemo
 from ..pii.streaming import StreamMasker, StreamSettings
 from ..pii.spans import Span
@@ -224,6 +225,8 @@ def make_redactor(fallback: PiiGuard):
 
 def compile_pii(section: Mapping[str, Any], ctx: CompileContext) -> PiiGuard:
     guard = PiiGuard(compile_config(section, ctx.policy_dir, ctx.sources.read))
+    if not ctx.check:
+        presidio()
     ctx.services.set("pii_redactor", make_redactor(guard))
     return guard
 
