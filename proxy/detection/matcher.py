@@ -15,6 +15,12 @@ from .scanviews import Views, ViewState
 SEARCH_TIMEOUT = 0.05
 TEXT_BUDGET = 0.5
 BUDGET_PER_KB = 0.01   # long inputs are scanned in full (in a worker thread), so the budget grows
+# A pattern whose matches start where its anchors do (plans._entry's ``starts``) is tried at those
+# offsets, one ``match`` each, when there is at most one more of them than a view has this many
+# characters: a call costs about as much as a search over a hundred characters of an easy pattern,
+# and an alternation without a common prefix (JB-2009's openers) is tried at every offset by a
+# search, at ~2,500 instructions a character.
+CHARS_PER_TRY = 128
 
 
 @dataclass(slots=True)
@@ -71,7 +77,7 @@ def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, time
             if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
                     and pids.isdisjoint(v.hit_set):
                 continue
-            for pattern, pf, pid, lex, required, stretches in entries:
+            for pattern, pf, pid, lex, required, stretches, starts in entries:
                 # The prefilters only skip searches that cannot match (a required literal absent).
                 if pf is not None:
                     if not _passes(pf, pid, v):
@@ -90,12 +96,39 @@ def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, time
                 # words split by punctuation), so only those few are searched.
                 if lex is not None and not lex.any(text, prepared.words(view)):
                     continue
+                if starts is not None and v.folded and v.ascii and pf.max_id < v.n_anchors:
+                    offsets = _offsets(starts, v.where)
+                    if (len(offsets) - 1) * CHARS_PER_TRY <= len(text):
+                        if any(_tried_at(pattern, text, offsets, start, end, timeout)
+                               for start, end in (spans or ((0, len(text)),))):
+                            return True
+                        continue
                 if spans is not None:
                     if any(pattern.search(text, start, end, timeout=timeout) is not None
                            for start, end in spans):
                         return True
                 elif pattern.search(text, timeout=timeout) is not None:
                     return True
+    return False
+
+
+def _offsets(ids: tuple[int, ...], where: dict[int, list[int]]) -> set[int]:
+    """Where the anchors ``ids`` start in a view (its anchor pass's ``where``)."""
+    out: set[int] = set()
+    for i in ids:
+        got = where.get(i)
+        if got is not None:
+            out.update(got)
+    return out
+
+
+def _tried_at(pattern, text: str, offsets, start: int, end: int, timeout: float) -> bool:
+    """``pattern.search(text, start, end) is not None`` for a pattern every match of which starts
+    at one of ``offsets``: a search tries ``pattern.match(text, at, end)`` at each offset from
+    ``start`` on (the ``regex`` package lets \\b and look-behinds read the text before ``at``)."""
+    for at in offsets:
+        if start <= at < end and pattern.match(text, at, end, timeout=timeout) is not None:
+            return True
     return False
 
 

@@ -16,7 +16,7 @@ from . import ruleaids
 from .rules import Rule
 
 # Per rule: (rule, (entries, pids, max pid)) with entries (pattern, prefilter, prefilter id or
-# -1, lexicon, other required sets, sentence stretches) per pattern (``_entry``), keyed by
+# -1, lexicon, other required sets, sentence stretches, start anchors) per pattern (``_entry``), keyed by
 # id(rule) and checked by identity, so the pairing of patterns and their aids (ruleaids.py) is
 # not rebuilt on every text.
 _PLANS: dict[int, tuple] = {}
@@ -27,13 +27,16 @@ def _pid(pf) -> int:
     return pf.pid if pf is not None and pf.substring_ok else -1
 
 
-def _entry(pattern, pf, lex, required, sentences: bool) -> tuple:
+def _entry(pattern, pf, lex, required, sentences: bool, starts: bool) -> tuple:
     # ``required``: the other required sets, one of each of which a folded view must hold too.
     # A pattern that cannot cross a sentence end is searched only in the sentences holding an
     # anchor of its prefilter (by id, from the anchor pass) and of each of those sets.
     stretches = (pf, dict(zip(pf.ascii_ids, pf.ascii_anchors)), required) \
         if sentences and pf is not None else None
-    return (pattern, pf, _pid(pf), lex, required, stretches)
+    # ``starts``: every match begins where one of these ASCII anchors (by id) does
+    # (ruleaids.RuleAids.starts), so on a folded ASCII view it is tried at those offsets only.
+    return (pattern, pf, _pid(pf), lex, required, stretches,
+            pf.ascii_ids if starts and pf is not None else None)
 
 
 def plan(rule: Rule) -> tuple:
@@ -46,7 +49,8 @@ def plan(rule: Rule) -> tuple:
         n = len(rule.regexes)
         entries = tuple(_entry(*parts) for parts in zip(
             rule.regexes, aid.prefilters or (None,) * n, aid.lexicons or (None,) * n,
-            aid.requirements or ((),) * n, aid.sentences or (False,) * n))
+            aid.requirements or ((),) * n, aid.sentences or (False,) * n,
+            aid.starts or (False,) * n))
         indexed = all(e[1] is not None and e[2] >= 0 for e in entries)
         pids = frozenset(e[2] for e in entries) if indexed else None
         got = (rule, (entries, pids, max(pids) if pids else -1))

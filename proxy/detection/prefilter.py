@@ -376,6 +376,78 @@ def pattern_requirements(source: str, spaced: bool = False) -> list[set[str]]:
     return out[:MAX_REQUIREMENTS]
 
 
+def pattern_leads(source: str, spaced: bool = False) -> set[str] | None:
+    """Literals one of which every match of a hand-written pattern *starts* with (a word-start
+    mark in front where a \\b precedes it), or None. The exactly known items from the pattern's
+    start, then the leads of the first item that is not (a group, an alternation or a repeat of
+    at least one): an alternation whose branches all begin with a literal has no prefix the
+    ``regex`` engine can skip to, and is tried at every position of a text; the anchor pass
+    already knows where its literals are (``starts_at``)."""
+    if _FOREIGN.search(source):
+        return None
+    try:
+        parsed = _p.parse(source)
+    except Exception:
+        return None
+    return _leads(list(parsed), spaced)
+
+
+def _leads(items: list, spaced: bool = False, lead: bool = False) -> set[str] | None:
+    run: set[str] = {WORD_START} if lead else {""}
+    for op, av in items:
+        at_start = not any(map(_strip, run))
+        if op is _c.AT and av is _c.AT_BOUNDARY and at_start:
+            run = {WORD_START}
+            continue
+        word_start = at_start and WORD_START in run
+        ex, _req = _item(op, av, spaced, word_start)
+        if ex is not None:
+            nxt = _product(run, ex)
+            if nxt is None:
+                break
+            run = nxt
+            continue
+        sub = _item_leads(op, av, spaced, word_start)
+        nxt = _product(run, sub) if sub is not None else None
+        if nxt is not None:
+            run = nxt
+        break
+    return run if run and all(map(_strip, run)) else None
+
+
+def _item_leads(op, av, spaced: bool, lead: bool) -> set[str] | None:
+    if op is _c.SUBPATTERN:
+        return _leads(list(av[3]), spaced, lead)
+    if op is getattr(_c, "ATOMIC_GROUP", None):
+        return _leads(list(av), spaced, lead)
+    if op is _c.BRANCH:
+        out: set[str] = set()
+        for alt in av[1]:
+            got = _leads(list(alt), spaced, lead)
+            if got is None or len(out) + len(got) > MAX_EXACT:
+                return None
+            out |= got
+        return out
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+        return _leads(list(av[2]), spaced, lead)
+    return None
+
+
+def leads_at_anchor_starts(leads: set[str] | None, pf: Prefilter | None) -> bool:
+    """Whether every match of a pattern whose ``leads`` these are starts where an ASCII anchor
+    of its prefilter ``pf`` starts, on a folded ASCII view: each lead, case-folded, begins with
+    one of ``pf``'s anchors (a word-start one only if the lead is at a word start too)."""
+    if not leads or pf is None or not pf.substring_ok:
+        return False
+    kept = pf.ascii_anchors
+    for lead in {a.casefold() for a in leads}:
+        if not any(_strip(lead).startswith(_strip(k))
+                   and (not k.startswith(WORD_START) or lead.startswith(WORD_START))
+                   for k in kept):
+            return False
+    return True
+
+
 # Sentence ends of a folded view: a pattern that can match none of these characters matches
 # within one stretch between two of them (``within_sentences``), so it is searched only in the
 # stretches holding a literal of each of its required sets.

@@ -33,6 +33,10 @@ class RuleAids:
     # holding a literal of every set are searched.
     requirements: tuple[tuple[Any, ...], ...] = ()
     sentences: tuple[bool, ...] = ()
+    # One per pattern: whether every match starts where an ASCII anchor of its prefilter does
+    # (prefilter.leads_at_anchor_starts): on a folded ASCII view the pattern is then tried only
+    # at those offsets (matcher.py), not at every one.
+    starts: tuple[bool, ...] = ()
 
 
 NONE = RuleAids()
@@ -75,7 +79,27 @@ def build(rule: Rule) -> RuleAids:
         if first is not None else ()
         for req, pat, first in zip(required, rule.regexes, prefilters))
     sentences = tuple(_prefilter.within_sentences(src) for src in sources)
-    return RuleAids(prefilters, lexicons, requirements, sentences)
+    starts = tuple(_prefilter.leads_at_anchor_starts(_prefilter.pattern_leads(src, spaced), pf)
+                   and _checked_starts(pf, pat, rule)
+                   for src, pat, pf in zip(sources, rule.regexes, prefilters))
+    return RuleAids(prefilters, lexicons, requirements, sentences, starts)
+
+
+def _checked_starts(pf: Any, pattern: Any, rule: Rule) -> bool:
+    """Like ``_checked_prefilter``: where the pattern matches a folded ASCII view of a match case,
+    an ASCII anchor of ``pf`` must start where the match starts, or (a derivation bug) the pattern
+    is searched at every offset as before."""
+    for case in rule.match_cases:
+        prepared = Prepared(case)
+        for view in rule.views:
+            text = prepared.view(view)
+            if view not in _prefilter.FOLDED_VIEWS or not text.isascii():
+                continue
+            found = pattern.search(text, timeout=VET_SECONDS)
+            if found is not None and not any(
+                    found.start() in _prefilter.occurrences(a, text) for a in pf.ascii_anchors):
+                return False
+    return True
 
 
 def _useful(required: set[str]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from proxy.detection import plans, prefilter, scanviews
+from proxy.detection import matcher, plans, prefilter, scanviews
 from proxy.detection.matcher import match, match_plain, rule_matches_plain
 from proxy.detection.normalize import Prepared
 from proxy.detection.settings import SCANNABLE_ROLES, compile_settings
@@ -182,3 +182,52 @@ def test_rules_newer_than_the_anchor_pass_are_still_tried(monkeypatch, share):
             for rules in (ROLE_RULES["user"], ALL_TEXT_RULES):
                 fast, plain = match(rules, Prepared(text)), match_plain(rules, Prepared(text))
                 assert (fast.rule_ids, fast.score) == (plain.rule_ids, plain.score), (share, text)
+
+
+# --- Patterns tried only where their anchors start (matcher._tried_at) ------------------------
+
+def _starting_patterns() -> list[tuple]:
+    """(rule, pattern, its anchor ids) of every pattern the matcher tries at anchor offsets."""
+    out = []
+    for rule in ALL_TEXT_RULES:
+        if rule.signal is None:
+            for entry in plans.plan(rule)[0]:
+                if entry[6] is not None:
+                    out.append((rule, entry[0], entry[6]))
+    return out
+
+
+STARTING = _starting_patterns()
+
+
+def test_many_patterns_are_tried_at_their_anchors_only():
+    assert len(STARTING) > 50
+    assert any(r.id == "JB-2009" for r, _p, _ids in STARTING)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_trying_a_pattern_at_its_anchors_finds_what_a_search_finds(case):
+    # Each such pattern, on each folded ASCII view of the case (and of its disguises, and inside
+    # other sentences): tried at the offsets where its anchors start, it matches exactly when a
+    # search finds it, in the whole view and from an offset inside it.
+    for how in (0, 1, 4, 7):
+        for text in (_disguise(case, how), "Some words first, then " + case + " and more after."):
+            prepared = Prepared(text)
+            for rule, pattern, ids in STARTING:
+                for view in rule.views:
+                    v = scanviews.Views(prepared)(view)
+                    if v is None or not (v.folded and v.ascii):
+                        continue
+                    offsets = matcher._offsets(ids, v.where)
+                    for start in (0, len(v.text) // 3):
+                        want = pattern.search(v.text, start, len(v.text)) is not None
+                        got = matcher._tried_at(pattern, v.text, offsets, start, len(v.text), 1.0)
+                        assert got == want, (rule.id, pattern.pattern, v.text, start)
+
+
+def test_findings_are_the_same_when_every_such_pattern_is_tried_at_its_anchors(monkeypatch):
+    # the shipped threshold searches a view holding many anchor occurrences instead
+    monkeypatch.setattr(matcher, "CHARS_PER_TRY", 0)
+    for case in CASES:
+        _same(case)
+        _same("Some words first. " + case + " And a sentence after it!")

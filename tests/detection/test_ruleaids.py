@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.detection import matcher, plans, ruleaids
+from proxy.detection import matcher, plans, prefilter, ruleaids
 from proxy.detection.normalize import Prepared
 from proxy.policy.compile import compile_policy
 from proxy.services import Services
@@ -52,3 +52,15 @@ def test_lazily_built_aids_equal_the_prepared_ones(no_aids):
     for rule in rules:
         for case in rule.match_cases:
             assert matcher.rule_matches(rule, Prepared(case)), (rule.id, case)
+
+
+@pytest.mark.parametrize("source, leads", [
+    (r"\b(?:you are|as an?)\b[^.]{0,9}\bwriter\b", {"\x01you are", "\x01as a", "\x01as an"}),
+    (r"(?:\bstory\b|\bnovel\w*)", {"\x01story", "\x01novel"}),
+    (r"(?:sure,? )+here", {"sure ", "sure, "}),
+    (r"(?:a\s+)?b\w+", {"a b", "b"}),       # an optional part: with it or without it
+    (r"\w+ing", None),                      # no literal at the start
+    (r"(?:x|\d)y", None),                   # one branch starts with none
+])
+def test_the_literals_every_match_starts_with(source, leads):
+    assert prefilter.pattern_leads(source, spaced=True) == leads
