@@ -77,7 +77,7 @@ def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, time
             if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
                     and pids.isdisjoint(v.hit_set):
                 continue
-            for pattern, pf, pid, lex, required, stretches, starts in entries:
+            for pattern, pf, pid, lex, required, stretches, starts, on_ascii in entries:
                 # The prefilters only skip searches that cannot match (a required literal absent).
                 if pf is not None:
                     if not _passes(pf, pid, v):
@@ -96,6 +96,8 @@ def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, time
                 # words split by punctuation), so only those few are searched.
                 if lex is not None and not lex.any(text, prepared.words(view)):
                     continue
+                if v.ascii:
+                    pattern = on_ascii
                 if starts is not None and v.folded and v.ascii and pf.max_id < v.n_anchors:
                     offsets = _offsets(starts, v.where)
                     if (len(offsets) - 1) * CHARS_PER_TRY <= len(text):

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ruleaids
+from .factored import factored
 from .rules import Rule
 
 # Per rule: (rule, (entries, pids, max pid)) with entries (pattern, prefilter, prefilter id or
-# -1, lexicon, other required sets, sentence stretches, start anchors) per pattern (``_entry``), keyed by
+# -1, lexicon, other required sets, sentence stretches, start anchors, the pattern for ASCII
+# views) per pattern (``_entry``), keyed by
 # id(rule) and checked by identity, so the pairing of patterns and their aids (ruleaids.py) is
 # not rebuilt on every text.
 _PLANS: dict[int, tuple] = {}
@@ -35,8 +37,9 @@ def _entry(pattern, pf, lex, required, sentences: bool, starts: bool) -> tuple:
         if sentences and pf is not None else None
     # ``starts``: every match begins where one of these ASCII anchors (by id) does
     # (ruleaids.RuleAids.starts), so on a folded ASCII view it is tried at those offsets only.
+    # On an ASCII view the pattern's plain-word alternations are factored (factored.py).
     return (pattern, pf, _pid(pf), lex, required, stretches,
-            pf.ascii_ids if starts and pf is not None else None)
+            pf.ascii_ids if starts and pf is not None else None, factored(pattern) or pattern)
 
 
 def plan(rule: Rule) -> tuple:

@@ -231,3 +231,31 @@ def test_findings_are_the_same_when_every_such_pattern_is_tried_at_its_anchors(m
     for case in CASES:
         _same(case)
         _same("Some words first. " + case + " And a sentence after it!")
+
+
+# --- Plain-word alternations factored for ASCII views (factored.py) ----------------------------
+
+FACTORED = [(rule, entry[0], entry[7]) for rule in ALL_TEXT_RULES if rule.signal is None
+            for entry in plans.plan(rule)[0] if entry[7] is not entry[0]]
+
+
+def test_many_patterns_have_their_alternations_factored():
+    assert len(FACTORED) > 50
+    assert any(r.id == "JB-2009" for r, _p, _f in FACTORED)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_factored_pattern_finds_what_the_pattern_finds_on_ascii_text(case):
+    # not only whether it matches: the same first match, its span and its groups' spans
+    for how in (0, 1, 4, 7):
+        for text in (_disguise(case, how), "Some words first, then " + case + " and more after."):
+            prepared = Prepared(text)
+            for rule, pattern, fast in FACTORED:
+                for view in rule.views:
+                    text = prepared.view(view)
+                    if not text.isascii():
+                        continue
+                    for start in (0, len(text) // 3):
+                        want, got = pattern.search(text, start), fast.search(text, start)
+                        assert (want and (want.span(), want.regs)) == (got and (got.span(), got.regs)), \
+                            (rule.id, fast.pattern, text, start)
