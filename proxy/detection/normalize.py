@@ -17,10 +17,14 @@ import urllib.parse
 
 import regex
 
-from . import charlm
+from ..lazyimport import lazy
 from .charclass import b64_tail, glue_any, glue_count, join_split, odd_count
 from . import indirect
 from .indirect import embedded_tasks
+
+# The character model (numpy and its table) is needed by the first scan, not by the rule loader
+# or `aifw policy check`: a start imports it (settings.compile_settings), a check never does.
+charlm = lazy("proxy.detection.charlm", globals(), "charlm")
 
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
