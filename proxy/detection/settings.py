@@ -179,5 +179,6 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
         from ..lazyimport import load
         from . import normalize, scanviews
         load(vars(normalize), "charlm")
+        load(vars(normalize), "indirect")
         load(vars(scanviews), "np")
     return InjectionSettings(detector, roles, by_role, response, paranoia, wanted)

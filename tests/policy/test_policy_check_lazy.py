@@ -22,8 +22,8 @@ version: 1
 upstreams:
   openai: {provider: openai, baseUrl: "http://127.0.0.1:9/v1"}
 """
-LEFT_OUT = ("numpy", "jsonschema", "proxy.detection.charlm", "proxy.detection.model",
-            "proxy.detection.features")
+LEFT_OUT = ("numpy", "jsonschema", "asyncio", "proxy.detection.charlm", "proxy.detection.model",
+            "proxy.detection.features", "proxy.detection.indirect")
 
 
 @pytest.fixture
@@ -56,10 +56,10 @@ def test_a_start_imports_it_before_it_is_ready(tmp_path):
     code = ("import json, sys; from proxy.policy.compile import compile_policy; "
             "from proxy.detection import normalize, scanviews; from proxy import toolargs; "
             "compile_policy('policies/default.yaml'); "
-            "print(json.dumps([type(normalize.charlm).__name__, type(scanviews.np).__name__, "
-            "type(toolargs.jsonschema).__name__]))")
+            "print(json.dumps([type(normalize.charlm).__name__, type(normalize.indirect).__name__, "
+            "type(scanviews.np).__name__, type(toolargs.jsonschema).__name__]))")
     # default.yaml has no tools or structured guard: jsonschema stays out of a start too
-    assert json.loads(_run(code, tmp_path / "cache").stdout) == ["module", "module", "LazyModule"]
+    assert json.loads(_run(code, tmp_path / "cache").stdout) == ["module", "module", "module", "LazyModule"]
     tools = tmp_path / "tools.yaml"
     tools.write_text(HEAD + "guards:\n  tools: {allow: ['*']}\n")
     code = ("import sys; from proxy.policy.compile import compile_policy; from proxy import toolargs; "
