@@ -18,6 +18,7 @@ from typing import Any
 
 from . import pipeline
 from .cost import exchange_cost
+from .durations import upstream_seconds
 from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
 from .policy.sources import stamp
@@ -211,10 +212,12 @@ class PolicyHolder:
             ex.finished = time.monotonic()
         settle(ex)        # the record and the metrics say what the client got
         self.reachability.observe(ex.attempts)
+        # once for both: a walk over the exchange's spans
+        upstream = upstream_seconds(ex) if self.audit is not None or self.telemetry is not None else None
         if self.audit is not None:
-            self.audit.submit(ex)
+            self.audit.submit(ex, upstream)
         if self.telemetry is not None:
-            self.telemetry.observe(ex)
+            self.telemetry.observe(ex, upstream)
 
     # --- status -------------------------------------------------------------------------
     def breaker_states(self) -> dict[str, str]:

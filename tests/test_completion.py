@@ -186,3 +186,32 @@ async def test_stop_waits_for_a_waiting_completion():
     asyncio.get_running_loop().call_later(0.05, waits.futures[0].set_result, 1)
     await asyncio.gather(*holder._tasks)     # what stop() does first
     assert holder.recorded == [("f", ["waited:1", "then:again"])]
+
+
+def test_the_record_and_the_metrics_get_the_upstream_duration_of_the_exchange():
+    """PolicyHolder.record walks the spans once and hands the duration to both."""
+    from proxy.durations import upstream_seconds
+    from proxy.resilience.reachability import Reachability
+    from tests.audit.helpers import make_exchange
+
+    got = []
+
+    class Sink:
+        def submit(self, ex, upstream):
+            got.append(("audit", upstream))
+
+        def observe(self, ex, upstream):
+            got.append(("metrics", upstream))
+
+    holder = PolicyHolder.__new__(PolicyHolder)
+    holder.reachability, holder.audit, holder.telemetry = Reachability(), Sink(), Sink()
+    for i in range(3):
+        ex = make_exchange(i)
+        if i == 1:
+            ex.spans.append(("upstream", ex.started, ex.started + 0.5))
+        if i == 2:
+            ex.spans = []
+        want = upstream_seconds(ex)
+        got.clear()
+        PolicyHolder.record(holder, ex)
+        assert got == [("audit", want), ("metrics", want)]
