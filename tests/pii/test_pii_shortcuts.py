@@ -7,7 +7,7 @@ import pytest
 
 from proxy.pii.detector import default_detector
 from proxy.pii.recognizers.phone import PhoneRecognizer
-from proxy.pii.recognizers.probe import Probe
+from proxy.pii.recognizers.probe import Probe, _needle_automaton
 from proxy.pii.recognizers.secrets import _JWT, _RULES, SecretRecognizer, _assignments, _jwt_header_ok
 from proxy.pii.spans import Span
 
@@ -83,3 +83,21 @@ def test_the_detector_on_generated_conversations_equals_its_plain_recognisers():
     plain = type(fast)(plain_recs, fast.entities)
     for text in random_texts(3000, seed=41):
         assert fast.detect(text) == plain.detect(text), text
+
+
+def test_probe_needles_equal_the_plain_walk():
+    """The needles of ASCII text (a DFA over its lower-cased bytes) against pyahocorasick's walk
+    of the case-folded text, on the corpus and on needle-dense texts."""
+    import random
+    from proxy.pii.recognizers.probe import _NEEDLES
+    rnd = random.Random(5)
+    words = sorted(_NEEDLES) + ["PASS", "Sk-Ant-", "D.O.B", "x", " ", "_", "-", "\u017f", "K"]
+    dense = ["".join(rnd.choice(words) for _ in range(rnd.randint(0, 8))) for _ in range(3000)]
+    texts = _texts() + tuple(dense)
+    assert sum(t.isascii() for t in texts) > 9_000 and sum(not t.isascii() for t in texts) > 100
+    found = 0
+    for text in texts:
+        plain = {w for _, w in _needle_automaton().iter(text.casefold())}
+        assert Probe(text).found == plain, text
+        found += len(plain) > 1
+    assert found > 1000        # texts holding several needles, overlapping ones too
