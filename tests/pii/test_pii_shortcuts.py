@@ -101,3 +101,50 @@ def test_probe_needles_equal_the_plain_walk():
         assert Probe(text).found == plain, text
         found += len(plain) > 1
     assert found > 1000        # texts holding several needles, overlapping ones too
+
+
+def _clustered_runs_plain(text, runs):
+    """phone._clustered_runs as it was written first: the cluster breaks, then each cluster's
+    digits summed."""
+    from proxy.pii.recognizers.phone import _EXT_GAP
+    if not runs:
+        return []
+    breaks = [i for i in range(1, len(runs)) if runs[i][0] - runs[i - 1][1] > 3
+              and (runs[i][0] - runs[i - 1][1] > 11 or not _EXT_GAP.fullmatch(text, runs[i - 1][1], runs[i][0]))]
+    out = []
+    first = 0
+    for b in breaks + [len(runs)]:
+        if sum(e - s for s, e in runs[first:b]) >= 7:
+            out.extend(range(first, b))
+        first = b
+    return out
+
+
+def test_phone_prechecks_equal_their_patterns():
+    """The phone recogniser's one-pass clusters, its date-shape test behind a separator test and
+    its currency test behind the two characters before a number, against the plain forms, at
+    every digit-run start (and every position of short texts) of the corpus."""
+    import random
+    from proxy.pii.recognizers import phone
+    rnd = random.Random(8)
+    dense = ["".join(rnd.choice(["12", "3", "4567", " ", "-", ".", "/", " x", " ext. ", "$", "€ ",
+                                 "USD ", "EUR", "D ", "(", ")", "+", "ab", "JPY ", "CHF", "INR ", "GBP",
+                                 "CAD ", "AUD", "£", "¥ ", "₹", "Y", "xUSD"]) for _ in range(rnd.randint(0, 14)))
+             for _ in range(4000)]
+    clustered = currency = dated = 0
+    for text in _texts() + tuple(dense):
+        runs = Probe(text).runs
+        got = phone._clustered_runs(text, runs)
+        assert got == _clustered_runs_plain(text, runs), text
+        clustered += bool(got)
+        where = range(len(text) + 1) if len(text) < 60 else sorted({a for a, _ in runs} | {len(text)})
+        for start in where:
+            plain = phone._CURRENCY.search(text, max(0, start - 5), start) is not None
+            assert phone._after_currency(text, start) == plain, (text, start)
+            currency += plain
+        for a, b in runs:
+            for piece in (text[a:], text[max(0, a - 2):b + 12], text[a:b]):
+                plain = phone._DATE_SHAPE.match(piece) is not None
+                assert phone._date_shaped(piece) == plain, piece
+                dated += plain
+    assert clustered > 1000 and currency > 300 and dated > 100
