@@ -10,6 +10,7 @@ from proxy.pii.recognizers.phone import PhoneRecognizer
 from proxy.pii.recognizers.probe import Probe, _needle_automaton
 from proxy.pii.recognizers.secrets import _JWT, _RULES, SecretRecognizer, _assignments, _jwt_header_ok
 from proxy.pii.spans import Span
+from proxy.pii.vault import Vault
 
 from .corpus import corpus, random_texts
 
@@ -148,3 +149,35 @@ def test_phone_prechecks_equal_their_patterns():
                 assert phone._date_shaped(piece) == plain, piece
                 dated += plain
     assert clustered > 1000 and currency > 300 and dated > 100
+
+
+@pytest.mark.parametrize("few", [16, 10**9])
+def test_vault_restore_equals_the_pattern_substitution(few, monkeypatch):
+    """Vault.restore (a search per "<", for texts with few of them) against restore_plain (one
+    PLACEHOLDER substitution): the same text and the same counts in the same order, for vaults
+    holding restorable and other placeholders, entities the pattern cannot match and numbers
+    past six digits, in texts of placeholders, their fragments and brackets."""
+    import random
+    from proxy.pii import vault as vault_module
+    monkeypatch.setattr(vault_module, "_FEW_BRACKETS", few)   # 10**9: the search path for every text
+    rnd = random.Random(3)
+    entities = ("PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN", "X_2", "X_", "A", "lower", "A-B", "É")
+    restored = 0
+    for round_ in range(300):
+        vault = Vault()
+        vault.reserve("<PHONE_NUMBER_2> and <A_1>" if round_ % 3 == 0 else "")
+        if round_ % 5 == 0:
+            vault._next["US_SSN"] = 999_998          # the next ones: 999999, then seven digits
+        pieces = ["<", ">", "_", "1", " ", "<<", "x", "\"", "\\", "\n", "é"]
+        for _ in range(rnd.randint(1, 8)):
+            entity = rnd.choice(entities)
+            ph = vault.placeholder(entity, f"v{rnd.randint(0, 5)}\"é\\", rnd.random() < 0.8)
+            pieces += [ph, ph[:-1], ph[1:], "<" + ph, ph + ">"]
+        for _ in range(20):
+            text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+            for escape in (False, True):
+                got = vault.restore(text, escape)
+                plain = vault.restore_plain(text, escape)
+                assert got[0] == plain[0] and list(got[1].items()) == list(plain[1].items()), text
+                restored += got[0] != text
+    assert restored > 1000
