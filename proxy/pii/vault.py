@@ -114,6 +114,24 @@ class Vault:
         parts.append(text[pos:])
         return "".join(parts), counts
 
+    def holds_restorable(self, text: str) -> bool:
+        """Whether ``restore`` would put a value back into ``text``."""
+        entities = self._entities
+        if not entities or "<" not in text:
+            return False
+        if text.count("<") > _FEW_BRACKETS:
+            return any(m.group() in entities for m in PLACEHOLDER.finditer(text))
+        find = text.find
+        at = find("<")
+        while at != -1:
+            end = find(">", at + 1)
+            if end == -1:
+                return False
+            if text[at:end + 1] in entities:
+                return True
+            at = find("<", at + 1)
+        return False
+
     def restore_plain(self, text: str, json_escape: bool = False) -> tuple[str, dict[str, int]]:
         """``restore`` as one regex substitution over the text (a text with many "<", HTML or
         code, is scanned once instead of a search per "<")."""

@@ -179,5 +179,49 @@ def test_vault_restore_equals_the_pattern_substitution(few, monkeypatch):
                 got = vault.restore(text, escape)
                 plain = vault.restore_plain(text, escape)
                 assert got[0] == plain[0] and list(got[1].items()) == list(plain[1].items()), text
+                assert vault.holds_restorable(text) == bool(plain[1]), text
                 restored += got[0] != text
     assert restored > 1000
+
+
+async def test_answers_scanned_without_the_cache_judge_as_through_it(monkeypatch):
+    """An answer holding a restorable placeholder is scanned without the scan cache: the same
+    answer text, findings and audit copy as through the cache, over exchanges whose answers hold
+    the caller's placeholders, values of their own, both and neither; only answers restoration
+    leaves alone get a cache entry."""
+    import asyncio
+    import random
+    from proxy.scancache import ScanCache, text_digest
+    from .helpers import chat_exchange, make_guard, set_answer
+    rnd = random.Random(21)
+    texts = [t for t in _texts() if len(t) < 400][::7]
+    runs = []
+    for shortcut in (True, False):
+        if not shortcut:
+            monkeypatch.setattr(Vault, "holds_restorable", lambda self, text: False)
+        guard, services = make_guard({"restore": True})
+        cache = guard._response.memo.cache = guard._request.memo.cache = ScanCache()
+        rnd.seed(21)
+        out = []
+        used = 0
+        for i, text in enumerate(texts):
+            ex = chat_exchange(("user", text))
+            ex.capture_text = True
+            await guard.on_request(ex)
+            sent = ex.body["messages"][0]["content"]
+            answer = rnd.choice([sent, "You said: " + sent, texts[i - 1], sent + " " + texts[i - 2]])
+            set_answer(ex, answer)
+            key = guard._response.memo.key(text_digest(answer))
+            known = key in cache._items
+            skipped = shortcut and ex.state["pii"].vault.holds_restorable(answer)
+            used += skipped
+            await guard.on_response(ex)
+            await guard.on_complete(ex)
+            shown = ex.response_body["choices"][0]["message"]["content"]
+            assert (key in cache._items) == (known or not skipped), answer
+            out.append((shown, [(f.action, f.rule_ids, f.counts) for f in ex.findings],
+                        services.get("pii_redactor")(ex, shown)))
+        runs.append(out)
+        if shortcut:
+            assert used > 100
+    assert runs[0] == runs[1]
