@@ -30,6 +30,38 @@ def own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of every thread of one process so far (not its
+    children): a thread that waits (epoll, a lock, the GIL) switches voluntarily, one the
+    scheduler takes the CPU from (another process woke up on its core) involuntarily. (0, 0)
+    once it is gone. Threads that ended earlier are not counted."""
+    vol = invol = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return 0, 0
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        v, i = switches_in_status(text)
+        vol += v
+        invol += i
+    return vol, invol
+
+
+def switches_in_status(text: str) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches in a /proc/…/status text."""
+    vol = invol = 0
+    for line in text.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            vol = int(line.split()[1])
+        elif line.startswith("nonvoluntary_ctxt_switches:"):
+            invol = int(line.split()[1])
+    return vol, invol
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of pid and its descendants, in seconds."""
     return sum(own_cpu_seconds(p) for p in [pid, *descendants(pid)])

@@ -162,6 +162,11 @@ class Segment:
     idle_cpus: float                # CPUs' worth left idle on the machine (0..ncpu)
     seconds: float
     spread: list[int] = field(default_factory=list)   # wrk connections held by each worker
+    # serving process label -> (voluntary, involuntary) context switches of its threads in the
+    # segment: whether a worker ever waits (voluntary) or is only preempted by wrk, nginx and
+    # other sessions (involuntary), in counts that do not move with the machine's load the way
+    # req/s does
+    switches: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def target_cpu(self) -> float:
@@ -171,6 +176,19 @@ class Segment:
         """CPUs' worth busy with processes outside the benchmark (other sessions, the kernel)."""
         ours = sum(self.cpu.values()) / self.seconds if self.seconds else 0.0
         return max(0.0, ncpu - self.idle_cpus - ours)
+
+    def switches_per_request(self) -> tuple[float, float] | None:
+        """(voluntary, involuntary) context switches per request, the target's processes summed."""
+        if not self.requests or not self.switches:
+            return None
+        return (sum(v for v, _ in self.switches.values()) / self.requests,
+                sum(i for _, i in self.switches.values()) / self.requests)
+
+    def tools_ms_per_request(self) -> float | None:
+        """CPU ms per request of the load tools (wrk and nginx)."""
+        if not self.requests:
+            return None
+        return (self.cpu.get("nginx", 0.0) + self.cpu.get("wrk", 0.0)) / self.requests * 1000
 
     def cpu_ms_per_request(self, label: str | None = None) -> float | None:
         n = self.requests
@@ -257,8 +275,10 @@ def run_segment(target: Running, others: dict[str, int], script: Path, connectio
               {f"{target.name}/w{i}": pid for i, pid in enumerate(target.pids)})
     if len(target.pids) > 1:
         labels[f"{target.name}/parent"] = target.service.proc.pid
+    serving = dict(labels)
     labels.update(others)
     before = {k: procs.own_cpu_seconds(pid) for k, pid in labels.items()}
+    switches0 = {k: procs.context_switches(pid) for k, pid in serving.items()}
     idle0, total0 = machine_idle()
     kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = wrk.command(f"http://127.0.0.1:{target.port}{PATH}", str(script), connections, seconds, seed)
@@ -272,12 +292,16 @@ def run_segment(target: Running, others: dict[str, int], script: Path, connectio
     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     idle1, total1 = machine_idle()
     cpu = {k: procs.own_cpu_seconds(pid) - before[k] for k, pid in labels.items()}
+    switches = {}
+    for k, pid in serving.items():
+        (v0, i0), (v1, i1) = switches0[k], procs.context_switches(pid)
+        switches[k] = (v1 - v0, i1 - i0)
     cpu["wrk"] = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     result = wrk.parse(out)
     ncpu = os.cpu_count() or 1
     idle = (idle1 - idle0) / (total1 - total0) * ncpu if total1 > total0 else 0.0
     return Segment(target.name, connections, result.rps, result.requests, result.errors, result.p50_ms,
-                   result.p99_ms, cpu, idle, result.seconds, spread)
+                   result.p99_ms, cpu, idle, result.seconds, spread, switches)
 
 
 def chain_records(directory: Path) -> dict[str, int]:
@@ -333,6 +357,18 @@ def report(segments: list[Segment], layout: Layout, rounds: int, seconds: int, b
         for s in (s for s in segments if s.target == TWO and s.connections == c):
             parts = ", ".join(f"{k.split('/')[-1]} {v:.2f}" for k, v in s.cpu.items() if k.startswith(TWO))
             out.append(f"- c={c}: {parts}; connections {'/'.join(map(str, s.spread))}")
+    out += ["", "Context switches per request, every thread of the serving processes summed (voluntary: "
+            "a thread waited for something, e.g. the socket or the GIL; involuntary: another process "
+            "took its CPU), medians over the rounds:", ""]
+    for c in conns:
+        parts = []
+        for name in (PASS, ONE, TWO):
+            per = [x for s in segments if s.target == name and s.connections == c
+                   for x in [s.switches_per_request()] if x is not None]
+            if per:
+                parts.append(f"{name} {median([v for v, _ in per]):.3f} / {median([i for _, i in per]):.3f}")
+        if parts:
+            out.append(f"- c={c}: " + ", ".join(parts))
     tools = [f"{label} {median([s.cpu.get(label, 0.0) / s.requests * 1e6 for s in segments if s.requests]):.0f} µs"
              for label in ("nginx", "wrk")]
     out += ["", f"CPU per request of the load tools, median over all segments: {', '.join(tools)}."]
@@ -352,7 +388,8 @@ def _paired(segs: list[Segment], base: list[float]) -> list[tuple[float, float]]
     return [(s.rps, b) for s, b in zip(segs, base) if b]
 
 
-def verdicts(segments: list[Segment]) -> list[str]:
+def verdicts(segments: list[Segment], ncpu: int | None = None) -> list[str]:
+    ncpu = ncpu or os.cpu_count() or 1
     lines = []
     for c in sorted({s.connections for s in segments}):
         one = [s for s in segments if s.target == ONE and s.connections == c]
@@ -365,10 +402,20 @@ def verdicts(segments: list[Segment]) -> list[str]:
         cpus = median([s.target_cpu / s.seconds for s in two]) / median([s.target_cpu / s.seconds for s in one])
         per_request = (median([s.cpu_ms_per_request() or 0.0 for s in two])
                        / median([s.cpu_ms_per_request() or 0.0 for s in one]))
+        # the most two workers can serve on this box: every CPU busy with them or with the load
+        # tools, each request costing what it cost in these segments (so other sessions, which
+        # take CPUs too, only lower what is reached, not this bound)
+        two_ms = median([s.cpu_ms_per_request() or 0.0 for s in two])
+        tools_ms = median([s.tools_ms_per_request() or 0.0 for s in two])
+        ceiling = ncpu / (two_ms + tools_ms) * 1000 if two_ms + tools_ms else float("nan")
+        one_rps = median([s.rps for s in one])
         lines.append(f"- {TWO} ÷ {ONE} at {c} connections: median of the per-round ratios {r:.2f}× "
                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}) "
                      f"**{'PASS' if r >= WANT else 'FAIL'}** (≥ {WANT}×): the workers had {cpus:.2f}× "
-                     f"the CPU time of one, at {per_request:.2f}× its CPU per request")
+                     f"the CPU time of one, at {per_request:.2f}× its CPU per request; with wrk and "
+                     f"nginx at {tools_ms * 1000:.0f} µs per request, {ncpu} CPUs can serve at most "
+                     f"{ceiling:.0f} req/s with two workers ({ceiling / one_rps if one_rps else float('nan'):.2f}× "
+                     f"one worker's median)")
     return lines
 
 

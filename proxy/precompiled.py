@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
+import importlib.util
 import os
 import pickle
 import stat
@@ -43,10 +43,11 @@ def code_digest() -> bytes:
     h.update(sys.version.encode())
     for lib in LIBRARIES:
         try:
-            where = importlib.import_module(lib).__file__ or ""
+            # found, not imported: `aifw policy check` would otherwise import numpy for this
+            where = importlib.util.find_spec(lib).origin or ""
             st = os.stat(where)
             h.update(f"{lib}={where}:{st.st_size}:{st.st_mtime_ns}\0".encode())
-        except (ImportError, OSError, TypeError):
+        except (ImportError, OSError, TypeError, AttributeError, ValueError):
             h.update(f"{lib}=-\0".encode())
     for name in CODE:
         base = PACKAGE / name
@@ -88,6 +89,17 @@ def load_or_build(kind: str, source: bytes, build: Callable[[], T]) -> T:
     value = build()
     _store(directory, path, kind, value)
     return value
+
+
+def remember(kind: str, source: bytes, value: object) -> None:
+    """Store what ``load_or_build(kind, source, ...)`` would build, unless it is stored already
+    (a start that built it anyway, leaving it for a later check)."""
+    directory = cache_dir()
+    if directory is None:
+        return
+    path = entry_path(kind, source, directory)
+    if not path.exists():
+        _store(directory, path, kind, value)
 
 
 def _store(directory: Path, path: Path, kind: str, value: object) -> None:

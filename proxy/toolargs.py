@@ -11,11 +11,21 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-import jsonschema
 import orjson
 
 from .globs import GlobSet
+from .lazyimport import lazy, load
 from .parsing.tools import entries
+
+# jsonschema (~60 ms at import) checks the schemas requests declare: `aifw policy check` and a
+# policy without the tools or structured guard never import it; a start that compiles one of
+# those guards imports it before it is ready (``warm``), as a plain import did.
+jsonschema = lazy("jsonschema", globals(), "jsonschema")
+
+
+def warm() -> None:
+    load(globals(), "jsonschema")
+
 
 # A URL anywhere inside a string: a scheme, then "//" (backslashes count: browsers read them as
 # slashes, so "https:\\evil" is a URL too).

@@ -159,11 +159,11 @@ def test_chain_records_counts_entries_per_worker_chain(tmp_path):
 
 # --- bench.workers: the report -----------------------------------------------------------------
 
-def _segment(target, rps, connections=16, cpu=None, idle=0.1, spread=()):
+def _segment(target, rps, connections=16, cpu=None, idle=0.1, spread=(), switches=None):
     seconds = 5.0
     return workers.Segment(target, connections, rps, int(rps * seconds), 0, 5.0, 20.0,
                            cpu or {target: rps * seconds * 0.0007, "nginx": 0.1, "wrk": 0.1},
-                           idle, seconds, list(spread))
+                           idle, seconds, list(spread), switches or {})
 
 
 def test_verdict_is_the_median_of_per_round_ratios():
@@ -177,11 +177,23 @@ def test_verdict_is_the_median_of_per_round_ratios():
     assert "1.58×" in line and "**FAIL**" in line
 
 
+def test_verdict_gives_the_ceiling_the_load_tools_leave():
+    # two workers at 0.7 ms of CPU per request, wrk and nginx 0.2 s per 9,000 requests
+    segs = [_segment(workers.ONE, 1000), _segment(workers.TWO, 1800)]
+    (line,) = workers.verdicts(segs, ncpu=2)
+    tools_ms = 0.2 / 9000 * 1000
+    ceiling = 2 / (0.7 + tools_ms) * 1000
+    assert f"wrk and nginx at {tools_ms * 1000:.0f} µs per request" in line
+    assert f"2 CPUs can serve at most {ceiling:.0f} req/s with two workers ({ceiling / 1000:.2f}× " in line
+
+
 def test_report_shows_cpu_split_idle_and_connection_spread():
     two_cpu = {f"{workers.TWO}/w0": 3.5, f"{workers.TWO}/w1": 3.3, f"{workers.TWO}/parent": 0.0,
                "nginx": 0.2, "wrk": 0.3}
-    segs = [_segment(workers.PASS, 4000), _segment(workers.ONE, 1000),
-            _segment(workers.TWO, 1900, cpu=two_cpu, idle=0.0, spread=(11, 5))]
+    segs = [_segment(workers.PASS, 4000), _segment(workers.ONE, 1000, switches={workers.ONE: (50, 250)}),
+            _segment(workers.TWO, 1900, cpu=two_cpu, idle=0.0, spread=(11, 5),
+                     switches={f"{workers.TWO}/w0": (10, 4000), f"{workers.TWO}/w1": (9, 3600),
+                               f"{workers.TWO}/parent": (1, 0)})]
     layout = workers.layouts(2)["none"]
     text = workers.report(segs, layout, 1, 5, "chat1k", ((1.0, 1.0, 1.0), (2.0, 1.0, 1.0)),
                           "2026-12-06 09:00", {workers.TWO: {"w0": 10, "w1": 12}})
@@ -197,6 +209,45 @@ def test_report_shows_cpu_split_idle_and_connection_spread():
     assert "Load average at the start 1.00, 1.00, 1.00" in text
     # medians of 0.1 s / 20,000, 0.1 s / 5,000 and 0.2 (wrk 0.3) s / 9,500 requests
     assert "nginx 20 µs, wrk 20 µs" in text
+    # per request over 5,000 and 9,500 requests, the parent's and both workers' summed; no
+    # figure for a segment that recorded none
+    assert f"- c=16: {workers.ONE} 0.010 / 0.050, {workers.TWO} {20 / 9500:.3f} / {7600 / 9500:.3f}\n" in text
+
+
+def test_switches_in_status_reads_both_counts():
+    from bench import procs
+    text = ("Name:\tpython\nThreads:\t2\nvoluntary_ctxt_switches:\t1234\n"
+            "nonvoluntary_ctxt_switches:\t56\n")
+    assert procs.switches_in_status(text) == (1234, 56)
+    assert procs.switches_in_status("Name:\tx\n") == (0, 0)
+
+
+def test_context_switches_count_every_thread_of_a_process():
+    import threading
+    import time
+    from bench import procs
+    sleeps = 20
+    slept, stop = threading.Event(), threading.Event()
+
+    def run():
+        for _ in range(sleeps):
+            time.sleep(0.001)          # each sleep gives up the CPU: a voluntary switch
+        slept.set()
+        stop.wait()
+    vol0, invol0 = procs.context_switches(os.getpid())
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        slept.wait()
+        vol1, invol1 = procs.context_switches(os.getpid())
+    finally:
+        stop.set()
+        thread.join()
+    assert vol1 - vol0 >= sleeps                  # the other thread's, not only this one's
+    assert invol1 >= invol0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert procs.context_switches(gone.pid) == (0, 0)
 
 
 def test_layouts_say_where_everything_runs():

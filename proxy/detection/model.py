@@ -14,8 +14,7 @@ import numpy as np
 
 from ..policy.sources import Reader, read_plain
 from .features import N_FEATURES, featurize
-
-DEFAULT_MODEL = Path(__file__).resolve().parent / "injection_model.npz"
+from .modelcheck import DEFAULT_MODEL  # noqa: F401 - one definition, for check and load
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,14 @@ import urllib.parse
 
 import regex
 
-from . import charlm
+from ..lazyimport import lazy
 from .charclass import b64_tail, glue_any, glue_count, join_split, odd_count
-from . import indirect
-from .indirect import embedded_tasks
+
+# The character model (numpy and its table) is needed by the first scan, not by the rule loader
+# or `aifw policy check`: a start imports it (settings.compile_settings), a check never does.
+charlm = lazy("proxy.detection.charlm", globals(), "charlm")
+# The indirect-request analysis (~250 patterns compiled at import) likewise: a scan's first use.
+indirect = lazy("proxy.detection.indirect", globals(), "indirect")
 
 # Zero-width characters, word joiners, BOM, soft hyphen, Mongolian vowel separator, the
 # Unicode tag block (invisible "ASCII smuggling") and bidi embedding/override/isolate controls.
@@ -477,7 +481,7 @@ class Prepared:
     def embedded_task(self) -> int:
         """A request to an assistant inside the text a message asks to process (indirect.py)."""
         if self._embedded_task is None:
-            self._embedded_task = embedded_tasks(self.raw, self.lower)
+            self._embedded_task = indirect.embedded_tasks(self.raw, self.lower)
         return self._embedded_task
 
     def anchor_hits(self, name: str, compute):

@@ -8,14 +8,16 @@ own blocks only well past its operating point, and it tips a single weak rule hi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import context as _context
 
 from .matcher import match
-from .model import LinearModel
 from .normalize import Prepared
 from .rules import Rule
+
+if TYPE_CHECKING:
+    from .model import LinearModel     # numpy: imported by a compile that loads a model
 
 
 # Rules whose points do not count once a context rule (the system-prompt checks) has fired.

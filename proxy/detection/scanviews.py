@@ -13,8 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 
-import numpy as np
-
+from ..lazyimport import lazy
 from .normalize import Prepared
 from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs_any, prefilter_hit_state
 
@@ -23,6 +22,9 @@ SENTENCES_FROM = 600
 # On a shorter view, a further required set is looked for only if it has at most this many
 # strings: a search of the pattern costs about as much as sixteen substring tests there.
 SHORT_VIEW_ANCHORS = 16
+# numpy finds the sentence ends of long ASCII views; `aifw policy check` imports this module but
+# never scans, so it does not import numpy (~70 ms): a start does (settings.compile_settings).
+np = lazy("numpy", globals(), "np")
 _ENDS = re.compile("[" + re.escape(SENTENCE_ENDS) + "]")
 _END_CODES = tuple(map(ord, SENTENCE_ENDS))
 # From this length a pattern's further required sets are looked for only where its rarest one

@@ -12,7 +12,7 @@ from ..policy.sources import SourceRecorder, read_plain
 from . import context as context_mod
 from . import matcher
 from . import escalation as escalation_mod
-from . import model as model_mod
+from . import modelcheck
 from ..policy.loader import SectionError
 from .rules import DEFAULT_RULES_DIR, Rule, load_rules
 from .scanner import DetectorConfig
@@ -129,7 +129,8 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
     """``sources``: the policy compile's recorder; the rule files, the model and the rules
     directory join the policy's digest and hot reload through it. ``serve``: build everything
     the first scanned text would otherwise build (the rules' prefilters, ruleaids.py); False
-    (`aifw policy check`) validates only."""
+    (`aifw policy check`) validates only: the model file is checked to load (modelcheck.py),
+    not loaded (``detector.model`` is None), and the character model is not imported."""
     read = sources.read if sources is not None else read_plain
     rules_dir = _resolve(section["rulesDir"], policy_dir) if section.get("rulesDir") else DEFAULT_RULES_DIR
     if sources is not None:
@@ -148,7 +149,10 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
     model = None
     if model_cfg.get("enabled", True):
         path = _resolve(model_cfg["path"], policy_dir) if model_cfg.get("path") else None
-        model = model_mod.load(path, read)
+        if serve:
+            model = modelcheck.load(path, read)
+        else:
+            modelcheck.check(path, read)
     context_rules = tuple(r for r in rules if r.context is not None)
     detector = DetectorConfig(rules=rules, model=model,
                               model_weight=float(model_cfg.get("weight", DEFAULT_MODEL_WEIGHT)),
@@ -170,4 +174,11 @@ def compile_settings(section: Mapping[str, Any], policy_dir: str = ".",
                                 tuple(h.lower() for h in resp.get("allowedHosts") or ()), hold_back)
     if serve:
         matcher.warm(rules)
+        # what `aifw policy check` leaves out (numpy, the character model), imported before a
+        # start is ready, so no request pays for an import
+        from ..lazyimport import load
+        from . import normalize, scanviews
+        load(vars(normalize), "charlm")
+        load(vars(normalize), "indirect")
+        load(vars(scanviews), "np")
     return InjectionSettings(detector, roles, by_role, response, paranoia, wanted)

@@ -11,7 +11,6 @@ exchange pass, recorded as bypassed. Texts are never logged; findings name the h
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -22,6 +21,10 @@ from ..hooks.config import SCHEMA, HookConfig, compile_hooks
 from ..textslots import TextSlot
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
+from ..lazyimport import lazy
+
+# Used once serving (where aiohttp has imported it); `aifw policy check` never needs it.
+asyncio = lazy("asyncio", globals(), "asyncio")
 
 if TYPE_CHECKING:
     from ..upstream import UpstreamPool

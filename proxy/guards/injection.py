@@ -8,7 +8,6 @@ Findings carry rule ids and scores only, never the matched text.
 """
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..detection.assess import Assessment, assess
@@ -23,6 +22,10 @@ from ..exchange import Exchange
 # The classifier side call goes through the edge's HTTP client (pooled sessions, bounded time).
 from ..verdict import Finding, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
+from ..lazyimport import lazy
+
+# Used once serving (where aiohttp has imported it); `aifw policy check` never needs it.
+asyncio = lazy("asyncio", globals(), "asyncio")
 
 if TYPE_CHECKING:
     # The edge's client module imports aiohttp (~0.2 s): only a policy with escalation needs it,

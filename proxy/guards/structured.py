@@ -19,7 +19,7 @@ import orjson
 
 from ..exchange import Exchange
 from ..parsing import structured as wire
-from ..toolargs import schema_violation
+from ..toolargs import schema_violation, warm as warm_toolargs
 from ..verdict import Finding, RepairRequest, Verdict
 from .base import CompileContext, Guard, GuardSpec, StreamText
 
@@ -200,6 +200,8 @@ class StructuredOutputGuard(Guard):
 
 
 def compile_structured(section: Mapping[str, Any], ctx: CompileContext) -> StructuredOutputGuard:
+    if not ctx.check:
+        warm_toolargs()
     repair = section.get("repair") or {}
     return StructuredOutputGuard(StructuredConfig(
         action=section.get("action", "block"),

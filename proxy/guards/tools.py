@@ -195,6 +195,8 @@ class ToolsGuard(Guard):
 
 
 def compile_tools(section: Mapping[str, Any], ctx: CompileContext) -> ToolsGuard:
+    if not ctx.check:
+        args.warm()
     return ToolsGuard(ToolsConfig(
         allow=GlobSet.of(section.get("allow", ())),
         deny=GlobSet.of(section.get("deny", ())),

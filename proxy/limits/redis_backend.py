@@ -9,7 +9,6 @@ While Redis is unreachable the backend fails fast (no connect timeout per reques
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -19,6 +18,10 @@ from .backend import NEVER, BackendUnavailable, ItemResult, Outcome
 from .charges import Charge
 from .config import RedisSettings
 from .redis_scripts import RESERVE, SETTLE
+from ..lazyimport import lazy
+
+# Used once serving (where aiohttp has imported it); `aifw policy check` never needs it.
+asyncio = lazy("asyncio", globals(), "asyncio")
 
 log = logging.getLogger("aifw.limits")
 HEALTH_KEY = "ratelimit"

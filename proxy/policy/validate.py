@@ -7,12 +7,15 @@ guard compile problems) is still checked without one mistake being reported twic
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
+from . import fastschema
 from .loader import Document, Path
 from .schema import build_schema
+
+if TYPE_CHECKING:
+    # Imported where a document has schema errors only (fastschema.py says why).
+    import jsonschema
 
 # Values that are secrets: `aifw policy check` wants them written as ${VAR} but does not need
 # them set (the check runs where the secrets are not: a laptop, an image build, CI).
@@ -23,13 +26,28 @@ SECRET_KEYS = frozenset({"apiKey", "fingerprintSecret", "readinessToken"})
 _PER_ENTRY = frozenset({"guards", "routes", "scopes", "upstreams", "server", "identity"})
 
 _VALIDATOR: jsonschema.Draft202012Validator | None = None
+_FAST: fastschema.Check | None = None
 
 
 def validator() -> jsonschema.Draft202012Validator:
     global _VALIDATOR
     if _VALIDATOR is None:
+        import jsonschema
         _VALIDATOR = jsonschema.Draft202012Validator(build_schema())
     return _VALIDATOR
+
+
+def fast_valid(data: Any) -> bool:
+    """True when ``data`` has no schema error, known without jsonschema; False when it may
+    have some (then ``validator()`` says which), or when the schema uses a keyword fastschema
+    does not implement."""
+    global _FAST
+    if _FAST is None:
+        try:
+            _FAST = fastschema.compile_schema(build_schema())
+        except fastschema.Unsupported:
+            _FAST = lambda data: False   # noqa: E731 - every document goes to jsonschema
+    return _FAST(data)
 
 
 def _did_you_mean(word: Any, choices) -> str:
@@ -61,6 +79,9 @@ def secrets_as_warnings(doc: Document) -> None:
 def schema_problems(doc: Document) -> None:
     """Add a problem for every schema violation, except at values whose variable is unset
     (that variable's own problem says it once)."""
+    if fast_valid(doc.data):
+        return          # jsonschema would find no error either (tests/policy/test_fastschema.py)
+    import jsonschema
     for err in sorted(validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(err.absolute_path)
         if _within(path, doc.unset):

@@ -7,12 +7,15 @@ reload attempt; ``prometheus_text()`` for GET /metrics; ``setup_logging(fmt)`` a
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..bounded import ModelLabels
 from ..durations import upstream_seconds
 from .config import TelemetryConfig, compile_section
+from ..lazyimport import lazy
+
+# Used once serving (where aiohttp has imported it); `aifw policy check` never needs it.
+asyncio = lazy("asyncio", globals(), "asyncio")
 
 # The OpenTelemetry SDK (~0.2 s to import) and structlog (~25 ms) are loaded by the Telemetry
 # object that uses them, not by importing this package: `policy check` compiles the telemetry
