@@ -90,10 +90,10 @@ class Edge:
             bad_target = None
         except ProxyError as exc:
             path, query, bad_target = request.path, "", exc
-        ex = Exchange(
-            request_id=new_request_id(), method=request.method, path=path,
-            query=query, headers=request.headers,
-            client_ip=_client_ip(request, policy.server.trust_forwarded_for), policy=policy)
+        # positional (request_id, method, path, query, headers, client_ip, policy): matching
+        # seven keywords against the dataclass's 44 parameters cost more than building it
+        ex = Exchange(new_request_id(), request.method, path, query, request.headers,
+                      _client_ip(request, policy.server.trust_forwarded_for), policy)
         self.in_flight += 1
         try:
             if bad_target is not None:

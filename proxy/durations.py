@@ -46,6 +46,10 @@ def micros(seconds: float) -> float:
     return round(seconds * 1e6) / 1e6
 
 
+# ``upstream``, where a caller may pass ``upstream_seconds(ex)`` it computed already: not yet
+NOT_COMPUTED = object()
+
+
 def upstream_seconds(ex) -> float | None:
     """Seconds an exchange spent on its upstream calls (the ``upstream`` spans: attempts and a
     repair), or from the first send to the end when no span was closed; None when nothing was

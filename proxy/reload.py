@@ -13,10 +13,12 @@ import asyncio
 import logging
 import signal
 import time
+import types
 from typing import Any
 
 from . import pipeline
 from .cost import exchange_cost
+from .durations import upstream_seconds
 from .outcome import settle
 from .policy.compile import Policy, PolicyError, compile_policy
 from .policy.sources import stamp
@@ -27,6 +29,27 @@ from .services import Services
 log = logging.getLogger("aifw.reload")
 
 POLL_SECONDS = 1.0
+
+
+@types.coroutine
+def _resume(coro, waiting):
+    """The rest of a coroutine that was started outside a task and yielded ``waiting`` (the
+    future it awaits, or None for a bare yield), as a task's coroutine: the task waits for
+    ``waiting`` as it would have had it run ``coro`` from the start, then sends on, and what the
+    task throws in (a cancellation) goes on into ``coro``."""
+    while True:
+        try:
+            yield waiting
+        except BaseException as exc:  # noqa: BLE001 - forwarded, as a task throws into its coroutine
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
 
 
 class PolicyHolder:
@@ -147,15 +170,27 @@ class PolicyHolder:
             self.audit.prepare(ex)
 
     def finish(self, ex) -> None:
-        """Complete ``ex`` once the edge is done with it, without holding up its answer: as a
-        task when guards have ``on_complete`` hooks (they may wait), else in a plain callback on
-        the next turn of the loop (a task per exchange costs several times as much). Either
-        runs even when the client went away and the handler was cancelled."""
+        """Complete ``ex`` once the edge is done with it, without holding up its answer: in a
+        plain callback on the next turn of the loop (a task per exchange costs about twice as
+        much). Guards' ``on_complete`` hooks run there as far as they go without waiting, which
+        in-memory ones (PII counts, in-memory limits) do to their end; hooks that wait (a Redis
+        round trip) go on in a task from there (``_complete_hooks``). Either runs even when the
+        client went away and the handler was cancelled."""
         scope = ex.scope
         if scope is not None and scope.complete_guards:
-            self.track(asyncio.ensure_future(self.complete(ex)))
+            asyncio.get_running_loop().call_soon(self._complete_hooks, ex)
         else:
             asyncio.get_running_loop().call_soon(self._complete_now, ex)
+
+    def _complete_hooks(self, ex) -> None:
+        """``complete(ex)`` stepped here, outside a task: most often it ends without waiting.
+        When it waits, a tracked task takes it over from there (``stop`` waits for it)."""
+        coro = self.complete(ex)
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        self.track(asyncio.ensure_future(_resume(coro, waiting)))
 
     async def complete(self, ex) -> None:
         try:
@@ -177,10 +212,12 @@ class PolicyHolder:
             ex.finished = time.monotonic()
         settle(ex)        # the record and the metrics say what the client got
         self.reachability.observe(ex.attempts)
+        # once for both: a walk over the exchange's spans
+        upstream = upstream_seconds(ex) if self.audit is not None or self.telemetry is not None else None
         if self.audit is not None:
-            self.audit.submit(ex)
+            self.audit.submit(ex, upstream)
         if self.telemetry is not None:
-            self.telemetry.observe(ex)
+            self.telemetry.observe(ex, upstream)
 
     # --- status -------------------------------------------------------------------------
     def breaker_states(self) -> dict[str, str]:

@@ -132,14 +132,39 @@ class ScanCache:
         return len(self._items)
 
     def get(self, key: Hashable) -> Any:
+        # Without the lock (which ``put`` keeps, for its bookkeeping): each OrderedDict call is
+        # atomic under the GIL (keys are tuples of bytes and str: no Python code runs in their
+        # hash or comparison), and an entry another thread evicts between the look-up and
+        # move_to_end is still the right answer. hits/misses are statistics only.
+        items = self._items
+        item = items.get(key)
+        if item is None:
+            self.misses += 1
+            return MISSING
+        try:
+            items.move_to_end(key)
+        except KeyError:        # evicted meanwhile
+            pass
+        self.hits += 1
+        return item[0]
+
+    def get_many(self, keys: list[Hashable]) -> list[Any]:
+        """``[self.get(key) for key in keys]`` under one acquisition of the lock: the same values,
+        recency order and counts."""
+        items = self._items
+        out = []
+        append = out.append
         with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return MISSING
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
+            for key in keys:
+                item = items.get(key)
+                if item is None:
+                    self.misses += 1
+                    append(MISSING)
+                else:
+                    items.move_to_end(key)
+                    self.hits += 1
+                    append(item[0])
+        return out
 
     def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
         """``size``: the bytes ``value`` holds, when the caller knows them cheaper than
@@ -200,7 +225,8 @@ class Memo:
         """The cache key of a result under these settings. ``parts``: what else it depends on,
         as short names and digests; a text goes in as its ``text_digest`` (the cache holds no
         text)."""
-        return (self.digest, *parts)
+        digest = self._digest     # the property only the first time (a call per key cost more)
+        return (self.digest if digest is None else digest, *parts)
 
     def remember(self, compute: Callable[[], T], *parts: str | bytes | tuple | None,
                  keep: Callable[[T], bool] | None = None,
@@ -208,12 +234,14 @@ class Memo:
         """``compute()``, or what it returned before for the same settings and ``parts`` (see
         ``key``). ``keep(result)`` False: the result is returned but not remembered.
         ``size(result)``: its bytes (see ``ScanCache.put``)."""
-        if not self.cache.enabled:
+        cache = self.cache
+        if not cache.enabled:
             return compute()
-        key = self.key(*parts)
-        value = self.cache.get(key)
+        digest = self._digest
+        key = (self.digest if digest is None else digest, *parts)     # self.key(*parts)
+        value = cache.get(key)
         if value is MISSING:
             value = compute()
             if keep is None or keep(value):
-                self.cache.put(key, value, None if size is None else size(value))
+                cache.put(key, value, None if size is None else size(value))
         return value

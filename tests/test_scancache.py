@@ -61,6 +61,45 @@ def count_scans(monkeypatch) -> list[str]:
 
 # --- the cache itself -------------------------------------------------------------------------
 
+def test_lookups_without_the_lock_keep_the_cache_consistent_under_threads():
+    """``get`` takes no lock (``put`` does): threads looking up, storing and evicting at once
+    raise nothing, get only the value stored under their key, and the byte count stays the sum
+    of the entries'."""
+    import threading
+
+    cache = ScanCache(max_entries=64, max_bytes=64 * 400)
+    errors = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(4000):
+                key = (b"s", str((i * 7 + seed) % 200).encode())
+                got = cache.get(key)
+                if got is scancache.MISSING:
+                    cache.put(key, key[1], 10 + (i % 50))
+                elif got != key[1]:
+                    errors.append((key, got))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert cache.bytes == sum(size for _, size in cache._items.values())
+    assert len(cache) <= 64 and cache.evictions > 0
+
+
+def test_memo_keys_and_lookups_are_those_of_the_plain_calls():
+    memo = scancache.Memo({"a": 1})
+    assert memo.key("r", b"x") == (settings_digest({"a": 1}), "r", b"x")
+    calls = []
+    assert memo.remember(lambda: calls.append(1) or "v", "r", b"x") == "v"
+    assert memo.remember(lambda: calls.append(1) or "w", "r", b"x") == "v"
+    assert memo.cache.get(memo.key("r", b"x")) == "v" and calls == [1]
+
+
 def test_bounded_by_entries_least_recently_used_first():
     cache = ScanCache(max_entries=3)
     for k in (b"a", b"b", b"c"):

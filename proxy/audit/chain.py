@@ -65,11 +65,18 @@ class Chain:
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n'
 
     def seal_prepared(self, prepared: bytes) -> bytes:
-        """``seal`` for a record serialised by ``prepare_parts``: the same line, byte for byte."""
-        before, between, after = prepared.split(b"\0")
-        core = b"".join((b"{", before, b',"prev":"', self.prev.encode(), b'",', between,
-                         b',"seq":', str(self.seq).encode(), b",", after))
-        digest = hashlib.sha256(core + b"}").hexdigest()
+        """``seal`` for a record serialised by ``prepare_parts``: the same line, byte for byte.
+        The two NULs are found with ``find`` (memchr) rather than ``split``, which tests every
+        byte in a loop of its own; the entry is hashed without copying it once more."""
+        i = prepared.find(0)
+        j = prepared.find(0, i + 1)
+        if i < 0 or j < 0 or prepared.find(0, j + 1) >= 0:
+            raise ValueError("a prepared record holds exactly two NUL separators")
+        core = b"".join((b"{", prepared[:i], b',"prev":"', self.prev.encode(), b'",', prepared[i + 1:j],
+                         b',"seq":', str(self.seq).encode(), b",", prepared[j + 1:]))
+        h = hashlib.sha256(core)
+        h.update(b"}")
+        digest = h.hexdigest()
         self.seq += 1
         self.prev = digest
-        return core + b',"hash":"' + digest.encode() + b'"}\n'
+        return b"".join((core, b',"hash":"', digest.encode(), b'"}\n'))

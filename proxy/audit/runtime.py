@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from .config import AuditConfig
+from ..durations import NOT_COMPUTED
 from .chain import prepare_parts
 from .record import build_record, effective_level, record_parts
 from .signing import Signer, parse_key
@@ -177,7 +178,8 @@ class AuditLog:
         writer = self._writer
         return writer.refusal() if writer is not None else None
 
-    def submit(self, ex: Any) -> None:
+    def submit(self, ex: Any, upstream: Any = NOT_COMPUTED) -> None:
+        """``upstream``: ``durations.upstream_seconds(ex)``, when the caller computed it."""
         writer = self._writer
         if writer is None:
             return
@@ -187,7 +189,7 @@ class AuditLog:
         try:
             # serialised here, once: the writer thread only splices seq/prev in and hashes, and
             # no record dicts live on until the next flush (less work under the GIL, less GC)
-            record = prepare_parts(*record_parts(ex, level, redactor))
+            record = prepare_parts(*record_parts(ex, level, redactor, upstream=upstream))
         except TypeError:               # unserialisable: the writer counts it as lost
             record = build_record(ex, level, redactor)
         if not writer.enqueue(record):

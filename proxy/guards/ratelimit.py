@@ -37,7 +37,9 @@ class RateLimitGuard(Guard):
         if not charges:
             return None
         try:
-            outcome, backend, fallback = await self.limiter.reserve(
+            # in memory: answered at once, without a coroutine per request
+            got = self.limiter.reserve_now(charges, ex.request_id)
+            outcome, backend, fallback = got if got is not None else await self.limiter.reserve(
                 charges, ex.request_id, use_fallback=self.failure_mode == "open")
         except BackendUnavailable:
             ex.mark_uninspected("ratelimit: limit store unreachable")
@@ -61,7 +63,8 @@ class RateLimitGuard(Guard):
         if res is None:
             return
         try:
-            await self.limiter.settle(ex, res)
+            if not self.limiter.settle_now(ex, res):
+                await self.limiter.settle(ex, res)
         except BackendUnavailable:
             # Token corrections are lost; concurrency slots expire with their lease.
             ex.mark_uninspected("ratelimit: usage not settled, limit store unreachable")

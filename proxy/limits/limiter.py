@@ -74,6 +74,15 @@ class Limiter:
                 raise
         return await self.fallback.reserve(charges, member, self.clock()), self.fallback, True
 
+    def reserve_now(self, charges: list[Charge], member: str) -> tuple[Outcome, Backend, bool] | None:
+        """``reserve`` without a coroutine when the primary backend is the in-memory one, which
+        answers at once and never fails (``MemoryBackend.reserve`` is its ``check``); None when
+        the backend must be awaited."""
+        primary = self.primary
+        if type(primary) is MemoryBackend:
+            return primary.check(charges, member, self.clock()), primary, False
+        return None
+
     def actual_tokens(self, ex, res: Reservation) -> int:
         usage = ex.usage
         cpt = self.config.chars_per_token
@@ -94,8 +103,27 @@ class Limiter:
         return chars
 
     async def settle(self, ex, res: Reservation) -> None:
+        deltas = self._settlement(ex, res)
+        if deltas is not None:
+            await res.backend.settle(res.charges, deltas, res.member, self.clock())
+
+    def settle_now(self, ex, res: Reservation) -> bool:
+        """``settle`` without a coroutine when the reservation's backend is the in-memory one
+        (``MemoryBackend.settle`` is its ``adjust``); False, with nothing done, when it must be
+        awaited."""
+        backend = res.backend
+        if type(backend) is not MemoryBackend:
+            return False
+        deltas = self._settlement(ex, res)
+        if deltas is not None:
+            backend.adjust(res.charges, deltas, res.member, self.clock())
+        return True
+
+    def _settlement(self, ex, res: Reservation) -> list[int] | None:
+        """The corrections ``settle`` sends to the backend, or None when it sends none; ``res``
+        is settled from here on."""
         if res.settled:
-            return
+            return None
         res.settled = True
         actual = self.actual_tokens(ex, res)
         spent = None
@@ -109,8 +137,9 @@ class Limiter:
             else:
                 deltas.append(actual - ch.cost if kind in ("tokens", "budget") else 0)
         if any(deltas) or any(ch.limit.kind == "concurrency" for ch in res.charges):
-            # request-rate-only policies (or exact reservations) skip the second round trip
-            await res.backend.settle(res.charges, deltas, res.member, self.clock())
+            return deltas
+        # request-rate-only policies (or exact reservations) skip the second round trip
+        return None
 
 
 _METERED = ("tokens", "budget", "spend")

@@ -142,19 +142,26 @@ class TokenCounter:
         return encoding
 
     def count(self, texts: Iterable[str], model: str | None, chars_per_token: float,
-              digest: Callable[[str], bytes] = text_digest) -> int:
-        """``digest``: the exchange's ``text_digest`` (a text digested once per exchange)."""
+              digest: Callable[[str], bytes] = text_digest,
+              digests: Callable[[list[str]], list[bytes]] | None = None) -> int:
+        """``digest``: the exchange's ``text_digest`` (a text digested once per exchange), or
+        ``digests``: its ``text_digests`` (the same for a list of texts, in one call). The
+        remembered counts are looked up together; a text not found is looked up once more before
+        it is counted (it may have come earlier in ``texts``), then counted and remembered."""
         encoding = self.encoding_for(model)
         if encoding is None:
             return sum(estimate(len(t), chars_per_token) for t in texts)
-        total = 0
+        texts = list(texts)
+        name = encoding.name
+        keys = [(name, d) for d in (digests(texts) if digests is not None else map(digest, texts))]
         counts = self._counts
-        for text in texts:
-            key = (encoding.name, digest(text))
-            n = counts.get(key)
+        total = 0
+        for text, key, n in zip(texts, keys, counts.get_many(keys)):
             if n is MISSING:
-                n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
-                counts.put(key, n)
+                n = counts.get(key)
+                if n is MISSING:
+                    n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
+                    counts.put(key, n)
             total += n
         return total
 
@@ -167,7 +174,8 @@ def prompt_tokens(counter: TokenCounter, ex, chars_per_token: float) -> int:
     """Prompt tokens of the request: its text slots, plus OpenAI's per-message framing."""
     slots = ex.request_slots
     if slots:
-        n = counter.count((s.text for s in slots if s.text), ex.model, chars_per_token, ex.text_digest)
+        n = counter.count([s.text for s in slots if s.text], ex.model, chars_per_token,
+                          digests=ex.text_digests)
         messages = len({s.index for s in slots if s.kind in ("message", "content_part", "tool_result")})
         return n + (PER_MESSAGE * messages + PER_REQUEST if messages else 0)
     # Not parsed into slots (unknown endpoint): charge by size, so nothing is free.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..bounded import ModelLabels
-from ..durations import upstream_seconds
+from ..durations import NOT_COMPUTED, upstream_seconds
 from .config import TelemetryConfig, compile_section
 from ..lazyimport import lazy
 
@@ -96,11 +96,12 @@ class Telemetry:
         return setup_logging(fmt or self.config.log_format)
 
     # --- per exchange ----------------------------------------------------------------------------
-    def observe(self, ex: Any) -> None:
-        """Spans and metrics for one finished exchange; never raises into the core."""
+    def observe(self, ex: Any, upstream: Any = NOT_COMPUTED) -> None:
+        """Spans and metrics for one finished exchange; never raises into the core.
+        ``upstream``: ``durations.upstream_seconds(ex)``, when the caller computed it."""
         try:
             if self.metrics is not None:
-                self._metrics(ex)
+                self._metrics(ex, upstream)
             if self.tracer is not None:
                 self.tracer.record(ex)
         except Exception as exc:  # telemetry must never fail a request
@@ -109,7 +110,7 @@ class Telemetry:
                 import structlog
                 structlog.get_logger("aifw.telemetry").error("telemetry_observe_failed", exc_info=exc)
 
-    def _metrics(self, ex: Any) -> None:
+    def _metrics(self, ex: Any, upstream: Any = NOT_COMPUTED) -> None:
         m = self.metrics
         endpoint = getattr(ex.endpoint, "name", None) or "unknown"
         m.requests.add(1, (endpoint, _STATUS_LABELS[ex.status], ex.decision))
@@ -127,7 +128,8 @@ class Telemetry:
                     m.tokens.add(usage.completion_tokens, (group, model, "completion"))
         for guard, seconds in ex.guard_seconds.items():
             m.guard_duration.record(seconds, (guard,))
-        upstream = upstream_seconds(ex)
+        if upstream is NOT_COMPUTED:
+            upstream = upstream_seconds(ex)
         if upstream is not None:
             m.upstream_duration.record(upstream, (getattr(ex.upstream, "name", None) or "unknown",))
         if ex.finished is not None:

@@ -162,3 +162,18 @@ def test_iso_time_matches_strftime_and_the_millisecond_format():
         secs = int(wall)
         plain = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(secs)) + f".{int((wall - secs) * 1000):03d}Z"
         assert iso_time(wall) == plain, wall
+
+
+def test_an_upstream_duration_passed_in_is_the_one_computed():
+    """PolicyHolder.record walks the spans once for the record and the metrics and passes the
+    result in; the record is the one record_parts makes without it."""
+    from proxy.audit.record import record_parts
+    from proxy.durations import upstream_seconds
+
+    for i in range(4):
+        ex = make_exchange(i)
+        if i == 1:
+            ex.spans = []
+        if i == 2:
+            ex.spans, ex.upstream_started = [], None
+        assert record_parts(ex, "full", upstream=upstream_seconds(ex)) == record_parts(ex, "full")

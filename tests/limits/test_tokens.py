@@ -57,3 +57,37 @@ def test_counting_leaves_the_vocabularies_of_the_python_package_unloaded():
               "import bpe_openai\n"      # and the package still loads afterwards, sharing the module
               "assert len(bpe_openai.get_encoding('o200k_base').encode_ordinary('hello world')) == 2\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_counts_looked_up_together_are_those_looked_up_one_at_a_time():
+    """``count`` with the exchange's ``text_digests`` (one call, the cache asked once) against
+    the same texts counted one at a time with ``text_digest``: the same totals, every text
+    counted once (repeats within one call too), the same counts remembered."""
+    import random
+
+    from proxy.exchange import Exchange
+
+    calls = {"batch": [], "single": []}
+
+    def fake(into):
+        class Fake:
+            def count(self, text):
+                into.append(text)
+                return len(text.split()) + 1
+        return {name: Encoding(name, Fake()) for name in ENCODINGS}
+
+    batch, single = TokenCounter(), TokenCounter()
+    batch._loaded, single._loaded = fake(calls["batch"]), fake(calls["single"])
+    rng = random.Random(14)
+    words = ["alpha", "beta", "gamma", "delta", "", "a b", "x y z"]
+    for _ in range(400):
+        texts = [rng.choice(words) + " " * rng.randrange(3) for _ in range(rng.randrange(0, 6))]
+        model = rng.choice(["gpt-4o", "gpt-4", "claude-3"])
+        ex = Exchange("r", "POST", "/v1/chat/completions", "", {}, None, None)
+        expected = 0
+        for text in texts:
+            expected += single.count([text], model, 4, Exchange("r", "POST", "/", "", {}, None, None).text_digest)
+        assert batch.count(texts, model, 4, digests=ex.text_digests) == expected
+        assert ex.text_digests(texts) == [ex.text_digest(t) for t in texts]
+    assert calls["batch"] == calls["single"]
+    assert list(batch._counts._items.items()) == list(single._counts._items.items())

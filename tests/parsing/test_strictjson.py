@@ -81,3 +81,83 @@ def _ints(value):
     elif isinstance(value, list):
         for v in value:
             yield from _ints(v)
+
+
+# --- loads' cheap triggers against loads_plain (the slow path always) ----------------------------
+
+from proxy.parsing.strictjson import loads_plain  # noqa: E402
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a\\u003A":1,"b":1,"b":2}', b'{"a\\u003a":1,"b":1,"b":2}',   # an escaped ':' hides a dropped key
+    b'{"k\\u003A":"\\u003A","x":{"y":1,"y":2}}',
+    b'{"s":"e+ +","n":[18446744073709551616]}', b'[-9223372036854775809]', b'{"a":{"b":[-99999999999999999999]}}',
+    b'[' + b'9' * 300 + b']', b'{"t":0.7,"n":100000000000000000000}', b'{"p":"+44","n":-18446744073709551617}',
+])
+def test_refused_by_both(raw):
+    for parse in (loads, loads_plain):
+        with pytest.raises(JSONRefused):
+            parse(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":"e+1 +44 \\u003A and \\u003a"}', b'[1E+20,1e+300,12345678901234567.0,-1.5e+19]',
+    b'{"phone":"+44 7700 900461","n":18446744073709551615}', b'{"x":"\\\\u003a"}',
+])
+def test_accepted_by_both(raw):
+    assert loads(raw) == loads_plain(raw) == json.loads(raw)
+
+
+def test_every_integer_beyond_64_bits_comes_back_in_exponent_form():
+    """What the ``e+`` trigger rests on: orjson reads an integer outside 64 bits as a float and
+    writes it back with ``e+`` (or refuses it: beyond a double)."""
+    import random
+
+    import orjson
+    rng = random.Random(14)
+    edges = [2**64, 2**64 + 1, -(2**63) - 1, -(2**63) - 2, 10**20, -(10**19), 10**308, -(10**308)]
+    for n in edges + [rng.choice((1, -1)) * rng.randrange(2**64, 10**rng.randrange(20, 320)) for _ in range(3000)]:
+        try:
+            value = orjson.loads(str(n).encode())
+        except orjson.JSONDecodeError:
+            continue
+        assert isinstance(value, float) and b"e+" in orjson.dumps(value), n
+
+
+_NASTY = st.sampled_from(["+", "e+", "e+19", ":", "\\u003a", "\\u003A", "\\u0061", "a", "1E+5"])
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                   st.sampled_from([2**64, 2**64 - 1, -(2**63), -(2**63) - 1, 10**30]),
+                   st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4), _NASTY)
+_DOC = st.recursive(_VALUE, lambda c: st.one_of(st.lists(c, max_size=3),
+                                                st.lists(st.tuples(st.one_of(_NASTY, st.text(max_size=2)), c),
+                                                         max_size=4)), max_leaves=12)
+
+
+def _raw(value) -> str:
+    """JSON text whose objects may repeat keys and whose strings keep the escapes as written."""
+    if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
+        return "{" + ",".join(_raw_str(k) + ":" + _raw(v) for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_raw(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _raw_str(value)
+    return json.dumps(value)
+
+
+def _raw_str(text: str) -> str:
+    if text.startswith("\\u00"):
+        return f'"{text}"'                  # an escape as written (\u003a spells a ':')
+    return json.dumps(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_DOC)
+def test_fuzz_loads_refuses_and_returns_what_the_plain_path_does(value):
+    raw = _raw(value).encode()
+    try:
+        plain = loads_plain(raw)
+    except JSONRefused:
+        with pytest.raises(JSONRefused):
+            loads(raw)
+        return
+    assert loads(raw) == plain
