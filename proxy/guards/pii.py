@@ -115,10 +115,17 @@ class PiiGuard(Guard):
         state = _state(ex)
         blocked: set[str] = set()
         scanned: list[tuple[Any, str, list]] = []     # (slot, answer as the model wrote it, spans)
+        vault = state.vault
         for slot in ex.response_slots:
             text = slot.text
             if cfg.response_detector is not None:
-                spans = self._response.detect(text, ex.text_digest)
+                if cfg.restore and vault.holds_restorable(text):
+                    # Restored before the client sees it, the text as the model wrote it never
+                    # comes back in a conversation: scanned without the cache (no digest, no
+                    # entry that would never be looked up).
+                    spans = self._response.detector.detect(text)
+                else:
+                    spans = self._response.detect(text, ex.text_digest)
                 if spans:
                     spans = without_placeholders(text, spans)
                 scanned.append((slot, text, spans))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from ..scancache import Memo, approx_size, text_digest
+from ..scancache import MISSING, Memo, approx_size, text_digest
 from .detector import Detector
 from .spans import Span
 
@@ -32,6 +32,18 @@ class SpanMemo:
 
     def detect(self, text: str, digest: Callable[[str], bytes] = text_digest) -> list[Span]:
         """``detector.detect(text)`` (spans are frozen: the tuple's items are shared safely).
-        ``digest``: the exchange's ``text_digest`` (each text digested once per exchange)."""
-        return list(self.memo.remember(lambda: tuple(self.detector.detect(text)), digest(text),
-                                       size=_size))
+        ``digest``: the exchange's ``text_digest`` (each text digested once per exchange).
+
+        ``Memo.remember`` spelt out: the guard looks up every slot of every request (a
+        conversation's history hits), and the closure, the key's and the size's calls cost a
+        third of a hit."""
+        memo = self.memo
+        cache = memo.cache
+        if not cache.enabled:
+            return self.detector.detect(text)
+        key = (memo.digest, digest(text))       # memo.key(digest(text))
+        found = cache.get(key)
+        if found is MISSING:
+            found = tuple(self.detector.detect(text))
+            cache.put(key, found, _size(found))
+        return list(found)

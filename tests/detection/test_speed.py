@@ -307,3 +307,50 @@ def test_non_ascii_anchors_found_in_the_anchor_pass_equal_substring_tests():
     for text in texts:
         want = frozenset(i for a, i in others.items() if prefilter.occurs(a, text))
         assert prefilter.prefilter_hit_set(text)[2] == want, text
+
+
+def _placeholder_texts() -> list[str]:
+    """Texts as the injection guard sees them behind the PII guard: placeholders (capitals, "_",
+    digits in angle brackets) among chat-template tokens, spaced letters and glued symbols."""
+    rnd = random.Random(31)
+    pieces = ("<EMAIL_ADDRESS_1>", "<PHONE_NUMBER_12>", "<US_SSN_3>", "<IBAN_CODE_1>", "<|im_start|>",
+              "<|IM_END|>", "[INST]", "[/inst]", "<< SYS >>", "<</sys>>", "< start_of_turn>",
+              "</END_OF_TURN>", "<start_of_Turn >", "\n### System:", "  ###  assistant :", "###",
+              "a_b_c_d", "a b c d", "i.g.n.o.r.e", "x_y", "_", "__", "a_", "<", "<<", "[", "#", "|",
+              "camelCase", "A", "ab", "call me on", " ", "\n", "snake_case_name", "é", "ſtart_of_turn>")
+    out = []
+    for _ in range(4000):
+        out.append("".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12))))
+    out += ["You can call me on <PHONE_NUMBER_1> during the day. (reference 12)",
+            "Send it to <EMAIL_ADDRESS_1> and <EMAIL_ADDRESS_2>, or call <PHONE_NUMBER_1>.",
+            "a_" * 40 + "b c d e", "x " * 3 + "a_b" + " y" * 3, "q_w_e_r_t_y_u_i_o_p " * 3]
+    # spaced letters with a "_" anywhere in or next to them, few and many
+    out += ["".join(rnd.choice("ab _.-*,") for _ in range(rnd.randint(0, 30))) for _ in range(3000)]
+    return out
+
+
+def test_template_tokens_equal_the_pattern():
+    texts = _placeholder_texts() + _dataset_like_texts() + _random_texts(2000, 41) + [
+        c for r in RULES for c in r.match_cases + r.no_match_cases]
+    assert sum(normalize.template_tokens(t) > 0 for t in texts) > 500     # both sides are tried
+    for text in texts:
+        assert normalize.template_tokens(text) == len(normalize.CHAT_TEMPLATE.findall(text)), text
+        assert Prepared(text).template_tokens == len(normalize.CHAT_TEMPLATE.findall(text)), text
+
+
+def test_spaced_letter_precheck_equals_its_pattern():
+    texts = _placeholder_texts() + _dataset_like_texts() + _random_texts(2000, 43)
+    texts = [t for t in texts + [normalize.normalize(t) for t in texts] if t.isascii()]
+    assert sum(normalize._may_have_spaced_letters(t) for t in texts) > 500
+    for text in texts:
+        mapped = text.encode("ascii").translate(normalize._SPACED_CLASS)
+        assert normalize._may_have_spaced_letters(text) == (normalize._SPACED_RUN.search(mapped) is not None), text
+        assert normalize.collapse(text) == normalize.collapse_reference(text), text
+
+
+def test_glue_count_equals_its_pattern_on_placeholders():
+    from proxy.detection import charclass
+    texts = _placeholder_texts()
+    assert sum(charclass.glue_count(t) >= 2 for t in texts) > 500
+    for text in texts:
+        assert charclass.glue_count(text) == len(charclass.GLUE.findall(text)), text

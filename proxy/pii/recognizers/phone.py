@@ -78,21 +78,44 @@ def _date_digits(d: str) -> bool:
 def _clustered_runs(text: str, runs: list[tuple[int, int]]) -> list[int]:
     """The indices of the digit runs that belong to a cluster of seven or more digits (runs
     linked by gaps that a candidate can span: up to three characters, or an extension mark);
-    a smaller cluster holds no phone number."""
+    a smaller cluster holds no phone number. One pass, each cluster's digits summed on the way
+    (most runs in prose stand alone)."""
     if not runs:
         return []
-    # Where a new cluster begins: most runs in prose stand alone, so this one comprehension
-    # over the gaps does most of the work.
-    breaks = [i for i in range(1, len(runs)) if runs[i][0] - runs[i - 1][1] > 3
-              and (runs[i][0] - runs[i - 1][1] > 11 or not _EXT_GAP.fullmatch(text, runs[i - 1][1], runs[i][0]))]
     out: list[int] = []
     first = 0
-    for b in breaks + [len(runs)]:
-        if (runs[first][1] - runs[first][0] >= 7 if b - first == 1
-                else sum(e - s for s, e in runs[first:b]) >= 7):
-            out.extend(range(first, b))
-        first = b
+    prev_start, prev_end = runs[0]
+    digits = prev_end - prev_start
+    for i in range(1, len(runs)):
+        start, end = runs[i]
+        gap = start - prev_end
+        if gap > 3 and (gap > 11 or not _EXT_GAP.fullmatch(text, prev_end, start)):
+            if digits >= 7:         # a new cluster begins at run i
+                out.extend(range(first, i))
+            first, digits = i, 0
+        digits += end - start
+        prev_end = end
+    if digits >= 7:
+        out.extend(range(first, len(runs)))
     return out
+
+
+def _date_shaped(s: str) -> bool:
+    """``_DATE_SHAPE.match(s)``: a date holds a "-", "." or "/", which few candidates do."""
+    return ("-" in s or "." in s or "/" in s) and _DATE_SHAPE.match(s) is not None
+
+
+# What a currency match (``_CURRENCY``, up to ``[ ]?\Z``) ends in: a symbol or a code's last letter.
+_CURRENCY_ENDS = frozenset("$€£¥₹DRPFY")
+
+
+def _after_currency(text: str, start: int) -> bool:
+    """``_CURRENCY.search(text, max(0, start - 5), start)``: the match ends at ``start``, after
+    at most one space, so its symbol or code's last letter is one of the two characters before."""
+    before = text[start - 1] if start > 0 else ""
+    if before == " ":
+        before = text[start - 2] if start > 1 else ""
+    return before in _CURRENCY_ENDS and _CURRENCY.search(text, max(0, start - 5), start) is not None
 
 
 @lru_cache(maxsize=4096)
@@ -220,7 +243,7 @@ class PhoneRecognizer:
             if m.end() - m.start() < 7:
                 continue
             raw = m.group()
-            if _DATE_SHAPE.match(raw) or self._labelled_otherwise(text, m.start()):
+            if _date_shaped(raw) or self._labelled_otherwise(text, m.start()):
                 continue
             span = self._number_in(m, raw, text, contested)
             if span is not None:
@@ -302,11 +325,11 @@ class PhoneRecognizer:
         digits and knows it is not date-shaped."""
         if digits is None:
             digits = sum(map(str.isdigit, core))
-            if _DATE_SHAPE.match(core):
+            if _date_shaped(core):
                 return None
         if not 7 <= digits <= 15:
             return None
-        if _CURRENCY.search(text, max(0, start - 5), start):
+        if _after_currency(text, start):
             return None
         unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
         score = self._score(text, start, end, core, digits, unopposed)
