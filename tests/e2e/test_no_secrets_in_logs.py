@@ -87,8 +87,10 @@ class World:
         self.statuses: list[int] = []
 
     def secrets(self) -> list[str]:
-        # the virtual key whole and its secret part alone
-        return [FP_SECRET, CLIENT_KEY, PROVIDER_KEY, self.virtual_key, self.virtual_key.rsplit("-", 1)[1]]
+        # the virtual key whole and its secret part alone: "aifw-<id>-<secret>", where the
+        # secret (token_urlsafe) may itself hold a "-", so its tail after the last one can be
+        # two characters that any timestamp holds
+        return [FP_SECRET, CLIENT_KEY, PROVIDER_KEY, self.virtual_key, self.virtual_key.split("-", 2)[2]]
 
 
 @pytest.fixture
