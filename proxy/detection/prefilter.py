@@ -383,13 +383,20 @@ def pattern_leads(source: str, spaced: bool = False) -> set[str] | None:
     at least one): an alternation whose branches all begin with a literal has no prefix the
     ``regex`` engine can skip to, and is tried at every position of a text; the anchor pass
     already knows where its literals are (``starts_at``)."""
+    items = _parsed_items(source)
+    return None if items is None else _leads(items, spaced)
+
+
+def _parsed_items(source: str) -> list | None:
+    """The top-level items of ``source`` as Python's ``re`` parser reads them; None where it could
+    read the pattern otherwise than the ``regex`` package (syntax only ``regex`` knows) or
+    refuses it, and the analyses that use it then answer "unsure"."""
     if _FOREIGN.search(source):
         return None
     try:
-        parsed = _p.parse(source)
+        return list(_p.parse(source))
     except Exception:
         return None
-    return _leads(list(parsed), spaced)
 
 
 def _leads(items: list, spaced: bool = False, lead: bool = False) -> set[str] | None:
@@ -466,13 +473,8 @@ def within_sentences(source: str) -> bool:
     cannot cross a sentence end, the character past ``end`` is one (or the text ends there) so a
     boundary test sees a non-word character either way, and the ``regex`` package lets a
     look-behind or a boundary test at ``start`` read the text before it. False when unsure."""
-    if _FOREIGN.search(source):
-        return False
-    try:
-        parsed = _p.parse(source)
-    except Exception:
-        return False
-    return _no_end(list(parsed))
+    items = _parsed_items(source)
+    return items is not None and _no_end(items)
 
 
 def _no_end(items: list) -> bool:
