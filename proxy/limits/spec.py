@@ -117,10 +117,26 @@ def calendar_window(period: str, now: float) -> tuple[str, float]:
     return f"m{t.year:04d}{t.month:02d}", float(calendar.timegm((year, month, 1, 0, 0, 0)))
 
 
+# format_reset's texts by whole milliseconds: two reset headers on every allowed request, and
+# the same few values (a rate's refill after one request) come back; bounded, cleared when full.
+_RESET_TEXTS: dict[int, str] = {}
+_RESET_TEXTS_MAX = 4096
+
+
 def format_reset(seconds: float) -> str:
     """OpenAI's ``x-ratelimit-reset-*`` format, as Go prints durations: ``20ms``, ``1s``,
     ``1.5s``, ``6m0s``, ``1h2m3s``."""
     ms = max(0, int(round(seconds * 1000)))
+    text = _RESET_TEXTS.get(ms)
+    if text is None:
+        if len(_RESET_TEXTS) >= _RESET_TEXTS_MAX:
+            _RESET_TEXTS.clear()
+        text = _RESET_TEXTS[ms] = format_reset_ms(ms)
+    return text
+
+
+def format_reset_ms(ms: int) -> str:
+    """``format_reset`` of ``ms`` whole milliseconds (≥ 0), computed."""
     if ms < 1000:
         return f"{ms}ms"
     h, rest = divmod(ms, 3_600_000)
