@@ -95,7 +95,8 @@ def test_probe_needles_equal_the_plain_walk():
     words = sorted(_NEEDLES) + ["PASS", "Sk-Ant-", "D.O.B", "x", " ", "_", "-", "\u017f", "K"]
     dense = ["".join(rnd.choice(words) for _ in range(rnd.randint(0, 8))) for _ in range(3000)]
     texts = _texts() + tuple(dense)
-    assert sum(t.isascii() for t in texts) > 9_000 and sum(not t.isascii() for t in texts) > 100
+    # ~5,600 ASCII texts without shared/datasets next to the repository (a fresh clone), ~9,000 with
+    assert sum(t.isascii() for t in texts) > 5_000 and sum(not t.isascii() for t in texts) > 100
     found = 0
     for text in texts:
         plain = {w for _, w in _needle_automaton().iter(text.casefold())}
