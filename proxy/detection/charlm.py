@@ -19,6 +19,8 @@ Signals (negative log-probability per character, nats):
 from __future__ import annotations
 
 import functools
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -151,37 +153,68 @@ def _tail_contrast(text: str, table: np.ndarray | None = None) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def _lookups() -> tuple[np.ndarray, np.ndarray]:
-    """(pair, quantised) tables of the ASCII path: ``pair`` maps two class bytes read as one
-    little-endian 16-bit number to the trigram index of (them, class 0); ``quantised`` is the
-    table in 1/16 nats (``save``) with 0 where the third class is unknown (``known`` below)."""
+def _lookups() -> tuple[np.ndarray, np.ndarray, int]:
+    """(pair, quantised, largest) tables of the ASCII path: ``pair`` maps two class bytes read as
+    one little-endian 16-bit number to the trigram index of (them, class 0); ``quantised`` is the
+    table in 1/16 nats (``save``) with 0 where the third class is unknown (``known`` below);
+    ``largest`` its largest value (what ``_byte_sum`` may add up in one checksum)."""
     with np.load(DEFAULT_TABLE) as data:
         quantised = data["nll_q16"].copy()
     quantised[::N_CLASSES] = 0
     pair = np.zeros(1 << 16, np.intp)
     a, b = np.meshgrid(np.arange(N_CLASSES), np.arange(N_CLASSES), indexing="ij")
     pair[a + 256 * b] = (a * N_CLASSES + b) * N_CLASSES
-    return pair, quantised
+    return pair, quantised, int(quantised.max())
+
+
+_ADLER_MOD = 65521
+_HIGH_NIBBLE = bytes(b >> 4 for b in range(256))      # bytes.translate tables
+_LOW_NIBBLE = bytes(b & 15 for b in range(256))
+
+
+def _byte_sum(data: bytes, largest: int = 255) -> int:
+    """``sum(data)`` for bytes no larger than ``largest``, from zlib's Adler-32 checksum: its low
+    half is 1 + the sum of the bytes modulo 65521, so it is the sum itself while that stays below
+    65520 (one C pass instead of a Python int per byte). Longer data is summed as its high and
+    low nibbles (each at most 15 a byte), and beyond that byte by byte."""
+    if len(data) * largest < _ADLER_MOD - 1:
+        return (zlib.adler32(data) & 0xFFFF) - 1
+    if len(data) * 15 < _ADLER_MOD - 1:
+        return 16 * ((zlib.adler32(data.translate(_HIGH_NIBBLE)) & 0xFFFF) - 1) \
+            + (zlib.adler32(data.translate(_LOW_NIBBLE)) & 0xFFFF) - 1
+    return sum(data)
+
+
+_F32 = struct.Struct("<f")
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (ties to even), as a Python float."""
+    return _F32.unpack(_F32.pack(value))[0]
 
 
 def _ascii_tail_contrast(spaced: str) -> float:
     """``_tail_contrast`` of ASCII text, given ``" " + " ".join(text.split())``: the same value in
-    five array calls instead of some twenty. The table's values are multiples of 1/16 and the
+    four array calls instead of some twenty. The table's values are multiples of 1/16 and the
     sums stay far below 2**20, so summing the quantised bytes as integers gives the float32 sums
-    exactly, and the last step is the same float32 arithmetic."""
+    exactly. The last step is the same float32 arithmetic done in doubles and rounded to float32
+    after each operation: a double holds more than twice float32's precision, so rounding the
+    double quotient or difference gives the correctly rounded float32 one (no double rounding
+    error), without numpy's scalar machinery."""
     cls = spaced.encode("ascii").translate(_ASCII_CLASS_BYTES)
     n = len(cls) - 2
     if n < TAIL + 40:
         return 0.0
-    pair, quantised = _lookups()
-    q = quantised[pair[np.ndarray((n,), "<u2", cls, 0, (1,))]
+    pair, quantised, largest = _lookups()
+    q = quantised[pair.take(np.ndarray((n,), "<u2", cls, 0, (1,)))
                   + np.frombuffer(cls, np.uint8, n, 2)].tobytes()
-    tail = sum(q[-TAIL:])
-    head = sum(q) - tail
+    tail = _byte_sum(q[-TAIL:], largest)
+    head = _byte_sum(q, largest) - tail
     if 0 in cls:          # class 0 (unknown, DEL here) counts in no average
         t_cnt, h_cnt = TAIL - cls[-TAIL:].count(0), n - TAIL - cls[2:-TAIL].count(0)
     else:
         t_cnt, h_cnt = TAIL, n - TAIL
     if t_cnt < 0.8 * TAIL or h_cnt < 30 or t_cnt + h_cnt < 0.8 * n:
         return 0.0
-    return float(np.float32(tail / 16) / t_cnt - np.float32(head / 16) / h_cnt)
+    # tail / 16 and head / 16 are exact in float32 (np.float32 of them in _tail_contrast's sums)
+    return _f32(_f32(tail / 16 / t_cnt) - _f32(head / 16 / h_cnt))

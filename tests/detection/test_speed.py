@@ -190,6 +190,71 @@ def test_charlm_ascii_path_is_bit_identical():
         assert charlm.tail_contrast(text) == charlm._tail_contrast(text), text
 
 
+def test_byte_sum_equals_sum():
+    """The checksum sums of the gibberish signal: direct Adler-32, its nibble halves, and the
+    plain sum, each around the lengths where the next takes over."""
+    from proxy.detection import charlm
+    rnd = random.Random(31)
+    for largest in (1, 15, 189, 255):
+        edges = {65520 // largest, 65520 // 15, 0, 1, 59, 60, 61}
+        for edge in edges:
+            for n in range(max(edge - 2, 0), edge + 3):
+                for fill in ("max", "random"):
+                    data = bytes(largest if fill == "max" else rnd.randint(0, largest) for _ in range(n))
+                    assert charlm._byte_sum(data, largest) == sum(data), (largest, n, fill)
+
+
+def _contrast_edge_texts() -> list[str]:
+    """ASCII texts at the ASCII path's edges: lengths around TAIL + 40 trigrams, unknown (DEL)
+    characters placed so the tail count, the head count and the total cross their 48/30/80%
+    thresholds, and long ones for each of _byte_sum's ways of summing."""
+    from proxy.detection import charlm
+    rnd = random.Random(37)
+    words = ("the", "Policy", "covers", "water", "x{y}", "iPhone", "zzq", "$5", "ok.", "(a)", "Ab")
+    out = []
+    for _ in range(400):
+        body = " ".join(rnd.choice(words) for _ in range(400))
+        n = rnd.randint(charlm.TAIL + 30, charlm.TAIL + 60)
+        out.append(body[:n])
+    for _ in range(1500):
+        n = rnd.choice((charlm.TAIL + 39, charlm.TAIL + 40, charlm.TAIL + 41, 120, 200, 340, 360, 700))
+        chars = [rnd.choice("abcdefgh XYZ{}") for _ in range(n)]
+        spot = rnd.choice(("tail", "head", "any"))
+        for _ in range(rnd.choice((0, 1, 5, 11, 12, 13, 20, 40, 80))):
+            lo = n - charlm.TAIL - 2 if spot == "tail" else 0
+            hi = n - charlm.TAIL if spot == "head" else n
+            chars[rnd.randrange(max(lo, 0), max(hi, 1))] = "\x7f"
+        out.append("".join(chars).strip() or "a")
+    for n in (1000, 4000, 4400, 6000):
+        out.append("".join(rnd.choice("qwXZ}{|~`^ ") for _ in range(n)))
+        out.append(" ".join(rnd.choice(words) for _ in range(n // 4)))
+    return out
+
+
+def test_charlm_ascii_path_is_bit_identical_at_its_edges():
+    import struct
+    from proxy.detection import charlm
+    texts = _contrast_edge_texts()
+    values = [charlm._tail_contrast(t) for t in texts]
+    assert sum(v != 0.0 for v in values) > 300 and sum(v == 0.0 for v in values) > 300
+    assert any("\x7f" in t and v != 0.0 for t, v in zip(texts, values))
+    assert any(len(t) > 4400 and v != 0.0 for t, v in zip(texts, values))
+    for text, want in zip(texts, values):
+        assert struct.pack("<d", charlm.tail_contrast(text)) == struct.pack("<d", want), text
+
+
+def test_prose_tail_equals_its_pattern():
+    rnd = random.Random(41)
+    texts = _dataset_like_texts() + _random_texts(3000, 43) + [
+        "".join(rnd.choice("ab C,.'\u2019:;-?!\")\t\x1c\x85 1(#") for _ in range(rnd.randint(0, 40)))
+        for _ in range(5000)] + ["Plain words end here.", "Plain words, then 42.", "a) ", "A.\x1c"]
+    texts += [" ".join(rnd.choice(("the", "Rosetta", "stone's", "x:", "a-b", "3", "(c)", "\u2019s"))
+                       for _ in range(rnd.randint(1, 9))) + rnd.choice(".?!)\"' \t") for _ in range(3000)]
+    assert sum(normalize._PROSE_TAIL.fullmatch(t) is not None for t in texts) > 500
+    for text in texts:
+        assert normalize._prose_tail(text) == (normalize._PROSE_TAIL.fullmatch(text) is not None), text
+
+
 def test_join_split_equals_str_split():
     from proxy.detection import charclass
     rnd = random.Random(9)
