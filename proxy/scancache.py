@@ -149,22 +149,10 @@ class ScanCache:
         return item[0]
 
     def get_many(self, keys: list[Hashable]) -> list[Any]:
-        """``[self.get(key) for key in keys]`` under one acquisition of the lock: the same values,
-        recency order and counts."""
-        items = self._items
-        out = []
-        append = out.append
-        with self._lock:
-            for key in keys:
-                item = items.get(key)
-                if item is None:
-                    self.misses += 1
-                    append(MISSING)
-                else:
-                    items.move_to_end(key)
-                    self.hits += 1
-                    append(item[0])
-        return out
+        """``[self.get(key) for key in keys]``: the same values, recency order and counts. (It held
+        the lock once for all keys; ``get`` takes no lock now, so this is ``get`` for each.)"""
+        get = self.get
+        return [get(key) for key in keys]
 
     def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
         """``size``: the bytes ``value`` holds, when the caller knows them cheaper than
