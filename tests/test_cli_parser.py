@@ -42,6 +42,12 @@ def test_each_extension_command_is_reachable(argv, present):
     assert present in commands and "serve" in commands
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter in the repository (what it imports is its own)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=cli.__file__.rsplit("/proxy/", 1)[0])
+
+
 def test_policy_check_imports_neither_other_commands_nor_logging(tmp_path):
     code = ("import sys, io, contextlib; from proxy.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
@@ -50,8 +56,7 @@ def test_policy_check_imports_neither_other_commands_nor_logging(tmp_path):
             " 'proxy.replay', 'proxy.scan', 'proxy.detection.cli', 'proxy.pii.cli', 'opentelemetry', 'aiohttp')"
             " if m in sys.modules]\n"
             "print(code, heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=cli.__file__.rsplit("/proxy/", 1)[0])
+    out = _python(code)
     assert out.returncode == 0 and out.stdout.strip() == "0 []", out.stdout + out.stderr
 
 
@@ -62,6 +67,5 @@ def test_a_policy_compiled_to_serve_has_presidio_loaded(tmp_path):
             "compile_policy('bench/policies/all-guards.yaml', Services(), {'AIFW_UPSTREAM_URL': 'http://127.0.0.1:9/v1', 'OPENAI_API_KEY': 'k'})\n"
             "from proxy.pii import operators\n"
             "print(operators._presidio is not None, 'presidio_anonymizer' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=cli.__file__.rsplit("/proxy/", 1)[0])
+    out = _python(code)
     assert out.returncode == 0 and out.stdout.strip() == "True True", out.stdout + out.stderr
