@@ -8,28 +8,18 @@ from ..verdict import Verdict
 from .backend import NEVER, ItemResult
 from .charges import Charge
 from .config import CALENDAR_KINDS
-from .spec import describe_window, format_reset, format_reset_ms
+from .spec import describe_window, format_reset
 
 GUARD = "ratelimit"
 
 
-_HEADERS = {suffix: (f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}",
-                     f"x-ratelimit-reset-{suffix}") for suffix in ("requests", "tokens")}
-
-
-def _tighter(best: tuple[Charge, ItemResult] | None, charge: Charge,
-             item: ItemResult) -> tuple[Charge, ItemResult]:
-    # fewest units left; on a tie the one that takes longest to refill; on a full tie the first
-    if best is None or (item.remaining, -item.reset) < (best[1].remaining, -best[1].reset):
-        return charge, item
-    return best
-
-
 def rate_headers(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict[str, str]:
     """OpenAI's headers for the tightest request rate and the tightest token rate (else token
-    budget). Runs on every allowed request: one pass, ``_tighter`` inlined (a call per charge
-    cost more than the comparison), header names built once; ``rate_headers_plain`` is the
-    same spelled out, which the tests compare it with."""
+    budget). Runs on every allowed request: one pass, the tighter pick inline (a call per charge
+    cost more than the comparison), header names as literals; tests/limits/test_rate_headers.py
+    holds the same spelled out (``rate_headers_plain``) and compares the two."""
+    # per kind the tightest: fewest units left; on a tie the one that takes longest to refill;
+    # on a full tie the first
     requests = tokens = budget = None
     for charge, item in zip(charges, items):
         kind = charge.limit.kind
@@ -54,28 +44,6 @@ def rate_headers(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict
         headers["x-ratelimit-limit-tokens"] = str(charge.limit.amount)
         headers["x-ratelimit-remaining-tokens"] = str(item.remaining)
         headers["x-ratelimit-reset-tokens"] = format_reset(item.reset)
-    return headers
-
-
-def rate_headers_plain(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict[str, str]:
-    """``rate_headers`` spelled out: the reference its tests compare with."""
-    requests = tokens = budget = None
-    for charge, item in zip(charges, items):
-        kind = charge.limit.kind
-        if kind == "requests":
-            requests = _tighter(requests, charge, item)
-        elif kind == "tokens":
-            tokens = _tighter(tokens, charge, item)
-        elif kind == "budget":
-            budget = _tighter(budget, charge, item)
-    headers: dict[str, str] = {}
-    for suffix, pick in (("requests", requests), ("tokens", tokens or budget)):
-        if pick is not None:
-            charge, item = pick
-            limit, remaining, reset = _HEADERS[suffix]
-            headers[limit] = str(charge.limit.amount)
-            headers[remaining] = str(item.remaining)
-            headers[reset] = format_reset_ms(max(0, int(round(item.reset * 1000))))
     return headers
 
 

@@ -6,12 +6,47 @@ from __future__ import annotations
 
 import random
 from types import SimpleNamespace
+from typing import Sequence
 
 from proxy.limits import spec
 from proxy.limits.backend import ItemResult
 from proxy.limits.charges import Charge
-from proxy.limits.refusals import rate_headers, rate_headers_plain
+from proxy.limits.refusals import rate_headers
 from proxy.limits.spec import format_reset, format_reset_ms
+
+
+_HEADERS = {suffix: (f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}",
+                     f"x-ratelimit-reset-{suffix}") for suffix in ("requests", "tokens")}
+
+
+def _tighter(best: tuple[Charge, ItemResult] | None, charge: Charge,
+             item: ItemResult) -> tuple[Charge, ItemResult]:
+    # fewest units left; on a tie the one that takes longest to refill; on a full tie the first
+    if best is None or (item.remaining, -item.reset) < (best[1].remaining, -best[1].reset):
+        return charge, item
+    return best
+
+
+def rate_headers_plain(charges: Sequence[Charge], items: Sequence[ItemResult]) -> dict[str, str]:
+    """``rate_headers`` as it was written before its tighter pick was inlined: the reference."""
+    requests = tokens = budget = None
+    for charge, item in zip(charges, items):
+        kind = charge.limit.kind
+        if kind == "requests":
+            requests = _tighter(requests, charge, item)
+        elif kind == "tokens":
+            tokens = _tighter(tokens, charge, item)
+        elif kind == "budget":
+            budget = _tighter(budget, charge, item)
+    headers: dict[str, str] = {}
+    for suffix, pick in (("requests", requests), ("tokens", tokens or budget)):
+        if pick is not None:
+            charge, item = pick
+            limit, remaining, reset = _HEADERS[suffix]
+            headers[limit] = str(charge.limit.amount)
+            headers[remaining] = str(item.remaining)
+            headers[reset] = format_reset_ms(max(0, int(round(item.reset * 1000))))
+    return headers
 
 
 def _case(rng: random.Random):
