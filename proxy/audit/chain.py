@@ -26,22 +26,17 @@ def entry_hash(entry_without_hash: dict) -> str:
     return hashlib.sha256(canonical(entry_without_hash)).hexdigest()
 
 
-# Where ``prev`` and ``seq`` go in a prepared record: orjson writes a Fragment's bytes as they
-# are, and canonical JSON never holds a raw NUL otherwise (orjson escapes control characters)
-_SLOT = orjson.Fragment(b"\0")
+# What a request record holds for ``prev`` and ``seq`` until it is sealed: orjson writes a
+# Fragment's bytes as they are, and canonical JSON never holds a raw NUL otherwise (orjson
+# escapes control characters), so the writer finds the two places with memchr
+SLOT = orjson.Fragment(b"\0")
 
 
 def prepare_record(record: dict) -> bytes:
-    """The canonical bytes of ``record`` (a request record without chain fields) with a NUL
-    byte where the values of ``prev`` and ``seq`` go, for ``seal_prepared``: one orjson call on
-    the loop, one ``bytes``, which the garbage collector does not track while it waits in the
-    queue. Raises TypeError like ``canonical``, leaving ``record`` as it was."""
-    record["prev"] = record["seq"] = _SLOT
-    try:
-        return orjson.dumps(record, option=_OPTS, default=str)
-    except TypeError:
-        del record["prev"], record["seq"]
-        raise
+    """The canonical bytes of a request record whose ``prev`` and ``seq`` hold ``SLOT``, for
+    ``seal_prepared``: one orjson call on the loop, one ``bytes``, which the garbage collector
+    does not track while it waits in the queue. Raises TypeError like ``canonical``."""
+    return orjson.dumps(record, option=_OPTS, default=str)
 
 
 class Chain:
@@ -74,11 +69,13 @@ class Chain:
     def seal_prepared(self, prepared: bytes) -> bytes:
         """``seal`` for a record serialised by ``prepare_record``: the same line, byte for byte.
         The two NULs are found with ``find`` (memchr) rather than ``split``, which tests every
-        byte in a loop of its own; the entry is hashed without copying it once more."""
+        byte in a loop of its own; the entry is hashed without copying it once more. There is
+        no third NUL to look for (a call of ~1.7 k instructions): orjson writes none, only
+        ``prepare_record``'s two Fragments."""
         i = prepared.find(0)
         j = prepared.find(0, i + 1)
-        if i < 0 or j < 0 or prepared.find(0, j + 1) >= 0:
-            raise ValueError("a prepared record holds exactly two NUL bytes")
+        if j < 0:
+            raise ValueError("a prepared record holds two NUL bytes")
         core = b"".join((prepared[:i], b'"', self.prev.encode(), b'"', prepared[i + 1:j],
                          str(self.seq).encode(), prepared[j + 1:-1]))
         h = hashlib.sha256(core)
