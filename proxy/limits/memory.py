@@ -33,9 +33,9 @@ class MemoryBackend:
     def check(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:
         """Every charge is judged against the counters as they were before this request (two
         charges may share a counter: a limit with two equal windows), then, when all pass, all
-        are applied. Runs on every request: kinds are tested by equality, rates first, and the
-        apply step gets (dict, key, value) per counter from the first pass instead of working
-        each kind out again. tests/limits/test_memory_check.py holds a plain spelling and
+        are applied. Runs on every request: kinds are tested by equality, the apply step gets
+        (key, value) per counter of each kind from the first pass instead of working each kind
+        out again, and the holders of a slot are walked only when a lease ran out. tests/limits/test_memory_check.py holds a plain spelling and
         compares the two over generated traffic."""
         self._ops += 1
         if self._ops % _PRUNE_EVERY == 0:
@@ -52,7 +52,12 @@ class MemoryBackend:
             cost = ch.cost
             if kind == "concurrency":
                 holders = self.slots.get(ch.key)
-                count = self._live(holders, now) if holders else 0
+                if not holders:
+                    count = 0
+                elif min(holders.values()) > now:     # no lease ran out: nothing to drop
+                    count = len(holders)
+                else:
+                    count = self._live(holders, now)
                 if count >= amount:
                     items.append(ItemResult(False, 0, 0.0, CONCURRENCY_RETRY))
                     ok = False
@@ -83,7 +88,7 @@ class MemoryBackend:
                     ok = False
                 else:
                     left = math.floor((window - (new_tat - now)) / interval + _DUST)
-                    items.append(ItemResult(True, max(0, left), new_tat - now, 0.0))
+                    items.append(ItemResult(True, left if left > 0 else 0, new_tat - now, 0.0))
                     rates.append((ch.key, new_tat))
         if ok:
             tats = self.tat
