@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from proxy.exchange import Identity, Usage
 from proxy.limits import memory
 from proxy.limits.backend import NEVER, ItemResult, Outcome
@@ -32,6 +34,8 @@ SECTION = {"limits": [
 ], "concurrencyLeaseSeconds": 20}
 # on the backend only: the guard would need prices for it
 SPEND = {"name": "usd", "scope": "user", "spend": "0.002USD/day"}
+# small enough for a request to need exactly what is left
+SMALL = {"name": "small", "scope": "user", "models": ["gpt-4"], "budget": "40/day", "tokens": "16/second"}
 
 
 class PlainBackend(MemoryBackend):
@@ -111,17 +115,20 @@ IDENTITIES = [Identity(key_id=k, user=u, groups=g) for k in ("key-1", "key-2", "
 
 
 def _step(rng) -> float:
-    return rng.choice([0.0, 0.0, 1e-3, rng.random() * 0.3, rng.random() * 3, 25.0,
-                       rng.random() * 40_000, 86_400.0 * rng.randrange(1, 3)])
+    # exact leases (20 s) and rate intervals (1/4 s, 1 s) too: counters end exactly on the clock
+    return rng.choice([0.0, 0.0, 1e-3, rng.random() * 0.3, rng.random() * 3, 25.0, 20.0, 20.0,
+                       0.25, 1.0, rng.random() * 40_000, 86_400.0 * rng.randrange(1, 3)])
 
 
-def test_check_answers_and_counts_as_the_plain_spelling(monkeypatch):
+@pytest.mark.parametrize("grid", [False, True], ids=["any-time", "on-a-grid"])
+def test_check_answers_and_counts_as_the_plain_spelling(monkeypatch, grid):
     """On the backend: generated charges of every kind (many keys, a counter charged twice by
     one request, costs over a limit), clock steps from none to days (windows and leases run
     out, budgets start again), settlements of every sign and concurrency released; pruning
-    every 50 operations."""
+    every 50 operations. ``grid``: the clock moves by whole 1/64 s, so a counter can end exactly
+    when a request comes (a rate's next slot, a lease) and every boundary test is taken."""
     monkeypatch.setattr(memory, "_PRUNE_EVERY", 50)
-    config = compile_limits({**SECTION, "limits": [*SECTION["limits"], SPEND]})
+    config = compile_limits({**SECTION, "limits": [*SECTION["limits"], SPEND, SMALL]})
     rng = random.Random(14)
     fast, plain = MemoryBackend(), PlainBackend()
     now = 1_750_000_000.0 - 3_000
@@ -129,7 +136,8 @@ def test_check_answers_and_counts_as_the_plain_spelling(monkeypatch):
     refused = allowed = 0
     seen = set()       # (kind, allowed, never enough) of every item answered
     for i in range(6_000):
-        now += _step(rng) if rng.random() < 0.3 else rng.random() * 0.05
+        step = _step(rng) if rng.random() < 0.3 else rng.random() * 0.05
+        now += round(step * 64) / 64 if grid else step
         if held and rng.random() < 0.4:
             c_fast, c_plain, member = held.pop(rng.randrange(len(held)))
             deltas = [rng.choice([0, 0, rng.randrange(-300, 300), -10_000, 10_000]) for _ in c_fast]
@@ -138,7 +146,7 @@ def test_check_answers_and_counts_as_the_plain_spelling(monkeypatch):
         else:
             identity = rng.choice(IDENTITIES)
             model = rng.choice(["gpt-4o", "gpt-4", "claude-3", None])
-            tokens = rng.choice([0, 1, rng.randrange(1, 600), rng.randrange(600, 3000), 400_000])
+            tokens = rng.choice([0, 1, rng.randrange(1, 9), rng.randrange(1, 600), rng.randrange(600, 3000), 400_000])
             c_fast = build_charges(config, identity, model, (None, "/v1/chat/completions"), tokens, now)
             c_plain = build_charges(config, identity, model, (None, "/v1/chat/completions"), tokens, now)
             rng.shuffle(order := list(range(len(c_fast))))
@@ -174,7 +182,7 @@ async def test_guard_answers_as_with_the_plain_spelling():
         return make_guard(clock, services, **SECTION)
     fast, plain = guard(clock_fast, fast_backend), guard(clock_plain, plain_backend)
     open_fast, open_plain = [], []
-    refusals = 0
+    refusals = completed = 0
     for i in range(2_000):
         step = _step(rng) if rng.random() < 0.1 else rng.random() * 0.2
         clock_fast.advance(step)
@@ -189,6 +197,7 @@ async def test_guard_answers_as_with_the_plain_spelling():
                 ex.upstream_started, ex.status = started, status
             await fast.on_complete(ex_fast)
             await plain.on_complete(ex_plain)
+            completed += 1
         else:
             who = rng.choice(IDENTITIES)
             words = " ".join(rng.choice(["alpha", "beta", "gamma"]) for _ in range(rng.randrange(1, 400)))
@@ -213,7 +222,7 @@ async def test_guard_answers_as_with_the_plain_spelling():
                 open_fast.append(ex_fast)
                 open_plain.append(ex_plain)
         assert _state(fast_backend) == _state(plain_backend), i
-    assert refusals > 200 and len(open_fast) > 0
+    assert refusals > 200 and completed > 200
     for ex_fast, ex_plain in zip(open_fast, open_plain):
         await fast.on_complete(ex_fast)
         await plain.on_complete(ex_plain)
