@@ -183,7 +183,8 @@ class TokenCounter:
             if n is None:
                 n = memo.older.get(d)
                 if n is None:
-                    n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
+                    n = encoding.count(text) if len(text) <= _CHUNK else \
+                        sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
                 memo.add(d, n)
                 newest = memo.newest      # add may have started a new generation
             total += n

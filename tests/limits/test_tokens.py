@@ -129,3 +129,24 @@ def test_counts_stay_those_of_the_encoding_while_generations_turn_over(monkeypat
         assert len(memo.newest) <= 4 and len(memo.older) <= 4
         assert all(text_digest(t) in memo.newest or text_digest(t) in memo.older for t in texts)
     assert all(memo.older for memo in counter.memos.values())      # generations did turn over
+
+
+def test_long_texts_are_counted_in_pieces():
+    """A text up to _CHUNK characters goes to the tokenizer whole, a longer one in pieces of
+    _CHUNK, the counts of the pieces added."""
+    from proxy.limits.tokens import _CHUNK
+
+    pieces = []
+
+    class Fake:
+        def count(self, text):
+            pieces.append(len(text))
+            return 1 + len(text) // 1000
+    counter = TokenCounter()
+    counter._loaded = {name: Encoding(name, Fake()) for name in ENCODINGS}
+    for length, want in ((0, [0]), (_CHUNK - 1, [_CHUNK - 1]), (_CHUNK, [_CHUNK]),
+                         (_CHUNK + 1, [_CHUNK, 1]), (2 * _CHUNK + 5, [_CHUNK, _CHUNK, 5])):
+        del pieces[:]
+        text = "ab" * (length // 2) + "c" * (length % 2)
+        assert counter.count([text], "gpt-4o", 4) == sum(1 + n // 1000 for n in want)
+        assert pieces == want
