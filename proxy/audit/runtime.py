@@ -26,6 +26,7 @@ from .writer import Writer
 log = structlog.get_logger("aifw.audit")
 
 CLOSE_RETRY_SECONDS = 10.0    # how long close() keeps retrying a broken sink before giving up
+STEP_GRACE_SECONDS = 10.0     # how long close() waits for a flush already under way to end
 
 
 def load_signer(cfg: AuditConfig) -> Signer | None:
@@ -50,6 +51,7 @@ class AuditLog:
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._pending_config: AuditConfig | None = None
+        self._closing = False
         self._lost_logged_at = 0.0
         self._retired_lost = 0
         self.close_retry_seconds = CLOSE_RETRY_SECONDS
@@ -82,15 +84,18 @@ class AuditLog:
             if self._writer.broken:
                 log.error("audit_sink_broken", reason=self._writer.broken,
                           failure_mode=self.config.failure_mode)
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="aifw-audit-writer")
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self._closing:
+                return          # close() applies what is pending and writes the last flush
             try:
                 if self._pending_config is not None:
                     await self._apply_config()
@@ -145,13 +150,23 @@ class AuditLog:
 
     async def close(self) -> None:
         """Drain the queue, write the final checkpoint, release the file."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            # The writer task ends after the step it is in, not cancelled inside it: a flush or a
+            # change of chain runs in a thread that cancelling would not stop, and the closing
+            # flush below beside it would write one chain from two threads.
+            self._closing = True
+            self._wake.set()
+            done, _ = await asyncio.wait({task}, timeout=self.close_retry_seconds + STEP_GRACE_SECONDS)
+            if not done:
+                # a write hung in the kernel (a dead network disk): the chain is left as a crash
+                # leaves it, without a close checkpoint, which the next start and verify report
+                task.cancel()
+                if self._writer is not None:
+                    log.error("audit_records_lost_at_shutdown", count=len(self._writer.queue),
+                              reason="the audit writer's flush did not finish")
+                    self._writer = None
+                return
         if self._writer is None:
             return
         if self._pending_config is not None:

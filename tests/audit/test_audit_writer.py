@@ -1,17 +1,22 @@
 """The writer: durability, rotation, failure modes, restart and reconfigure keep the chain."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import threading
+import time
 
 import orjson
 import pytest
 
+from proxy.audit import runtime
 from proxy.audit.config import compile_section
 from proxy.audit.runtime import AuditLog
 from proxy.audit.sinks import ChainBusy
 from proxy.audit.signing import parse_key
 from proxy.audit.sinks import FileSink
+from proxy.audit.writer import Writer
 from proxy.audit.verify import verify
 from tests.audit.helpers import make_exchange
 
@@ -37,6 +42,17 @@ def request_ids(directory):
 
 def cfg(tmp_path, **extra):
     return compile_section({"path": str(tmp_path), "flushInterval": 0.02, **extra})
+
+
+async def reconfigured(log, config):
+    """Reconfigure ``log`` and wait until its writer task has taken the new section (as a policy
+    reload does: only that task applies it, so nothing here flushes beside it)."""
+    log.reconfigure(config)
+    for _ in range(1000):
+        if log._pending_config is None and log._writer is not None and log._writer.cfg is config:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the audit writer task never applied the new section")
 
 
 async def test_every_submitted_record_is_written_once_and_closed_with_a_checkpoint(tmp_path):
@@ -195,8 +211,7 @@ async def test_reconfigure_same_file_keeps_the_chain(tmp_path):
     log = AuditLog(cfg(tmp_path))
     await log.start()
     log.submit(make_exchange(1))
-    log.reconfigure(cfg(tmp_path, level="full", checkpointEvery=1))
-    await log._apply_config()
+    await reconfigured(log, cfg(tmp_path, level="full", checkpointEvery=1))
     log.submit(make_exchange(2))
     await log.close()
     ents = entries(tmp_path)
@@ -210,12 +225,72 @@ async def test_reconfigure_to_another_directory_closes_the_old_chain(tmp_path):
     log = AuditLog(cfg(a))
     await log.start()
     log.submit(make_exchange(1))
-    log.reconfigure(cfg(b))
-    await log._apply_config()
+    await reconfigured(log, cfg(b))
     log.submit(make_exchange(2))
     await log.close()
     assert request_ids(a) == ["req-0001"] and request_ids(b) == ["req-0002"]
     assert verify([str(a)], KEY).ok and verify([str(b)], KEY).ok
+
+
+async def test_close_during_a_flush_never_writes_the_chain_from_two_threads(tmp_path, monkeypatch):
+    """Shutdown while the writer task's periodic flush runs in its thread: close() must wait for
+    that flush instead of cancelling the task and flushing beside the thread still writing."""
+    real_flush = Writer.flush
+    lock, started = threading.Lock(), threading.Event()
+    inside = {"now": 0, "most": 0}
+
+    def slow_flush(self, closing=False):
+        with lock:
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+        started.set()
+        try:
+            time.sleep(0.2)
+            return real_flush(self, closing)
+        finally:
+            with lock:
+                inside["now"] -= 1
+
+    log = AuditLog(cfg(tmp_path))
+    await log.start()
+    monkeypatch.setattr(Writer, "flush", slow_flush)
+    log.submit(make_exchange(1))
+    assert await asyncio.to_thread(started.wait, 5)      # the periodic flush is under way
+    log.submit(make_exchange(2))
+    await log.close()
+    assert inside["most"] == 1
+    assert request_ids(tmp_path) == ["req-0001", "req-0002"]
+    assert verify([str(tmp_path)], KEY).ok
+
+
+async def test_close_gives_up_on_a_flush_that_hangs(tmp_path, monkeypatch):
+    """A write stuck in the kernel: close() returns after its grace instead of hanging the
+    shutdown, and still never flushes beside the stuck thread."""
+    real_flush = Writer.flush
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    calls = []
+
+    def stuck_flush(self, closing=False):
+        calls.append(closing)
+        started.set()
+        try:
+            release.wait(5)
+            return real_flush(self, closing)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(runtime, "STEP_GRACE_SECONDS", 0.05)
+    log = AuditLog(cfg(tmp_path))
+    log.close_retry_seconds = 0
+    await log.start()
+    monkeypatch.setattr(Writer, "flush", stuck_flush)
+    log.submit(make_exchange(1))
+    assert await asyncio.to_thread(started.wait, 5)
+    await log.close()
+    assert not finished.is_set() and calls == [False] and log._writer is None
+    release.set()
+    assert await asyncio.to_thread(finished.wait, 5)
+    assert calls == [False]                 # no closing flush was started beside it
 
 
 async def test_a_second_writer_on_the_same_directory_is_refused(tmp_path):
