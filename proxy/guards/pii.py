@@ -217,6 +217,8 @@ class PiiGuard(Guard):
             spans = self._redactor.detect(text, ex.text_digest)
             if spans:
                 spans = without_placeholders(text, spans)
+        if not spans:           # what mask_spans returns for no spans, without its result
+            return text
         return mask_spans(text, spans, cfg.redactor_ops, state.vault, cfg.keys, restorable=False).text
 
 

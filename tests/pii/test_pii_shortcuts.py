@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.pii.detector import default_detector
+from proxy.pii.recognizers.financial import CardRecognizer, IbanRecognizer
 from proxy.pii.recognizers.phone import PhoneRecognizer
 from proxy.pii.recognizers.probe import Probe, _needle_automaton
 from proxy.pii.recognizers.secrets import _JWT, _RULES, SecretRecognizer, _assignments, _jwt_header_ok
@@ -63,6 +64,97 @@ class PlainPhone(PhoneRecognizer):
     def _judge(self, text, start, end, contested, core, validated=False, digits=None):
         return super()._judge(text, start, end, contested, core, validated)
 
+    @staticmethod
+    def _candidates(text, lo, hi, runs, clustered):
+        """Every position from two characters before each clustered run's start tried."""
+        from bisect import bisect_left
+        from proxy.pii.recognizers.phone import _CANDIDATE
+        out = []
+        pos = lo
+        for k in range(bisect_left(clustered, bisect_left(runs, (lo, -1))), len(clustered)):
+            start = runs[clustered[k]][0]
+            if start >= hi:
+                break
+            for at in range(max(pos, start - 2), start + 1):
+                ch = text[at]
+                if not (ch == "+" or ch == "(" or ch.isdigit() or ch == " " and text[at + 1] == "("):
+                    continue
+                m = _CANDIDATE.match(text, at, hi)
+                if m is not None:
+                    out.append(m)
+                    pos = m.end()
+                    break
+        return out
+
+
+class PlainCard(CardRecognizer):
+    """The card recogniser with its pattern tried on every chain of digit groups, however few
+    digits the chain holds."""
+
+    def find(self, text, probe=None):
+        from proxy.pii.recognizers import financial
+        with_chain = financial._chain
+        financial._chain = lambda text, runs, i: (runs[i][1], 99)
+        try:
+            return super().find(text, Probe(text))
+        finally:
+            financial._chain = with_chain
+
+
+class PlainIban(IbanRecognizer):
+    """The IBAN recogniser with the two characters before every digit run sliced and tested."""
+
+    def find(self, text, probe=None):
+        from stdnum import iban as stdnum_iban
+        from proxy.pii.recognizers.financial import iban_checksum_ok
+        out = []
+        pos = 0
+        for run_start, _ in Probe(text).runs:
+            start = run_start - 2
+            if start < pos or not text[start:run_start].isascii() or not text[start:run_start].isalpha():
+                continue
+            m = self._pattern.match(text, start)
+            if m is None:
+                continue
+            raw = m.group()
+            pos = m.start() + 1
+            cut = len(raw)
+            while cut >= 15:
+                candidate = raw[:cut]
+                compact = candidate.replace(" ", "").upper()
+                if iban_checksum_ok(compact) and stdnum_iban.is_valid(compact):
+                    out.append(Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95))
+                    pos = m.start() + cut
+                    break
+                cut = candidate.rfind(" ")
+        return out
+
+
+def _numeric_texts() -> tuple[str, ...]:
+    """Digit groups joined by spaces, dashes and dots, next to letters, IBAN-like heads and phone
+    prefixes: chains of runs just under and over a card's twelve digits, runs after letters."""
+    import random
+    rnd = random.Random(17)
+    pieces = ["4111", "1111", "4111111111111111", "378282246310005", "5000 0000 0009", "6759-0000-0018",
+              "0000", "12", "123", "1", "07700",
+              "900461", " ", " ", "-", "-", ".", "  ", "GB82", "WEST", "DE89", "gb", "DE", "370400440532013000",
+              "a", "X", "é", "\u0663", "+", "+44", "(", "(0)", ")", " (", "/", "ext. ", "call ", "card "]
+    return tuple("".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 16))) for _ in range(6000))
+
+
+@pytest.mark.parametrize("fast, plain", [(CardRecognizer, PlainCard), (IbanRecognizer, PlainIban)],
+                         ids=["card", "iban"])
+def test_card_and_iban_prechecks_find_what_the_plain_recognisers_find(fast, plain):
+    """The card recogniser's chain test (fewer than twelve digits in a chain of runs: no pattern
+    call) and the IBAN recogniser's one-character test before its two-letter test."""
+    fast, plain = fast(), plain()
+    found = 0
+    for text in _texts() + _numeric_texts():
+        got = fast.find(text, Probe(text))
+        assert got == plain.find(text), text
+        found += bool(got)
+    assert found > 200
+
 
 @pytest.mark.parametrize("contested", [None, []])
 def test_phone_shortcuts_find_what_the_plain_recogniser_finds(contested):
@@ -78,11 +170,12 @@ def test_phone_shortcuts_find_what_the_plain_recogniser_finds(contested):
 def test_the_detector_on_generated_conversations_equals_its_plain_recognisers():
     """The whole detector with the shortcut recognisers swapped for the plain ones."""
     fast = default_detector()
-    swap = {PhoneRecognizer: PlainPhone}
-    plain_recs = tuple(swap.get(type(r), type(r))(r.regions) if isinstance(r, PhoneRecognizer) else r
-                       for r in fast.recognizers)
+    swap = {CardRecognizer: PlainCard, IbanRecognizer: PlainIban}
+    plain_recs = tuple(PlainPhone(r.regions) if isinstance(r, PhoneRecognizer)
+                       else swap[type(r)]() if type(r) in swap else r for r in fast.recognizers)
+    assert {type(r) for r in plain_recs} >= {PlainPhone, PlainCard, PlainIban}
     plain = type(fast)(plain_recs, fast.entities)
-    for text in random_texts(3000, seed=41):
+    for text in random_texts(3000, seed=41) + list(_numeric_texts()[::3]):
         assert fast.detect(text) == plain.detect(text), text
 
 
@@ -226,3 +319,34 @@ async def test_answers_scanned_without_the_cache_judge_as_through_it(monkeypatch
         if shortcut:
             assert used > 100
     assert runs[0] == runs[1]
+
+
+def test_context_words_in_ascii_windows_are_the_pattern_matches():
+    """Context.any_in settles a word found in an ASCII window by its neighbours (no pattern call)
+    and falls back to the pattern next to other characters: against the pattern's search, on
+    windows before and after every digit run of the corpus and of texts dense in context words,
+    their casings and the characters the look-arounds refuse."""
+    import random
+    from proxy.pii.recognizers import birthdate
+    from proxy.pii.recognizers.context import Context
+    from proxy.pii.recognizers.financial import _SSN_CONTEXT
+    from proxy.pii.recognizers.phone import NOT_PHONE_WORDS, PHONE_CONTEXT_WORDS
+    rnd = random.Random(23)
+    words = ["call", "CALL", "Cell", "cellphone", "tel", "Tel.", "mob", "mobile", "ring", "text", "id",
+             "ID", "order", "ssn", "SS#", "ss no", "born", "d.o.b", "dob", "phone"]
+    edges = [" ", "_", "<", ">", "1", "a", "Z", ".", ":", "-", "é", "\u0663", "\u212a", "\n", "(", "#"]
+    dense = ["".join(rnd.choice(words if rnd.random() < 0.5 else edges) for _ in range(rnd.randint(1, 24)))
+             for _ in range(4000)]
+    contexts = (Context.of(PHONE_CONTEXT_WORDS, 40, 12), Context.of(NOT_PHONE_WORDS, 30, 0), _SSN_CONTEXT,
+                birthdate._BIRTH)
+    assert all(c.words is not None for c in contexts)
+    found = 0
+    for text in _texts() + tuple(dense):
+        runs = Probe(text).runs or [(len(text) // 2, len(text) // 2)]
+        for a, b in runs[:6]:
+            for lo, hi in ((max(0, a - 40), a), (max(0, a - 30), a), (b, b + 40), (0, len(text))):
+                for context in contexts:
+                    plain = context.pattern.search(text, lo, hi) is not None
+                    assert context.any_in(text, lo, hi) == plain, (text, lo, hi, context.pattern.pattern)
+                    found += plain
+    assert found > 5000

@@ -1,6 +1,7 @@
 """Context words: a weak pattern counts only when a telling word stands close to it."""
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 import ahocorasick
@@ -14,6 +15,34 @@ import regex
 _FOLD_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 .#-_'éèêàâçôûüöäñ")
 # Windows shorter than this are searched by the pattern directly: there it is as quick.
 _SHORT = 24
+
+
+# ASCII characters the pattern's look-behind (``[\p{L}\p{N}_<]``) and look-ahead (``[\p{L}_]``)
+# refuse next to a word.
+_NOT_BEFORE = frozenset(string.ascii_letters + string.digits + "_<")
+_NOT_AFTER = frozenset(string.ascii_letters + "_")
+
+
+def _bounded(text: str, begin: int, stop: int, hi: int) -> bool | None:
+    """``pattern.match(text, begin, hi) is not None`` for a word of an ASCII window found at
+    ``text[begin:stop]``: in ASCII text a case-insensitive match of an ASCII word is its
+    lower-cased form, so only the look-arounds are left to test, and every word found at
+    ``begin`` is tried (the automaton reports each, longer ones too). None when a character
+    next to the word is not ASCII: the pattern then decides. Saves a ``regex`` call (~6 k
+    instructions) per word found."""
+    if begin > 0:
+        before = text[begin - 1]
+        if before in _NOT_BEFORE:
+            return False
+        if not before.isascii():
+            return None
+    if stop < hi:
+        after = text[stop:stop + 1]     # "" at the end of the text (hi may lie past it)
+        if after in _NOT_AFTER:
+            return False
+        if not after.isascii():
+            return None
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +82,13 @@ class Context:
         if len(folded) != len(window):
             return self.pattern.search(text, lo, hi) is not None
         match = self.pattern.match
+        plain = window.isascii()
         for end, n in self.words.iter(folded):
-            if match(text, lo + end - n + 1, hi):
+            begin = lo + end - n + 1
+            found = _bounded(text, begin, begin + n, hi) if plain else None
+            if found is None:
+                found = match(text, begin, hi) is not None
+            if found:
                 return True
         return False
 
@@ -70,9 +104,12 @@ class Context:
         folded = window.casefold()
         if self.words is None or len(folded) != len(window):
             return list(self.pattern.finditer(text, lo, hi))
+        hits = list(self.words.iter(folded))
+        if not hits:                # most windows: no word, so no sorting, no pattern call
+            return []
         out = []
         done = lo
-        for begin in sorted({lo + end - n + 1 for end, n in self.words.iter(folded)}):
+        for begin in sorted({lo + end - n + 1 for end, n in hits}):
             if begin < done:
                 continue
             m = self.pattern.match(text, begin, hi)

@@ -222,7 +222,12 @@ class PhoneRecognizer:
             start = runs[clustered[k]][0]
             if start >= hi:
                 break
-            for at in range(max(pos, start - 2), start + 1):
+            lo_at = max(pos, start - 2)
+            if lo_at < start and "+" not in text[lo_at:start] and "(" not in text[lo_at:start]:
+                # Before the run's first digit a match can start only at a "+" or a "(" (or the
+                # space of " (0)"), so here only at the digit itself.
+                lo_at = start
+            for at in range(lo_at, start + 1):
                 # A match's first character: "+", "(", a digit, or the space of " (0)".
                 ch = text[at]
                 if not (ch == "+" or ch == "(" or ch.isdigit() or ch == " " and text[at + 1] == "("):
@@ -331,7 +336,8 @@ class PhoneRecognizer:
             return None
         if _after_currency(text, start):
             return None
-        unopposed = contested is not None and not any(a < end and start < b for a, b in contested)
+        unopposed = contested is not None and (
+            not contested or not any(a < end and start < b for a, b in contested))
         score = self._score(text, start, end, core, digits, unopposed)
         if not score or validated and score <= _CONTEXT_ONLY:
             return None
