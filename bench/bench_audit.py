@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy.audit.chain import Chain, prepare_parts  # noqa: E402
+from proxy.audit.chain import Chain  # noqa: E402
 from proxy.audit.config import compile_section  # noqa: E402
-from proxy.audit.record import build_record, record_parts  # noqa: E402
+from proxy.audit.record import build_record, prepared_record  # noqa: E402
 from proxy.audit.signing import generate_ed25519, parse_key, sign_checkpoint  # noqa: E402
 from proxy.audit.sinks import FileSink  # noqa: E402
 from proxy.audit.writer import Writer  # noqa: E402
@@ -74,15 +74,16 @@ def per_call(fn, n: int, repeat: int = 5) -> float:
 def micro() -> list[tuple[str, float]]:
     exchanges = [make_exchange(i, blocked_rule="inj.001" if i % 5 == 0 else None) for i in range(1000)]
     records = [build_record(ex) for ex in exchanges]
+
     chain = Chain()
     out = [
         ("build_record (metadata)", per_call(lambda i: build_record(exchanges[i % 1000]), 20000)),
         ("orjson.dumps only (no chain)", per_call(lambda i: orjson.dumps(dict(records[i % 1000])), 20000)),
         ("chain seal (canonical JSON + SHA-256)", per_call(lambda i: chain.seal(dict(records[i % 1000])), 20000)),
-        ("loop per record: record_parts + prepare_parts (what submit does)",
-         per_call(lambda i: prepare_parts(*record_parts(exchanges[i % 1000])), 20000)),
+        ("loop per record: prepared_record (what submit does)",
+         per_call(lambda i: prepared_record(exchanges[i % 1000]), 20000)),
     ]
-    prepared = [prepare_parts(*record_parts(ex)) for ex in exchanges]
+    prepared = [prepared_record(ex) for ex in exchanges]
     out.append(("writer thread per record: seal_prepared (splice + SHA-256)",
                 per_call(lambda i: chain.seal_prepared(prepared[i % 1000]), 20000)))
     hmac_signer = parse_key("hmac:bench-key")

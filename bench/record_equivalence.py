@@ -92,13 +92,24 @@ def exchanges(n: int, seed: int = 14):
         yield ex, pick(("metadata", "metadata", "redacted", "full"))
 
 
+def _prepared():
+    """This checkout's way from an exchange to the bytes ``Chain.seal_prepared`` takes."""
+    try:
+        from proxy.audit.record import prepared_record
+    except ImportError:      # a checkout from before 2026-12-06's auditrec: three parts
+        from proxy.audit.chain import prepare_parts
+        from proxy.audit.record import record_parts
+        return lambda ex, level, redact: prepare_parts(*record_parts(ex, level, redact))
+    return prepared_record
+
+
 def emit(n: int, out: Path) -> None:
-    from proxy.audit.chain import Chain, prepare_parts
-    from proxy.audit.record import record_parts
+    from proxy.audit.chain import Chain
+    prepared = _prepared()
     chain = Chain()
     with out.open("wb") as fh:
         for ex, level in exchanges(n):
-            fh.write(chain.seal_prepared(prepare_parts(*record_parts(ex, level, lambda e, t: t.upper()))))
+            fh.write(chain.seal_prepared(prepared(ex, level, lambda e, t: t.upper())))
 
 
 def main(argv: list[str] | None = None) -> int:

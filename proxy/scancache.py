@@ -148,12 +148,6 @@ class ScanCache:
         self.hits += 1
         return item[0]
 
-    def get_many(self, keys: list[Hashable]) -> list[Any]:
-        """``[self.get(key) for key in keys]``: the same values, recency order and counts. (It held
-        the lock once for all keys; ``get`` takes no lock now, so this is ``get`` for each.)"""
-        get = self.get
-        return [get(key) for key in keys]
-
     def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
         """``size``: the bytes ``value`` holds, when the caller knows them cheaper than
         ``approx_size`` walks them."""

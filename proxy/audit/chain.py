@@ -26,15 +26,17 @@ def entry_hash(entry_without_hash: dict) -> str:
     return hashlib.sha256(canonical(entry_without_hash)).hexdigest()
 
 
-def prepare_parts(before: dict, between: dict, after: dict) -> bytes:
-    """Serialise a record given as three non-empty dicts whose keys sort before ``prev``,
-    between ``prev`` and ``seq``, and after ``seq`` (record.record_parts), for ``seal_prepared``.
-    Returns the three canonical bodies without braces, joined by NUL bytes (canonical JSON never
-    holds a raw NUL: orjson escapes control characters): one ``bytes``, which the garbage
-    collector does not track while it waits in the queue. Raises TypeError like ``canonical``."""
-    return b"\0".join((orjson.dumps(before, option=_OPTS, default=str)[1:-1],
-                       orjson.dumps(between, option=_OPTS, default=str)[1:-1],
-                       orjson.dumps(after, option=_OPTS, default=str)[1:-1]))
+# What a request record holds for ``prev`` and ``seq`` until it is sealed: orjson writes a
+# Fragment's bytes as they are, and canonical JSON never holds a raw NUL otherwise (orjson
+# escapes control characters), so the writer finds the two places with memchr
+SLOT = orjson.Fragment(b"\0")
+
+
+def prepare_record(record: dict) -> bytes:
+    """The canonical bytes of a request record whose ``prev`` and ``seq`` hold ``SLOT``, for
+    ``seal_prepared``: one orjson call on the loop, one ``bytes``, which the garbage collector
+    does not track while it waits in the queue. Raises TypeError like ``canonical``."""
+    return orjson.dumps(record, option=_OPTS, default=str)
 
 
 class Chain:
@@ -65,15 +67,17 @@ class Chain:
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n'
 
     def seal_prepared(self, prepared: bytes) -> bytes:
-        """``seal`` for a record serialised by ``prepare_parts``: the same line, byte for byte.
+        """``seal`` for a record serialised by ``prepare_record``: the same line, byte for byte.
         The two NULs are found with ``find`` (memchr) rather than ``split``, which tests every
-        byte in a loop of its own; the entry is hashed without copying it once more."""
+        byte in a loop of its own; the entry is hashed without copying it once more. There is
+        no third NUL to look for (a call of ~1.7 k instructions): orjson writes none, only
+        ``prepare_record``'s two Fragments."""
         i = prepared.find(0)
         j = prepared.find(0, i + 1)
-        if i < 0 or j < 0 or prepared.find(0, j + 1) >= 0:
-            raise ValueError("a prepared record holds exactly two NUL separators")
-        core = b"".join((b"{", prepared[:i], b',"prev":"', self.prev.encode(), b'",', prepared[i + 1:j],
-                         b',"seq":', str(self.seq).encode(), b",", prepared[j + 1:]))
+        if j < 0:
+            raise ValueError("a prepared record holds two NUL bytes")
+        core = b"".join((prepared[:i], b'"', self.prev.encode(), b'"', prepared[i + 1:j],
+                         str(self.seq).encode(), prepared[j + 1:-1]))
         h = hashlib.sha256(core)
         h.update(b"}")
         digest = h.hexdigest()

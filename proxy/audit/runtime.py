@@ -18,8 +18,7 @@ import structlog
 
 from .config import AuditConfig
 from ..durations import NOT_COMPUTED
-from .chain import prepare_parts
-from .record import build_record, effective_level, record_parts
+from .record import effective_level, prepared_record
 from .signing import Signer, parse_key
 from .sinks import ChainBusy, FileSink, StdoutSink
 from .writer import Writer
@@ -186,12 +185,9 @@ class AuditLog:
         level = self.level_for(ex)
         redactor = (self.services.get("pii_redactor")
                     if level == "redacted" and self.services is not None else None)
-        try:
-            # serialised here, once: the writer thread only splices seq/prev in and hashes, and
-            # no record dicts live on until the next flush (less work under the GIL, less GC)
-            record = prepare_parts(*record_parts(ex, level, redactor, upstream=upstream))
-        except TypeError:               # unserialisable: the writer counts it as lost
-            record = build_record(ex, level, redactor)
+        # serialised here, once: the writer thread only splices seq/prev in and hashes, and no
+        # record dicts live on until the next flush (less work under the GIL, less GC)
+        record = prepared_record(ex, level, redactor, upstream=upstream)
         if not writer.enqueue(record):
             now = time.monotonic()
             if now - self._lost_logged_at >= 10.0:

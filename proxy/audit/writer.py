@@ -3,7 +3,7 @@
 ``AuditLog`` (runtime.py) runs ``flush`` in a worker thread every flush interval, so file I/O
 never runs on the event loop. Records enter through ``enqueue`` from the loop thread (a deque:
 append and popleft are thread-safe). ``AuditLog.submit`` queues records already serialised
-(chain.prepare_parts: one untracked ``bytes`` per record), so this thread only splices in
+(chain.prepare_record: one untracked ``bytes`` per record), so this thread only splices in
 ``seq``/``prev`` and hashes; a queued dict is serialised here as before.
 
 Failure handling: a sealed line is kept in ``_buf`` until ``os.write`` has taken all of it, so a
@@ -52,7 +52,7 @@ class Writer:
 
     # --- loop thread -------------------------------------------------------------------------
     def enqueue(self, record: dict | bytes) -> bool:
-        """Queue a record (a dict, or already serialised by chain.prepare_parts); False when it
+        """Queue a record (a dict, or already serialised by chain.prepare_record); False when it
         was dropped (queue full with failureMode open)."""
         if len(self.queue) >= self.cfg.queue_size and self.cfg.failure_mode == "open":
             with self._lost_lock:

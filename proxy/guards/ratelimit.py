@@ -52,7 +52,7 @@ class RateLimitGuard(Guard):
             return refusal(charges, outcome.items, prompt + output)
         res = Reservation(charges, backend, ex.request_id, prompt, output, fallback=fallback)
         ex.state[NAME] = res
-        ex.usage.reserved_tokens = res.tokens
+        ex.usage.reserved_tokens = prompt + output      # res.tokens, without the property call
         ex.response_headers.update(rate_headers(charges, outcome.items))
         if ex.stream and any(c.limit.kind in ("tokens", "budget", "spend") for c in charges):
             ask_for_usage(ex)

@@ -47,13 +47,15 @@ class Limiter:
     def plan(self, ex) -> tuple[list[Charge], int, int]:
         """The charges this exchange makes, with its prompt and output token reservation.
         Raises Unpriced when a spend budget applies to a model without a price."""
-        route = (ex.endpoint.name if ex.endpoint is not None else None, ex.path)
+        endpoint = ex.endpoint
+        route = (endpoint.name if endpoint is not None else None, ex.path)
         charges = self.planner.build(ex.identity, ex.model, route, 0, self.clock())
         metered = [ch for ch in charges if ch.limit.kind in _METERED]
         if not metered or self.counter is None:
             return charges, 0, 0        # no token or spend limit applies: do not tokenize at all
         prompt = prompt_tokens(self.counter, ex, self.config.chars_per_token)
-        output = output_allowance(ex.body, _kind(ex), self.config.default_max_tokens)
+        output = output_allowance(ex.body, endpoint.kind if endpoint is not None else None,
+                                  self.config.default_max_tokens)
         spend = None
         for ch in metered:
             if ch.limit.kind == "spend":
@@ -143,10 +145,6 @@ class Limiter:
 
 
 _METERED = ("tokens", "budget", "spend")
-
-
-def _kind(ex) -> str | None:
-    return getattr(ex.endpoint, "kind", None)
 
 
 def build_limiter(config: LimitsConfig, services: Any = None, clock: Clock | None = None) -> Limiter:

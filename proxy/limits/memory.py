@@ -31,65 +31,79 @@ class MemoryBackend:
 
     # -- reserve ------------------------------------------------------------------------
     def check(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:
+        """Every charge is judged against the counters as they were before this request (two
+        charges may share a counter: a limit with two equal windows), then, when all pass, all
+        are applied. Runs on every request: kinds are tested by equality, the apply step gets
+        (key, value) per counter of each kind from the first pass instead of working each kind
+        out again, and the holders of a slot are walked only when a lease ran out. tests/limits/test_memory_check.py holds a plain spelling and
+        compares the two over generated traffic."""
         self._ops += 1
         if self._ops % _PRUNE_EVERY == 0:
             self.prune(now)
         items: list[ItemResult] = []
-        plan: list[float | None] = []
+        rates: list[tuple[str, float]] = []           # key -> new theoretical arrival time
+        budgets: list[tuple[str, float, float]] = []  # key, cost, window end
+        leases: list[tuple[str, float]] = []          # key -> this member's lease end
         ok = True
         for ch in charges:
-            kind = ch.limit.kind
-            amount = ch.limit.amount
-            if kind in CALENDAR_KINDS:
-                used = self._budget_used(ch.key, now)
-                left = amount - used
-                reset = ch.param - now
-                if ch.cost > left:
-                    retry = NEVER if ch.cost > amount else reset
-                    items.append(ItemResult(False, max(0, int(left)), reset, retry))
-                    plan.append(None)
-                    ok = False
-                else:
-                    items.append(ItemResult(True, int(left - ch.cost), reset, 0.0))
-                    plan.append(float(ch.cost))
-            elif kind == "concurrency":
+            limit = ch.limit
+            kind = limit.kind
+            amount = limit.amount
+            cost = ch.cost
+            if kind == "concurrency":
                 holders = self.slots.get(ch.key)
-                count = self._live(holders, now) if holders else 0
+                if not holders:
+                    count = 0
+                elif min(holders.values()) > now:     # no lease ran out: nothing to drop
+                    count = len(holders)
+                else:
+                    count = self._live(holders, now)
                 if count >= amount:
                     items.append(ItemResult(False, 0, 0.0, CONCURRENCY_RETRY))
-                    plan.append(None)
                     ok = False
                 else:
                     items.append(ItemResult(True, amount - count - 1, 0.0, 0.0))
-                    plan.append(now + ch.param)
+                    leases.append((ch.key, now + ch.param))
+            elif kind == "budget" or kind == "spend":       # CALENDAR_KINDS
+                used = self._budget_used(ch.key, now)
+                left = amount - used
+                reset = ch.param - now
+                if cost > left:
+                    items.append(ItemResult(False, max(0, int(left)), reset, NEVER if cost > amount else reset))
+                    ok = False
+                else:
+                    items.append(ItemResult(True, int(left - cost), reset, 0.0))
+                    budgets.append((ch.key, float(cost), ch.param))
             else:
                 window = ch.param
                 interval = window / amount
-                tat = max(self.tat.get(ch.key, now), now)
-                new_tat = tat + ch.cost * interval
-                if ch.cost > amount or new_tat - window > now:
-                    retry = NEVER if ch.cost > amount else new_tat - window - now
+                tat = self.tat.get(ch.key, now)
+                if tat < now:
+                    tat = now
+                new_tat = tat + cost * interval
+                if cost > amount or new_tat - window > now:
+                    retry = NEVER if cost > amount else new_tat - window - now
                     left = math.floor((window - (tat - now)) / interval + _DUST)
                     items.append(ItemResult(False, max(0, left), tat - now, retry))
-                    plan.append(None)
                     ok = False
                 else:
                     left = math.floor((window - (new_tat - now)) / interval + _DUST)
-                    items.append(ItemResult(True, max(0, left), new_tat - now, 0.0))
-                    plan.append(new_tat)
+                    items.append(ItemResult(True, left if left > 0 else 0, new_tat - now, 0.0))
+                    rates.append((ch.key, new_tat))
         if ok:
-            for ch, value in zip(charges, plan):
-                kind = ch.limit.kind
-                if kind in CALENDAR_KINDS:
-                    entry = self.used.get(ch.key)
+            tats = self.tat
+            for key, new_tat in rates:
+                tats[key] = new_tat
+            if budgets:
+                used_by = self.used
+                for key, cost, end in budgets:
+                    entry = used_by.get(key)
                     if entry is None:
-                        self.used[ch.key] = [value, ch.param]
+                        used_by[key] = [cost, end]
                     else:
-                        entry[0] += value
-                elif kind == "concurrency":
-                    self.slots.setdefault(ch.key, {})[member] = value
-                else:
-                    self.tat[ch.key] = value
+                        entry[0] += cost
+            for key, end in leases:
+                self.slots.setdefault(key, {})[member] = end
         return Outcome(ok, items)
 
     async def reserve(self, charges: Sequence[Charge], member: str, now: float) -> Outcome:

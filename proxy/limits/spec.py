@@ -126,7 +126,9 @@ _RESET_TEXTS_MAX = 4096
 def format_reset(seconds: float) -> str:
     """OpenAI's ``x-ratelimit-reset-*`` format, as Go prints durations: ``20ms``, ``1s``,
     ``1.5s``, ``6m0s``, ``1h2m3s``."""
-    ms = max(0, int(round(seconds * 1000)))
+    ms = round(seconds * 1000)        # an int already (``round`` of a float)
+    if ms < 0:
+        ms = 0
     text = _RESET_TEXTS.get(ms)
     if text is None:
         if len(_RESET_TEXTS) >= _RESET_TEXTS_MAX:

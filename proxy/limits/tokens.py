@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ..scancache import MISSING, ScanCache, text_digest
+from ..scancache import text_digest
 
 # Newer OpenAI models the tokenizer package does not list by name, mapped by prefix.
 _O200K = re.compile(r"^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|chatgpt-4o|o1|o3|o4|gpt-oss|omni-moderation)")
@@ -21,9 +21,9 @@ _CL100K = re.compile(r"^(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-)")
 _CHUNK = 100_000            # bpe_openai refuses very long inputs in one piece
 _CHUNK_TOKENS = 200_000     # and encodings with more tokens than this per piece (kept: same outcome)
 _CACHE_MAX = 512
-# counts remembered per text: a key (name, digest) and an int each (~350 bytes with the LRU's node)
-COUNT_CACHE_ENTRIES = 4096
-COUNT_CACHE_BYTES = 2 << 20
+# counts remembered per text and encoding: a generation holds this many (a 32-byte digest and an
+# int each, ~150 bytes with the dict's slot), at most two generations are kept
+COUNT_GENERATION = 4096
 # OpenAI chat framing: every message costs ~3 tokens, every answer is primed with 3.
 PER_MESSAGE = 3
 PER_REQUEST = 3
@@ -94,17 +94,41 @@ def _load(name: str) -> Encoding:
     return Encoding(name, _bindings().tokenizer_for_encoding(name))
 
 
+class CountMemo:
+    """Token counts of one encoding by text digest, in two generations: a count is looked up in
+    the newest, then in the one before (and copied into the newest when found there); when the
+    newest holds ``COUNT_GENERATION`` counts it becomes the older and the older is dropped. So a
+    count used since the last turnover survives the next one (nearly least-recently-used), and
+    a look-up that finds its count is one plain dict ``get``: a conversation re-sends its
+    history with every turn, and a ScanCache (a Python call, a key tuple and an LRU move per
+    text) cost ~3 k instructions per text more. Entries all have the same small size, so
+    bounding their number bounds the memory."""
+
+    __slots__ = ("newest", "older")
+
+    def __init__(self) -> None:
+        self.newest: dict[bytes, int] = {}
+        self.older: dict[bytes, int] = {}
+
+    def add(self, digest: bytes, n: int) -> None:
+        newest = self.newest
+        if len(newest) >= COUNT_GENERATION:
+            self.older = newest
+            newest = self.newest = {}
+        newest[digest] = n
+
+
 class TokenCounter:
     """Holds the encodings (shared across policy reloads via Services), loaded on first use or
     by ``warm`` in a background thread once the server is up, so they never delay readiness.
-    Counts are remembered per text (by digest, bounded): a conversation re-sends its history
-    with every turn."""
+    Counts are remembered per text (by digest, bounded: ``CountMemo``): a conversation re-sends
+    its history with every turn."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loaded: dict[str, Encoding] | None = None
         self._by_model: dict[str, Encoding | None] = {}
-        self._counts = ScanCache(COUNT_CACHE_ENTRIES, COUNT_CACHE_BYTES)
+        self.memos = {name: CountMemo() for name in ENCODINGS}
 
     @property
     def _encodings(self) -> dict[str, Encoding]:
@@ -145,23 +169,24 @@ class TokenCounter:
               digest: Callable[[str], bytes] = text_digest,
               digests: Callable[[list[str]], list[bytes]] | None = None) -> int:
         """``digest``: the exchange's ``text_digest`` (a text digested once per exchange), or
-        ``digests``: its ``text_digests`` (the same for a list of texts, in one call). The
-        remembered counts are looked up together; a text not found is looked up once more before
-        it is counted (it may have come earlier in ``texts``), then counted and remembered."""
+        ``digests``: its ``text_digests`` (the same for a list of texts, in one call). A text
+        whose count is remembered is not counted again (a repeat within ``texts`` neither)."""
         encoding = self.encoding_for(model)
         if encoding is None:
             return sum(estimate(len(t), chars_per_token) for t in texts)
         texts = list(texts)
-        name = encoding.name
-        keys = [(name, d) for d in (digests(texts) if digests is not None else map(digest, texts))]
-        counts = self._counts
+        memo = self.memos[encoding.name]
+        newest = memo.newest
         total = 0
-        for text, key, n in zip(texts, keys, counts.get_many(keys)):
-            if n is MISSING:
-                n = counts.get(key)
-                if n is MISSING:
-                    n = sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
-                    counts.put(key, n)
+        for text, d in zip(texts, digests(texts) if digests is not None else map(digest, texts)):
+            n = newest.get(d)
+            if n is None:
+                n = memo.older.get(d)
+                if n is None:
+                    n = encoding.count(text) if len(text) <= _CHUNK else \
+                        sum(encoding.count(text[start:start + _CHUNK]) for start in range(0, len(text), _CHUNK))
+                memo.add(d, n)
+                newest = memo.newest      # add may have started a new generation
             total += n
         return total
 

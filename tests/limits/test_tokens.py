@@ -90,4 +90,63 @@ def test_counts_looked_up_together_are_those_looked_up_one_at_a_time():
         assert batch.count(texts, model, 4, digests=ex.text_digests) == expected
         assert ex.text_digests(texts) == [ex.text_digest(t) for t in texts]
     assert calls["batch"] == calls["single"]
-    assert list(batch._counts._items.items()) == list(single._counts._items.items())
+    for name in ENCODINGS:
+        assert batch.memos[name].newest == single.memos[name].newest
+        assert batch.memos[name].older == single.memos[name].older
+
+
+def test_counts_stay_those_of_the_encoding_while_generations_turn_over(monkeypatch):
+    """The remembered counts with small generations (4, so a call of up to 4 texts turns them over
+    once at most): every total is the encoding's; a text is counted when it is not remembered,
+    once per call, never when its count is in the newest generation (only the older one is
+    dropped, at a turnover); at most two generations are kept; a call's texts are remembered."""
+    import random
+
+    from proxy.limits import tokens
+    from proxy.scancache import text_digest
+
+    monkeypatch.setattr(tokens, "COUNT_GENERATION", 4)
+    calls = []
+
+    class Fake:
+        def count(self, text):
+            calls.append(text)
+            return len(text) % 7 + text.count("a")
+    counter = TokenCounter()
+    counter._loaded = {name: Encoding(name, Fake()) for name in ENCODINGS}
+    rng = random.Random(16)
+    pool = ["a" * k + "b" * rng.randrange(5) for k in range(14)]
+    for _ in range(3_000):
+        texts = [rng.choice(pool[:rng.choice([3, 6, 14])]) for _ in range(rng.randrange(0, 5))]
+        model = rng.choice(["gpt-4o", "gpt-4"])
+        memo = counter.memos[counter.encoding_for(model).name]
+        newest, older = set(memo.newest), set(memo.older)
+        del calls[:]
+        assert counter.count(texts, model, 4) == sum(len(t) % 7 + t.count("a") for t in texts)
+        assert len(calls) == len(set(calls))
+        unknown = {t for t in texts if text_digest(t) not in newest | older}
+        assert unknown <= set(calls) <= unknown | {t for t in texts if text_digest(t) in older - newest}
+        assert len(memo.newest) <= 4 and len(memo.older) <= 4
+        assert all(text_digest(t) in memo.newest or text_digest(t) in memo.older for t in texts)
+    assert all(memo.older for memo in counter.memos.values())      # generations did turn over
+
+
+def test_long_texts_are_counted_in_pieces():
+    """A text up to _CHUNK characters goes to the tokenizer whole, a longer one in pieces of
+    _CHUNK, the counts of the pieces added."""
+    from proxy.limits.tokens import _CHUNK
+
+    pieces = []
+
+    class Fake:
+        def count(self, text):
+            pieces.append(len(text))
+            return 1 + len(text) // 1000
+    counter = TokenCounter()
+    counter._loaded = {name: Encoding(name, Fake()) for name in ENCODINGS}
+    for length, want in ((0, [0]), (_CHUNK - 1, [_CHUNK - 1]), (_CHUNK, [_CHUNK]),
+                         (_CHUNK + 1, [_CHUNK, 1]), (2 * _CHUNK + 5, [_CHUNK, _CHUNK, 5])):
+        del pieces[:]
+        text = "ab" * (length // 2) + "c" * (length % 2)
+        assert counter.count([text], "gpt-4o", 4) == sum(1 + n // 1000 for n in want)
+        assert pieces == want
