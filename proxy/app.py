@@ -305,7 +305,6 @@ class Edge:
             raise ProxyError(504, "upstream_timeout", f"Upstream {up.name} did not finish its answer in time.") from None
         except aiohttp.ClientError as exc:
             raise ProxyError(502, "upstream_error", f"Upstream {up.name} broke off its answer ({type(exc).__name__}).") from None
-        headers = response_headers(resp.headers, drop_encoding=False)
         inspect = ex.endpoint.inspected and resp.status == 200 and "json" in resp.content_type
         if ex.endpoint.inspected and resp.status == 200 and not inspect:
             ex.mark_uninspected("response not inspectable")
@@ -324,8 +323,11 @@ class Edge:
                                      "bytes, the most aifw inspects (server.maxInspectedResponseBytes).")
                 ex.mark_uninspected("response larger than server.maxInspectedResponseBytes")
                 ex.decision = "bypassed" if ex.decision == "allowed" else ex.decision
-            return await self._relay(request, ex, resp, data, headers, deadline, until)
-        add, answered = apply_usage, resp.headers
+            return await self._relay(request, ex, resp, data, response_headers(resp.headers, drop_encoding=False),
+                                     deadline, until)
+        # the headers that go out are those of the answer served (``answered``), without its
+        # Content-Encoding once the body is re-encoded: filtered once, at the end
+        add, answered, reencoded = apply_usage, resp.headers, False
         while inspect:   # once, or again for each corrected answer a guard asked for
             try:
                 ex.response_body = orjson.loads(plain)
@@ -344,8 +346,7 @@ class Edge:
                 ex.status = verdict.status
                 return _verdict_response(verdict, ex)
             if verdict is not None or (ex.response_slots and any(s.changed for s in ex.response_slots)):
-                data = orjson.dumps(ex.response_body)
-                headers = response_headers(answered, drop_encoding=True)
+                data, reencoded = orjson.dumps(ex.response_body), True
             repair, ex.repair = ex.repair, None
             if repair is None or verdict is not None:
                 break
@@ -358,11 +359,11 @@ class Edge:
                     if not refused_in_answer(ex, block):
                         ex.status = block.status
                         return _verdict_response(block, ex)
-                    data = orjson.dumps(ex.response_body)
-                    headers = response_headers(answered, drop_encoding=True)
+                    data, reencoded = orjson.dumps(ex.response_body), True
                 break
             answered, plain = again
-            data, headers, add = plain, response_headers(answered, drop_encoding=True), add_usage
+            data, reencoded, add = plain, True, add_usage
+        headers = response_headers(answered, drop_encoding=reencoded)
         headers.update(ex.response_headers)
         headers[REQUEST_ID] = ex.request_id
         return web.Response(status=resp.status, body=data, headers=headers)

@@ -43,10 +43,21 @@ def _decide(ex: Exchange, guard: Guard, verdict: Verdict) -> Verdict | None:
     return verdict
 
 
+# guard name -> its span's name, made once rather than formatted for every hook call (guard
+# names come from the policy: few)
+_SPAN_NAMES: dict[str, str] = {}
+
+
+def _span_name(guard: str) -> str:
+    name = _SPAN_NAMES[guard] = f"guard.{guard}"
+    return name
+
+
 def _timed(ex: Exchange, guard: Guard, start: float) -> None:
     end = time.monotonic()
-    ex.guard_seconds[guard.name] = ex.guard_seconds.get(guard.name, 0.0) + (end - start)
-    ex.spans.append((f"guard.{guard.name}", start, end))
+    name = guard.name
+    ex.guard_seconds[name] = ex.guard_seconds.get(name, 0.0) + (end - start)
+    ex.spans.append((_SPAN_NAMES.get(name) or _span_name(name), start, end))
 
 
 async def run_request(ex: Exchange) -> Verdict | None:

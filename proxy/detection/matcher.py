@@ -74,13 +74,18 @@ def _searched(rule: Rule, planned: tuple, prepared: Prepared, views: Views, time
                 break
         else:
             seen.append(text)
-            if v.folded and v.ascii and pids is not None and max_pid < v.n_hits \
-                    and pids.isdisjoint(v.hit_set):
-                continue
-            for pattern, pf, pid, lex, required, stretches, starts, on_ascii in entries:
+            tried = entries
+            if v.folded and v.ascii and pids is not None and max_pid < v.n_hits:
+                # Every pattern is behind an indexed prefilter, which passes this view exactly
+                # when its pid hit (``_passes``): only those patterns are tried, in their order.
+                hit = pids.intersection(v.hit_set)
+                if not hit:
+                    continue
+                tried = tuple(e for e in entries if e[2] in hit)
+            for pattern, pf, pid, lex, required, stretches, starts, on_ascii in tried:
                 # The prefilters only skip searches that cannot match (a required literal absent).
                 if pf is not None:
-                    if not _passes(pf, pid, v):
+                    if tried is entries and not _passes(pf, pid, v):
                         continue
                     # On a long view ``spans`` (below) answers ``has_any`` too, at less cost: it
                     # looks for the further sets only in the stretches holding the rarest one.

@@ -140,13 +140,46 @@ VIEWS = ("raw", "normalized", "collapsed", "decoded")
 _PLAIN_WORD = regex.compile(r"\b[a-z]{3,}\b")
 
 
-def adversarial_suffix(text: str) -> int:
-    """1 when the last line ends in a glued-symbol run after a plain-language opening."""
-    last = text.rstrip().rsplit("\n", 1)[-1][-160:]
-    if len(last) < 40:
+SUFFIX_TAIL = 160           # the symbol and glue counts read the last line's last 160 characters
+
+
+class LastLine:
+    """A text's last line, as the suffix signals read it, and the odd-symbol and glued-pair counts
+    of its last ``SUFFIX_TAIL`` characters, each counted on first use: JB-2007
+    (``adversarial_suffix``) and JB-2010 (``gibberish_suffix``) read the same two counts of the
+    same characters, so a text's ``Prepared`` hands both one of these."""
+
+    __slots__ = ("line", "tail", "_odd", "_glue")
+
+    def __init__(self, text: str):
+        self.line = text.rstrip().rsplit("\n", 1)[-1]
+        self.tail = self.line[-SUFFIX_TAIL:]
+        self._odd: int | None = None
+        self._glue: int | None = None
+
+    def odd(self) -> int:
+        """``odd_count(self.tail)``."""
+        if self._odd is None:
+            self._odd = odd_count(self.tail)
+        return self._odd
+
+    def glue(self) -> int:
+        """``glue_count(self.tail)``."""
+        if self._glue is None:
+            self._glue = glue_count(self.tail)
+        return self._glue
+
+
+def adversarial_suffix(text: str, last: LastLine | None = None) -> int:
+    """1 when the last line ends in a glued-symbol run after a plain-language opening.
+    ``last``: ``LastLine(text)`` when the caller keeps one."""
+    if last is None:
+        last = LastLine(text)
+    tail = last.tail
+    if len(tail) < 40:
         return 0
-    return int(odd_count(last) >= 5 and glue_count(last) >= 3
-               and sum(map(str.isalpha, last)) / len(last) > 0.45
+    return int(last.odd() >= 5 and last.glue() >= 3
+               and sum(map(str.isalpha, tail)) / len(tail) > 0.45
                and len(_PLAIN_WORD.findall(text[:300])) >= 4)
 
 
@@ -179,15 +212,18 @@ def _prose_tail(text: str) -> bool:
     return _PROSE_TAIL.fullmatch(text) is not None
 
 
-def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
+def gibberish_suffix(text: str, adversarial: int | None = None, last_line: LastLine | None = None) -> int:
     """Adversarial-suffix score x100 of the last line: how much less probable its last 60
     characters are than the rest of the line under a character model of ordinary English
     (charlm.py, estimated from CPython's documentation, no attack data), plus a little for odd
     symbols and glued tokens in its tail. 0 for short or mostly non-ASCII lines, and when the older
     structural heuristic (``adversarial_suffix``, JB-2007) fires already. JB-2010 fires at
-    95, the highest value seen on the NotInject and plain-harmful-goal benign families."""
-    last = text.rstrip().rsplit("\n", 1)[-1][-SUFFIX_CHARS:]
-    if len(last) < 100 or (adversarial_suffix(text) if adversarial is None else adversarial):
+    95, the highest value seen on the NotInject and plain-harmful-goal benign families.
+    ``last_line``: ``LastLine(text)`` when the caller keeps one."""
+    if last_line is None:
+        last_line = LastLine(text)
+    last = last_line.line[-SUFFIX_CHARS:]
+    if len(last) < 100 or (adversarial_suffix(text, last_line) if adversarial is None else adversarial):
         return 0         # JB-2007 already counts this suffix: the two never add up
     # An encoded payload at the end ("decode this base64: V3JpdGUg...") is improbable English by
     # construction: it is judged by what it decodes to (the decoded view), not as a suffix.
@@ -200,9 +236,9 @@ def gibberish_suffix(text: str, adversarial: int | None = None) -> int:
     if _prose_tail(end.split(" ", 1)[-1]) and not glue_any(end):
         return 0
     contrast = charlm.tail_contrast(last)
-    tail = last[-160:]
-    score = (contrast + 0.08 * min(odd_count(tail), 10)
-             + 0.08 * min(glue_count(tail), 10))
+    # last_line.tail is last[-SUFFIX_TAIL:]: SUFFIX_CHARS is the longer
+    score = (contrast + 0.08 * min(last_line.odd(), 10)
+             + 0.08 * min(last_line.glue(), 10))
     return max(int(score * 100), 0)
 
 
@@ -311,7 +347,7 @@ def squeeze(text: str) -> str:
     """``_WS.sub(" ", text).strip()``, computed with str.split() when that is the same thing."""
     if text.isascii():
         return _squeeze_ascii(text)
-    if any(c in text for c in _ODD_SPACE):
+    if any(map(text.__contains__, _ODD_SPACE)):      # a C loop: no generator frame
         return _WS.sub(" ", text).strip()
     return " ".join(text.split())
 
@@ -321,7 +357,7 @@ def _squeeze_ascii(text: str) -> str:
     as every white space character made a space, runs of spaces halved until none is left and
     the ends stripped: a few substring scans instead of one string per word (a fifth of the time
     on 20 KB of prose, which has no run of spaces to halve)."""
-    if any(c in text for c in _ODD_SPACE):
+    if any(map(text.__contains__, _ODD_SPACE)):      # a C loop: no generator frame
         return _WS.sub(" ", text).strip()
     return join_split(text, _ASCII_SPACE)
 
@@ -426,7 +462,7 @@ class Prepared:
 
     __slots__ = ("raw", "_views", "_anchor_hits", "_words", "invisible", "tags", "mixed_script",
                  "template_tokens", "_adversarial_suffix", "_gibberish_suffix", "_filler_suffix",
-                 "_requests", "_embedded_task", "_lower")
+                 "_requests", "_embedded_task", "_lower", "_last_line")
 
     def __init__(self, text: str):
         self.raw = text
@@ -443,20 +479,29 @@ class Prepared:
         self._adversarial_suffix: int | None = None
         self._gibberish_suffix: int | None = None
         self._filler_suffix: int | None = None
+        self._last_line: LastLine | None = None
         self._requests: indirect.Requests | None = None
         self._embedded_task: int | None = None
         self._lower: str | None = None
 
     @property
+    def last_line(self) -> LastLine:
+        """The last line and its tail's counts, shared by the two suffix signals below."""
+        if self._last_line is None:
+            self._last_line = LastLine(self.raw)
+        return self._last_line
+
+    @property
     def adversarial_suffix(self) -> int:
         if self._adversarial_suffix is None:
-            self._adversarial_suffix = adversarial_suffix(self.raw)
+            self._adversarial_suffix = adversarial_suffix(self.raw, self.last_line)
         return self._adversarial_suffix
 
     @property
     def gibberish_suffix(self) -> int:
         if self._gibberish_suffix is None:
-            self._gibberish_suffix = gibberish_suffix(self.raw, self.adversarial_suffix)
+            self._gibberish_suffix = gibberish_suffix(self.raw, self.adversarial_suffix,
+                                                      self.last_line)
         return self._gibberish_suffix
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import ruleaids
 from .factored import factored
+from .prefilter import anchor_set
 from .rules import Rule
 
 # Per rule: (rule, (entries, pids, max pid)) with entries (pattern, prefilter, prefilter id or
@@ -30,9 +31,11 @@ def _pid(pf) -> int:
 
 
 def _entry(pattern, pf, lex, required, sentences: bool, starts: bool) -> tuple:
-    # ``required``: the other required sets, one of each of which a folded view must hold too.
+    # ``required``: the other required sets, one of each of which a folded view must hold too
+    # (as prefilter.AnchorSet: the same set of any pattern is one object).
     # A pattern that cannot cross a sentence end is searched only in the sentences holding an
     # anchor of its prefilter (by id, from the anchor pass) and of each of those sets.
+    required = tuple(map(anchor_set, required))
     stretches = (pf, dict(zip(pf.ascii_ids, pf.ascii_anchors)), required) \
         if sentences and pf is not None else None
     # ``starts``: every match begins where one of these ASCII anchors (by id) does
@@ -45,7 +48,8 @@ def _entry(pattern, pf, lex, required, sentences: bool, starts: bool) -> tuple:
 def plan(rule: Rule) -> tuple:
     """(entries, pids, max pid) of a pattern rule: ``pids`` is the set of its patterns' prefilter
     ids when every pattern is behind an indexed prefilter (on a folded ASCII view the rule then
-    cannot match unless one of them hit), else None."""
+    cannot match unless one of them hit, and only the patterns behind a pid that hit can:
+    ``matcher._searched``), else None."""
     got = _PLANS.get(id(rule))
     if got is None or got[0] is not rule:
         aid = ruleaids.aids(rule)

@@ -80,6 +80,36 @@ def occurs_any(anchors, text: str) -> bool:
     return False
 
 
+class AnchorSet(tuple):
+    """A further required set of a pattern (``requirement``) as matching keeps it (``anchor_set``):
+    one object per distinct set, so a view looks a set up once however many patterns share it
+    (``scanviews.ViewState.has_any`` remembers answers by object), with the anchors' words."""
+
+    words: tuple[str, ...]      # each anchor without its word-start mark
+
+    def occurs_in(self, text: str) -> bool:
+        """``occurs_any(self, text)``: an anchor occurs only where its word does, so first one C
+        loop of substring tests (no slice or call per anchor); the word starts are checked, anchor
+        by anchor, only when a word occurs."""
+        return any(map(text.__contains__, self.words)) and occurs_any(self, text)
+
+
+_ANCHOR_SETS: dict[tuple[str, ...], AnchorSet] = {}
+_MAX_ANCHOR_SETS = 4096
+
+
+def anchor_set(anchors: tuple[str, ...]) -> AnchorSet:
+    """The one ``AnchorSet`` of these anchors."""
+    got = _ANCHOR_SETS.get(anchors)
+    if got is None:
+        got = AnchorSet(anchors)
+        got.words = tuple(map(_strip, anchors))
+        if len(_ANCHOR_SETS) >= _MAX_ANCHOR_SETS:
+            _ANCHOR_SETS.clear()      # only sharing is lost: a set made again answers the same
+        _ANCHOR_SETS[anchors] = got
+    return got
+
+
 @dataclass(frozen=True, slots=True)
 class Prefilter:
     anchors: tuple[str, ...]       # case-folded; a match contains at least one (as a substring)

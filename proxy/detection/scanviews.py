@@ -15,7 +15,8 @@ import re
 
 from ..lazyimport import lazy
 from .normalize import Prepared
-from .prefilter import FOLDED_VIEWS, SENTENCE_ENDS, occurrences, occurs_any, prefilter_hit_state
+from .prefilter import (FOLDED_VIEWS, SENTENCE_ENDS, AnchorSet, occurrences,
+                        prefilter_hit_state)
 
 # Shorter views are searched whole: a search of a few sentences costs less than finding them.
 SENTENCES_FROM = 600
@@ -62,7 +63,7 @@ class ViewState:
         self._holding: dict[tuple[str, ...], frozenset[int]] = {}
         self._has: dict[int, bool] = {}
 
-    def has_any(self, anchors: tuple[str, ...]) -> bool:
+    def has_any(self, anchors: AnchorSet) -> bool:
         """Whether one of ``anchors`` (a further required set, prefilter.requirement) occurs in
         this view; True on a view that is not folded, where a substring test says nothing, and
         for a long set on a short view, where searching the pattern costs less than looking."""
@@ -72,7 +73,7 @@ class ViewState:
             text = self.text
             got = self._has[key] = not self.folded \
                 or (len(anchors) > SHORT_VIEW_ANCHORS and len(text) < SENTENCES_FROM) \
-                or occurs_any(anchors, text)
+                or anchors.occurs_in(text)
         return got
 
     def sentence_ends(self) -> list[int]:
@@ -152,7 +153,7 @@ class ViewState:
             # each occurs there at all (most often one does not), then in which.
             order, starts, joined = self._joined(keep)
             for anchors in requirements:
-                if not occurs_any(anchors, joined):
+                if not anchors.occurs_in(joined):
                     return []
             for anchors in requirements:
                 if not keep:
@@ -181,6 +182,9 @@ class ViewState:
         return out
 
 
+_UNSEEN = object()
+
+
 class Views:
     """The ``ViewState`` of each view of one prepared text, built on first use."""
 
@@ -192,10 +196,10 @@ class Views:
 
     def __call__(self, view: str) -> ViewState | None:
         """None for an empty view."""
-        try:
-            return self.got[view]
-        except KeyError:
-            pass
+        # ``get``, not a caught KeyError: each view's first look-up misses, and raising costs more
+        got = self.got.get(view, _UNSEEN)
+        if got is not _UNSEEN:
+            return got
         prepared = self.prepared
         text = prepared.view(view)
         if not text:

@@ -126,8 +126,7 @@ class Telemetry:
                     m.tokens.add(usage.prompt_tokens, (group, model, "prompt"))
                 if usage.completion_tokens:
                     m.tokens.add(usage.completion_tokens, (group, model, "completion"))
-        for guard, seconds in ex.guard_seconds.items():
-            m.guard_duration.record(seconds, (guard,))
+        m.guard_duration.record_each(ex.guard_seconds.items())
         if upstream is NOT_COMPUTED:
             upstream = upstream_seconds(ex)
         if upstream is not None:

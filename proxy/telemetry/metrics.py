@@ -96,7 +96,9 @@ class Counter(_Instrument):
 
 
 class HistogramMetric(_Instrument):
-    """Fixed-bucket histogram keyed like Counter (bucket i counts values <= bounds[i])."""
+    """Fixed-bucket histogram keyed like Counter. A series' row holds a count per bucket (row[i]
+    counts values <= bounds[i], the next one those above every bound), then the values' sum;
+    their count is the buckets' total, added up when rendered rather than kept per value."""
 
     kind = "histogram"
 
@@ -104,18 +106,40 @@ class HistogramMetric(_Instrument):
                  otel: Any = None, unit: str = "s") -> None:
         super().__init__(name, description, labels, otel, unit)
         self.bounds = tuple(float(b) for b in bounds)
-        self.values: dict[tuple, list] = {}   # key -> [bucket counts..., sum, count]
+        self.values: dict[tuple, list] = {}   # key -> [bucket counts..., sum]
+        # where a row keeps the sum: a non-negative index (CPython's fast path for list items)
+        self.sum_at = len(self.bounds) + 1
+        self._by_label: dict[str, list] = {}  # record_each: label -> the row of key (label,)
+
+    def _row(self, key: tuple) -> list:
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = [0] * self.sum_at + [0.0]
+        return row
 
     def record(self, value: float, key: tuple = ()) -> None:
         """``key``: the label values, in ``labels`` order."""
-        row = self.values.get(key)
-        if row is None:
-            row = self.values[key] = [0] * (len(self.bounds) + 1) + [0.0, 0]
+        row = self.values.get(key) or self._row(key)
         row[bisect_left(self.bounds, value)] += 1
-        row[-2] += value
-        row[-1] += 1
+        row[self.sum_at] += value
         if self.otel is not None:
             self.otel.record(value, self.attributes(key))
+
+    def record_each(self, measurements) -> None:
+        """``record(value, (label,))`` for each ``(label, value)`` of ``measurements``, for a
+        histogram with one label (the guards' times of an exchange): rows found by the label
+        itself, with no key tuple and no call per value."""
+        if self.otel is not None:
+            for label, value in measurements:
+                self.record(value, (label,))
+            return
+        rows, bounds, at = self._by_label, self.bounds, self.sum_at
+        for label, value in measurements:
+            row = rows.get(label)
+            if row is None:
+                row = rows[label] = self._row((label,))
+            row[bisect_left(bounds, value)] += 1
+            row[at] += value
 
 
 def _local_labels(names: tuple[str, ...], key: tuple, extra: tuple = ()) -> str:
@@ -139,9 +163,10 @@ def render_local(instruments: list, gauges: list[tuple[str, str, str, float]]) -
                 for bound, count in zip(inst.bounds, row):
                     cumulative += count
                     out.append(f"{name}_bucket{_local_labels(inst.labels, key, (('le', _num(bound)),))} {cumulative}")
-                out.append(f"{name}_bucket{_local_labels(inst.labels, key, (('le', '+Inf'),))} {row[-1]}")
-                out.append(f"{name}_sum{_local_labels(inst.labels, key)} {_num(row[-2])}")
-                out.append(f"{name}_count{_local_labels(inst.labels, key)} {row[-1]}")
+                count = cumulative + row[-2]     # and the values above every bound
+                out.append(f"{name}_bucket{_local_labels(inst.labels, key, (('le', '+Inf'),))} {count}")
+                out.append(f"{name}_sum{_local_labels(inst.labels, key)} {_num(row[-1])}")
+                out.append(f"{name}_count{_local_labels(inst.labels, key)} {count}")
     for name, kind, description, value in gauges:
         out += [f"# HELP {name} {description}", f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
     return ("\n".join(out) + "\n").encode()

@@ -157,3 +157,20 @@ def test_response_headers_keep_repeated_fields():
     out = response_headers(up, drop_encoding=False)
     assert out.getall("Set-Cookie") == ["a=1", "b=2"]
     assert "Connection" not in out
+
+
+async def test_a_rewritten_answer_goes_out_without_its_encoding(fake, start_proxy):
+    """The edge filters an answer's headers once, for the answer it serves: a body a guard
+    rewrote goes out decoded, without the upstream's Content-Encoding; one left alone keeps it."""
+    proxy = await start_proxy(policy(guards={"access": {}, "pii": {}}))
+    body = {"model": "gpt-4o-mini", "messages": MSG}
+    sent = {"authorization": "Bearer sk-test", "accept-encoding": "gzip", "x-fake-mode": "gzip"}
+    status, headers, data = await _raw_post(proxy.openai_url + "/chat/completions", body,
+                                            {**sent, "x-fake-reply": "write to alice@example.com"})
+    assert status == 200
+    assert "Content-Encoding" not in headers and "X-Request-ID" in headers
+    assert "alice@example.com" not in orjson.loads(data)["choices"][0]["message"]["content"]
+    status, headers, data = await _raw_post(proxy.openai_url + "/chat/completions", body,
+                                            {**sent, "x-fake-reply": "nothing personal"})
+    assert headers["Content-Encoding"] == "gzip" and "X-Request-ID" in headers
+    assert orjson.loads(gzip.decompress(data))["choices"][0]["message"]["content"] == "nothing personal"
