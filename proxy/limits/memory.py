@@ -35,8 +35,9 @@ class MemoryBackend:
         charges may share a counter: a limit with two equal windows), then, when all pass, all
         are applied. Runs on every request: kinds are tested by equality, the apply step gets
         (key, value) per counter of each kind from the first pass instead of working each kind
-        out again, and the holders of a slot are walked only when a lease ran out. tests/limits/test_memory_check.py holds a plain spelling and
-        compares the two over generated traffic."""
+        out again, and the holders of a slot are walked only when a lease ran out.
+        tests/limits/test_memory_check.py holds a plain spelling and compares the two over
+        generated traffic."""
         self._ops += 1
         if self._ops % _PRUNE_EVERY == 0:
             self.prune(now)
