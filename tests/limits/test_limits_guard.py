@@ -21,6 +21,13 @@ def make_guard(clock, services=None, failure_mode="closed", **section):
     return guard
 
 
+def guard_on(clock, backend, **section):
+    """``make_guard`` whose in-memory limits are counted by ``backend``."""
+    services = Services()
+    services.set("ratelimit.memory", backend)
+    return make_guard(clock, services, **section)
+
+
 async def admit(guard, ex):
     verdict = await guard.on_request(ex)
     return verdict

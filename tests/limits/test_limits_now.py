@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import random
 
-from proxy.exchange import Usage
 from proxy.limits.clock import ManualClock
 from proxy.limits.memory import MemoryBackend
-from proxy.services import Services
 
-from .helpers import make_exchange
-from .test_limits_guard import make_guard
+from .helpers import backend_state, complete_one, make_exchange
+from .test_limits_guard import guard_on
 
 SECTION = {"limits": [
     {"name": "req", "scope": "user", "requests": ["5/second", "40/minute"]},
@@ -25,22 +23,11 @@ class Awaited(MemoryBackend):
     """The same backend, but not the in-memory type itself: reserve/settle are awaited."""
 
 
-def _guard(clock, backend):
-    services = Services()
-    services.set("ratelimit.memory", backend)
-    return make_guard(clock, services, **SECTION)
-
-
-def _state(backend: MemoryBackend):
-    return (dict(backend.tat), {k: list(v) for k, v in backend.used.items()},
-            {k: dict(v) for k, v in backend.slots.items()})
-
-
 async def test_answered_at_once_as_when_awaited():
     rng = random.Random(14)
     clock_now, clock_then = ManualClock(), ManualClock()
     now_backend, then_backend = MemoryBackend(), Awaited()
-    now, then = _guard(clock_now, now_backend), _guard(clock_then, then_backend)
+    now, then = guard_on(clock_now, now_backend, **SECTION), guard_on(clock_then, then_backend, **SECTION)
     assert now.limiter.reserve_now([], "x") is not None and then.limiter.reserve_now([], "x") is None
     open_now, open_then = [], []
     for i in range(600):
@@ -48,15 +35,7 @@ async def test_answered_at_once_as_when_awaited():
         clock_now.advance(step)
         clock_then.advance(step)
         if open_now and rng.random() < 0.5:     # complete one in flight, with or without usage
-            k = rng.randrange(len(open_now))
-            ex_now, ex_then = open_now.pop(k), open_then.pop(k)
-            usage = rng.choice([Usage(), Usage(prompt_tokens=rng.randrange(500), completion_tokens=rng.randrange(800))])
-            started, status = rng.choice([None, 1.0]), rng.choice([200, 500])
-            for ex in (ex_now, ex_then):
-                ex.usage = Usage(usage.prompt_tokens, usage.completion_tokens, reserved_tokens=ex.usage.reserved_tokens)
-                ex.upstream_started, ex.status = started, status
-            await now.on_complete(ex_now)
-            await then.on_complete(ex_then)
+            await complete_one(rng, (now, then), (open_now, open_then))
         else:
             user = rng.choice(["alice", "bob", None])
             words = " ".join(rng.choice(["alpha", "beta", "gamma"]) for _ in range(rng.randrange(1, 300)))
@@ -73,10 +52,10 @@ async def test_answered_at_once_as_when_awaited():
                 assert ex_now.usage.reserved_tokens == ex_then.usage.reserved_tokens
                 open_now.append(ex_now)
                 open_then.append(ex_then)
-        assert _state(now_backend) == _state(then_backend), i
+        assert backend_state(now_backend) == backend_state(then_backend), i
     for ex_now, ex_then in zip(open_now, open_then):
         await now.on_complete(ex_now)
         await now.on_complete(ex_now)          # settled once only
         await then.on_complete(ex_then)
-    assert _state(now_backend) == _state(then_backend)
+    assert backend_state(now_backend) == backend_state(then_backend)
     assert not now_backend.slots

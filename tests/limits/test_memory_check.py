@@ -9,17 +9,16 @@ import random
 
 import pytest
 
-from proxy.exchange import Identity, Usage
+from proxy.exchange import Identity
 from proxy.limits import memory
 from proxy.limits.backend import NEVER, ItemResult, Outcome
 from proxy.limits.charges import build_charges
 from proxy.limits.clock import ManualClock
 from proxy.limits.config import compile_limits
 from proxy.limits.memory import CONCURRENCY_RETRY, MemoryBackend
-from proxy.services import Services
 
-from .helpers import make_exchange
-from .test_limits_guard import make_guard
+from .helpers import backend_state, complete_one, make_exchange
+from .test_limits_guard import guard_on
 
 SECTION = {"limits": [
     {"name": "req", "scope": "user", "requests": ["4/second", "30/minute"]},
@@ -104,11 +103,6 @@ def _floor(units: float) -> int:
     return math.floor(units + memory._DUST)
 
 
-def _state(backend):
-    return (dict(backend.tat), {k: list(v) for k, v in backend.used.items()},
-            {k: dict(v) for k, v in backend.slots.items()})
-
-
 IDENTITIES = [Identity(key_id=k, user=u, groups=g) for k in ("key-1", "key-2", "a:b") for u, g in (
     ("alice", ()), ("bob", ("interns",)), (None, ("interns", "staff")), ("carol", ("staff", "staff")),
     ("a|b", ("interns",)))]
@@ -160,7 +154,7 @@ def test_check_answers_and_counts_as_the_plain_spelling(monkeypatch, grid):
                 held.append((c_fast, c_plain, member))
             else:
                 refused += 1
-        assert _state(fast) == _state(plain), i
+        assert backend_state(fast) == backend_state(plain), i
         assert fast._ops == plain._ops
     assert allowed > 500 and refused > 1_000          # both paths taken often
     assert {(k, ok) for k, ok, _ in seen} == {(k, ok) for k in ("requests", "tokens", "budget", "spend", "concurrency")
@@ -175,12 +169,7 @@ async def test_guard_answers_as_with_the_plain_spelling():
     rng = random.Random(15)
     clock_fast, clock_plain = ManualClock(), ManualClock()
     fast_backend, plain_backend = MemoryBackend(), PlainBackend()
-
-    def guard(clock, backend):
-        services = Services()
-        services.set("ratelimit.memory", backend)
-        return make_guard(clock, services, **SECTION)
-    fast, plain = guard(clock_fast, fast_backend), guard(clock_plain, plain_backend)
+    fast, plain = guard_on(clock_fast, fast_backend, **SECTION), guard_on(clock_plain, plain_backend, **SECTION)
     open_fast, open_plain = [], []
     refusals = completed = 0
     for i in range(2_000):
@@ -188,15 +177,7 @@ async def test_guard_answers_as_with_the_plain_spelling():
         clock_fast.advance(step)
         clock_plain.advance(step)
         if open_fast and rng.random() < 0.45:     # complete one in flight, with or without usage
-            k = rng.randrange(len(open_fast))
-            ex_fast, ex_plain = open_fast.pop(k), open_plain.pop(k)
-            usage = rng.choice([Usage(), Usage(prompt_tokens=rng.randrange(500), completion_tokens=rng.randrange(800))])
-            started, status = rng.choice([None, 1.0]), rng.choice([200, 500])
-            for ex in (ex_fast, ex_plain):
-                ex.usage = Usage(usage.prompt_tokens, usage.completion_tokens, reserved_tokens=ex.usage.reserved_tokens)
-                ex.upstream_started, ex.status = started, status
-            await fast.on_complete(ex_fast)
-            await plain.on_complete(ex_plain)
+            await complete_one(rng, (fast, plain), (open_fast, open_plain))
             completed += 1
         else:
             who = rng.choice(IDENTITIES)
@@ -221,9 +202,9 @@ async def test_guard_answers_as_with_the_plain_spelling():
                     [(c.key, c.cost, c.param) for c in r_plain.charges]
                 open_fast.append(ex_fast)
                 open_plain.append(ex_plain)
-        assert _state(fast_backend) == _state(plain_backend), i
+        assert backend_state(fast_backend) == backend_state(plain_backend), i
     assert refusals > 200 and completed > 200
     for ex_fast, ex_plain in zip(open_fast, open_plain):
         await fast.on_complete(ex_fast)
         await plain.on_complete(ex_plain)
-    assert _state(fast_backend) == _state(plain_backend)
+    assert backend_state(fast_backend) == backend_state(plain_backend)
