@@ -200,6 +200,13 @@ def _starting_patterns() -> list[tuple]:
 STARTING = _starting_patterns()
 
 
+def _in_and_around(case: str):
+    """The case under four of its disguises, and inside a sentence of other words."""
+    for how in (0, 1, 4, 7):
+        yield _disguise(case, how)
+        yield "Some words first, then " + case + " and more after."
+
+
 def test_many_patterns_are_tried_at_their_anchors_only():
     assert len(STARTING) > 50
     assert any(r.id == "JB-2009" for r, _p, _ids in STARTING)
@@ -210,19 +217,18 @@ def test_trying_a_pattern_at_its_anchors_finds_what_a_search_finds(case):
     # Each such pattern, on each folded ASCII view of the case (and of its disguises, and inside
     # other sentences): tried at the offsets where its anchors start, it matches exactly when a
     # search finds it, in the whole view and from an offset inside it.
-    for how in (0, 1, 4, 7):
-        for text in (_disguise(case, how), "Some words first, then " + case + " and more after."):
-            prepared = Prepared(text)
-            for rule, pattern, ids in STARTING:
-                for view in rule.views:
-                    v = scanviews.Views(prepared)(view)
-                    if v is None or not (v.folded and v.ascii):
-                        continue
-                    offsets = matcher._offsets(ids, v.where)
-                    for start in (0, len(v.text) // 3):
-                        want = pattern.search(v.text, start, len(v.text)) is not None
-                        got = matcher._tried_at(pattern, v.text, offsets, start, len(v.text), 1.0)
-                        assert got == want, (rule.id, pattern.pattern, v.text, start)
+    for text in _in_and_around(case):
+        prepared = Prepared(text)
+        for rule, pattern, ids in STARTING:
+            for view in rule.views:
+                v = scanviews.Views(prepared)(view)
+                if v is None or not (v.folded and v.ascii):
+                    continue
+                offsets = matcher._offsets(ids, v.where)
+                for start in (0, len(v.text) // 3):
+                    want = pattern.search(v.text, start, len(v.text)) is not None
+                    got = matcher._tried_at(pattern, v.text, offsets, start, len(v.text), 1.0)
+                    assert got == want, (rule.id, pattern.pattern, v.text, start)
 
 
 def test_findings_are_the_same_when_every_such_pattern_is_tried_at_its_anchors(monkeypatch):
@@ -247,15 +253,14 @@ def test_many_patterns_have_their_alternations_factored():
 @pytest.mark.parametrize("case", CASES)
 def test_a_factored_pattern_finds_what_the_pattern_finds_on_ascii_text(case):
     # not only whether it matches: the same first match, its span and its groups' spans
-    for how in (0, 1, 4, 7):
-        for text in (_disguise(case, how), "Some words first, then " + case + " and more after."):
-            prepared = Prepared(text)
-            for rule, pattern, fast in FACTORED:
-                for view in rule.views:
-                    text = prepared.view(view)
-                    if not text.isascii():
-                        continue
-                    for start in (0, len(text) // 3):
-                        want, got = pattern.search(text, start), fast.search(text, start)
-                        assert (want and (want.span(), want.regs)) == (got and (got.span(), got.regs)), \
-                            (rule.id, fast.pattern, text, start)
+    for text in _in_and_around(case):
+        prepared = Prepared(text)
+        for rule, pattern, fast in FACTORED:
+            for view in rule.views:
+                text = prepared.view(view)
+                if not text.isascii():
+                    continue
+                for start in (0, len(text) // 3):
+                    want, got = pattern.search(text, start), fast.search(text, start)
+                    assert (want and (want.span(), want.regs)) == (got and (got.span(), got.regs)), \
+                        (rule.id, fast.pattern, text, start)
