@@ -114,22 +114,6 @@ class Exchange:
         digests[id(text)] = (text, digest)
         return digest
 
-    def text_digests(self, texts: list[str]) -> list[bytes]:
-        """``[self.text_digest(t) for t in texts]`` in one call (the token counter's texts)."""
-        digests = self.digests
-        if digests is None:
-            digests = self.digests = {}
-        out = []
-        for text in texts:
-            got = digests.get(id(text))
-            if got is not None and got[0] is text:
-                out.append(got[1])
-            else:
-                digest = text_digest(text)
-                digests[id(text)] = (text, digest)
-                out.append(digest)
-        return out
-
     def add_finding(self, finding: Finding) -> None:
         self.findings.append(finding)
 

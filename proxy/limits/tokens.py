@@ -166,10 +166,8 @@ class TokenCounter:
         return encoding
 
     def count(self, texts: Iterable[str], model: str | None, chars_per_token: float,
-              digest: Callable[[str], bytes] = text_digest,
-              digests: Callable[[list[str]], list[bytes]] | None = None) -> int:
-        """``digest``: the exchange's ``text_digest`` (a text digested once per exchange), or
-        ``digests``: its ``text_digests`` (the same for a list of texts, in one call). A text
+              digest: Callable[[str], bytes] = text_digest) -> int:
+        """``digest``: the exchange's ``text_digest`` (a text digested once per exchange). A text
         whose count is remembered is not counted again (a repeat within ``texts`` neither)."""
         encoding = self.encoding_for(model)
         if encoding is None:
@@ -178,7 +176,7 @@ class TokenCounter:
         memo = self.memos[encoding.name]
         newest = memo.newest
         total = 0
-        for text, d in zip(texts, digests(texts) if digests is not None else map(digest, texts)):
+        for text, d in zip(texts, map(digest, texts)):
             n = newest.get(d)
             if n is None:
                 n = memo.older.get(d)
@@ -199,8 +197,7 @@ def prompt_tokens(counter: TokenCounter, ex, chars_per_token: float) -> int:
     """Prompt tokens of the request: its text slots, plus OpenAI's per-message framing."""
     slots = ex.request_slots
     if slots:
-        n = counter.count([s.text for s in slots if s.text], ex.model, chars_per_token,
-                          digests=ex.text_digests)
+        n = counter.count([s.text for s in slots if s.text], ex.model, chars_per_token, ex.text_digest)
         messages = len({s.index for s in slots if s.kind in ("message", "content_part", "tool_result")})
         return n + (PER_MESSAGE * messages + PER_REQUEST if messages else 0)
     # Not parsed into slots (unknown endpoint): charge by size, so nothing is free.
